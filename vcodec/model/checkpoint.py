@@ -1,0 +1,61 @@
+"""Checkpoint files: the config is stored next to the weights, so a file alone rebuilds its model."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .autoencoder import VideoTokenizer
+from .config import TokenizerConfig
+
+
+def weights_hash(state_dict: dict) -> str:
+    """sha256 over parameter names, dtypes, shapes and bytes, in sorted-name order (never dict order)."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def atomic_save(obj: dict, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    with open(tmp, "wb") as f:
+        f.write(buf.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    return torch.load(str(path), map_location="cpu", weights_only=False)
+
+
+def build_from_checkpoint(ckpt: dict, *, use_ema: bool = True) -> VideoTokenizer:
+    cfg = TokenizerConfig.from_dict(ckpt["config"])
+    model = VideoTokenizer(cfg)
+    state = ckpt.get("ema") if use_ema and ckpt.get("ema") is not None else ckpt["model"]
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.eval()
+
+
+def export_inference(ckpt: dict, *, rate_points: list[dict], coder_tables: np.ndarray | None,
+                     card: dict) -> dict:
+    """The shipped form: EMA weights in fp16, config, rate points, integer coder tables, card facts."""
+    state = ckpt.get("ema") or ckpt["model"]
+    half = {k: v.detach().to(torch.float16).cpu() for k, v in state.items()}
+    return {"format": "vcodec-model-1", "config": ckpt["config"], "ema": half, "model": half,
+            "weights_hash": weights_hash(half), "rate_points": rate_points,
+            "coder_tables": None if coder_tables is None else np.asarray(coder_tables),
+            "card": card}

@@ -1,0 +1,53 @@
+"""Tokenizer configuration: one dataclass, stored inside every checkpoint."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """Geometry and width of the causal MAGVIT-v2-style tokenizer.
+
+    Fixed geometry: 2-level Haar patching (4x spatial) + one learned 2x spatial
+    downsampling = 8x spatial; the first frame alone, then every group of
+    ``temporal_factor`` frames, becomes one latent frame.
+    """
+
+    name: str = "vcodec-default"
+    hi_channels: int = 64        # channels at 1/4 resolution (after Haar patching)
+    lo_channels: int = 128       # channels at 1/8 resolution (latent grid)
+    enc_hi_blocks: int = 1       # residual blocks at 1/4 resolution in the encoder
+    enc_lo_blocks: int = 2       # residual blocks at 1/8 resolution in the encoder
+    dec_lo_blocks: int = 2       # residual blocks at 1/8 resolution in the decoder
+    dec_hi_blocks: int = 2       # residual blocks at 1/4 resolution in the decoder
+    temporal_kernel: int = 2     # causal temporal extent of the 1/8-resolution convolutions
+    token_bits: int = 32         # LFQ dimensions (= bits per token per level)
+    max_levels: int = 4          # residual LFQ levels; quality q uses the first q levels
+    entropy_group_bits: int = 8  # LFQ entropy penalty is computed jointly over groups of this many bits
+    temporal_factor: int = 4     # frames per latent frame (after the first)
+    window_frames: int = 17      # frames per independently coded window (1 + 4k)
+
+    spatial_factor: int = 8      # fixed by the architecture
+
+    def __post_init__(self) -> None:
+        if self.token_bits % self.entropy_group_bits:
+            raise ValueError("token_bits must be a multiple of entropy_group_bits")
+        if (self.window_frames - 1) % self.temporal_factor:
+            raise ValueError("window_frames must be 1 + k * temporal_factor")
+        if not 1 <= self.token_bits <= 32:
+            raise ValueError("token_bits must be in 1..32")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TokenizerConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def tiny(cls) -> "TokenizerConfig":
+        """A few-thousand-parameter config for tests (random weights are fine there)."""
+        return cls(name="tiny-test", hi_channels=8, lo_channels=16, enc_hi_blocks=1, enc_lo_blocks=1,
+                   dec_lo_blocks=1, dec_hi_blocks=1, token_bits=8, max_levels=3, entropy_group_bits=4,
+                   window_frames=9)

@@ -1,0 +1,1 @@
+"""Training the tokenizer: corpus sampling, losses, the training loop, export of the shipped model."""

@@ -1,0 +1,79 @@
+"""`vcodec train DATA... -o CKPT`: train (or keep training) a tokenizer.
+
+Also runnable as `python -m vcodec.train` and under `torchrun --nproc_per_node N -m vcodec.train ...`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import click
+
+from ..model.config import TokenizerConfig
+
+
+def _config_options(func):
+    for f in reversed(dataclasses.fields(_train_config_cls())):
+        func = click.option(f"--{f.name.replace('_', '-')}", type=type(f.default), default=None,
+                            help=f"(default {f.default})")(func)
+    return func
+
+
+def _train_config_cls():
+    from .trainer import TrainConfig
+    return TrainConfig
+
+
+@click.command("train")
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
+              help="checkpoint to write (atomically, every few minutes)")
+@click.option("--resume/--no-resume", default=False, help="continue from OUTPUT if it exists (exactly)")
+@click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="start from the weights of this checkpoint (e.g. the shipped model) with a fresh optimizer")
+@click.option("--device", default="cpu", type=click.Choice(["cpu", "cuda"]), show_default=True)
+@click.option("--model-config", "model_config", default="default",
+              type=click.Choice(["default", "tiny"]), show_default=True)
+@_config_options
+def train_command(data, output, resume, init, device, model_config, **overrides):
+    """Train the tokenizer on DATA (a pre-decoded corpus .npz, or video files)."""
+    import torch
+
+    from .corpus import Corpus
+    from .trainer import TrainConfig, Trainer, setup_distributed
+
+    cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise click.ClickException("--device cuda requested but no CUDA device is available")
+    device = setup_distributed(device)
+    mcfg = TokenizerConfig() if model_config == "default" else TokenizerConfig.tiny()
+    corpus = Corpus.load(list(data))
+    out = Path(output)
+    if resume and out.exists():
+        from ..model.checkpoint import load_checkpoint
+        mcfg = TokenizerConfig.from_dict(load_checkpoint(out)["config"])
+    trainer = Trainer(mcfg, cfg, corpus, out, device=device)
+    if resume and out.exists():
+        trainer.load(out)
+        click.echo(f"resumed {out} at step {trainer.step} ({trainer.train_seconds / 3600:.2f} h)", err=True)
+    elif init:
+        from ..model.checkpoint import build_from_checkpoint, load_checkpoint
+        ck = load_checkpoint(init)
+        src = build_from_checkpoint(ck)
+        trainer.model.load_state_dict(src.state_dict())
+        trainer.ema.load_state_dict(src.state_dict())
+        trainer.history = ck.get("card", {}).get("history", []) or ck.get("history", [])
+        trainer.step = int(ck.get("card", {}).get("steps", ck.get("step", 0)))
+        trainer.train_seconds = float(ck.get("card", {}).get("train_seconds", ck.get("train_seconds", 0.0)))
+    trainer.run()
+
+
+def main(argv=None) -> None:
+    train_command.main(args=argv if argv is not None else sys.argv[1:], prog_name="vcodec train")
+
+
+if __name__ == "__main__":
+    main()

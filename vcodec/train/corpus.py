@@ -1,0 +1,111 @@
+"""Training data: a pre-decoded corpus file (numpy only) or video files decoded with PyAV.
+
+A sample is a clip (T, S, S, 3) uint8: a random crop of a stored run of frames, or a synthetic
+pan/zoom over a still photo. All randomness comes from one ``numpy.random.Generator`` whose state
+is saved in checkpoints, so a resumed run draws exactly the samples it would have drawn.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+class Corpus:
+    def __init__(self, runs: list[np.ndarray], photos: list[np.ndarray], heldout: dict[str, np.ndarray],
+                 manifest: dict | None = None):
+        self.runs = runs          # each (T, H, W, 3) uint8
+        self.photos = photos      # each (H, W, 3) uint8
+        self.heldout = heldout    # name -> (17, h, w, 3) uint8, never used for training
+        self.manifest = manifest or {}
+
+    @classmethod
+    def load(cls, paths: list[str | Path]) -> "Corpus":
+        runs, photos, heldout, manifest = [], [], {}, {}
+        for p in paths:
+            p = Path(p)
+            if p.suffix == ".npz":
+                with np.load(p) as z:
+                    for k in sorted(z.files):
+                        if k.startswith("train/"):
+                            runs.append(z[k])
+                        elif k.startswith("photo/"):
+                            photos.append(z[k])
+                        elif k.startswith("heldout/"):
+                            heldout[k.split("/", 1)[1]] = z[k]
+                        elif k == "manifest.json":
+                            manifest = json.loads(bytes(z[k]).decode())
+            else:
+                runs.extend(_decode_video_runs(p))
+        if not runs and not photos:
+            raise ValueError("no training clips or photos found in " + ", ".join(map(str, paths)))
+        return cls(runs, photos, heldout, manifest)
+
+
+def _decode_video_runs(path: Path, run_frames: int = 11, max_runs: int = 64) -> list[np.ndarray]:
+    from ..data.decode import decode_frames, downscale_to_width
+    frames, _ = decode_frames(path)
+    frames = downscale_to_width(frames, 640)
+    return [frames[s:s + run_frames] for s in range(0, max(1, len(frames) - run_frames + 1), run_frames)][:max_runs]
+
+
+class ClipSampler:
+    """Draws training clips of ``frames`` frames and ``size``x``size`` pixels."""
+
+    def __init__(self, corpus: Corpus, *, frames: int, size: int, photo_prob: float, seed: int):
+        self.corpus, self.frames, self.size, self.photo_prob = corpus, frames, size, photo_prob
+        self.rng = np.random.default_rng(seed)
+        self.weights = np.array([len(r) * r.shape[1] * r.shape[2] for r in corpus.runs], dtype=np.float64)
+        self.weights /= max(self.weights.sum(), 1)
+
+    def state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+    def sample(self) -> np.ndarray:
+        use_photo = self.corpus.photos and (not self.corpus.runs or self.rng.random() < self.photo_prob)
+        clip = self._from_photo() if use_photo else self._from_runs()
+        if self.rng.random() < 0.5:
+            clip = clip[:, :, ::-1]
+        return np.ascontiguousarray(clip)
+
+    def batch(self, n: int) -> np.ndarray:
+        return np.stack([self.sample() for _ in range(n)])   # (B, T, S, S, 3)
+
+    def _from_runs(self) -> np.ndarray:
+        run = self.corpus.runs[self.rng.choice(len(self.corpus.runs), p=self.weights)]
+        T, H, W, _ = run.shape
+        t = self.frames
+        if T < t:   # short run: repeat the last frame
+            run = np.concatenate([run, np.repeat(run[-1:], t - T, axis=0)])
+            T = t
+        s = min(self.size, H, W)
+        t0 = self.rng.integers(0, T - t + 1)
+        y0, x0 = self.rng.integers(0, H - s + 1), self.rng.integers(0, W - s + 1)
+        clip = run[t0:t0 + t, y0:y0 + s, x0:x0 + s]
+        if s < self.size:
+            clip = np.pad(clip, ((0, 0), (0, self.size - s), (0, self.size - s), (0, 0)), mode="edge")
+        if self.rng.random() < 0.2:   # occasionally time-reversed motion
+            clip = clip[::-1]
+        return clip
+
+    def _from_photo(self) -> np.ndarray:
+        """Synthetic camera pan with constant integer velocity over a still photo."""
+        img = self.corpus.photos[self.rng.integers(len(self.corpus.photos))]
+        H, W, _ = img.shape
+        s, t = min(self.size, H, W), self.frames
+        vy, vx = self.rng.integers(-3, 4, size=2)
+        span_y, span_x = abs(vy) * (t - 1), abs(vx) * (t - 1)
+        if span_y > H - s:
+            vy, span_y = 0, 0
+        if span_x > W - s:
+            vx, span_x = 0, 0
+        y0 = self.rng.integers(0, H - s - span_y + 1) + (span_y if vy < 0 else 0)
+        x0 = self.rng.integers(0, W - s - span_x + 1) + (span_x if vx < 0 else 0)
+        clip = np.stack([img[y0 + i * vy:y0 + i * vy + s, x0 + i * vx:x0 + i * vx + s] for i in range(t)])
+        if s < self.size:
+            clip = np.pad(clip, ((0, 0), (0, self.size - s), (0, self.size - s), (0, 0)), mode="edge")
+        return clip

@@ -1,0 +1,58 @@
+"""Reconstruction losses and quality metrics. Video tensors are (B, 3, T, H, W) in [-1, 1]."""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32, device=device) - size // 2
+    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    return g / g.sum()
+
+
+def ssim_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM over frames and channels of (B, 3, T, H, W) in [-1, 1] (computed on [0, 1])."""
+    B, C, T, H, W = a.shape
+    x = ((a + 1) / 2).transpose(1, 2).reshape(B * T * C, 1, H, W).float()
+    y = ((b + 1) / 2).transpose(1, 2).reshape(B * T * C, 1, H, W).float()
+    g = _gaussian_window(device=a.device)
+    gx, gy = g.view(1, 1, 1, -1), g.view(1, 1, -1, 1)
+
+    def blur(z):
+        return F.conv2d(F.conv2d(z, gx), gy)
+
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2))
+    return s.mean()
+
+
+def psnr_y(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR of BT.601 luma on 8-bit-rounded frames; a, b (B, 3, T, H, W) in [-1, 1]."""
+    def luma(v):
+        v = torch.round((v.clamp(-1, 1) + 1) * 127.5)
+        return 0.299 * v[:, 0] + 0.587 * v[:, 1] + 0.114 * v[:, 2]
+    mse = (luma(a.float()) - luma(b.float())).pow(2).mean().item()
+    return 10 * torch.log10(torch.tensor(255.0 ** 2 / max(mse, 1e-10))).item()
+
+
+def lpips_weights_available() -> bool:
+    """True when the AlexNet backbone LPIPS needs is already in the torch hub cache (never downloads)."""
+    ckpt_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
+    return os.path.isdir(ckpt_dir) and any(f.startswith("alexnet") for f in os.listdir(ckpt_dir))
+
+
+def reconstruction_loss(x: torch.Tensor, y: torch.Tensor, *, ssim_weight: float) -> tuple[torch.Tensor, dict]:
+    l1 = (x - y).abs().mean()
+    mse = (x - y).pow(2).mean()
+    loss = l1 + 2.0 * mse
+    stats = {"l1": l1.item(), "mse": mse.item()}
+    if ssim_weight > 0:
+        s = ssim_frames(x[:, :, ::4], y[:, :, ::4])   # every 4th frame: a third of the cost, same signal
+        loss = loss + ssim_weight * (1 - s)
+        stats["ssim"] = s.item()
+    return loss, stats

@@ -1,0 +1,109 @@
+"""Training: a step runs, resume continues the same run exactly, DDP over 2 CPU processes works."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vcodec.model import TokenizerConfig
+from vcodec.train.corpus import ClipSampler, Corpus
+from vcodec.train.trainer import TrainConfig, Trainer
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _corpus() -> Corpus:
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (11, 40, 48, 3), dtype=np.uint8)
+    runs = [np.roll(base, s, axis=2) for s in range(3)]
+    photos = [rng.integers(0, 256, (60, 70, 3), dtype=np.uint8)]
+    return Corpus(runs, photos, {"held": base[:5, :16, :16]})
+
+
+def _write_corpus(path: Path) -> None:
+    c = _corpus()
+    arrays = {f"train/x/{i:03d}": r for i, r in enumerate(c.runs)}
+    arrays["photo/p"] = c.photos[0]
+    arrays["heldout/held"] = c.heldout["held"]
+    np.savez(path, **arrays)
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(steps=4, batch=2, frames=5, size=16, eval_every=2, checkpoint_minutes=1e9, warmup=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_sampler_shapes_and_determinism():
+    c = _corpus()
+    a = ClipSampler(c, frames=5, size=16, photo_prob=0.5, seed=3).batch(4)
+    b = ClipSampler(c, frames=5, size=16, photo_prob=0.5, seed=3).batch(4)
+    assert a.shape == (4, 5, 16, 16, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+
+
+def test_resume_continues_the_same_run(tmp_path):
+    """4 steps in one go == 2 steps, save, load into a fresh trainer, 2 more steps."""
+    cfg_model = TokenizerConfig.tiny()
+    full = Trainer(cfg_model, _cfg(), _corpus(), tmp_path / "full.pt")
+    full.run()
+    half = Trainer(cfg_model, _cfg(steps=4, max_minutes=0), _corpus(), tmp_path / "half.pt")
+    half.train_step()
+    half.train_step()
+    half.save()
+    resumed = Trainer(cfg_model, _cfg(), _corpus(), tmp_path / "half.pt")
+    resumed.load(tmp_path / "half.pt")
+    assert resumed.step == 2
+    resumed.run()
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    for a, b in zip(full.ema.state_dict().values(), resumed.ema.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_adversarial_loss_step(tmp_path):
+    t = Trainer(TokenizerConfig.tiny(), _cfg(adv_weight=0.1, adv_start=0), _corpus(), tmp_path / "a.pt")
+    stats = t.train_step()
+    assert "d_loss" in stats and "g_adv" in stats and np.isfinite(stats["loss"])
+
+
+def test_lpips_refused_without_local_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr("vcodec.train.trainer.lpips_weights_available", lambda: False)
+    with pytest.raises(RuntimeError, match="LPIPS"):
+        Trainer(TokenizerConfig.tiny(), _cfg(lpips_weight=0.1), _corpus(), tmp_path / "l.pt")
+
+
+def test_train_command_from_corpus_file_and_video(tmp_path):
+    from click.testing import CliRunner
+
+    from vcodec.train.command import train_command
+    corpus = tmp_path / "c.npz"
+    _write_corpus(corpus)
+    out = tmp_path / "ck.pt"
+    args = [str(corpus), "-o", str(out), "--model-config", "tiny", "--steps", "2", "--batch", "1",
+            "--frames", "5", "--size", "16", "--eval-every", "1"]
+    res = CliRunner().invoke(train_command, args)
+    assert res.exit_code == 0, res.output
+    ck = torch.load(out, weights_only=False)
+    assert ck["step"] == 2 and ck["config"]["name"] == "tiny-test" and len(ck["history"]) == 2
+    res = CliRunner().invoke(train_command, args[:-6] + ["--steps", "3", "--resume", "--batch", "1",
+                                                          "--frames", "5", "--size", "16"])
+    assert res.exit_code == 0, res.output
+    assert torch.load(out, weights_only=False)["step"] == 3
+
+
+def test_torchrun_two_process_cpu_step(tmp_path):
+    corpus = tmp_path / "c.npz"
+    _write_corpus(corpus)
+    out = tmp_path / "ddp.pt"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "vcodec.train", str(corpus), "-o", str(out), "--model-config", "tiny", "--steps", "2",
+           "--batch", "1", "--frames", "5", "--size", "16", "--eval-every", "100"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert torch.load(out, weights_only=False)["step"] == 2

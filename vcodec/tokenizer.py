@@ -1,0 +1,178 @@
+"""Inference wrapper around the trained tokenizer: numpy uint8 frames in, uint32 token grids out.
+
+At this boundary video is ``uint8`` (T, H, W, 3) RGB; inside, the network sees float
+(1, 3, T, H, W) in [-1, 1]. Any size and any frame count >= 1 is accepted: frames are padded by edge
+replication to a multiple of 8 pixels and to ``1 + 4k`` frames, and cropped back on decode.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import ModelError, ModelNotFoundError
+from .model.autoencoder import VideoTokenizer
+from .model.checkpoint import build_from_checkpoint, load_checkpoint, weights_hash
+from .model.config import TokenizerConfig
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL = "default"
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    quality: int            # the --quality value
+    levels: int             # residual LFQ levels kept
+    bpp: float | None       # measured bits per pixel on held-out clips (after entropy coding), if known
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    path: Path
+    weights_hash: str
+    parameters: int
+    rate_points: tuple[RatePoint, ...]
+    card: dict
+
+
+def latent_frames(num_frames: int, temporal_factor: int = 4) -> int:
+    """Latent frames for a window of ``num_frames`` >= 1 frames: the first alone, then groups."""
+    return 1 + math.ceil((num_frames - 1) / temporal_factor)
+
+
+class Tokenizer:
+    def __init__(self, model: VideoTokenizer, *, name: str, rate_points=None, coder_tables=None,
+                 card: dict | None = None, device: str = "cpu", path: Path | None = None):
+        self.model = model.to(device).eval()
+        self.config: TokenizerConfig = model.cfg
+        self.name = name
+        self.path = path
+        self.device = torch.device(device)
+        state = {k: v.to(torch.float16) for k, v in model.state_dict().items()}
+        self.weights_hash = weights_hash(state)
+        levels = range(1, self.config.max_levels + 1)
+        self.rate_points = tuple(RatePoint(**rp) for rp in rate_points) if rate_points else \
+            tuple(RatePoint(quality=q, levels=q, bpp=None) for q in levels)
+        self.coder_tables = None if coder_tables is None else np.asarray(coder_tables)
+        self.card = card or {}
+
+    # ---- construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: TokenizerConfig, *, seed: int = 0, device: str = "cpu") -> "Tokenizer":
+        """A randomly initialised tokenizer (tests only; never shipped)."""
+        torch.manual_seed(seed)
+        model = VideoTokenizer(cfg)
+        with torch.no_grad():   # random (not zero) last layers so the decoder output depends on tokens
+            for p in model.parameters():
+                if p.dim() > 1 and p.abs().sum() == 0:
+                    p.normal_(0, 0.02)
+        model = _round_to_fp16(model)
+        return cls(model, name=cfg.name, device=device)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "cpu") -> "Tokenizer":
+        path = resolve_model_path(name_or_path)
+        try:
+            ckpt = load_checkpoint(path)
+            model = build_from_checkpoint(ckpt)
+        except Exception as e:  # noqa: BLE001 — any unreadable file is reported the same way
+            raise ModelError(f"cannot load model {path}: {e}") from None
+        model = _round_to_fp16(model)
+        name = path.stem if path.parent == WEIGHTS_DIR else str(path)
+        return cls(model, name=name, rate_points=ckpt.get("rate_points"), coder_tables=ckpt.get("coder_tables"),
+                   card=ckpt.get("card"), device=device, path=path)
+
+    # ---- properties ------------------------------------------------------------------------------
+    @property
+    def token_bits(self) -> int:
+        return self.config.token_bits
+
+    @property
+    def max_levels(self) -> int:
+        return self.config.max_levels
+
+    @property
+    def window_frames(self) -> int:
+        return self.config.window_frames
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def levels_for_quality(self, quality: int) -> int:
+        for rp in self.rate_points:
+            if rp.quality == quality:
+                return rp.levels
+        qs = ", ".join(str(rp.quality) for rp in self.rate_points)
+        raise ModelError(f"quality {quality} is not offered by model {self.name} (choose one of {qs})")
+
+    # ---- coding ----------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode_window(self, frames: np.ndarray, levels: int) -> np.ndarray:
+        """frames uint8 (n, H, W, 3) -> tokens uint32 (levels, 1 + ceil((n-1)/4), ceil(H/8), ceil(W/8))."""
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+            raise ValueError(f"expected uint8 frames (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}")
+        if not 1 <= levels <= self.max_levels:
+            raise ValueError(f"levels must be in 1..{self.max_levels}")
+        n, H, W, _ = frames.shape
+        f = self.config.spatial_factor
+        tf = self.config.temporal_factor
+        T = 1 + (latent_frames(n, tf) - 1) * tf
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        x = x.permute(3, 0, 1, 2).unsqueeze(0).float().div_(127.5).sub_(1.0)      # (1, 3, n, H, W)
+        ph, pw = -H % f, -W % f
+        if ph or pw:
+            x = torch.nn.functional.pad(x, (0, pw, 0, ph, 0, 0), mode="replicate")
+        if T > n:
+            x = torch.cat([x, x[:, :, -1:].expand(-1, -1, T - n, -1, -1)], dim=2)
+        idx = self.model.encode_indices(x, levels)                                # (1, L, T', h, w)
+        return idx[0].cpu().numpy().astype(np.uint32)
+
+    @torch.inference_mode()
+    def decode_window(self, tokens: np.ndarray, num_frames: int, height: int, width: int) -> np.ndarray:
+        """tokens uint32 (L, T', h, w) -> frames uint8 (num_frames, height, width, 3)."""
+        L, Tl, h, w = tokens.shape
+        if not 1 <= L <= self.max_levels:
+            raise ValueError(f"token grid has {L} levels; model {self.name} has at most {self.max_levels}")
+        idx = torch.from_numpy(tokens.astype(np.int64)).unsqueeze(0).to(self.device)
+        video = self.model.decode_indices(idx)                                    # (1, 3, T, 8h, 8w)
+        video = video[0, :, :num_frames, :height, :width]
+        out = video.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+        return out.permute(1, 2, 3, 0).contiguous().cpu().numpy()
+
+
+def _round_to_fp16(model: VideoTokenizer) -> VideoTokenizer:
+    """Weights are shipped as fp16; run in fp32 with fp16-representable weights so that a model
+    loaded from any file behaves identically."""
+    with torch.no_grad():
+        for t in list(model.parameters()) + list(model.buffers()):
+            if t.is_floating_point():
+                t.copy_(t.to(torch.float16).to(t.dtype))
+    return model
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".pt" and p.exists():
+        return p
+    cand = WEIGHTS_DIR / f"{name_or_path}.pt"
+    if cand.exists():
+        return cand
+    names = ", ".join(sorted(q.stem for q in WEIGHTS_DIR.glob("*.pt"))) or "none"
+    raise ModelNotFoundError(f"model '{name_or_path}' not found (shipped models: {names}; or give a .pt path)")
+
+
+def available_models() -> list[ModelInfo]:
+    out = []
+    for p in sorted(WEIGHTS_DIR.glob("*.pt")):
+        ck = load_checkpoint(p)
+        cfg = TokenizerConfig.from_dict(ck["config"])
+        params = sum(v.numel() for v in ck["ema"].values())
+        rps = tuple(RatePoint(**rp) for rp in ck.get("rate_points") or
+                    [{"quality": q, "levels": q, "bpp": None} for q in range(1, cfg.max_levels + 1)])
+        out.append(ModelInfo(p.stem, p, ck.get("weights_hash", ""), params, rps, ck.get("card", {})))
+    return out

@@ -93,6 +93,10 @@ class ResidualLFQ(nn.Module):
 
         ``levels``: int for all samples, or a (B,) tensor of per-sample level counts (level dropout).
         """
+        with torch.autocast(z.device.type, enabled=False):
+            return self._forward(z.float(), levels)
+
+    def _forward(self, z: torch.Tensor, levels) -> LFQOutput:
         L = self.max_levels
         q_full, signs = self.quantize(z, L)
         indices = self.signs_to_indices(signs)

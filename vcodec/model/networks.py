@@ -38,7 +38,7 @@ class Encoder(nn.Module):
         x = self.hi_blocks(self.stem(x))                          # (B, ch, T', H/4, W/4)
         x = self.down(space_to_depth(x))                          # (B, cl, T', H/8, W/8)
         x = self.lo_blocks(x)
-        return torch.tanh(self.to_latent(F.silu(self.norm_out(x))))
+        return torch.tanh(self.to_latent(F.silu(self.norm_out(x))).float())   # fp32 even under autocast
 
 
 class Decoder(nn.Module):

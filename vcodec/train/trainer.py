@@ -47,6 +47,7 @@ class TrainConfig:
     eval_every: int = 500
     seed: int = 0
     threads: int = 0              # torch CPU threads (0 = torch default)
+    bf16: bool = True             # bfloat16 autocast (CPU with AVX512-BF16/AMX: ~1.5x faster steps; GPU)
 
 
 def _is_dist() -> bool:
@@ -167,7 +168,7 @@ class Trainer:
         levels = torch.randint(1, self.mcfg.max_levels + 1, (x.shape[0],), generator=self.level_rng).to(self.device)
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step)
-        amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else _nullcontext()
+        amp = torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.bf16 else _nullcontext()
         with amp:
             out = self.net(x, levels)
             rec = out.reconstruction.float()

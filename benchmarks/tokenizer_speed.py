@@ -1,0 +1,107 @@
+"""Tokenizer speed: encode and decode frames/s and peak memory at 640x360 and 1280x720.
+
+    python -m benchmarks.tokenizer_speed [--model default] [--device cpu] [--threads N] [--frames 17]
+
+Each (size, direction) runs in a fresh subprocess so that its peak RSS (ru_maxrss) is its own.
+Speed is the median of ``--repeats`` timed runs after one warm-up run; input is real footage
+(the shipped sample clip, resized) — content does not change the cost of a CNN, but it is honest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+SIZES = [(640, 360), (1280, 720)]
+
+
+def _frames(width: int, height: int, n: int):
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from pathlib import Path
+
+    import vcodec
+    from vcodec.data.decode import decode_frames
+    clip, _ = decode_frames(Path(vcodec.__file__).parent / "samples" / "bikes_17f.mp4")
+    clip = np.concatenate([clip] * (n // len(clip) + 1))[:n]
+    x = torch.from_numpy(clip).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _worker(args) -> dict:
+    import numpy as np
+    import torch
+    from vcodec.tokenizer import Tokenizer
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tok = Tokenizer.load(args.model, device=args.device)
+    frames = _frames(args.width, args.height, args.frames)
+    levels = tok.max_levels
+    tokens = tok.encode_window(frames, levels)
+
+    def sync():
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    times = []
+    for i in range(args.repeats + 1):
+        sync()
+        t = time.perf_counter()
+        if args.direction == "encode":
+            tok.encode_window(frames, levels)
+        else:
+            tok.decode_window(tokens, args.frames, args.height, args.width)
+        sync()
+        times.append(time.perf_counter() - t)
+    med = float(np.median(times[1:]))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = {"direction": args.direction, "width": args.width, "height": args.height, "frames": args.frames,
+           "fps": args.frames / med, "seconds_median": med, "peak_rss_mb": peak_mb, "levels": levels,
+           "threads": torch.get_num_threads(), "device": args.device, "model": tok.name,
+           "parameters": tok.parameters}
+    if args.device.startswith("cuda"):
+        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="tokenizer encode/decode speed and peak memory")
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--frames", type=int, default=17)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", dest="json_out", default=None, help="also write the rows to this file")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--width", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--height", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--direction", default="encode", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        print(json.dumps(_worker(args)))
+        return
+    rows = []
+    for w, h in SIZES:
+        for direction in ("encode", "decode"):
+            cmd = [sys.executable, "-m", "benchmarks.tokenizer_speed", "--worker", "--model", args.model,
+                   "--device", args.device, "--threads", str(args.threads), "--frames", str(args.frames),
+                   "--repeats", str(args.repeats), "--width", str(w), "--height", str(h), "--direction", direction]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            row = json.loads(res.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"{direction:6s} {w}x{h}: {row['fps']:6.1f} frames/s  peak RSS {row['peak_rss_mb']:7.0f} MB  "
+                  f"({row['threads']} threads, {row['device']}, {row['levels']} levels)", flush=True)
+    meta = {"machine": platform.processor() or platform.machine(), "python": platform.python_version()}
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

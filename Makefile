@@ -24,7 +24,7 @@ test: install
 
 bench: install
 	$(VPY) -m benchmarks.speed
-	$(VPY) -m bitstream_bench 2>/dev/null || true
+	$(VPY) -m bitstream.bench
 
 data: install
 	$(VPY) -m vcodec.data.fetch --out data

@@ -1,0 +1,346 @@
+"""Context-adaptive binary range coding of LFQ token grids (coder id ``vcb-ctxbin``, version 1).
+
+A token grid is ``uint32 (L, T, H, W)``; each value holds ``token_bits`` bits and bit ``k`` is the
+sign of latent channel ``k``. We code bits, not tokens: for every latent frame ``t``, level ``l``
+and checkerboard group ``g`` (g = 0 where ``(y + x)`` is even, then g = 1), all bits of all
+positions of the group go through *one* vectorised ``constriction`` call with a Bernoulli model
+per symbol. The probability of each bit comes from an adaptive integer count table indexed by a
+context built from already-decoded bits:
+
+- ``prev``   -- the co-located bit in the previous latent frame (0, 1, or 2 = none at t = 0),
+- ``spatial``-- how many of the in-bounds 4-neighbours are set, scaled to 0..4 (5 = none). For
+  group 0 the neighbours are taken in the previous latent frame, for group 1 in the current one
+  (they all belong to group 0, so they are decoded already),
+- ``coarse`` -- the same bit at the same position one level coarser (0, 1, or 2 = none at l = 0),
+
+separately per level and per bit ``k``. Everything the coder sees is integer arithmetic; the one
+float, ``q / 65536``, is exact in float64, so every machine feeds constriction the same numbers
+and gets the same bytes. ``FORMAT.md`` section 6 is the normative description.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import struct
+from typing import Iterable
+
+import numpy as np
+import constriction
+
+from .errors import CorruptDataError, TablesMismatchError
+
+CODER_ID = "vcb-ctxbin"
+CODER_VERSION = 1
+
+NUM_CONTEXTS = 108  # per (level, bit): 2 groups x 3 prev x 6 spatial x 3 coarse
+PROB_BITS = 16  # probabilities are q / 2**16 with integer q
+PROB_ONE = 1 << PROB_BITS
+PROB_MIN = 32  # q is clipped to [PROB_MIN, PROB_ONE - PROB_MIN]: at most 11 bits per binary symbol
+ADAPT_LIMIT = 1024  # a context's n0 + n1 is rescaled to this once it grows past it
+FIT_TOTAL = 256  # fit_tables scales each learned context to n0 + n1 <= FIT_TOTAL
+MAX_TABLE_COUNT = 1 << 16  # a stored initial count must lie in 1..MAX_TABLE_COUNT
+
+MAX_TOKEN_BITS = 32
+MAX_LEVELS = 16
+MAX_GRID_TOKENS = 1 << 27  # L*T*H*W of one grid (about 512 MiB of uint32)
+MAX_BITS_PER_SYMBOL = 12  # > -log2(PROB_MIN / PROB_ONE) = 11; bounds the coded size
+
+
+def max_coded_bytes(num_tokens: int, token_bits: int) -> int:
+    """Upper bound on ``len(encode_tokens(...))`` for a grid of ``num_tokens`` tokens."""
+    words = -(-num_tokens * token_bits * MAX_BITS_PER_SYMBOL // 32) + 4
+    return 4 * words
+
+
+# spatial bucket for (available neighbours a, neighbours set s): round(4 * s / a); 5 when a = 0.
+_SPATIAL_LUT = np.array(
+    [
+        [5, 5, 5, 5, 5],
+        [0, 4, 0, 0, 0],
+        [0, 2, 4, 0, 0],
+        [0, 1, 3, 4, 0],
+        [0, 1, 2, 3, 4],
+    ],
+    dtype=np.int32,
+).ravel()
+
+
+@functools.lru_cache(maxsize=16)
+def _geometry(h: int, w: int):
+    """Flat positions of the two checkerboard groups and 5 * (in-bounds 4-neighbours) at each."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    avail = ((yy > 0).astype(np.int32) + (yy < h - 1) + (xx > 0) + (xx < w - 1)).ravel()
+    parity = ((yy + xx) & 1).ravel()
+    out = []
+    for g in (0, 1):
+        idx = np.flatnonzero(parity == g)
+        out.append((idx, (avail[idx] * 5)[:, None]))
+    return tuple(out)
+
+
+def _neighbour_sum(plane: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(H*W, B) uint8 of 0/1 -> (H, W, B) uint8: number of set in-bounds 4-neighbours."""
+    p = plane.reshape(h, w, -1)
+    s = np.zeros_like(p)
+    s[1:] += p[:-1]
+    s[:-1] += p[1:]
+    s[:, 1:] += p[:, :-1]
+    s[:, :-1] += p[:, 1:]
+    return s
+
+
+def _unpack(tok: np.ndarray, bits: int) -> np.ndarray:
+    """(N,) uint32 -> (N, bits) uint8, column k = bit k."""
+    by = np.ascontiguousarray(tok, dtype="<u4").view(np.uint8).reshape(-1, 4)
+    return np.unpackbits(by, axis=1, bitorder="little")[:, :bits]
+
+
+def _pack(plane: np.ndarray) -> np.ndarray:
+    """(N, bits) uint8 of 0/1 -> (N,) uint32."""
+    full = np.zeros((plane.shape[0], 32), dtype=np.uint8)
+    full[:, : plane.shape[1]] = plane
+    return np.packbits(full, axis=1, bitorder="little").view("<u4").reshape(-1).astype(np.uint32)
+
+
+class _Model:
+    """The adaptive count tables of one grid, and the context function (shared by both sides)."""
+
+    def __init__(self, levels: int, token_bits: int, h: int, w: int, tables: np.ndarray | None):
+        self.bits, self.h, self.w = token_bits, h, w
+        size = token_bits * NUM_CONTEXTS
+        if tables is None:
+            self.counts = np.ones((levels, size, 2), dtype=np.int64)
+        else:
+            self.counts = tables[:levels].reshape(levels, size, 2).astype(np.int64)
+        self.kbase = (np.arange(token_bits, dtype=np.int32) * NUM_CONTEXTS)[None, :]
+        self.groups = _geometry(h, w)
+
+    def contexts(self, g: int, nb_source, prev, coarse) -> np.ndarray:
+        """Context index (within one level's table) of every bit of group ``g``: (n_g, bits) int32."""
+        idx, avail5 = self.groups[g]
+        if nb_source is None:
+            sp = np.int32(5)
+        else:
+            s = _neighbour_sum(nb_source, self.h, self.w).reshape(self.h * self.w, -1)[idx]
+            sp = _SPATIAL_LUT[avail5 + s]
+        pv = np.int32(2) if prev is None else prev[idx].astype(np.int32)
+        cs = np.int32(2) if coarse is None else coarse[idx].astype(np.int32)
+        c = ((g * 3 + pv) * 6 + sp) * 3 + cs
+        return np.broadcast_to(c, (len(idx), self.bits)) + self.kbase
+
+    def probabilities(self, level: int, ctx: np.ndarray) -> np.ndarray:
+        """P(bit = 1) per symbol, float64 on the 2**-16 grid, from integer counts only."""
+        cnt = self.counts[level]
+        n = cnt[:, 0] + cnt[:, 1]
+        q = (cnt[:, 1] * PROB_ONE + (n >> 1)) // n
+        np.clip(q, PROB_MIN, PROB_ONE - PROB_MIN, out=q)
+        return (q * (1.0 / PROB_ONE))[ctx.ravel()]
+
+    def update(self, level: int, ctx: np.ndarray, sym: np.ndarray) -> None:
+        cnt = self.counts[level]
+        cnt += np.bincount(ctx.ravel() * 2 + sym, minlength=cnt.size).reshape(-1, 2)
+        tot = cnt[:, 0] + cnt[:, 1]
+        over = tot > ADAPT_LIMIT
+        if over.any():
+            cnt[over] = np.maximum(cnt[over] * ADAPT_LIMIT // tot[over, None], 1)
+
+
+def _walk(levels: int, frames: int):
+    """Coding order: latent frame outer, level inner (so the coarser level is always known)."""
+    for t in range(frames):
+        for lv in range(levels):
+            yield t, lv
+
+
+# ----------------------------------------------------------------------------------------------
+# tables
+
+
+def check_tables(tables, token_bits: int, levels: int | None = None) -> np.ndarray | None:
+    """Validate initial count tables; returns them as int64 ``(Lt, token_bits, NUM_CONTEXTS, 2)``.
+
+    Raises :class:`TablesMismatchError` for a table built for another coder layout, another
+    ``token_bits`` or fewer than ``levels`` levels.
+    """
+    if tables is None:
+        return None
+    arr = np.asarray(tables)
+    if arr.dtype.kind not in "iu":
+        raise TablesMismatchError(f"coder tables must be integers, got dtype {arr.dtype}")
+    if arr.ndim != 4 or arr.shape[2:] != (NUM_CONTEXTS, 2) or not 1 <= arr.shape[0] <= MAX_LEVELS:
+        raise TablesMismatchError(
+            f"coder tables have shape {arr.shape}, expected (levels<={MAX_LEVELS}, token_bits, "
+            f"{NUM_CONTEXTS}, 2) for {CODER_ID} v{CODER_VERSION}"
+        )
+    if arr.shape[1] != token_bits:
+        raise TablesMismatchError(f"coder tables are for {arr.shape[1]}-bit tokens, stream has {token_bits}")
+    if levels is not None and arr.shape[0] < levels:
+        raise TablesMismatchError(f"coder tables cover {arr.shape[0]} levels, grid has {levels}")
+    if arr.size and (arr.min() < 1 or arr.max() > MAX_TABLE_COUNT):
+        raise TablesMismatchError(f"coder table counts must lie in 1..{MAX_TABLE_COUNT}")
+    return arr.astype(np.int64)
+
+
+def tables_hash(tables) -> str | None:
+    """Hex sha256 identifying a table (``None`` for the uniform prior). Independent of dtype."""
+    if tables is None:
+        return None
+    arr = np.asarray(tables)
+    h = hashlib.sha256(b"vcb-ctxbin-tables-v1\0")
+    h.update(struct.pack("<4I", *arr.shape) if arr.ndim == 4 else repr(arr.shape).encode())
+    h.update(np.ascontiguousarray(arr, dtype="<u4").tobytes())
+    return h.hexdigest()
+
+
+def fit_tables(grids: Iterable[np.ndarray], token_bits: int) -> np.ndarray:
+    """Learn initial context counts from example token grids.
+
+    Returns ``int32 (L, token_bits, NUM_CONTEXTS, 2)`` with L the largest level count seen: for
+    each context, ``(n0, n1)`` = observed counts + 1, scaled down to ``n0 + n1 <= FIT_TOTAL``
+    (so coding still adapts to the chunk at hand). Store it with the model; pass it as
+    ``tables=`` to both writer and reader.
+    """
+    token_bits = _check_bits(token_bits, ValueError)
+    size = token_bits * NUM_CONTEXTS
+    acc = np.zeros((0, size * 2), dtype=np.int64)
+    for grid in grids:
+        grid = _check_grid(grid, token_bits)
+        levels, frames, h, w = grid.shape
+        if acc.shape[0] < levels:
+            acc = np.concatenate([acc, np.zeros((levels - acc.shape[0], size * 2), np.int64)])
+        model = _Model(levels, token_bits, h, w, None)
+        flat = grid.reshape(levels, frames, h * w)
+        prev, cur = [None] * levels, None
+        for t, lv in _walk(levels, frames):
+            plane = _unpack(flat[lv, t], token_bits)
+            coarse = cur if lv else None  # the same latent frame, one level coarser
+            for g, nb in ((0, prev[lv]), (1, plane)):
+                ctx = model.contexts(g, nb, prev[lv], coarse)
+                sym = plane[model.groups[g][0]].ravel()
+                acc[lv] += np.bincount(ctx.ravel() * 2 + sym, minlength=size * 2)
+            prev[lv] = cur = plane
+    if acc.shape[0] == 0:
+        raise ValueError("fit_tables needs at least one token grid")
+    counts = acc.reshape(-1, token_bits, NUM_CONTEXTS, 2) + 1
+    tot = counts.sum(axis=-1, keepdims=True)
+    scaled = np.maximum(counts * FIT_TOTAL // np.maximum(tot, FIT_TOTAL), 1)
+    return scaled.astype(np.int32)
+
+
+# ----------------------------------------------------------------------------------------------
+# coding
+
+
+def _check_bits(token_bits, exc):
+    if isinstance(token_bits, (bool, np.bool_)) or not isinstance(token_bits, (int, np.integer)):
+        raise exc(f"token_bits must be an int, got {type(token_bits).__name__}")
+    if not 1 <= int(token_bits) <= MAX_TOKEN_BITS:
+        raise exc(f"token_bits must lie in 1..{MAX_TOKEN_BITS}, got {token_bits}")
+    return int(token_bits)
+
+
+def _check_grid(tokens, token_bits: int) -> np.ndarray:
+    """Caller-side validation (ValueError): 4-D, non-empty, integer, values < 2**token_bits."""
+    arr = np.asarray(tokens)
+    if arr.ndim != 4 or 0 in arr.shape:
+        raise ValueError(f"tokens must be a non-empty (L, T, H, W) array, got shape {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"tokens must be an integer array, got dtype {arr.dtype}")
+    if arr.shape[0] > MAX_LEVELS or arr.size > MAX_GRID_TOKENS:
+        raise ValueError(f"token grid {arr.shape} exceeds the format limits")
+    if arr.dtype != np.uint32:
+        if arr.min() < 0 or arr.max() > 0xFFFFFFFF:
+            raise ValueError("token values must lie in 0..2**32-1")
+        arr = arr.astype(np.uint32)
+    if token_bits < 32 and int(arr.max()) >> token_bits:
+        raise ValueError(f"token value {int(arr.max())} does not fit in {token_bits} bits")
+    return arr
+
+
+def encode_tokens(tokens: np.ndarray, token_bits: int, tables: np.ndarray | None = None) -> bytes:
+    """Range-code a token grid ``(L, T, H, W)`` -> bytes (little-endian uint32 words).
+
+    The grid is coded on its own: contexts start from ``tables`` (or a uniform prior).
+    """
+    token_bits = _check_bits(token_bits, ValueError)
+    grid = _check_grid(tokens, token_bits)
+    levels, frames, h, w = grid.shape
+    tab = check_tables(tables, token_bits, levels)
+    model = _Model(levels, token_bits, h, w, tab)
+    family = constriction.stream.model.Bernoulli(perfect=False)
+    enc = constriction.stream.queue.RangeEncoder()
+    flat = grid.reshape(levels, frames, h * w)
+    prev, cur = [None] * levels, None
+    for t, lv in _walk(levels, frames):
+        plane = _unpack(flat[lv, t], token_bits)  # (H*W, B)
+        coarse = cur if lv else None
+        for g, nb in ((0, prev[lv]), (1, plane)):
+            ctx = model.contexts(g, nb, prev[lv], coarse)
+            sym = plane[model.groups[g][0]].ravel().astype(np.int32)
+            enc.encode(sym, family, model.probabilities(lv, ctx))
+            model.update(lv, ctx, sym)
+        prev[lv] = cur = plane
+    return enc.get_compressed().astype("<u4", copy=False).tobytes()
+
+
+def decode_tokens(data, shape, token_bits: int, tables: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of :func:`encode_tokens`: bytes -> ``uint32 (L, T, H, W)``.
+
+    ``shape`` and ``token_bits`` are validated before anything is allocated; corrupt data raises
+    :class:`CorruptDataError` (never another exception).
+    """
+    token_bits = _check_bits(token_bits, CorruptDataError)
+    try:
+        shape = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise CorruptDataError(f"token grid shape must be 4 ints, got {shape!r}") from None
+    if len(shape) != 4 or min(shape) < 1 or shape[0] > MAX_LEVELS:
+        raise CorruptDataError(f"implausible token grid shape {shape}")
+    levels, frames, h, w = shape
+    if levels * frames * h * w > MAX_GRID_TOKENS:
+        raise CorruptDataError(f"token grid {shape} exceeds {MAX_GRID_TOKENS} tokens")
+    data = memoryview(data).cast("B")
+    if len(data) % 4:
+        raise CorruptDataError(f"coded token data is {len(data)} bytes, not a whole number of words")
+    if len(data) > max_coded_bytes(levels * frames * h * w, token_bits):
+        raise CorruptDataError(f"coded token data is too long ({len(data)} bytes) for grid {shape}")
+    tab = check_tables(tables, token_bits, levels)
+    model = _Model(levels, token_bits, h, w, tab)
+    family = constriction.stream.model.Bernoulli(perfect=False)
+    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    dec = constriction.stream.queue.RangeDecoder(words)
+    out = np.empty((levels, frames, h * w), dtype=np.uint32)
+    prev, cur = [None] * levels, None
+    try:
+        for t, lv in _walk(levels, frames):
+            plane = np.zeros((h * w, token_bits), dtype=np.uint8)
+            coarse = cur if lv else None
+            for g, nb in ((0, prev[lv]), (1, plane)):
+                idx = model.groups[g][0]
+                ctx = model.contexts(g, nb, prev[lv], coarse)
+                sym = dec.decode(family, model.probabilities(lv, ctx))
+                plane[idx] = sym.reshape(len(idx), token_bits)
+                model.update(lv, ctx, sym)
+            out[lv, t] = _pack(plane)
+            prev[lv] = cur = plane
+        exhausted = dec.maybe_exhausted()
+    except (AssertionError, ValueError, RuntimeError, OverflowError) as e:
+        # constriction reports data that no encoder could have produced this way.
+        raise CorruptDataError(f"coded token data is corrupt ({type(e).__name__}: {e})") from None
+    if not exhausted:
+        raise CorruptDataError("coded token data has trailing words after the last symbol")
+    return out.reshape(shape)
+
+
+__all__ = [
+    "CODER_ID",
+    "CODER_VERSION",
+    "NUM_CONTEXTS",
+    "encode_tokens",
+    "decode_tokens",
+    "fit_tables",
+    "check_tables",
+    "tables_hash",
+    "max_coded_bytes",
+]

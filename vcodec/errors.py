@@ -25,7 +25,11 @@ class OutputExistsError(OutputError):
     """The output exists and overwriting was not asked for."""
 
 
-class ModelNotFoundError(VcodecError):
+class ModelError(VcodecError):
+    """A model cannot be loaded or used as asked (unreadable checkpoint, quality not offered, no CUDA...)."""
+
+
+class ModelNotFoundError(ModelError):
     """The model (weights) named, or the one a ``.vcb`` was made with, is not available here."""
 
 

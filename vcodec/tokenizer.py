@@ -82,7 +82,7 @@ class Tokenizer:
         except Exception as e:  # noqa: BLE001 — any unreadable file is reported the same way
             raise ModelError(f"cannot load model {path}: {e}") from None
         model = _round_to_fp16(model)
-        name = path.stem if path.parent == WEIGHTS_DIR else str(path)
+        name = path.stem   # the header names the model by file stem (never a full path: bytes stay reproducible)
         return cls(model, name=name, rate_points=ckpt.get("rate_points"), coder_tables=ckpt.get("coder_tables"),
                    card=ckpt.get("card"), device=device, path=path)
 

@@ -13,7 +13,7 @@ def decode_frames(path: Path) -> tuple[np.ndarray, dict]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        frames = [f.to_ndarray(format="rgb24", threads=1) for f in container.decode(stream)]  # threaded swscale is flaky
     arr = np.stack(frames)
     return arr, {"width": int(arr.shape[2]), "height": int(arr.shape[1]), "fps": str(Fraction(rate))}
 
@@ -40,7 +40,7 @@ def load_image(path: Path, max_side: int) -> np.ndarray | None:
         frame = next(container.decode(video=0), None)
         if frame is None:
             return None
-        img = frame.to_ndarray(format="rgb24")
+        img = frame.to_ndarray(format="rgb24", threads=1)
     factor = 1
     while max(img.shape[:2]) // factor > max_side:
         factor += 1

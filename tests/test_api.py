@@ -1,0 +1,267 @@
+"""vcodec's Python API (encode_video, decode_video, compress, decompress, info) with a tiny random-weight model."""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+
+import bitstream
+import vcodec
+from vcodec.errors import InputError, ModelNotFoundError, OutputExistsError, VcodecError, VcodecWarning
+from vcodec.io import read_video
+from vcodec.io.synthetic import pattern_frames, write_clip
+from vcodec.testing import save_tokenizer, tiny_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer(window_frames=17)  # the default model's window, so 16/17/18 frames straddle it
+
+
+@pytest.fixture(scope="module")
+def tok9():
+    return tiny_tokenizer()  # window of 9 frames: more chunks for fewer frames
+
+
+@pytest.fixture(scope="module")
+def model_path(tok9, tmp_path_factory):
+    return save_tokenizer(tok9, tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+def _quiet_read(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VcodecWarning)
+        return read_video(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# arrays <-> bytes
+
+
+@pytest.mark.parametrize("n", [1, 2, 16, 17, 18])
+def test_compress_keeps_frame_count(tok, n):
+    frames = pattern_frames(n, 17, 33)
+    data = vcodec.compress(frames, tokenizer=tok)
+    out = vcodec.decompress(data, tokenizer=tok)
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    reader = bitstream.VcbReader(io.BytesIO(data))
+    assert reader.total_frames == n and reader.num_chunks == math.ceil(n / 17)
+
+
+@pytest.mark.parametrize("size", [(2, 2), (17, 33), (361, 641)])
+def test_compress_keeps_odd_sizes(tok9, size):
+    frames = pattern_frames(1, *size)
+    out = vcodec.decompress(vcodec.compress(frames, tokenizer=tok9), tokenizer=tok9)
+    assert out.shape == frames.shape
+
+
+def test_compress_is_deterministic_and_decode_independent_of_threads(tok9):
+    frames = pattern_frames(10, 24, 40)
+    a = vcodec.compress(frames, tokenizer=tok9, quality=2)
+    assert a == vcodec.compress(frames, tokenizer=tok9, quality=2)
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            outs.append(vcodec.decompress(a, tokenizer=tok9))
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_quality_selects_levels(tok9):
+    frames = pattern_frames(2, 16, 16)
+    sizes = [len(vcodec.compress(frames, tokenizer=tok9, quality=q)) for q in (1, 2, 3)]
+    assert sizes[0] < sizes[1] < sizes[2]
+    h = bitstream.VcbReader(io.BytesIO(vcodec.compress(frames, tokenizer=tok9, quality=1))).header
+    assert h.levels == 1 and h.extra["quality"] == 1
+    with pytest.raises(VcodecError, match="quality 7"):
+        vcodec.compress(frames, tokenizer=tok9, quality=7)
+
+
+def test_frame_rate_is_stored_as_a_rational(tok9):
+    data = vcodec.compress(pattern_frames(1, 8, 8), tokenizer=tok9, frame_rate=Fraction(30000, 1001))
+    assert bitstream.VcbReader(io.BytesIO(data)).header.frame_rate == (30000, 1001)
+
+
+@pytest.mark.parametrize(
+    "bad", [np.zeros((2, 8, 8, 3), np.float32), np.zeros((8, 8, 3), np.uint8), np.zeros((0, 8, 8, 3), np.uint8)]
+)
+def test_compress_rejects_bad_arrays(tok9, bad):
+    with pytest.raises(InputError):
+        vcodec.compress(bad, tokenizer=tok9)
+
+
+def test_decompress_errors_are_bitstream_errors(tok9):
+    with pytest.raises(bitstream.BitstreamError):
+        vcodec.decompress(b"not a vcb stream at all", tokenizer=tok9)
+    data = vcodec.compress(pattern_frames(3, 8, 8), tokenizer=tok9)
+    with pytest.raises(bitstream.BitstreamError):
+        vcodec.decompress(data[: len(data) // 2], tokenizer=tok9)
+
+
+def test_decompress_refuses_other_weights(tok9):
+    data = vcodec.compress(pattern_frames(2, 8, 8), tokenizer=tok9)
+    with pytest.raises(ModelNotFoundError, match="not with the model given"):
+        vcodec.decompress(data, tokenizer=tiny_tokenizer(seed=1))
+
+
+def test_salvage_skips_a_damaged_chunk(tok9):
+    data = bytearray(vcodec.compress(pattern_frames(27, 16, 16), tokenizer=tok9))  # 3 chunks of 9
+    offsets = [e.offset for e in bitstream.VcbReader(io.BytesIO(bytes(data))).index()]
+    data[offsets[1] + 40] ^= 0xFF  # inside chunk 1's payload
+    with pytest.raises(bitstream.ChecksumError, match="chunk 1"):
+        vcodec.decompress(bytes(data), tokenizer=tok9)
+    with pytest.warns(VcodecWarning, match="chunk 1"):
+        out = vcodec.decompress(bytes(data), tokenizer=tok9, salvage=True)
+    assert len(out) == 18
+
+
+# --------------------------------------------------------------------------------------------------
+# files and streams
+
+
+def test_encode_decode_files_with_audio(tok9, tmp_path):
+    src = tmp_path / "in.mkv"
+    write_clip(src, width=33, height=17, num_frames=11, codec="ffv1", pix_fmt="yuv420p", audio="aac",
+               rate=Fraction(30000, 1001))
+    res = vcodec.encode_video(src, tmp_path / "a.vcb", tokenizer=tok9)
+    assert (res.frames, res.width, res.height, res.frame_rate) == (11, 33, 17, "30000/1001")
+    assert res.bytes == (tmp_path / "a.vcb").stat().st_size
+    assert res.bpp == pytest.approx(res.bytes * 8 / (11 * 33 * 17))
+    assert res.audio_tracks == 1 and res.audio_bytes > 0
+    d = vcodec.info(tmp_path / "a.vcb")
+    assert (d["frames"], d["chunks"], d["frame_rate"]) == (11, 2, "30000/1001")
+    assert d["tracks"][0]["codec"] == "aac" and d["source"]["pix_fmt"] == "yuv420p"
+    dec = vcodec.decode_video(tmp_path / "a.vcb", tmp_path / "out.mkv", tokenizer=tok9)
+    assert (dec.frames, dec.container, dec.lossy) == (11, "mkv", False)
+    frames, info = read_video(tmp_path / "out.mkv")
+    assert frames.shape == (11, 17, 33, 3) and info.frame_rate == Fraction(30000, 1001)
+    np.testing.assert_array_equal(frames, vcodec.decompress((tmp_path / "a.vcb").read_bytes(), tokenizer=tok9))
+
+    def audio(path):
+        with av.open(str(path)) as c:
+            return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+    assert audio(tmp_path / "out.mkv") == audio(src)
+
+
+def test_encode_from_and_to_file_objects(tok9, tmp_path):
+    src = tmp_path / "in.y4m"
+    vcodec.io.write_video(src, pattern_frames(3, 8, 12), 25)
+
+    class Pipe:  # a non-seekable reader, like a pipe
+        def __init__(self, data):
+            self._b = io.BytesIO(data)
+
+        def read(self, n=-1):
+            return self._b.read(n)
+
+        def seekable(self):
+            return False
+
+    out = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VcodecWarning)
+        res = vcodec.encode_video(Pipe(src.read_bytes()), out, tokenizer=tok9)
+    assert res.bytes == len(out.getvalue()) and res.frames == 3
+    y4m = io.BytesIO()
+    vcodec.decode_video(Pipe(out.getvalue()), y4m, tokenizer=tok9)
+    assert y4m.getvalue().startswith(b"YUV4MPEG2 W12 H8 F25:1")
+
+
+def test_encode_refuses_existing_output_before_work(tok9, tmp_path):
+    src = tmp_path / "in.mkv"
+    write_clip(src, width=8, height=8, num_frames=1, codec="ffv1", pix_fmt="yuv420p")
+    (tmp_path / "a.vcb").write_bytes(b"keep")
+    with pytest.raises(OutputExistsError):
+        vcodec.encode_video(src, tmp_path / "a.vcb", tokenizer=tok9)
+    assert (tmp_path / "a.vcb").read_bytes() == b"keep"
+    vcodec.encode_video(src, tmp_path / "a.vcb", tokenizer=tok9, overwrite=True)
+    assert (tmp_path / "a.vcb").read_bytes()[:4] == bitstream.MAGIC
+
+
+def test_decode_never_loads_a_path_named_by_the_header(tok9, model_path, tmp_path):
+    src = tmp_path / "in.mkv"
+    write_clip(src, width=8, height=8, num_frames=2, codec="ffv1", pix_fmt="yuv420p")
+    vcodec.encode_video(src, tmp_path / "a.vcb", model=model_path, device="cpu")
+    assert vcodec.info(tmp_path / "a.vcb")["model"] == model_path  # the tokenizer names path-loaded models so
+    with pytest.raises(ModelNotFoundError, match="--model PATH"):
+        vcodec.decode_video(tmp_path / "a.vcb", tmp_path / "o.y4m", device="cpu")
+    vcodec.decode_video(tmp_path / "a.vcb", tmp_path / "o.y4m", model=model_path, device="cpu")
+    vcodec.decode_video(tmp_path / "a.vcb", tmp_path / "p.y4m", tokenizer=tok9)
+    assert (tmp_path / "o.y4m").read_bytes() == (tmp_path / "p.y4m").read_bytes()
+
+
+def test_weights_not_available(tok9, tmp_path):
+    other = tiny_tokenizer(seed=3)
+    path = save_tokenizer(other, tmp_path / "gone.pt")
+    src = tmp_path / "in.mkv"
+    write_clip(src, width=8, height=8, num_frames=1, codec="ffv1", pix_fmt="yuv420p")
+    vcodec.encode_video(src, tmp_path / "a.vcb", model=path, device="cpu")
+    (tmp_path / "gone.pt").unlink()
+    with pytest.raises(ModelNotFoundError, match="not available here"):
+        vcodec.decode_video(tmp_path / "a.vcb", tmp_path / "o.mkv", device="cpu")
+    assert not (tmp_path / "o.mkv").exists()
+
+
+def test_gray_source_decodes_gray(tok9, tmp_path):
+    src = tmp_path / "g.mkv"
+    write_clip(src, width=16, height=16, num_frames=2, codec="ffv1", pix_fmt="gray")
+    vcodec.encode_video(src, tmp_path / "g.vcb", tokenizer=tok9)
+    frames = vcodec.decompress((tmp_path / "g.vcb").read_bytes(), tokenizer=tok9)
+    assert (frames[..., 0] == frames[..., 1]).all() and (frames[..., 0] == frames[..., 2]).all()
+
+
+def test_warnings_are_reported_in_the_result(tok9, tmp_path):
+    src = tmp_path / "a.mkv"
+    write_clip(src, width=16, height=8, num_frames=1, codec="ffv1", pix_fmt="yuva420p")
+    with pytest.warns(VcodecWarning, match="alpha"):
+        res = vcodec.encode_video(src, tmp_path / "a.vcb", tokenizer=tok9)
+    assert any("alpha" in w for w in res.warnings)
+
+
+@pytest.mark.parametrize("ext", ["y4m", "mkv", "mp4"])
+def test_decode_output_containers(tok9, tmp_path, ext):
+    data = vcodec.compress(pattern_frames(5, 17, 33), tokenizer=tok9, frame_rate=Fraction(24000, 1001))
+    (tmp_path / "a.vcb").write_bytes(data)
+    res = vcodec.decode_video(tmp_path / "a.vcb", tmp_path / f"o.{ext}", tokenizer=tok9)
+    frames, info = _quiet_read(tmp_path / f"o.{ext}")
+    assert frames.shape == (5, 17, 33, 3) and info.frame_rate == Fraction(24000, 1001)
+    assert res.lossy == (ext == "mp4")
+    if ext != "mp4":  # y4m (C444p16) and mkv (FFV1 RGB) carry the decoded RGB exactly
+        np.testing.assert_array_equal(frames, vcodec.decompress(data, tokenizer=tok9))
+
+
+def test_unreadable_audio_track_is_skipped_with_a_warning(tok9, tmp_path):
+    import base64
+
+    from vcodec.api import _header
+
+    header = _header(tok9, 1, 1, 8, 8, Fraction(25), {})
+    with bitstream.VcbWriter(str(tmp_path / "a.vcb"), header) as w:
+        tid = w.add_track(bitstream.TrackInfo(kind="audio", codec="aac", time_base=(1, 48000),
+                                              params={"ffmpeg_nut_template": base64.b64encode(b"junk").decode()}))
+        w.write_chunk(tok9.encode_window(pattern_frames(1, 8, 8), 1), 1)
+        w.write_packet(tid, b"\x00" * 10, pts=0, dts=0, duration=1024, keyframe=True)
+    with pytest.warns(VcodecWarning, match="unreadable codec parameters"):
+        res = vcodec.decode_video(tmp_path / "a.vcb", tmp_path / "o.mkv", tokenizer=tok9)
+    assert res.frames == 1 and _quiet_read(tmp_path / "o.mkv")[0].shape == (1, 8, 8, 3)
+
+
+def test_importing_vcodec_and_its_cli_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, vcodec, vcodec.cli; print('torch' in sys.modules, 'av' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert out.stdout.split() == ["False", "False"], out.stderr

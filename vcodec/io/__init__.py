@@ -1,0 +1,26 @@
+"""Video I/O: reading any FFmpeg-readable source as 8-bit RGB frames, writing y4m/mkv/mp4, audio passthrough and
+atomic output files. See :mod:`vcodec.io.source` and :mod:`vcodec.io.sink` for how unusual inputs and each
+output container are handled."""
+
+from vcodec.io.audio import AudioPacket, AudioTrack
+from vcodec.io.files import atomic_output, check_output
+from vcodec.io.sink import DEFAULT_Y4M_PIX_FMT, KINDS, Y4M_PIX_FMTS, VideoSink, describe_kind, output_kind, write_video
+from vcodec.io.source import SourceInfo, VideoSource, open_source, read_video
+
+__all__ = [
+    "AudioPacket",
+    "AudioTrack",
+    "DEFAULT_Y4M_PIX_FMT",
+    "KINDS",
+    "SourceInfo",
+    "VideoSink",
+    "VideoSource",
+    "Y4M_PIX_FMTS",
+    "atomic_output",
+    "check_output",
+    "describe_kind",
+    "open_source",
+    "output_kind",
+    "read_video",
+    "write_video",
+]

@@ -1,0 +1,335 @@
+"""Writing decoded video. The container follows the output's extension:
+
+========  ===========================================================================================
+``.y4m``  Raw (uncompressed) YUV4MPEG2, video only. Default pixel format ``yuv444p16le`` (Y4M ``C444p16``):
+          RGB -> BT.601 limited-range Y'CbCr at 16 bits, which FFmpeg's swscale converts back to exactly the
+          decoder's RGB (tested for all 2^24 colours). ``pix_fmt="yuv444p"`` or ``"yuv420p"`` write the common
+          8-bit layouts instead (not exact: within 2 code values for 4:4:4; 4:2:0 also halves chroma).
+          Standard output (``"-"``) is always y4m.
+``.mkv``  Matroska with FFV1 in ``bgr0``: lossless, the decoder's RGB bit for bit. Audio tracks are copied.
+``.mp4``  H.264 (libx264, CRF 12, preset medium, BT.601 limited range, tagged): a **lossy re-encode** for
+          playback, ``yuv420p`` when width and height are even, else ``yuv444p`` (4:2:0 needs even sizes).
+          Audio is copied when MP4 can hold its codec, else re-encoded to AAC (warning).
+========  ===========================================================================================
+
+Frames are written with timestamps 0, 1, 2, ... in a time base of 1/frame_rate: the output is constant rate at
+exactly the rational rate given (``.mkv`` also keeps it in a ``VCODEC_FRAME_RATE`` tag, see ``_setup_video``).
+Files are written bit-exact (no random IDs, dates, or thread-count-dependent encoding), so the same frames
+always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import warnings
+from fractions import Fraction
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange, Colorspace
+
+from vcodec.errors import OutputError, VcodecWarning
+from vcodec.io.audio import AudioPacket, AudioTrack, TemplateStream, to_av_packet
+from vcodec.io.files import STDIO, display_name
+
+KINDS = {".y4m": "y4m", ".mkv": "mkv", ".mp4": "mp4"}
+RATE_TAG = "VCODEC_FRAME_RATE"  # stream tag holding the exact frame rate (see _setup_video)
+Y4M_PIX_FMTS = ("yuv444p16le", "yuv444p", "yuv420p")
+DEFAULT_Y4M_PIX_FMT = "yuv444p16le"
+X264_CRF = 12
+X264_PRESET = "medium"
+_AVCOL_SPC_SMPTE170M = 6  # AVColorSpace value for BT.601 (525/625 share the matrix)
+
+
+def output_kind(dst) -> str:
+    """``"y4m"``, ``"mkv"`` or ``"mp4"`` from the output's extension; ``"-"`` and file objects are y4m."""
+    if not isinstance(dst, (str, os.PathLike)) or os.fspath(dst) == STDIO:
+        return "y4m"
+    ext = os.path.splitext(os.fspath(dst))[1].lower()
+    try:
+        return KINDS[ext]
+    except KeyError:
+        raise OutputError(
+            f"cannot write {os.fspath(dst)}: unknown output format {ext or '(no extension)'!r} "
+            f"(use .y4m, .mkv, .mp4, or - for y4m on stdout)"
+        ) from None
+
+
+def describe_kind(kind: str, pix_fmt: str | None = None) -> dict:
+    """What an output kind is, for summaries: ``{"container", "codec", "pix_fmt", "lossy", "note"}``."""
+    if kind == "y4m":
+        p = pix_fmt or DEFAULT_Y4M_PIX_FMT
+        exact = p == "yuv444p16le"
+        note = "raw, exact RGB round trip" if exact else "raw, 8-bit Y'CbCr (RGB within a few code values)"
+        return {"container": "y4m", "codec": "rawvideo", "pix_fmt": p, "lossy": not exact, "note": note}
+    if kind == "mkv":
+        return {"container": "mkv", "codec": "ffv1", "pix_fmt": "bgr0", "lossy": False, "note": "lossless"}
+    return {
+        "container": "mp4",
+        "codec": "h264",
+        "pix_fmt": pix_fmt or "yuv420p",
+        "lossy": True,
+        "note": f"lossy re-encode (x264 crf {X264_CRF})",
+    }
+
+
+class VideoSink:
+    """Writes uint8 (T, H, W, 3) RGB frames (and carried audio) to ``target``: a path, ``"-"`` or a writable
+    binary file object. ``kind`` defaults to :func:`output_kind` of ``target``. Use as a context manager;
+    ``close()`` flushes and finishes the file. Paths are written as given: callers wanting atomic output pass a
+    temporary path (see :func:`vcodec.io.files.atomic_output`)."""
+
+    def __init__(
+        self,
+        target,
+        *,
+        width: int,
+        height: int,
+        frame_rate: Fraction,
+        kind: str | None = None,
+        audio_tracks: tuple[AudioTrack, ...] | list[AudioTrack] = (),
+        pix_fmt: str | None = None,
+        sample_aspect_ratio: Fraction | None = None,
+        name: str | None = None,
+    ):
+        self.name = name or display_name(target)
+        self.kind = kind or output_kind(target)
+        if isinstance(target, (str, os.PathLike)) and os.fspath(target) == STDIO:
+            target = sys.stdout.buffer
+        self.width, self.height = int(width), int(height)
+        self.frame_rate = Fraction(frame_rate)
+        self._count = 0
+        self._closed = False
+        self._templates: list[TemplateStream] = []
+        self._audio: list[_AudioOut | None] = []
+        pix_fmt = self._pix_fmt(pix_fmt)
+        self.description = describe_kind(self.kind, pix_fmt)
+        fmt = {"y4m": "yuv4mpegpipe", "mkv": "matroska", "mp4": "mp4"}[self.kind]
+        # bitexact: no random Matroska segment UID or muxing date, so the same frames give the same file.
+        options = {"strict": "-1"} if self.kind == "y4m" else {"fflags": "+bitexact"}
+        try:
+            self._out = av.open(target, "w", format=fmt, options=options)
+        except (av.FFmpegError, OSError) as e:
+            raise OutputError(f"cannot write {self.name}: {getattr(e, 'strerror', None) or e}") from e
+        try:
+            self._setup_video(pix_fmt, sample_aspect_ratio)
+            self._setup_audio(list(audio_tracks))
+        except BaseException:
+            self._abort()
+            raise
+
+    def _pix_fmt(self, pix_fmt: str | None) -> str:
+        if self.kind == "y4m":
+            p = {"yuv444p16": "yuv444p16le"}.get(pix_fmt, pix_fmt) or DEFAULT_Y4M_PIX_FMT
+            if p not in Y4M_PIX_FMTS:
+                raise OutputError(f"cannot write {self.name}: y4m pixel format {p!r} not offered ({Y4M_PIX_FMTS})")
+            return p
+        if pix_fmt is not None:
+            raise OutputError(f"cannot write {self.name}: a pixel format can be chosen for .y4m output only")
+        if self.kind == "mkv":
+            return "bgr0"
+        return "yuv420p" if self.width % 2 == 0 and self.height % 2 == 0 else "yuv444p"
+
+    def _setup_video(self, pix_fmt: str, sar: Fraction | None) -> None:
+        codec = {"y4m": "rawvideo", "mkv": "ffv1", "mp4": "libx264"}[self.kind]
+        s = self._out.add_stream(codec, rate=self.frame_rate)
+        s.width, s.height, s.pix_fmt = self.width, self.height, pix_fmt
+        cc = s.codec_context
+        cc.time_base = 1 / self.frame_rate
+        # Conversion from RGB in one swscale thread: its slice threading gives wrong rows now and then.
+        self._conv = dict(format=pix_fmt, threads=1)
+        if self.kind == "mkv":
+            s.options = {"threads": "1"}  # slice threading would make bytes depend on the machine
+        if self.kind == "y4m" or self.kind == "mp4":
+            cc.color_range = ColorRange.MPEG
+            cc.colorspace = _AVCOL_SPC_SMPTE170M
+            self._conv.update(dst_colorspace=Colorspace.ITU601, dst_color_range=ColorRange.MPEG)
+        if self.kind == "mp4":
+            # A fixed thread count: x264's output depends on it, and the bytes should not depend on the machine.
+            s.options = {"crf": str(X264_CRF), "preset": X264_PRESET, "threads": "4"}
+        if sar is not None and self.kind != "y4m":
+            cc.sample_aspect_ratio = Fraction(sar)
+        if self.kind != "y4m":
+            # Matroska keeps times in ms and FFmpeg reads its rate back as a fraction with numerator <= 30000,
+            # so e.g. 60000/1001 would come back as 19001/317: keep the exact rate in a tag too.
+            s.metadata[RATE_TAG] = f"{self.frame_rate.numerator}/{self.frame_rate.denominator}"
+        self._stream = s
+
+    def _setup_audio(self, tracks: list[AudioTrack]) -> None:
+        if tracks and self.kind == "y4m":
+            warnings.warn(
+                f"{self.name}: {len(tracks)} audio track(s) not written (y4m holds video only; use .mkv or .mp4)",
+                VcodecWarning,
+                stacklevel=3,
+            )
+            self._audio = [None] * len(tracks)
+            return
+        for i, t in enumerate(tracks):
+            try:
+                tpl = TemplateStream(t)
+            except (av.FFmpegError, ValueError, IndexError) as e:
+                warnings.warn(f"{self.name}: audio track {i} ({t.codec}) has unreadable codec parameters and is "
+                              f"not written ({e})", VcodecWarning, stacklevel=3)
+                self._audio.append(None)
+                continue
+            self._templates.append(tpl)
+            if _can_copy(self._out.format.name, tpl.stream, t):
+                s = self._out.add_stream_from_template(tpl.stream)
+                _name_layout(s)
+                s.time_base = t.time_base
+                self._audio.append(_AudioOut(s, t, None))
+            else:
+                warnings.warn(
+                    f"{self.name}: audio track {i} ({t.codec}) re-encoded to AAC ({self.kind} cannot hold {t.codec})",
+                    VcodecWarning,
+                    stacklevel=3,
+                )
+                try:
+                    self._audio.append(_AudioOut.transcoding(self._out, tpl.stream, t))
+                except (av.FFmpegError, ValueError) as e:
+                    warnings.warn(f"{self.name}: audio track {i} ({t.codec}) cannot be re-encoded and is not "
+                                  f"written ({e})", VcodecWarning, stacklevel=3)
+                    self._audio.append(None)
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append frames, uint8 (T, H, W, 3) RGB (or one (H, W, 3) frame)."""
+        frames = np.asarray(frames)
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.dtype != np.uint8 or frames.shape[1:] != (self.height, self.width, 3):
+            raise ValueError(
+                f"expected uint8 frames of shape (T, {self.height}, {self.width}, 3), got {frames.dtype} {frames.shape}"
+            )
+        try:
+            for f in frames:
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24").reformat(**self._conv)
+                vf.pts = self._count
+                vf.time_base = 1 / self.frame_rate
+                self._count += 1
+                self._out.mux(self._stream.encode(vf))
+        except (av.FFmpegError, OSError) as e:
+            raise OutputError(f"cannot write {self.name}: {getattr(e, 'strerror', None) or e}") from e
+
+    def write_audio(self, packets: list[AudioPacket]) -> None:
+        """Mux carried audio packets (times relative to the first frame, in their track's time base)."""
+        try:
+            for p in packets:
+                out = self._audio[p.track] if p.track < len(self._audio) else None
+                if out is not None:
+                    out.write(self._out, p)
+        except (av.FFmpegError, OSError) as e:
+            raise OutputError(f"cannot write {self.name}: {getattr(e, 'strerror', None) or e}") from e
+
+    @property
+    def frames_written(self) -> int:
+        return self._count
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._out.mux(self._stream.encode(None))
+            for a in self._audio:
+                if a is not None:
+                    a.flush(self._out)
+            self._out.close()
+        except (av.FFmpegError, OSError) as e:
+            raise OutputError(f"cannot write {self.name}: {getattr(e, 'strerror', None) or e}") from e
+        finally:
+            for t in self._templates:
+                t.close()
+
+    def _abort(self) -> None:
+        self._closed = True
+        try:
+            self._out.close()
+        except Exception:  # noqa: BLE001 - the output is being thrown away; the first error is the one to report
+            pass
+        for t in self._templates:
+            t.close()
+
+    def __enter__(self) -> VideoSink:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._abort()
+
+
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def _name_layout(stream) -> None:
+    """Give a layout of unspecified channel order ("2 channels", as PCM in Matroska has) the default order for
+    its channel count: MP4 refuses the former."""
+    cc = stream.codec_context
+    default = _DEFAULT_LAYOUTS.get(cc.channels)
+    if cc.layout is not None and cc.layout.name.endswith("channels") and default:
+        cc.layout = default
+
+
+def _can_copy(fmt: str, template_stream, track: AudioTrack) -> bool:
+    """Whether a container of format ``fmt`` takes this stream's codec, found by writing a whole small file in
+    memory: FFmpeg's codec query accepts some codecs that a muxer then refuses when it writes its trailer."""
+    try:
+        with av.open(io.BytesIO(), "w", format=fmt) as probe:
+            s = probe.add_stream_from_template(template_stream)
+            _name_layout(s)
+            pkt = av.Packet(bytes(16))
+            pkt.pts = pkt.dts = 0
+            pkt.time_base = track.time_base
+            pkt.stream = s
+            probe.mux(pkt)
+        return True
+    except (ValueError, av.FFmpegError):
+        return False
+
+
+class _AudioOut:
+    """One output audio stream: packets copied as they are, or (``decoder`` set) re-encoded to AAC."""
+
+    def __init__(self, stream, track: AudioTrack, decoder, resampler=None):
+        self.stream, self.track, self.decoder, self.resampler = stream, track, decoder, resampler
+
+    @classmethod
+    def transcoding(cls, out, template_stream, track: AudioTrack) -> _AudioOut:
+        s = out.add_stream("aac", rate=track.sample_rate)
+        s.codec_context.layout = "mono" if track.channels == 1 else "stereo"  # more channels: downmixed
+        resampler = av.AudioResampler(format="fltp", layout=s.codec_context.layout, rate=track.sample_rate)
+        return cls(s, track, template_stream.codec_context, resampler)
+
+    def write(self, out, p: AudioPacket) -> None:
+        pkt = to_av_packet(p, self.track.time_base)
+        if self.decoder is None:
+            pkt.stream = self.stream
+            out.mux(pkt)
+            return
+        for frame in self.decoder.decode(pkt):
+            self._encode(out, frame)
+
+    def _encode(self, out, frame) -> None:
+        for f in self.resampler.resample(frame):
+            f.pts = None
+            out.mux(self.stream.encode(f))
+
+    def flush(self, out) -> None:
+        if self.decoder is None:
+            return
+        for frame in self.decoder.decode(None):
+            self._encode(out, frame)
+        for f in self.resampler.resample(None):
+            f.pts = None
+            out.mux(self.stream.encode(f))
+        out.mux(self.stream.encode(None))
+
+
+def write_video(dst, frames: np.ndarray, frame_rate: Fraction = Fraction(25), **kwargs) -> None:
+    """Write a whole (short) video in one call (tests, tools). ``kwargs`` go to :class:`VideoSink`."""
+    frames = np.asarray(frames)
+    with VideoSink(dst, width=frames.shape[2], height=frames.shape[1], frame_rate=frame_rate, **kwargs) as sink:
+        sink.write(frames)

@@ -1,0 +1,363 @@
+"""Reading video: any file or stream FFmpeg (through PyAV) opens, one frame at a time, as 8-bit RGB.
+
+How unusual sources are handled (each case that changes pixels or timing raises a :class:`VcodecWarning`):
+
+- **Pixel formats.** Every source is converted to full-range 8-bit RGB by FFmpeg's swscale, honouring the
+  frame's colour matrix and range tags (untagged video is read as BT.601 limited range, FFmpeg's default).
+  Sources deeper than 8 bits are rounded to 8 bits (warning). Grayscale sources become R = G = B and are
+  recorded as gray, so that they decode back to gray. An alpha channel is dropped, colours kept as stored,
+  not composited (warning).
+- **Rotation.** A display matrix (phone videos) that rotates by a multiple of 90 degrees is applied: frames are
+  coded upright, width/height as displayed, and the rotation is recorded in the header. A mirrored or
+  non-right-angle display matrix is refused.
+- **Frame rate.** The stream's average frame rate is kept as an exact rational (``stream.average_rate``, else
+  ``guessed_rate``; a ``VCODEC_FRAME_RATE`` stream tag, which vcodec writes into ``.mkv`` files because Matroska's
+  millisecond times cannot hold rates such as 60000/1001, is preferred when it agrees within 0.1%). With no rate at all, 25 fps is assumed (warning). Variable frame rate: every decoded frame is
+  kept, in order, and the output is constant rate at the average rate (warning naming the first irregular frame).
+- **Audio.** Audio tracks are demuxed alongside the video and their packets buffered until
+  :meth:`VideoSource.take_audio` collects them (see :mod:`vcodec.io.audio`).
+- Non-square pixels are kept as stored; the sample aspect ratio is recorded and restored in ``.mkv``/``.mp4``.
+  Interlaced video is coded as progressive frames.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from vcodec.errors import InputError, VcodecWarning
+from vcodec.io.audio import AudioPacket, AudioTrack, track_from_stream
+from vcodec.io.files import STDIO, display_name
+
+DEFAULT_RATE = Fraction(25)
+# FFmpeg's AVColorSpace / AVColorRange values, by the names ffprobe prints.
+_COLORSPACES = {0: "gbr", 1: "bt709", 2: "unknown", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
+                8: "ycgco", 9: "bt2020nc", 10: "bt2020c", 14: "ictcp"}
+_RANGES = {0: "unknown", 1: "tv", 2: "pc"}
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What vcodec learned about a video source. ``width``/``height`` are as coded (after rotation)."""
+
+    width: int
+    height: int
+    frame_rate: Fraction
+    pix_fmt: str
+    bit_depth: int
+    gray: bool
+    alpha: bool
+    rotation: int  # degrees counter-clockwise that were applied to the stored frames
+    colorspace: str
+    color_range: str
+    sample_aspect_ratio: Fraction | None
+    frame_count_hint: int | None  # from the container, for progress bars; may be wrong or absent
+    notes: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict:
+        """The fields worth keeping in a ``.vcb`` header (JSON-able, stable order)."""
+        d = asdict(self)
+        d.pop("frame_count_hint")
+        d.pop("notes")
+        d.pop("width")
+        d.pop("height")
+        d["frame_rate"] = f"{self.frame_rate.numerator}/{self.frame_rate.denominator}"
+        sar = self.sample_aspect_ratio
+        d["sample_aspect_ratio"] = None if sar is None else f"{sar.numerator}/{sar.denominator}"
+        return d
+
+
+def _rational(x) -> Fraction | None:
+    if x is None:
+        return None
+    f = Fraction(x)
+    return f if f > 0 else None
+
+
+def _tagged_rate(stream) -> Fraction | None:
+    """The exact rate vcodec stores as a stream tag (Matroska keeps only millisecond times), if present."""
+    meta = {k.upper(): v for k, v in (stream.metadata or {}).items()}
+    try:
+        return _rational(Fraction(meta["VCODEC_FRAME_RATE"]))
+    except (KeyError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _display_matrix(frame: av.VideoFrame) -> tuple[float, ...] | None:
+    """The frame's 3x3 display matrix as floats (a, b, u, c, d, v, x, y, w), or None."""
+    for sd in frame.side_data:
+        if sd.type.name == "DISPLAYMATRIX":
+            raw = struct.unpack("<9i", bytes(sd)[:36])
+            # 16.16 fixed point except u, v, w in 2.30.
+            return tuple(v / (1 << (30 if i in (2, 5, 8) else 16)) for i, v in enumerate(raw))
+    return None
+
+
+def _rotation(frame: av.VideoFrame, name: str) -> int:
+    """Counter-clockwise rotation (0, 90, 180, 270) the display matrix asks for; refuse anything else.
+    Called for the first frame only (reading side data creates a reference cycle, see ``_to_rgb``)."""
+    m = _display_matrix(frame)
+    if m is None:
+        return 0
+    a, b, _, c, d, *_ = m
+    if a * d - b * c < 0:
+        raise InputError(f"{name}: mirrored display matrix (flip metadata) is not supported")
+    angle = frame.rotation  # counter-clockwise, in [-180, 180]
+    if angle % 90:
+        raise InputError(f"{name}: display rotation of {angle} degrees is not supported (only multiples of 90)")
+    return int(angle) % 360
+
+
+class VideoSource:
+    """An open video source. Iterate :meth:`frames` or :meth:`windows`; collect audio with :meth:`take_audio`.
+
+    ``src`` is a path, ``"-"`` (standard input) or a readable binary file object. Use as a context manager.
+    The constructor decodes the first frame, so a file without decodable video fails here, before any output
+    is made.
+    """
+
+    def __init__(self, src, *, audio: bool = True):
+        self.name = display_name(src)
+        if isinstance(src, (str, os.PathLike)) and os.fspath(src) == STDIO:
+            src = sys.stdin.buffer
+        elif isinstance(src, (str, os.PathLike)):
+            path = os.fspath(src)
+            if not os.path.exists(path):
+                raise InputError(f"{self.name}: no such file")
+            if os.path.isdir(path):
+                raise InputError(f"{self.name}: is a directory, not a video file")
+            if not os.access(path, os.R_OK):
+                raise InputError(f"{self.name}: permission denied")
+        try:
+            self._container = av.open(src, "r")
+        except av.FFmpegError as e:
+            raise InputError(f"{self.name}: not a video file FFmpeg can read ({_reason(e)})") from e
+        try:
+            self._setup(audio)
+        except BaseException:
+            self._container.close()
+            raise
+
+    # -- opening ---------------------------------------------------------------------------------------------
+    def _setup(self, audio: bool) -> None:
+        c = self._container
+        if not c.streams.video:
+            kind = "audio only" if c.streams.audio else "no video stream"
+            raise InputError(f"{self.name}: not a video ({kind})")
+        self._video = c.streams.video[0]
+        self._video.thread_type = "AUTO"  # frame order and values do not depend on threading in FFmpeg
+        self._audio = []
+        self.audio_tracks: list[AudioTrack] = []
+        for s in c.streams.audio if audio else ():
+            try:
+                self.audio_tracks.append(track_from_stream(s))
+                self._audio.append(s)
+            except (av.FFmpegError, ValueError) as e:
+                warnings.warn(f"{self.name}: audio track {s.index} ({s.codec_context.name}) cannot be carried and is "
+                              f"dropped ({e})", VcodecWarning, stacklevel=3)
+        self._audio_offsets = [self._audio_offset(s) for s in self._audio]
+        self._pending_audio: list[AudioPacket] = []
+        self._frames = self._decode()
+        self._index = 0
+        self._last_time: float | None = None
+        self._warned_timing = False
+        first = next(self._frames, None)
+        if first is None:
+            raise InputError(f"{self.name}: contains no video frames")
+        self._first = first
+        self.info = self._describe(first)
+
+    def _audio_offset(self, a) -> int:
+        """Video start time in the audio track's time base: audio times are stored relative to the first frame."""
+        v = self._video
+        if v.start_time is None or a.time_base is None:
+            return 0
+        return round(Fraction(v.start_time) * Fraction(v.time_base) / Fraction(a.time_base))
+
+    def _describe(self, frame: av.VideoFrame) -> SourceInfo:
+        v = self._video
+        notes: list[str] = []
+        rate = _rational(v.average_rate) or _rational(v.guessed_rate)
+        tagged = _tagged_rate(v)
+        if tagged is not None and (rate is None or abs(tagged / rate - 1) < 1e-3):
+            rate = tagged  # written by vcodec where the container cannot hold the exact rate (Matroska)
+        if rate is None:
+            rate = DEFAULT_RATE
+            notes.append(f"{self.name}: frame rate unknown; assuming {rate} fps")
+        fmt = frame.format
+        comps = fmt.components
+        alpha = any(c.is_alpha for c in comps)
+        color = [c for c in comps if not c.is_alpha]
+        gray = len(color) == 1 and not fmt.is_rgb
+        depth = max(c.bits for c in comps)
+        if fmt.has_palette:
+            depth = 8
+        if alpha:
+            notes.append(f"{self.name}: alpha channel dropped (vcodec codes RGB; colours kept as stored)")
+        if depth > 8:
+            notes.append(f"{self.name}: {depth}-bit video ({fmt.name}) rounded to 8 bits per channel")
+        self._rot = _rotation(frame, self.name)
+        h, w = (frame.height, frame.width) if self._rot % 180 == 0 else (frame.width, frame.height)
+        sar = _rational(v.sample_aspect_ratio)
+        if sar is not None and self._rot % 180:
+            sar = 1 / sar
+        if sar == 1:
+            sar = None
+        hint = v.frames or None
+        if hint is None and v.duration is not None and v.time_base is not None:
+            hint = round(v.duration * v.time_base * rate) or None
+        elif hint is None and self._container.duration:
+            hint = round(Fraction(self._container.duration, av.time_base) * rate) or None
+        for n in notes:
+            warnings.warn(n, VcodecWarning, stacklevel=3)
+        return SourceInfo(
+            width=w,
+            height=h,
+            frame_rate=rate,
+            pix_fmt=fmt.name,
+            bit_depth=depth,
+            gray=gray,
+            alpha=alpha,
+            rotation=self._rot,
+            colorspace=_COLORSPACES.get(int(frame.colorspace), str(int(frame.colorspace))),
+            color_range=_RANGES.get(int(frame.color_range), str(int(frame.color_range))),
+            sample_aspect_ratio=sar,
+            frame_count_hint=hint,
+            notes=tuple(notes),
+        )
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        v = self._video
+        streams = [v, *self._audio]
+        try:
+            for packet in self._container.demux(streams):
+                if packet.stream.type == "video":
+                    yield from packet.decode()
+                elif packet.size:
+                    i = self._audio.index(packet.stream)
+                    off = self._audio_offsets[i]
+                    self._pending_audio.append(
+                        AudioPacket(
+                            track=i,
+                            data=bytes(packet),
+                            pts=None if packet.pts is None else packet.pts - off,
+                            dts=None if packet.dts is None else packet.dts - off,
+                            duration=int(packet.duration or 0),
+                            keyframe=bool(packet.is_keyframe),
+                        )
+                    )
+        except av.FFmpegError as e:
+            raise InputError(f"{self.name}: cannot decode video after {self._index} frames ({_reason(e)})") from e
+
+    def _check_timing(self, frame: av.VideoFrame) -> None:
+        t = frame.time
+        if t is None:
+            if not self._warned_timing:
+                self._warned_timing = True
+                warnings.warn(
+                    f"{self.name}: frames carry no timestamps; output is constant rate at {self.info.frame_rate} fps",
+                    VcodecWarning,
+                    stacklevel=4,
+                )
+            return
+        if self._last_time is not None and not self._warned_timing:
+            step = 1 / float(self.info.frame_rate)
+            if abs((t - self._last_time) - step) > 0.5 * step:
+                self._warned_timing = True
+                warnings.warn(
+                    f"{self.name}: variable frame rate (frame {self._index} at {t:.3f}s); every frame is kept and "
+                    f"the output is constant rate at {self.info.frame_rate} fps",
+                    VcodecWarning,
+                    stacklevel=4,
+                )
+        self._last_time = t
+
+    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        # frame.rotation, not frame.side_data: the latter makes a reference cycle that keeps every frame alive
+        # until the garbage collector runs (hundreds of MB at 720p). Mirroring is checked on the first frame.
+        rot = int(frame.rotation) % 360
+        if rot != self._rot:
+            raise InputError(f"{self.name}: display rotation changes at frame {self._index}; not supported")
+        try:
+            # threads=1: swscale's slice threading gives wrong rows now and then (seen with odd sizes)
+            rgb = frame.to_ndarray(format="rgb24", src_color_range=frame.color_range, threads=1)
+        except (av.FFmpegError, ValueError) as e:
+            raise InputError(f"{self.name}: cannot convert {frame.format.name} video to RGB ({e})") from e
+        if rot:
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=rot // 90))
+        return rgb
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """Yield frames, uint8 (H, W, 3) RGB, in presentation order."""
+        frame = self._first
+        while frame is not None:
+            self._check_timing(frame)
+            rgb = self._to_rgb(frame)
+            self._index += 1
+            self._first = None
+            yield rgb
+            frame = next(self._frames, None)
+
+    def windows(self, n: int) -> Iterator[np.ndarray]:
+        """Yield groups of ``n`` frames, uint8 (n, H, W, 3); the last may be shorter. Memory holds one group."""
+        if n < 1:
+            raise ValueError("window size must be >= 1")
+        buf = np.empty((n, self.info.height, self.info.width, 3), np.uint8)
+        k = 0
+        for f in self.frames():
+            if f.shape != buf.shape[1:]:
+                raise InputError(
+                    f"{self.name}: frame size changes at frame {self._index - 1} "
+                    f"({buf.shape[2]}x{buf.shape[1]} -> {f.shape[1]}x{f.shape[0]}); not supported"
+                )
+            buf[k] = f
+            k += 1
+            if k == n:
+                yield buf.copy()
+                k = 0
+        if k:
+            yield buf[:k].copy()
+
+    @property
+    def frames_read(self) -> int:
+        return self._index
+
+    def take_audio(self) -> list[AudioPacket]:
+        """Audio packets demuxed so far and not yet taken."""
+        out, self._pending_audio = self._pending_audio, []
+        return out
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _reason(e: BaseException) -> str:
+    """FFmpeg's message without the errno and file name PyAV adds."""
+    return getattr(e, "strerror", None) or str(e)
+
+
+def open_source(src, *, audio: bool = True) -> VideoSource:
+    """Open a video source (path, ``"-"`` for stdin, or binary file object). See :class:`VideoSource`."""
+    return VideoSource(src, audio=audio)
+
+
+def read_video(src) -> tuple[np.ndarray, SourceInfo]:
+    """Read a whole (short) video: uint8 (T, H, W, 3) RGB frames and its :class:`SourceInfo`. For tests/tools."""
+    with VideoSource(src, audio=False) as s:
+        frames = np.stack(list(s.frames()))
+        return frames, s.info

@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+from scipy.ndimage import correlate1d
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
@@ -57,26 +56,34 @@ def psnr_yuv(ref: np.ndarray, dist: np.ndarray) -> float:
     return (6 * py + pc[0] + pc[1]) / 8
 
 
-def _gauss(device) -> torch.Tensor:
-    x = torch.arange(11, dtype=torch.float64, device=device) - 5
-    g = torch.exp(-(x ** 2) / (2 * 1.5 ** 2))
-    return g / g.sum()
+def _gauss(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    x = np.arange(size, dtype=np.float64) - size // 2
+    g = np.exp(-(x ** 2) / (2 * sigma ** 2))
+    return (g / g.sum()).astype(np.float32)
 
 
-def _ssim_cs(x: torch.Tensor, y: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _ssim_cs(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame mean SSIM and contrast-structure term of float32 (N, H, W) luma in [0, 255]
+    ('valid' Gaussian filtering: border pixels whose window leaves the frame are not counted)."""
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     win = min(11, x.shape[-1], x.shape[-2])
-    gg = g[(11 - win) // 2:(11 - win) // 2 + win]
-    gg = gg / gg.sum()
+    g = _gauss(win, 1.5)
+    r = win // 2
 
     def blur(z):
-        return F.conv2d(F.conv2d(z, gg.view(1, 1, 1, -1)), gg.view(1, 1, -1, 1))
+        z = correlate1d(correlate1d(z, g, axis=1, mode="nearest"), g, axis=2, mode="nearest")
+        return z[:, r:z.shape[1] - (win - 1 - r), r:z.shape[2] - (win - 1 - r)]
 
     mx, my = blur(x), blur(y)
     sxx, syy, sxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
     cs = (2 * sxy + c2) / (sxx + syy + c2)
     ssim = ((2 * mx * my + c1) / (mx ** 2 + my ** 2 + c1)) * cs
-    return ssim.mean(dim=(1, 2, 3)), cs.mean(dim=(1, 2, 3))
+    return ssim.mean(axis=(1, 2)), cs.mean(axis=(1, 2))
+
+
+def _halve(z: np.ndarray) -> np.ndarray:
+    N, H, W = z.shape
+    return z[:, : H // 2 * 2, : W // 2 * 2].reshape(N, H // 2, 2, W // 2, 2).mean(axis=(2, 4))
 
 
 def ms_ssim_scales(height: int, width: int) -> int:
@@ -87,24 +94,22 @@ def ms_ssim_scales(height: int, width: int) -> int:
     return s
 
 
-@torch.no_grad()
 def ms_ssim(ref: np.ndarray, dist: np.ndarray, frame_batch: int = 8) -> float:
     """Mean MS-SSIM of the luma of uint8 (T, H, W, 3) videos, in [0, 1]."""
     T, H, W, _ = ref.shape
     scales = ms_ssim_scales(H, W)
-    w = torch.tensor(MS_SSIM_WEIGHTS[:scales], dtype=torch.float64)
+    w = np.array(MS_SSIM_WEIGHTS[:scales], dtype=np.float64)
     w = w / w.sum()
-    g = _gauss("cpu")
     vals = []
     for s in range(0, T, frame_batch):
-        x = torch.from_numpy(rgb_to_ycbcr(ref[s:s + frame_batch])[..., 0]).unsqueeze(1)
-        y = torch.from_numpy(rgb_to_ycbcr(dist[s:s + frame_batch])[..., 0]).unsqueeze(1)
-        mcs = []
+        x = rgb_to_ycbcr(ref[s:s + frame_batch])[..., 0].astype(np.float32)
+        y = rgb_to_ycbcr(dist[s:s + frame_batch])[..., 0].astype(np.float32)
+        terms = []
         for level in range(scales):
-            ssim, cs = _ssim_cs(x, y, g)
+            ssim, cs = _ssim_cs(x, y)
             if level < scales - 1:
-                mcs.append(cs.clamp_min(0))
-                x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-        stack = torch.stack(mcs + [ssim.clamp_min(0)], dim=0)          # (scales, n)
-        vals.append(torch.prod(stack ** w.view(-1, 1), dim=0))
-    return float(torch.cat(vals).mean())
+                terms.append(np.maximum(cs, 0))
+                x, y = _halve(x), _halve(y)
+        terms.append(np.maximum(ssim, 0))
+        vals.append(np.prod(np.stack(terms).astype(np.float64) ** w[:, None], axis=0))
+    return float(np.concatenate(vals).mean())

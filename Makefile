@@ -23,8 +23,11 @@ test: install
 	$(VPY) -m pytest -x -q tests
 
 bench: install
-	$(VPY) -m benchmarks.speed
-	$(VPY) -m bitstream.bench
+	mkdir -p bench-out
+	$(VPY) -m benchmarks.tokenizer_speed --json bench-out/tokenizer_speed.json
+	$(VPY) -m benchmarks.stream_memory
+	$(VPY) -m benchmarks.coder_real --json bench-out/coder_real.json
+	$(VPY) -m benchmarks --suite smoke --force -o bench-out/smoke
 
 data: install
 	$(VPY) -m vcodec.data.fetch --out data

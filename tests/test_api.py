@@ -193,7 +193,7 @@ def test_decode_never_loads_a_path_named_by_the_header(tok9, model_path, tmp_pat
     src = tmp_path / "in.mkv"
     write_clip(src, width=8, height=8, num_frames=2, codec="ffv1", pix_fmt="yuv420p")
     vcodec.encode_video(src, tmp_path / "a.vcb", model=model_path, device="cpu")
-    assert vcodec.info(tmp_path / "a.vcb")["model"] == model_path  # the tokenizer names path-loaded models so
+    assert vcodec.info(tmp_path / "a.vcb")["model"] == "tiny"   # the header names a path-loaded model by its stem
     with pytest.raises(ModelNotFoundError, match="--model PATH"):
         vcodec.decode_video(tmp_path / "a.vcb", tmp_path / "o.y4m", device="cpu")
     vcodec.decode_video(tmp_path / "a.vcb", tmp_path / "o.y4m", model=model_path, device="cpu")

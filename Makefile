@@ -20,7 +20,7 @@ demo: install
 	$(VPY) -m vcodec.demo
 
 test: install
-	$(VPY) -m pytest -x -q tests
+	$(VPY) -m pytest -x tests
 
 bench: install
 	mkdir -p bench-out

@@ -33,7 +33,8 @@ data: install
 	$(VPY) -m vcodec.data.fetch --out data
 
 train: data
-	$(VPY) -m vcodec.cli train data/corpus.npz -o runs/default/ckpt.pt --resume
+	# resumes runs/default/ckpt.pt exactly when it exists, else continues from the shipped weights
+	$(VPY) -m vcodec.cli train data/corpus.npz -o runs/default/ckpt.pt --resume --init vcodec/weights/default.pt
 
 fuzz: install
 	$(VPY) -m tests.fuzz_long --cases 1000000

@@ -107,3 +107,25 @@ def test_torchrun_two_process_cpu_step(tmp_path):
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stderr[-2000:]
     assert torch.load(out, weights_only=False)["step"] == 2
+
+
+def test_train_continues_from_a_shipped_model(tmp_path):
+    """`--init` starts from an exported (fp16, optimizer-less) model and keeps its step count and history."""
+    from click.testing import CliRunner
+
+    from vcodec.model.checkpoint import atomic_save, export_inference
+    from vcodec.train.command import train_command
+    t = Trainer(TokenizerConfig.tiny(), _cfg(steps=2), _corpus(), tmp_path / "run.pt")
+    t.run()
+    shipped = export_inference(t.state(), rate_points=[], coder_tables=None,
+                               card={"steps": t.step, "train_seconds": 5.0, "history": t.history})
+    atomic_save(shipped, tmp_path / "shipped.pt")
+    corpus = tmp_path / "c.npz"
+    _write_corpus(corpus)
+    out = tmp_path / "next.pt"
+    res = CliRunner().invoke(train_command, [str(corpus), "-o", str(out), "--resume", "--init", str(tmp_path / "shipped.pt"),
+                                             "--model-config", "tiny", "--steps", "3", "--batch", "1", "--frames", "5",
+                                             "--size", "16", "--eval-every", "100"])
+    assert res.exit_code == 0, res.output
+    ck = torch.load(out, weights_only=False)
+    assert ck["step"] == 3 and ck["train_seconds"] > 5.0 and len(ck["history"]) == len(t.history)

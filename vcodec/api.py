@@ -452,49 +452,10 @@ def _write_audio(w: VcbWriter, ids: list[int], packets) -> int:
 # decode
 
 
-class _Replay(io.RawIOBase):
-    """Reads a non-seekable stream, first replaying ``head`` (bytes already consumed from it)."""
-
-    def __init__(self, head: bytes, f):
-        self._head, self._f = memoryview(head), f
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        if self._head:
-            n = min(len(b), len(self._head))
-            b[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._f.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-
-class _Recorder(io.RawIOBase):
-    """Passes reads through while keeping a copy of every byte read."""
-
-    def __init__(self, f):
-        self._f, self.data = f, bytearray()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        data = self._f.read(len(b))
-        b[: len(data)] = data
-        self.data += data
-        return len(data)
-
-
 @contextlib.contextmanager
 def _open_vcb(src, tables_for):
-    """Open a ``.vcb`` with the coder tables of the model its header names.
-
-    ``VcbReader`` takes the tables when it is opened, but which tables is known only from the header: a path
-    is opened twice; a pipe's first bytes are recorded while the header is read, then replayed.
-    """
+    """Open a ``.vcb`` (path, file object or ``-``) with the coder tables of the model its header names:
+    ``tables_for(header)`` is called once the header is read, so a pipe is read only once."""
     name = display_name(src)
     try:
         if is_path(src):
@@ -503,25 +464,9 @@ def _open_vcb(src, tables_for):
                 raise InputError(f"{name}: no such file")
             if os.path.isdir(path):
                 raise InputError(f"{name}: is a directory, not a .vcb file")
-            with VcbReader(path) as probe:
-                tables = tables_for(probe.header)
-            reader = VcbReader(path, tables=tables)
+            reader = VcbReader(path, tables=tables_for)
         else:
-            f = sys.stdin.buffer if src == STDIO else src
-            seekable = False
-            with contextlib.suppress(AttributeError, OSError, ValueError):
-                seekable = f.seekable()
-            if seekable:
-                start = f.tell()
-                probe = VcbReader(f)
-                tables = tables_for(probe.header)
-                f.seek(start)
-                reader = VcbReader(f, tables=tables)
-            else:
-                rec = _Recorder(f)
-                probe = VcbReader(rec)
-                tables = tables_for(probe.header)
-                reader = VcbReader(io.BufferedReader(_Replay(bytes(rec.data), f)), tables=tables)
+            reader = VcbReader(sys.stdin.buffer if src == STDIO else src, tables=tables_for)
     except OSError as e:
         raise _wrap_os_error(e, name, writing=False) from e
     with reader:

@@ -176,7 +176,7 @@ def main(argv=None) -> None:
         print(f"quality {r['quality']}: {r['bpp']:.4f} bpp (raw {r['raw_bpp']:.4f})  PSNR-Y {r['psnr_y']:.2f} dB  "
               f"MS-SSIM {r['ms_ssim']:.4f}", flush=True)
     if args.output.exists() and not args.force:
-        old = load_checkpoint(args.output).get("rate_points") or []
+        old = (load_checkpoint(args.output).get("card") or {}).get("rate_points") or []   # full rows with PSNR-Y
         gain = improvement_at_equal_rate(rows, old)
         print(f"held-out PSNR-Y change at equal rate vs shipped model: {gain if gain is None else f'{gain:+.3f} dB'}")
         if gain is None or gain <= 0:

@@ -315,6 +315,19 @@ class PyAVCodec(Codec):
                 out.mux(stream.encode(frame))
             out.mux(stream.encode(None))
 
+    def _probe_stream(self, options: dict) -> bytes:
+        """The stream of a one-frame 16x16 encode with ``options`` (encoders write their version into it)."""
+        import tempfile
+
+        from benchmarks.colour import rgb_to_yuv420
+
+        rgb = np.zeros((1, 16, 16, 3), np.uint8)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "probe" + self.extension)
+            self._encode_packets(Clip("probe", rgb, rgb_to_yuv420(rgb)), options, path)
+            with open(path, "rb") as f:
+                return f.read()
+
     def encode(self, clip: Clip, point, path: str) -> Encoded:
         self._encode_packets(clip, self.options(point), path)
         return Encoded(path, os.path.getsize(path))
@@ -345,17 +358,7 @@ class X264(PyAVCodec):
     @functools.cached_property
     def _version(self) -> str:
         # x264 writes its exact version into a user-data SEI: encode one tiny frame and read it back
-        import tempfile
-
-        from benchmarks.colour import rgb_to_yuv420
-
-        rgb = np.zeros((1, 16, 16, 3), np.uint8)
-        clip = Clip("probe", rgb, rgb_to_yuv420(rgb))
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "p.264")
-            self._encode_packets(clip, {"qp": "30"}, path)
-            with open(path, "rb") as f:
-                _, version = strip_h264_encoder_sei(f.read())
+        _, version = strip_h264_encoder_sei(self._probe_stream({"qp": "30"}))
         lib = _loaded_library("libx264")
         return f"{version or 'x264 (version SEI not found)'}; library {lib}"
 
@@ -389,19 +392,7 @@ class X265(PyAVCodec):
     @functools.cached_property
     def _version(self) -> str:
         # with info=1 x265 writes its version into an SEI; read it from a one-frame probe encode
-        import tempfile
-
-        import av  # noqa: F401
-
-        from benchmarks.colour import rgb_to_yuv420
-
-        rgb = np.zeros((1, 16, 16, 3), np.uint8)
-        clip = Clip("probe", rgb, rgb_to_yuv420(rgb))
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "p.265")
-            self._encode_packets(clip, {"x265-params": "info=1:log-level=error"}, path)
-            with open(path, "rb") as f:
-                data = f.read()
+        data = self._probe_stream({"x265-params": "info=1:log-level=error"})
         m = re.search(rb"x265 \(build \d+\) - [0-9A-Za-z.+_-]+", data)
         lib = _loaded_library("libx265")
         return f"{m.group(0).decode() if m else 'x265 (version SEI not found)'}; library {lib}"

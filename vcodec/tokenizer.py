@@ -17,6 +17,7 @@ from .errors import ModelError, ModelNotFoundError
 from .model.autoencoder import VideoTokenizer
 from .model.checkpoint import build_from_checkpoint, load_checkpoint, weights_hash
 from .model.config import TokenizerConfig
+from .model.pixels import frames_to_model, model_to_frames
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "default"
@@ -122,8 +123,7 @@ class Tokenizer:
         f = self.config.spatial_factor
         tf = self.config.temporal_factor
         T = 1 + (latent_frames(n, tf) - 1) * tf
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-        x = x.permute(3, 0, 1, 2).unsqueeze(0).float().div_(127.5).sub_(1.0)      # (1, 3, n, H, W)
+        x = frames_to_model(torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).unsqueeze(0))  # (1,3,n,H,W)
         ph, pw = -H % f, -W % f
         if ph or pw:
             x = torch.nn.functional.pad(x, (0, pw, 0, ph, 0, 0), mode="replicate")
@@ -140,9 +140,8 @@ class Tokenizer:
             raise ValueError(f"token grid has {L} levels; model {self.name} has at most {self.max_levels}")
         idx = torch.from_numpy(tokens.astype(np.int64)).unsqueeze(0).to(self.device)
         video = self.model.decode_indices(idx)                                    # (1, 3, T, 8h, 8w)
-        video = video[0, :, :num_frames, :height, :width]
-        out = video.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
-        return out.permute(1, 2, 3, 0).contiguous().cpu().numpy()
+        out = model_to_frames(video[:, :, :num_frames, :height, :width])[0]       # (num_frames, height, width, 3)
+        return out.contiguous().cpu().numpy()
 
 
 def _round_to_fp16(model: VideoTokenizer) -> VideoTokenizer:

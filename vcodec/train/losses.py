@@ -31,15 +31,6 @@ def ssim_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return s.mean()
 
 
-def psnr_y(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR of BT.601 luma on 8-bit-rounded frames; a, b (B, 3, T, H, W) in [-1, 1]."""
-    def luma(v):
-        v = torch.round((v.clamp(-1, 1) + 1) * 127.5)
-        return 0.299 * v[:, 0] + 0.587 * v[:, 1] + 0.114 * v[:, 2]
-    mse = (luma(a.float()) - luma(b.float())).pow(2).mean().item()
-    return 10 * torch.log10(torch.tensor(255.0 ** 2 / max(mse, 1e-10))).item()
-
-
 def lpips_weights_available() -> bool:
     """True when the AlexNet backbone LPIPS needs is already in the torch hub cache (never downloads)."""
     ckpt_dir = os.path.join(torch.hub.get_dir(), "checkpoints")

@@ -5,6 +5,7 @@ Runs with torch and numpy alone when fed a pre-decoded corpus file.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -22,9 +23,11 @@ from tqdm import tqdm
 from ..model.autoencoder import VideoTokenizer
 from ..model.checkpoint import atomic_save, load_checkpoint
 from ..model.config import TokenizerConfig
+from ..model.pixels import frames_to_model, model_to_frames
 from .corpus import ClipSampler, Corpus
 from .discriminator import PatchDiscriminator, hinge_d_loss
-from .losses import lpips_weights_available, psnr_y, reconstruction_loss
+from ..metrics import psnr_y
+from .losses import lpips_weights_available, reconstruction_loss
 
 
 @dataclass
@@ -60,8 +63,7 @@ def _rank() -> int:
 
 def to_model_range(batch_uint8: np.ndarray, device) -> torch.Tensor:
     """(B, T, H, W, 3) uint8 -> (B, 3, T, H, W) float in [-1, 1]."""
-    x = torch.from_numpy(batch_uint8).to(device)
-    return x.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
+    return frames_to_model(torch.from_numpy(batch_uint8).to(device))
 
 
 @torch.no_grad()
@@ -74,8 +76,8 @@ def evaluate(model: VideoTokenizer, heldout: dict[str, np.ndarray], device) -> d
         for clip in heldout.values():
             n = 1 + (len(clip) - 1) // 4 * 4
             x = to_model_range(clip[None, :n], device)
-            rec = model.decode_indices(model.encode_indices(x, levels))
-            vals.append(psnr_y(rec, x))
+            rec = model.decode_indices(model.encode_indices(x, levels))             # (1, 3, n, h, w)
+            vals.append(psnr_y(clip[:n], model_to_frames(rec)[0].cpu().numpy()))
         out[levels] = float(np.mean(vals)) if vals else float("nan")
     return out
 
@@ -168,7 +170,7 @@ class Trainer:
         levels = torch.randint(1, self.mcfg.max_levels + 1, (x.shape[0],), generator=self.level_rng).to(self.device)
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step)
-        amp = torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.bf16 else _nullcontext()
+        amp = torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.bf16 else contextlib.nullcontext()
         with amp:
             out = self.net(x, levels)
             rec = out.reconstruction.float()
@@ -234,14 +236,6 @@ class Trainer:
             if stop:
                 break
         bar.close()
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
 
 
 def setup_distributed(device: str) -> str:

@@ -108,6 +108,22 @@ def test_decompress_errors_are_bitstream_errors(tok9):
         vcodec.decompress(data[: len(data) // 2], tokenizer=tok9)
 
 
+def test_one_error_tree(tok9):
+    import pickle
+
+    assert issubclass(ModelNotFoundError, vcodec.ModelError) and issubclass(vcodec.ModelError, VcodecError)
+    data = bytearray(vcodec.compress(pattern_frames(3, 8, 8), tokenizer=tok9))
+    data[-10] ^= 0xFF  # inside the end record's payload
+    with pytest.raises(VcodecError) as caught:
+        vcodec.decompress(bytes(data), tokenizer=tok9)
+    e = caught.value
+    assert isinstance(e, vcodec.StreamError) and isinstance(e, bitstream.ChecksumError)
+    again = pickle.loads(pickle.dumps(e))  # crosses process pools as itself
+    assert type(again) is type(e) and str(again) == str(e)
+    with pytest.raises(VcodecError):
+        vcodec.info(io.BytesIO(b"RIFF0000"))
+
+
 def test_decompress_refuses_other_weights(tok9):
     data = vcodec.compress(pattern_frames(2, 8, 8), tokenizer=tok9)
     with pytest.raises(ModelNotFoundError, match="not with the model given"):

@@ -5,8 +5,7 @@ import torch
 
 from vcodec.model import TokenizerConfig, VideoTokenizer
 from vcodec.model.checkpoint import atomic_save, build_from_checkpoint, load_checkpoint, weights_hash
-from vcodec.model.layers import (channels_to_time, depth_to_space, haar2d, ihaar2d, space_to_depth,
-                                 time_to_channels)
+from vcodec.model.layers import channels_to_time, depth_to_space, haar2d, ihaar2d, space_to_depth, time_to_channels
 from vcodec.model.lfq import ResidualLFQ
 from vcodec.tokenizer import Tokenizer, latent_frames
 

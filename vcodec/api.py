@@ -25,7 +25,15 @@ import numpy as np
 
 import bitstream
 from bitstream import StreamHeader, TrackInfo, VcbReader, VcbWriter
-from vcodec.errors import InputError, ModelError, ModelNotFoundError, OutputError, VcodecError, VcodecWarning
+from vcodec.errors import (
+    InputError,
+    ModelError,
+    ModelNotFoundError,
+    OutputError,
+    VcodecError,
+    VcodecWarning,
+    raises_stream_errors,
+)
 from vcodec.io.audio import AudioTrack
 from vcodec.io.files import STDIO, atomic_output, check_output, display_name, is_path
 from vcodec.io.sink import VideoSink, describe_kind, output_kind
@@ -366,6 +374,7 @@ def _wrap_os_error(e: OSError, name: str, writing: bool) -> VcodecError:
 # encode
 
 
+@raises_stream_errors
 def encode_video(
     src,
     dst,
@@ -473,6 +482,7 @@ def _open_vcb(src, tables_for):
         yield reader
 
 
+@raises_stream_errors
 def decode_video(
     src,
     dst,
@@ -607,6 +617,7 @@ def _to_gray(frames: np.ndarray) -> np.ndarray:
 # arrays <-> bytes
 
 
+@raises_stream_errors
 def compress(
     frames: np.ndarray,
     *,
@@ -634,6 +645,7 @@ def compress(
     return buf.getvalue()
 
 
+@raises_stream_errors
 def decompress(
     data: bytes,
     *,
@@ -668,6 +680,7 @@ def decompress(
 # info
 
 
+@raises_stream_errors
 def info(src) -> dict:
     """What a ``.vcb`` holds, without decoding tokens: header fields, tracks, chunks, frames, size, bpp."""
     name = display_name(src)

@@ -645,10 +645,8 @@ class VCodec(Codec):
         """Range-coded token bytes; the .vcb header, record/chunk headers, index and trailer are the overhead."""
         import bitstream
 
-        tables = self.tokenizer.coder_tables
-        with bitstream.VcbReader(encoded.path, tables=tables) as reader:
-            bits = reader.header.token_bits
-            return sum(len(bitstream.encode_tokens(c.tokens, bits, tables)) for c in reader.chunks())
+        with bitstream.VcbReader(encoded.path) as reader:  # counts the coded bytes; decodes nothing
+            return sum(len(c.data) for c in reader.coded_chunks())
 
     def decode(self, encoded: Encoded, clip: Clip) -> Decoded:
         import vcodec

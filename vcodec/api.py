@@ -241,7 +241,7 @@ def list_models() -> list[dict]:
 
 def _header(tok, levels: int, quality: int, width: int, height: int, rate: Fraction, extra: dict,
             num_frames: int | None = None) -> StreamHeader:
-    if rate.numerator > bitstream.container.MAX_RATE or rate.denominator > bitstream.container.MAX_RATE:
+    if rate.numerator > bitstream.header.MAX_RATE or rate.denominator > bitstream.header.MAX_RATE:
         approx = rate.limit_denominator(1001)
         warnings.warn(f"frame rate {rate} stored as {approx}", VcodecWarning, stacklevel=3)
         rate = approx
@@ -462,9 +462,9 @@ def _write_audio(w: VcbWriter, ids: list[int], packets) -> int:
 
 
 @contextlib.contextmanager
-def _open_vcb(src, tables_for):
-    """Open a ``.vcb`` (path, file object or ``-``) with the coder tables of the model its header names:
-    ``tables_for(header)`` is called once the header is read, so a pipe is read only once."""
+def _open_vcb(src, tables_for=None):
+    """Open a ``.vcb`` (path, file object or ``-``); with ``tables_for``, decode with the coder tables of the
+    model its header names: ``tables_for(header)`` is called once the header is read (a pipe is read once)."""
     name = display_name(src)
     try:
         if is_path(src):
@@ -473,12 +473,14 @@ def _open_vcb(src, tables_for):
                 raise InputError(f"{name}: no such file")
             if os.path.isdir(path):
                 raise InputError(f"{name}: is a directory, not a .vcb file")
-            reader = VcbReader(path, tables=tables_for)
+            reader = VcbReader(path)
         else:
-            reader = VcbReader(sys.stdin.buffer if src == STDIO else src, tables=tables_for)
+            reader = VcbReader(sys.stdin.buffer if src == STDIO else src)
     except OSError as e:
         raise _wrap_os_error(e, name, writing=False) from e
     with reader:
+        if tables_for is not None:
+            reader.set_tables(tables_for(reader.header))
         yield reader
 
 
@@ -684,7 +686,7 @@ def decompress(
 def info(src) -> dict:
     """What a ``.vcb`` holds, without decoding tokens: header fields, tracks, chunks, frames, size, bpp."""
     name = display_name(src)
-    with _open_vcb(src, lambda header: None) as reader:
+    with _open_vcb(src) as reader:
         h = reader.header
         total = reader.total_frames if is_path(src) else None
         chunks = reader.num_chunks if is_path(src) else None

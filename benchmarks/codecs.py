@@ -586,7 +586,7 @@ class VCodec(Codec):
             raise CodecUnavailable(f"vcodec.tokenizer not importable ({type(e).__name__}: {e})") from e
         if self.model_arg is not None and not isinstance(self.model_arg, (str, os.PathLike)):
             return self.model_arg
-        from vcodec.tokenizer import DEFAULT_MODEL
+        from vcodec.models import DEFAULT_MODEL
 
         name = DEFAULT_MODEL if self.model_arg is None else self.model_arg
         try:

@@ -39,10 +39,10 @@ def _worker(args) -> dict:
     import numpy as np
     import torch
 
-    from vcodec.tokenizer import Tokenizer
+    from vcodec.models import load_tokenizer
     if args.threads:
         torch.set_num_threads(args.threads)
-    tok = Tokenizer.load(args.model, device=args.device)
+    tok = load_tokenizer(args.model, device=args.device)
     frames = _frames(args.width, args.height, args.frames)
     levels = tok.max_levels
     tokens = tok.encode_window(frames, levels)

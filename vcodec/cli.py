@@ -26,6 +26,7 @@ import click
 
 from vcodec import __version__
 from vcodec.errors import VcodecError, VcodecWarning
+from vcodec.models import DEFAULT_MODEL
 
 # name -> "module:attribute" of a click.Command, imported on first use.
 LAZY_COMMANDS: dict[str, str] = {
@@ -173,7 +174,7 @@ def _refuse_tty(path: str, what: str) -> None:
 @click.option("-o", "--output", required=True, metavar="OUT.vcb", help="the .vcb to write (- for stdout)")
 @click.option("--quality", type=int, default=None, metavar="N",
               help="rate point of the model (see `vcodec models`); default: its highest")
-@click.option("--model", default="default", show_default=True, metavar="NAME|PATH",
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, metavar="NAME|PATH",
               help="shipped model name or a .pt checkpoint")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("-y", "--overwrite", is_flag=True, help="replace OUT.vcb if it exists")

@@ -18,23 +18,12 @@ from typing import TYPE_CHECKING
 from vcodec.errors import ModelError, ModelNotFoundError
 
 if TYPE_CHECKING:
+    from vcodec.model.checkpoint import RatePoint
     from vcodec.tokenizer import Tokenizer
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "default"
 _CACHE_SIZE = 4  # loaded tokenizers kept (the least recently loaded goes first)
-
-
-@dataclass(frozen=True)
-class RatePoint:
-    quality: int            # the --quality value
-    levels: int             # residual LFQ levels kept
-    bpp: float | None       # measured bits per pixel on held-out clips (after entropy coding), if known
-
-
-def default_rate_points(max_levels: int) -> tuple[RatePoint, ...]:
-    """Quality q keeps q levels, bpp not measured: for checkpoints that do not list their rate points."""
-    return tuple(RatePoint(quality=q, levels=q, bpp=None) for q in range(1, max_levels + 1))
 
 
 @dataclass(frozen=True)
@@ -98,7 +87,7 @@ def model_info(path: Path) -> ModelInfo:
     """Name, weights hash, size and rate points of one checkpoint file (read once per file version)."""
     key = _file_key(path)
     if key not in _INFO_CACHE:
-        from vcodec.model.checkpoint import load_checkpoint
+        from vcodec.model.checkpoint import load_checkpoint, rate_points
         from vcodec.model.config import TokenizerConfig
 
         try:
@@ -107,9 +96,8 @@ def model_info(path: Path) -> ModelInfo:
         except Exception as e:  # noqa: BLE001 -- any unreadable file is reported the same way
             raise ModelError(f"cannot load model {path}: {e}") from None
         params = sum(v.numel() for v in ck["ema"].values())
-        rps = tuple(RatePoint(**rp) for rp in ck["rate_points"]) if ck.get("rate_points") else \
-            default_rate_points(cfg.max_levels)
-        _INFO_CACHE[key] = ModelInfo(path.stem, path, ck.get("weights_hash", ""), params, rps, ck.get("card", {}))
+        _INFO_CACHE[key] = ModelInfo(path.stem, path, ck.get("weights_hash", ""), params,
+                                     rate_points(ck, cfg.max_levels), ck.get("card", {}))
     return _INFO_CACHE[key]
 
 
@@ -151,7 +139,7 @@ def load_tokenizer(model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto
     if key not in _CACHE:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = Tokenizer.load(os.fspath(model), device=dev)
+        _CACHE[key] = Tokenizer.load(path, device=dev)
     return _CACHE[key]
 
 

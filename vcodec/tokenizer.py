@@ -3,7 +3,7 @@
 At this boundary video is ``uint8`` (T, H, W, 3) RGB; inside, the network sees float
 (1, 3, T, H, W) in [-1, 1]. Any size and any frame count >= 1 is accepted: frames are padded by edge
 replication to a multiple of ``config.spatial_factor`` pixels and to ``config.padded_frames(n)`` frames, and
-cropped back on decode. Which file a name means, and the cache of loaded models, are :mod:`vcodec.models`.
+cropped back on decode. Which file a name means, and the cache of loaded models, are :mod:`vcodec.models` (above this module).
 """
 from __future__ import annotations
 
@@ -14,14 +14,20 @@ import torch
 
 from .errors import ModelError
 from .model.autoencoder import VideoTokenizer
-from .model.checkpoint import build_from_checkpoint, load_checkpoint, weights_hash
+from .model.checkpoint import (
+    RatePoint,
+    build_from_checkpoint,
+    default_rate_points,
+    load_checkpoint,
+    rate_points,
+    weights_hash,
+)
 from .model.config import TokenizerConfig
 from .model.pixels import frames_to_model, model_to_frames
-from .models import DEFAULT_MODEL, RatePoint, default_rate_points, model_path
 
 
 class Tokenizer:
-    def __init__(self, model: VideoTokenizer, *, name: str, rate_points=None, coder_tables=None,
+    def __init__(self, model: VideoTokenizer, *, name: str, rate_points: tuple[RatePoint, ...] | None = None, coder_tables=None,
                  card: dict | None = None, device: str = "cpu", path: Path | None = None):
         self.model = model.to(device).eval()
         self.config: TokenizerConfig = model.cfg
@@ -30,8 +36,7 @@ class Tokenizer:
         self.device = torch.device(device)
         state = {k: v.to(torch.float16) for k, v in model.state_dict().items()}
         self.weights_hash = weights_hash(state)
-        self.rate_points = tuple(RatePoint(**rp) for rp in rate_points) if rate_points else \
-            default_rate_points(self.config.max_levels)
+        self.rate_points = rate_points or default_rate_points(self.config.max_levels)
         self.coder_tables = None if coder_tables is None else np.asarray(coder_tables)
         self.card = card or {}
 
@@ -49,8 +54,10 @@ class Tokenizer:
         return cls(model, name=cfg.name, device=device)
 
     @classmethod
-    def load(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "cpu") -> "Tokenizer":
-        path = model_path(name_or_path)
+    def load(cls, path: str | Path, device: str = "cpu") -> "Tokenizer":
+        """The tokenizer stored in checkpoint file ``path``, named by its file stem. (Shipped names, the cache
+        and devices are :func:`vcodec.models.load_tokenizer`.)"""
+        path = Path(path)
         try:
             ckpt = load_checkpoint(path)
             model = build_from_checkpoint(ckpt)
@@ -58,8 +65,8 @@ class Tokenizer:
             raise ModelError(f"cannot load model {path}: {e}") from None
         model = _round_to_fp16(model)
         name = path.stem   # the header names the model by file stem (never a full path: bytes stay reproducible)
-        return cls(model, name=name, rate_points=ckpt.get("rate_points"), coder_tables=ckpt.get("coder_tables"),
-                   card=ckpt.get("card"), device=device, path=path)
+        return cls(model, name=name, rate_points=rate_points(ckpt, model.cfg.max_levels),
+                   coder_tables=ckpt.get("coder_tables"), card=ckpt.get("card"), device=device, path=path)
 
     # ---- properties ------------------------------------------------------------------------------
     @property

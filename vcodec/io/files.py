@@ -133,46 +133,47 @@ class Endpoint:
     @contextlib.contextmanager
     def writing(self, *, overwrite: bool, src=None, binary: bool = True):
         """Yields what to write to: a temporary path (renamed onto the output on success), or for ``"-"`` and
-        file objects a byte-counting wrapper (``binary``) or the stream itself (``"-"`` stays ``"-"`` for
-        writers that open it themselves). OS errors inside become :class:`OutputError` naming the output."""
+        file objects the binary stream (wrapped to count its bytes when ``binary``). OS errors inside become
+        :class:`OutputError` naming the output."""
         try:
             if self.kind == "path":
                 with atomic_output(self.obj, overwrite=overwrite, src=src) as tmp:
                     yield tmp
-            elif binary:
-                yield CountingWriter(self.obj)
             else:
-                yield STDIO if self.kind == "stdio" else self.obj
+                yield CountingWriter(self.obj) if binary else self.obj
         except OSError as e:
             raise OutputError(f"cannot write {self.name}: {e.strerror or e}") from e
 
     def written(self, target) -> int:
-        """Bytes written, after :meth:`writing` (``target`` is what it yielded)."""
+        """Bytes written, after :meth:`writing` with ``binary`` (``target`` is what it yielded)."""
         return os.path.getsize(self.obj) if self.kind == "path" else target.count
+
+
+def endpoint(obj, *, output: bool) -> Endpoint:
+    """Tell a path, ``"-"`` (standard input or output) and a binary file object apart; checks nothing."""
+    if isinstance(obj, Endpoint):
+        return obj
+    if is_path(obj):
+        return Endpoint("path", os.fspath(obj), os.fspath(obj), output=output)
+    if isinstance(obj, (str, os.PathLike)):
+        if output:
+            return Endpoint("stdio", "<stdout>", sys.stdout.buffer, output=True)
+        return Endpoint("stdio", "<stdin>", sys.stdin.buffer)
+    return Endpoint("file", display_name(obj), obj, output=output)
 
 
 def resolve_input(src) -> Endpoint:
     """A path, ``"-"`` (standard input) or a readable binary file object."""
-    if isinstance(src, Endpoint):
-        return src
-    if is_path(src):
-        return Endpoint("path", os.fspath(src), os.fspath(src))
-    if isinstance(src, (str, os.PathLike)):
-        return Endpoint("stdio", "<stdin>", sys.stdin.buffer)
-    return Endpoint("file", display_name(src), src)
+    return endpoint(src, output=False)
 
 
 def resolve_output(dst, *, overwrite: bool = False, src=None) -> Endpoint:
     """A path (checked now, before any work: see :func:`check_output`), ``"-"`` (standard output) or a
     writable binary file object."""
-    if isinstance(dst, Endpoint):
-        return dst
-    if is_path(dst):
-        check_output(dst, overwrite=overwrite, src=src)
-        return Endpoint("path", os.fspath(dst), os.fspath(dst), output=True)
-    if isinstance(dst, (str, os.PathLike)):
-        return Endpoint("stdio", "<stdout>", sys.stdout.buffer, output=True)
-    return Endpoint("file", display_name(dst), dst, output=True)
+    out = endpoint(dst, output=True)
+    if out.is_path:
+        check_output(out.path, overwrite=overwrite, src=src)
+    return out
 
 
 @contextlib.contextmanager

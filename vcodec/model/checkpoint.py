@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,27 @@ import torch
 
 from .autoencoder import VideoTokenizer
 from .config import TokenizerConfig
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One quality setting of a shipped model (``rate_points`` in the checkpoint)."""
+
+    quality: int            # the --quality value
+    levels: int             # residual LFQ levels kept
+    bpp: float | None       # measured bits per pixel on held-out clips (after entropy coding), if known
+
+
+def default_rate_points(max_levels: int) -> tuple[RatePoint, ...]:
+    """Quality q keeps q levels, bpp not measured: for checkpoints that do not list their rate points."""
+    return tuple(RatePoint(quality=q, levels=q, bpp=None) for q in range(1, max_levels + 1))
+
+
+def rate_points(ckpt: dict, max_levels: int) -> tuple[RatePoint, ...]:
+    """The checkpoint's rate points, or :func:`default_rate_points`."""
+    if ckpt.get("rate_points"):
+        return tuple(RatePoint(**rp) for rp in ckpt["rate_points"])
+    return default_rate_points(max_levels)
 
 
 def weights_hash(state_dict: dict) -> str:

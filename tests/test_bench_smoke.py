@@ -126,3 +126,13 @@ def test_vcodec_bench_subcommand():
                          timeout=120, cwd=str(Path(__file__).resolve().parents[1]))
     assert out.returncode == 0, out.stderr
     assert "--suite" in out.stdout and "--codecs" in out.stdout and "RESULTS_DIR" in out.stdout
+
+
+def test_vcodec_never_imports_benchmarks():
+    """Dependencies flow one way: benchmarks -> vcodec."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "vcodec"
+    pattern = re.compile(r"^\s*(from|import)\s+benchmarks\b|import_module\(\s*[\"']benchmarks", re.M)
+    assert [str(p) for p in root.rglob("*.py") if pattern.search(p.read_text())] == []

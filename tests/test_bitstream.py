@@ -734,4 +734,3 @@ def test_bench_script(tmp_path, capsys):
     assert 0 < res[0]["fitted_tables"]["bits_per_token"] < 10
     assert res[0]["uniform_prior"]["encode_tokens_per_s"] > 0
     assert "bits/token" in capsys.readouterr().out
-

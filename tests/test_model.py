@@ -250,3 +250,26 @@ def test_shipped_checkpoint_config_still_loads():
     ck = load_checkpoint(model_path("default"))
     assert ck["config"].get("spatial_factor") == 8
     assert TokenizerConfig.from_dict(ck["config"]).spatial_factor == 8
+
+
+def test_streaming_in_pieces_equals_the_whole_sequence():
+    """Fed as frame 0, then groups of 4 frames, the causal encoder and decoder give the outputs of the whole
+    sequence at once (what a continuous stream needs: state carried across pieces)."""
+    from vcodec.model.layers import streaming
+    m = _model(4)
+    x = torch.rand(1, 3, 17, 16, 24) * 2 - 1
+    with torch.no_grad():
+        z = m.encoder(x)
+        with streaming(m.encoder) as s:
+            parts = [m.encoder(x[:, :, :1]), m.encoder(x[:, :, 1:9], first=False), m.encoder(x[:, :, 9:17], first=False)]
+            zs = torch.cat(parts, dim=2)
+            s.reset()                                   # a keyframe: the stream starts again
+            again = m.encoder(x[:, :, :1])
+        assert torch.allclose(zs, z, atol=1e-5) and torch.allclose(again, z[:, :, :1], atol=1e-6)
+        rec = m.decoder(z)
+        with streaming(m.decoder):
+            rs = torch.cat([m.decoder(z[:, :, :1]), m.decoder(z[:, :, 1:3], first=False),
+                            m.decoder(z[:, :, 3:], first=False)], dim=2)
+        assert rs.shape == rec.shape and torch.allclose(rs, rec, atol=1e-5)
+        # outside the context, history is gone: a lone group is coded as if nothing came before
+        assert all(c.history is None and not c.streaming for c in m.modules() if hasattr(c, "history"))

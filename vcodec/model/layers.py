@@ -34,25 +34,28 @@ def ihaar2d(y: torch.Tensor) -> torch.Tensor:
     return out.reshape(B, C, T, 2 * H, 2 * W)
 
 
-def time_to_channels(x: torch.Tensor, factor: int) -> torch.Tensor:
+def time_to_channels(x: torch.Tensor, factor: int, first: bool = True) -> torch.Tensor:
     """Causal temporal patching. (B, C, 1 + k*f, H, W) -> (B, f*C, 1 + k, H, W).
 
     The first frame is repeated ``f - 1`` times in front so that latent frame 0 sees frame 0 only
-    and latent frame j sees frames 4j-3..4j.
+    and latent frame j sees frames 4j-3..4j. With ``first=False`` the frames continue a stream:
+    (B, C, k*f, H, W) -> (B, f*C, k, H, W), no repetition.
     """
     B, C, T, H, W = x.shape
-    assert (T - 1) % factor == 0, T
-    x = torch.cat([x[:, :, :1].expand(B, C, factor - 1, H, W), x], dim=2)
+    assert (T - first) % factor == 0, T
+    if first:
+        x = torch.cat([x[:, :, :1].expand(B, C, factor - 1, H, W), x], dim=2)
     x = x.reshape(B, C, -1, factor, H, W).permute(0, 3, 1, 2, 4, 5)  # (B, f, C, T', H, W)
     return x.reshape(B, factor * C, -1, H, W)
 
 
-def channels_to_time(y: torch.Tensor, factor: int) -> torch.Tensor:
-    """Inverse of :func:`time_to_channels`. (B, f*C, T', H, W) -> (B, C, 1 + (T'-1)*f, H, W)."""
+def channels_to_time(y: torch.Tensor, factor: int, first: bool = True) -> torch.Tensor:
+    """Inverse of :func:`time_to_channels`. (B, f*C, T', H, W) -> (B, C, 1 + (T'-1)*f, H, W), or
+    (B, C, T'*f, H, W) with ``first=False``."""
     B, FC, Tl, H, W = y.shape
     C = FC // factor
     y = y.reshape(B, factor, C, Tl, H, W).permute(0, 2, 3, 1, 4, 5).reshape(B, C, Tl * factor, H, W)
-    return y[:, :, factor - 1:]
+    return y[:, :, factor - 1:] if first else y
 
 
 def space_to_depth(x: torch.Tensor) -> torch.Tensor:
@@ -73,18 +76,50 @@ def depth_to_space(x: torch.Tensor) -> torch.Tensor:
 class CausalConv3d(nn.Module):
     """3D convolution that is causal in time (zero history before the first frame), 'same' in space.
 
-    A temporal kernel of 1 runs as a 2D convolution over frames folded into the batch (faster on CPU).
+    Streaming: while ``streaming`` is on, the history is the last ``kt - 1`` input frames of the previous
+    call instead of zeros (``history`` holds them; None = the start of a stream), so a sequence fed in
+    pieces gives the outputs of the whole sequence at once. See :func:`streaming`.
     """
 
     def __init__(self, cin: int, cout: int, kernel: tuple[int, int, int]):
         super().__init__()
         self.kt, self.kh, self.kw = kernel
         self.conv = nn.Conv3d(cin, cout, kernel, padding=(0, self.kh // 2, self.kw // 2))
+        self.streaming = False
+        self.history: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kt > 1:
-            x = F.pad(x, (0, 0, 0, 0, self.kt - 1, 0))
+            if self.streaming and self.history is not None:
+                x = torch.cat([self.history, x], dim=2)
+            else:
+                x = F.pad(x, (0, 0, 0, 0, self.kt - 1, 0))
+            if self.streaming:
+                self.history = x[:, :, -(self.kt - 1):].detach()
         return self.conv(x)
+
+
+class streaming:  # noqa: N801  (a context manager used like a function)
+    """``with streaming(module):`` feed a stream in pieces; every causal convolution inside keeps its history
+    between calls. Entering starts a new stream (a keyframe); leaving drops the history."""
+
+    def __init__(self, module: nn.Module):
+        self.convs = [m for m in module.modules() if isinstance(m, CausalConv3d)]
+
+    def reset(self) -> None:
+        """Start a new stream (a keyframe): forget every history."""
+        for c in self.convs:
+            c.history = None
+
+    def __enter__(self) -> "streaming":
+        self.reset()
+        for c in self.convs:
+            c.streaming = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for c in self.convs:
+            c.streaming, c.history = False, None
 
 
 class ChannelNorm(nn.Module):

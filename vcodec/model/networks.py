@@ -40,10 +40,12 @@ class Encoder(nn.Module):
         self.norm_out = ChannelNorm(cl)
         self.to_latent = CausalConv3d(cl, cfg.channels, (1, 1, 1))
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        """video (B, 3, T, H, W) in [-1, 1] -> latent (B, bits, T', H/8, W/8) in (-1, 1)."""
+    def forward(self, video: torch.Tensor, first: bool = True) -> torch.Tensor:
+        """video (B, 3, T, H, W) in [-1, 1] -> latent (B, channels, T', H/8, W/8) in (-1, 1); T = 1 + 4(T'-1).
+
+        ``first=False`` continues a stream (inside :func:`~vcodec.model.layers.streaming`): T = 4 T'."""
         x = haar2d(haar2d(video))                                # (B, 48, T, H/4, W/4)
-        x = time_to_channels(x, self.cfg.temporal_factor)        # (B, 192, T', H/4, W/4)
+        x = time_to_channels(x, self.cfg.temporal_factor, first)  # (B, 192, T', H/4, W/4)
         x = self.hi_blocks(self.stem(x))                          # (B, ch, T', H/4, W/4)
         x = self.down(space_to_depth(x))                          # (B, cl, T', H/8, W/8)
         x = self.lo_blocks(x)
@@ -62,11 +64,13 @@ class Decoder(nn.Module):
         self.norm_out = ChannelNorm(ch)
         self.to_pixels = CausalConv3d(ch, HAAR_CHANNELS * tf, (1, 3, 3))
 
-    def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        """latent (B, bits, T', h, w) -> video (B, 3, 1 + 4(T'-1), 8h, 8w), roughly in [-1, 1]."""
+    def forward(self, latent: torch.Tensor, first: bool = True) -> torch.Tensor:
+        """latent (B, channels, T', h, w) -> video (B, 3, 1 + 4(T'-1), 8h, 8w), roughly in [-1, 1].
+
+        ``first=False`` continues a stream (inside :func:`~vcodec.model.layers.streaming`): 4 T' frames."""
         x = self.lo_blocks(self.from_latent(latent))              # (B, cl, T', h, w)
         x = depth_to_space(self.up(x))                            # (B, ch, T', 2h, 2w)
         x = self.hi_blocks(x)
         x = self.to_pixels(F.silu(self.norm_out(x)))              # (B, 192, T', 2h, 2w)
-        x = channels_to_time(x, self.cfg.temporal_factor)         # (B, 48, T, 2h, 2w)
+        x = channels_to_time(x, self.cfg.temporal_factor, first)  # (B, 48, T, 2h, 2w)
         return ihaar2d(ihaar2d(x))                                # (B, 3, T, 8h, 8w)

@@ -148,6 +148,53 @@ def x265_intra(results_path: str) -> dict:
     return out
 
 
+def markdown(reports: list[dict]) -> str:
+    """The human-readable diagnostics of one or more models (one report each, as :func:`main` writes them)."""
+    out = ["# vcodec diagnostics", "",
+           "Where the bits and the errors go. Held-out segments of `data/manifest.json` (17 frames each, native size); "
+           "PSNR-Y = `vcodec.metrics.psnr_y` per frame. Made by:", ""]
+    out += [f"    {r['command']}" for r in reports]
+    for r in reports:
+        out += ["", f"## Model `{r['model']}` ({r['weights_hash'][:12]})", "",
+                "### 1. PSNR-Y by frame position in the 17-frame window", "",
+                "| quality | " + " | ".join(str(i) for i in range(17)) + " | mean abs dPSNR (dB) | worst position |",
+                "|---:|" + "---:|" * 17 + "---:|---|"]
+        for fp in r["frame_positions"]:
+            out.append(f"| {fp['quality']} | " + " | ".join(f"{v:.1f}" for v in fp["psnr_y_by_position"]) +
+                       f" | {fp['mean_abs_delta_db']:.2f} | {fp['worst_position']} "
+                       f"({fp['worst_below_window_mean_db']:.1f} dB below the mean) |")
+        out += ["", "### 2. Rate points: bits vs dB", "",
+                "| quality | bits x planes | bpp (coded) | PSNR-Y (dB) | dB per doubling of the rate |",
+                "|---:|---:|---:|---:|---:|"]
+        for rp in r["rate_points"]:
+            dpd = f"{rp['db_per_doubling']:.2f}" if "db_per_doubling" in rp else ""
+            out.append(f"| {rp['quality']} | {rp['bits']} x {rp['planes']} | {rp['bpp']:.4f} | {rp['psnr_y']:.2f} | "
+                       f"{dpd} |")
+        out += ["", "### 3. Token bits that change where the picture does not", "",
+                "Static = 8x8 blocks whose luma moves by at most 2 levels over both 4-frame groups.", "",
+                "| quality | static positions | share of bits that change, per token plane |", "|---:|---:|---|"]
+        for sf in r["static_bit_flips"]:
+            rates = ", ".join(f"{v:.3f}" for v in sf.get("bit_change_rate_by_plane", []))
+            out.append(f"| {sf['quality']} | {sf['static_positions']} | {rates} |")
+        c = r["colour"]
+        out += ["", f"### 4. Colour: 75% colour bars, quality {c['quality']}", "",
+                f"Mean signed error (decoded - source, 8-bit levels) R, G, B: {c['mean_error_rgb']}; "
+                f"mean absolute error: {c['mean_abs_error_rgb']}.", "",
+                "| bar (source RGB) | error R, G, B |", "|---|---|"]
+        out += [f"| {b} | {e} |" for b, e in zip(c["bars"], c["per_bar_error_rgb"])]
+        if "x265_intra" in r:
+            xi = r["x265_intra"]
+            out += ["", "### 5. How much of x265's lead is inter prediction", "",
+                    "x265 with every frame intra (keyint 1) against the committed standard-suite x265 rows (intra "
+                    "period 16, same QPs), BD-rate in PSNR-YUV (positive = all-intra needs more bits).", "",
+                    "| clip | BD-rate all-intra vs IP16 |", "|---|---:|"]
+            out += [f"| {k} | {v['bd_rate_intra_vs_normal']:+.1f}% |" if v["bd_rate_intra_vs_normal"] is not None
+                    else f"| {k} | {v['status']} |" for k, v in xi.items() if k != "mean"]
+            if xi.get("mean") is not None:
+                out.append(f"| mean | {xi['mean']:+.1f}% |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")
@@ -155,7 +202,17 @@ def main(argv=None) -> None:
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--x265-intra", action="store_true")
     ap.add_argument("--results", default=os.path.join(REPO, "benchmarks", "results", "results.json"))
+    ap.add_argument("--markdown", nargs="*", default=None, metavar="JSON",
+                    help="write diagnostics.md (to OUTPUT) from these report JSON files instead of measuring")
     args = ap.parse_args(argv)
+    if args.markdown is not None:
+        reports = []
+        for path in args.markdown:
+            with open(path) as fh:
+                reports.append(json.load(fh))
+        with open(args.output, "w") as fh:
+            fh.write(markdown(reports))
+        return
     from pathlib import Path
 
     from vcodec.train.export import heldout_segments

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmarks.codecs import Clip
-from benchmarks.colour import rgb_to_yuv420
+from vcodec.colour import rgb_to_yuv420
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".y4m", ".m4v", ".mpg", ".ts")

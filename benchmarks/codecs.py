@@ -1,6 +1,6 @@
 """One small `Codec` interface, one implementation per codec (CompressAI's pattern).
 
-A codec takes the clip as uint8 RGB (T, H, W, 3) plus its 8-bit YUV 4:2:0 planes (our one conversion, see colour.py),
+A codec takes the clip as uint8 RGB (T, H, W, 3) plus its 8-bit YUV 4:2:0 planes (our one conversion, see vcodec/colour.py),
 codes it at one rate point into a file, and decodes that file back. Classical codecs consume and produce YUV 4:2:0;
 vcodec consumes and produces RGB. Each codec describes itself (exact tool versions and every setting) in
 `description()`, which goes into the results as is.
@@ -24,7 +24,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from benchmarks.colour import Yuv420, from_high_bit_depth, to_high_bit_depth
+from vcodec.colour import Yuv420, from_high_bit_depth, to_high_bit_depth
 from benchmarks.measure import run_process
 
 INTRA_PERIOD = 16
@@ -319,7 +319,7 @@ class PyAVCodec(Codec):
         """The stream of a one-frame 16x16 encode with ``options`` (encoders write their version into it)."""
         import tempfile
 
-        from benchmarks.colour import rgb_to_yuv420
+        from vcodec.colour import rgb_to_yuv420
 
         rgb = np.zeros((1, 16, 16, 3), np.uint8)
         with tempfile.TemporaryDirectory() as tmp:

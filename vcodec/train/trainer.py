@@ -26,7 +26,7 @@ from ..model.config import TokenizerConfig
 from ..model.pixels import frames_to_model, model_to_frames
 from .corpus import ClipSampler, Corpus
 from .discriminator import PatchDiscriminator, hinge_d_loss
-from ..metrics import psnr_y
+from ..metrics import psnr_y_bt709_limited
 from .losses import lpips_weights_available, reconstruction_loss
 
 
@@ -68,7 +68,7 @@ def to_model_range(batch_uint8: np.ndarray, device) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model: VideoTokenizer, heldout: dict[str, np.ndarray], device) -> dict:
-    """Held-out PSNR-Y per rate level (mean over held-out segments)."""
+    """Held-out PSNR-Y (vcodec.metrics.psnr_y_bt709_limited) per rate level (mean over held-out segments)."""
     model.eval()
     out = {}
     for levels in range(1, model.cfg.max_levels + 1):
@@ -77,7 +77,7 @@ def evaluate(model: VideoTokenizer, heldout: dict[str, np.ndarray], device) -> d
             n = 1 + (len(clip) - 1) // 4 * 4
             x = to_model_range(clip[None, :n], device)
             rec = model.decode_indices(model.encode_indices(x, levels))             # (1, 3, n, h, w)
-            vals.append(psnr_y(clip[:n], model_to_frames(rec)[0].cpu().numpy()))
+            vals.append(psnr_y_bt709_limited(clip[:n], model_to_frames(rec)[0].cpu().numpy()))
         out[levels] = float(np.mean(vals)) if vals else float("nan")
     return out
 

@@ -96,6 +96,7 @@ def test_train_command_from_corpus_file_and_video(tmp_path):
     assert torch.load(out, weights_only=False)["step"] == 3
 
 
+@pytest.mark.slow
 def test_torchrun_two_process_cpu_step(tmp_path):
     corpus = tmp_path / "c.npz"
     _write_corpus(corpus)

@@ -7,7 +7,7 @@ from vcodec.model import TokenizerConfig, VideoTokenizer
 from vcodec.model.checkpoint import atomic_save, build_from_checkpoint, load_checkpoint, weights_hash
 from vcodec.model.layers import (channels_to_time, depth_to_space, haar2d, ihaar2d, space_to_depth,
                                  time_to_channels)
-from vcodec.model.lfq import ResidualLFQ
+from vcodec.model.lfq import ResidualLFQ, plane_mask
 from vcodec.tokenizer import Tokenizer, latent_frames
 
 torch.set_num_threads(1)
@@ -60,9 +60,9 @@ def test_exact_causality():
 
 
 def test_lfq_indices_codes_round_trip():
-    q = ResidualLFQ(bits=8, max_levels=3, group_bits=4).eval()
+    q = ResidualLFQ(channels=8, token_bits=8, max_levels=3, group_bits=4).eval()
     z = torch.rand(2, 8, 3, 4, 5) * 2 - 1
-    out = q(z, 3)
+    out = q(z)
     codes = q.indices_to_codes(out.indices)
     assert torch.allclose(codes, out.quantized, atol=1e-6)
     # indices -> codes -> indices is the identity
@@ -86,9 +86,9 @@ def test_nested_levels_decode_with_fewer_levels():
 
 
 def test_entropy_penalty_runs_in_training_mode():
-    q = ResidualLFQ(bits=8, max_levels=2, group_bits=4).train()
+    q = ResidualLFQ(channels=8, token_bits=8, max_levels=2, group_bits=4).train()
     z = (torch.rand(2, 8, 2, 4, 4) * 2 - 1).requires_grad_()
-    out = q(z, torch.tensor([1, 2]))
+    out = q(z, plane_mask(8, torch.tensor([1, 2]), 2, 8, 2))
     out.aux_loss.backward()
     assert z.grad is not None and torch.isfinite(z.grad).all()
     assert len(out.stats["codebook_entropy_bits"]) == 2
@@ -152,3 +152,87 @@ def test_decode_deterministic_across_thread_counts():
         assert np.array_equal(tok.encode_window(video, 3), tokens)
     torch.set_num_threads(1)
     assert np.array_equal(outs[0], outs[1])
+
+
+# ---- v2: several token planes per level and nested (bits, planes) rate points ----------------------------
+
+
+def _two_group_quantizer():
+    return ResidualLFQ(channels=16, token_bits=8, max_levels=2, group_bits=4).eval()
+
+
+def test_planes_round_trip_and_prefixes_match_masks():
+    """Every (bits, planes) prefix of the full token grid decodes to what the training mask keeps."""
+    q = _two_group_quantizer()
+    z = torch.rand(2, 16, 3, 4, 5) * 2 - 1
+    full = q(z)
+    assert full.indices.shape == (2, 4, 3, 4, 5)
+    assert torch.allclose(q.indices_to_codes(full.indices), full.quantized, atol=1e-6)
+    for bits, planes in [(1, 1), (3, 1), (8, 1), (8, 2), (8, 3), (5, 4)]:
+        masked = q(z, plane_mask(bits, planes, 4, 8, 2)).quantized
+        prefix = full.indices[:, :planes] & ((1 << bits) - 1)
+        assert torch.allclose(q.indices_to_codes(prefix, bits=bits), masked, atol=1e-6), (bits, planes)
+    # plane order: plane 1 holds level 0 of channels 8..15, plane 2 level 1 of channels 0..7
+    only_plane1 = torch.zeros_like(full.indices[:, :2])
+    only_plane1[:, 1] = 0xFF
+    codes = q.indices_to_codes(only_plane1)
+    assert torch.all(codes[:, 8:] == 0.5) and torch.all(codes[:, :8] == -0.5)   # plane 0 all-zero bits = -1/2
+
+
+def test_bits_are_straight_through_and_match_indices():
+    q = _two_group_quantizer().train()
+    z = (torch.rand(2, 16, 3, 4, 5) * 2 - 1).requires_grad_()
+    out = q(z)
+    weights = (2 ** torch.arange(8, dtype=torch.float64)).view(1, 1, -1, 1, 1, 1)
+    assert torch.equal((out.bits.detach().double() * weights).sum(2).long(), out.indices)
+    out.bits[:, 0].sum().backward()              # pushing level-0 bits of group 0 up moves those channels
+    assert (z.grad[:, :8] > 0).any() and torch.all(z.grad[:, :8] >= 0)
+
+
+def test_rate_proxy_contexts_equal_the_coders():
+    """The training rate term sees exactly the contexts the range coder uses."""
+    from bitstream import coder
+    from vcodec.model.rate import bit_contexts
+    rng = np.random.default_rng(5)
+    P, K, T, H, W = 3, 5, 4, 6, 7
+    bits = rng.integers(0, 2, (P, K, T, H, W))
+    ctx = bit_contexts(torch.from_numpy(bits)[None].float())[0].numpy()
+    model = coder._Model(P, K, H, W, None)
+    planes = bits.transpose(2, 0, 3, 4, 1).reshape(T, P, H * W, K).astype(np.uint8)   # (T, P, HW, K)
+    for t in range(T):
+        for lv in range(P):
+            for g in (0, 1):
+                nb = (planes[t - 1, lv] if t else None) if g == 0 else planes[t, lv]
+                want = model.contexts(g, nb, planes[t - 1, lv] if t else None, planes[t, lv - 1] if lv else None)
+                idx = model.groups[g][0]
+                got = ctx[lv, :, t].reshape(K, H * W)[:, idx].T + model.kbase
+                assert np.array_equal(got, want), (t, lv, g)
+
+
+def test_rate_proxy_prefers_predictable_bits():
+    from vcodec.model.rate import ContextRateModel
+    rm = ContextRateModel(planes=1, token_bits=4)
+    with torch.no_grad():
+        rm.logits.fill_(3.0)                       # P(bit = 1) ~ 0.95 in every context
+    ones, zeros = torch.ones(1, 1, 4, 2, 3, 3), torch.zeros(1, 1, 4, 2, 3, 3)
+    mask = torch.ones(1, 1, 4)
+    assert rm(ones, mask).item() < 0.1 * rm(zeros, mask).item()
+    assert rm(ones, torch.zeros(1, 1, 4)).item() == 0.0
+
+
+def test_v2_config_round_trips_and_orders_rate_points():
+    cfg = TokenizerConfig.v2()
+    assert TokenizerConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.planes == 4 and cfg.channels == 64
+    raw = [bits * planes for bits, planes in cfg.qualities]
+    assert raw == sorted(raw) and len(raw) >= 6
+    tok = Tokenizer.from_config(TokenizerConfig(name="t", hi_channels=8, lo_channels=16, enc_hi_blocks=1,
+                                                enc_lo_blocks=1, dec_lo_blocks=1, dec_hi_blocks=1, token_bits=8,
+                                                latent_channels=16, max_levels=2, entropy_group_bits=4,
+                                                window_frames=9, quality_points=((2, 1), (8, 1), (8, 4))))
+    video = np.random.default_rng(0).integers(0, 256, (5, 16, 24, 3), dtype=np.uint8)
+    for q in (1, 2, 3):
+        bits, planes = tok.quality_point(q)
+        tokens = tok.encode_window(video, planes, bits)
+        assert tokens.shape[0] == planes and int(tokens.max()) < 2 ** bits
+        assert tok.decode_window(tokens, 5, 16, 24, bits).shape == video.shape

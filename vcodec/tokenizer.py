@@ -26,8 +26,9 @@ DEFAULT_MODEL = "default"
 @dataclass(frozen=True)
 class RatePoint:
     quality: int            # the --quality value
-    levels: int             # residual LFQ levels kept
+    levels: int             # token planes coded (v1 models: residual LFQ levels kept)
     bpp: float | None       # measured bits per pixel on held-out clips (after entropy coding), if known
+    bits: int | None = None  # bits coded per token (None: all token_bits)
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,9 @@ class Tokenizer:
         self.device = torch.device(device)
         state = {k: v.to(torch.float16) for k, v in model.state_dict().items()}
         self.weights_hash = weights_hash(state)
-        levels = range(1, self.config.max_levels + 1)
         self.rate_points = tuple(RatePoint(**rp) for rp in rate_points) if rate_points else \
-            tuple(RatePoint(quality=q, levels=q, bpp=None) for q in levels)
+            tuple(RatePoint(quality=q, levels=planes, bpp=None, bits=bits)
+                  for q, (bits, planes) in enumerate(self.config.qualities, start=1))
         self.coder_tables = None if coder_tables is None else np.asarray(coder_tables)
         self.card = card or {}
 
@@ -94,7 +95,8 @@ class Tokenizer:
 
     @property
     def max_levels(self) -> int:
-        return self.config.max_levels
+        """Token planes of a full-rate latent frame (the container's ``max_levels``)."""
+        return self.config.planes
 
     @property
     def window_frames(self) -> int:
@@ -104,17 +106,28 @@ class Tokenizer:
     def parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
-    def levels_for_quality(self, quality: int) -> int:
+    def quality_point(self, quality: int) -> tuple[int, int]:
+        """(bits per token, token planes) that ``quality`` codes."""
         for rp in self.rate_points:
             if rp.quality == quality:
-                return rp.levels
+                return (rp.bits or self.token_bits), rp.levels
         qs = ", ".join(str(rp.quality) for rp in self.rate_points)
         raise ModelError(f"quality {quality} is not offered by model {self.name} (choose one of {qs})")
 
+    def levels_for_quality(self, quality: int) -> int:
+        return self.quality_point(quality)[1]
+
+    def tables_for(self, bits: int, planes: int) -> np.ndarray | None:
+        """The coder's initial count tables for a stream of ``planes`` planes of ``bits``-bit tokens."""
+        if self.coder_tables is None:
+            return None
+        return np.ascontiguousarray(self.coder_tables[:planes, :bits])
+
     # ---- coding ----------------------------------------------------------------------------------
     @torch.inference_mode()
-    def encode_window(self, frames: np.ndarray, levels: int) -> np.ndarray:
-        """frames uint8 (n, H, W, 3) -> tokens uint32 (levels, 1 + ceil((n-1)/4), ceil(H/8), ceil(W/8))."""
+    def encode_window(self, frames: np.ndarray, levels: int, bits: int | None = None) -> np.ndarray:
+        """frames uint8 (n, H, W, 3) -> tokens uint32 (levels, 1 + ceil((n-1)/4), ceil(H/8), ceil(W/8)): the first
+        ``levels`` token planes, each holding the low ``bits`` bits (default all)."""
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
             raise ValueError(f"expected uint8 frames (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}")
         if not 1 <= levels <= self.max_levels:
@@ -129,17 +142,18 @@ class Tokenizer:
             x = torch.nn.functional.pad(x, (0, pw, 0, ph, 0, 0), mode="replicate")
         if T > n:
             x = torch.cat([x, x[:, :, -1:].expand(-1, -1, T - n, -1, -1)], dim=2)
-        idx = self.model.encode_indices(x, levels)                                # (1, L, T', h, w)
+        idx = self.model.encode_indices(x, levels, bits)                          # (1, L, T', h, w)
         return idx[0].cpu().numpy().astype(np.uint32)
 
     @torch.inference_mode()
-    def decode_window(self, tokens: np.ndarray, num_frames: int, height: int, width: int) -> np.ndarray:
-        """tokens uint32 (L, T', h, w) -> frames uint8 (num_frames, height, width, 3)."""
+    def decode_window(self, tokens: np.ndarray, num_frames: int, height: int, width: int,
+                      bits: int | None = None) -> np.ndarray:
+        """tokens uint32 (L, T', h, w) with ``bits`` coded bits each -> frames uint8 (num_frames, height, width, 3)."""
         L, Tl, h, w = tokens.shape
         if not 1 <= L <= self.max_levels:
             raise ValueError(f"token grid has {L} levels; model {self.name} has at most {self.max_levels}")
         idx = torch.from_numpy(tokens.astype(np.int64)).unsqueeze(0).to(self.device)
-        video = self.model.decode_indices(idx)                                    # (1, 3, T, 8h, 8w)
+        video = self.model.decode_indices(idx, bits)                              # (1, 3, T, 8h, 8w)
         out = model_to_frames(video[:, :, :num_frames, :height, :width])[0]       # (num_frames, height, width, 3)
         return out.contiguous().cpu().numpy()
 

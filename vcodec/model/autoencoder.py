@@ -13,35 +13,43 @@ from .networks import Decoder, Encoder
 
 class AutoencoderOutput(NamedTuple):
     reconstruction: torch.Tensor  # (B, 3, T, H, W)
-    indices: torch.Tensor         # (B, max_levels, T', H/8, W/8)
+    indices: torch.Tensor         # (B, planes, T', H/8, W/8)
+    bits: torch.Tensor            # (B, planes, token_bits, T', H/8, W/8) straight-through {0, 1}
     aux_loss: torch.Tensor
     stats: dict
 
 
 class VideoTokenizer(nn.Module):
-    def __init__(self, cfg: TokenizerConfig):
+    def __init__(self, cfg: TokenizerConfig, *, rate_trained: bool = False):
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(cfg)
-        self.quantizer = ResidualLFQ(bits=cfg.token_bits, max_levels=cfg.max_levels,
-                                     group_bits=cfg.entropy_group_bits)
+        self.quantizer = ResidualLFQ(channels=cfg.channels, token_bits=cfg.token_bits, max_levels=cfg.max_levels,
+                                     group_bits=cfg.entropy_group_bits,
+                                     # with a rate term the rate shapes the bits; MAGVIT-v2's entropy penalty
+                                     # (which rewards a high order-0 rate) would fight it
+                                     entropy_weight=0.0 if rate_trained else 0.02)
         self.decoder = Decoder(cfg)
 
-    def forward(self, video: torch.Tensor, levels: int | torch.Tensor | None = None) -> AutoencoderOutput:
-        """video (B, 3, T, H, W) in [-1, 1], T = 1 + 4k, H, W multiples of 8."""
+    def forward(self, video: torch.Tensor, mask: torch.Tensor | None = None) -> AutoencoderOutput:
+        """video (B, 3, T, H, W) in [-1, 1], T = 1 + 4k, H, W multiples of 8; ``mask`` (B, planes, token_bits)
+        of the bits each sample's rate point codes (:func:`vcodec.model.lfq.plane_mask`), None = all."""
         z = self.encoder(video)
-        q = self.quantizer(z, levels)
-        return AutoencoderOutput(self.decoder(q.quantized), q.indices, q.aux_loss, q.stats)
+        q = self.quantizer(z, mask)
+        return AutoencoderOutput(self.decoder(q.quantized), q.indices, q.bits, q.aux_loss, q.stats)
 
     @torch.no_grad()
-    def encode_indices(self, video: torch.Tensor, levels: int) -> torch.Tensor:
-        """video (B, 3, T, H, W) in [-1, 1] -> indices (B, levels, T', H/8, W/8) int64."""
+    def encode_indices(self, video: torch.Tensor, planes: int, bits: int | None = None) -> torch.Tensor:
+        """video (B, 3, T, H, W) in [-1, 1] -> token planes (B, planes, T', H/8, W/8) int64 holding the low
+        ``bits`` bits (default all)."""
         z = self.encoder(video)
-        _, signs = self.quantizer.quantize(z, levels)
-        return self.quantizer.signs_to_indices(signs)
+        _, signs = self.quantizer.quantize(z, self.cfg.max_levels)
+        idx = self.quantizer.signs_to_indices(signs)[:, :planes]
+        bits = self.cfg.token_bits if bits is None else bits
+        return idx & ((1 << bits) - 1)
 
     @torch.no_grad()
-    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        """indices (B, L, T', h, w) -> video (B, 3, T, 8h, 8w) clamped to [-1, 1]."""
+    def decode_indices(self, indices: torch.Tensor, bits: int | None = None) -> torch.Tensor:
+        """token planes (B, P, T', h, w) with ``bits`` coded bits each -> video (B, 3, T, 8h, 8w) in [-1, 1]."""
         dtype = next(self.decoder.parameters()).dtype
-        return self.decoder(self.quantizer.indices_to_codes(indices, dtype)).clamp(-1, 1)
+        return self.decoder(self.quantizer.indices_to_codes(indices, dtype, bits)).clamp(-1, 1)

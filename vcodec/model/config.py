@@ -21,15 +21,26 @@ class TokenizerConfig:
     dec_lo_blocks: int = 2       # residual blocks at 1/8 resolution in the decoder
     dec_hi_blocks: int = 2       # residual blocks at 1/4 resolution in the decoder
     temporal_kernel: int = 2     # causal temporal extent of the 1/8-resolution convolutions
-    token_bits: int = 32         # LFQ dimensions (= bits per token per level)
-    max_levels: int = 4          # residual LFQ levels; quality q uses the first q levels
+    token_bits: int = 32         # bits per coded token (one token plane holds token_bits latent channels)
+    max_levels: int = 4          # residual LFQ levels per latent channel
+    latent_channels: int = 0     # LFQ channels, a multiple of token_bits (0 = token_bits, the v1 layout)
     entropy_group_bits: int = 8  # LFQ entropy penalty is computed jointly over groups of this many bits
     temporal_factor: int = 4     # frames per latent frame (after the first)
     window_frames: int = 17      # frames per independently coded window (1 + 4k)
 
     spatial_factor: int = 8      # fixed by the architecture
+    # Rate points, low to high: (bits, planes) = code the first `planes` token planes with the first `bits`
+    # bits of each (nested prefixes; absent channels decode as 0). () = one point per plane with all bits.
+    quality_points: tuple = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "quality_points", tuple(tuple(int(v) for v in qp) for qp in self.quality_points))
+        if self.channels % self.token_bits:
+            raise ValueError("latent_channels must be a multiple of token_bits")
+        for bits, planes in self.quality_points:
+            if not (1 <= bits <= self.token_bits and 1 <= planes <= self.planes):
+                raise ValueError(f"quality point {(bits, planes)} outside 1..{self.token_bits} bits, "
+                                 f"1..{self.planes} planes")
         if self.token_bits % self.entropy_group_bits:
             raise ValueError("token_bits must be a multiple of entropy_group_bits")
         if (self.window_frames - 1) % self.temporal_factor:
@@ -37,13 +48,36 @@ class TokenizerConfig:
         if not 1 <= self.token_bits <= 32:
             raise ValueError("token_bits must be in 1..32")
 
+    @property
+    def channels(self) -> int:
+        """LFQ latent channels."""
+        return self.latent_channels or self.token_bits
+
+    @property
+    def planes(self) -> int:
+        """Token planes of a full-rate latent frame: level-major, ``plane = level * groups + group`` where
+        group ``g`` holds channels ``g*token_bits .. (g+1)*token_bits - 1`` (bit ``k`` = channel ``g*token_bits+k``)."""
+        return self.channels // self.token_bits * self.max_levels
+
+    @property
+    def qualities(self) -> tuple[tuple[int, int], ...]:
+        """(bits, planes) of each quality setting, quality 1 first."""
+        return self.quality_points or tuple((self.token_bits, p) for p in range(1, self.planes + 1))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TokenizerConfig":
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known})
+
+    @classmethod
+    def v2(cls) -> "TokenizerConfig":
+        """The rate-distortion model: 64 LFQ channels (2 planes of 32 bits) x 2 residual levels; 8 nested
+        rate points from 2 bits to 128 bits per latent position."""
+        return cls(name="vcodec-v2", latent_channels=64, max_levels=2,
+                   quality_points=((2, 1), (4, 1), (8, 1), (16, 1), (32, 1), (32, 2), (32, 3), (32, 4)))
 
     @classmethod
     def tiny(cls) -> "TokenizerConfig":

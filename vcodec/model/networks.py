@@ -29,7 +29,7 @@ class Encoder(nn.Module):
         self.down = CausalConv3d(4 * ch, cl, (1, 1, 1))
         self.lo_blocks = nn.Sequential(*[ResBlock(cl, cfg.temporal_kernel) for _ in range(cfg.enc_lo_blocks)])
         self.norm_out = ChannelNorm(cl)
-        self.to_latent = CausalConv3d(cl, cfg.token_bits, (1, 1, 1))
+        self.to_latent = CausalConv3d(cl, cfg.channels, (1, 1, 1))
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """video (B, 3, T, H, W) in [-1, 1] -> latent (B, bits, T', H/8, W/8) in (-1, 1)."""
@@ -46,7 +46,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         tf, ch, cl = cfg.temporal_factor, cfg.hi_channels, cfg.lo_channels
-        self.from_latent = CausalConv3d(cfg.token_bits, cl, (1, 3, 3))
+        self.from_latent = CausalConv3d(cfg.channels, cl, (1, 3, 3))
         self.lo_blocks = nn.Sequential(*[ResBlock(cl, cfg.temporal_kernel) for _ in range(cfg.dec_lo_blocks)])
         self.up = CausalConv3d(cl, 4 * ch, (1, 1, 1))
         self.hi_blocks = nn.Sequential(*[ResBlock(ch, 1) for _ in range(cfg.dec_hi_blocks)])

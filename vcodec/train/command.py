@@ -34,7 +34,8 @@ def _train_config_cls():
               help="start from the weights of this checkpoint (e.g. the shipped model) with a fresh optimizer")
 @click.option("--device", default="cpu", type=click.Choice(["cpu", "cuda"]), show_default=True)
 @click.option("--model-config", "model_config", default="default",
-              type=click.Choice(["default", "tiny"]), show_default=True)
+              type=click.Choice(["default", "v2", "tiny"]), show_default=True,
+              help="network for a new run: default = v1 layout, v2 = rate-distortion model, tiny = tests")
 @_config_options
 def train_command(data, output, resume, init, device, model_config, **overrides):
     """Train the tokenizer on DATA (a pre-decoded corpus .npz, or video files)."""
@@ -49,7 +50,7 @@ def train_command(data, output, resume, init, device, model_config, **overrides)
     if device == "cuda" and not torch.cuda.is_available():
         raise click.ClickException("--device cuda requested but no CUDA device is available")
     device = setup_distributed(device)
-    mcfg = TokenizerConfig() if model_config == "default" else TokenizerConfig.tiny()
+    mcfg = {"default": TokenizerConfig, "v2": TokenizerConfig.v2, "tiny": TokenizerConfig.tiny}[model_config]()
     corpus = Corpus.load(list(data))
     out = Path(output)
     if resume and out.exists():
@@ -63,11 +64,15 @@ def train_command(data, output, resume, init, device, model_config, **overrides)
         from ..model.checkpoint import build_from_checkpoint, load_checkpoint
         ck = load_checkpoint(init)
         src = build_from_checkpoint(ck)
-        trainer.model.load_state_dict(src.state_dict())
-        trainer.ema.load_state_dict(src.state_dict())
-        trainer.history = ck.get("card", {}).get("history", []) or ck.get("history", [])
-        trainer.step = int(ck.get("card", {}).get("steps", ck.get("step", 0)))
-        trainer.train_seconds = float(ck.get("card", {}).get("train_seconds", ck.get("train_seconds", 0.0)))
+        if src.cfg == mcfg:   # keep training the same network
+            trainer.model.load_state_dict(src.state_dict())
+            trainer.ema.load_state_dict(src.state_dict())
+            trainer.history = ck.get("card", {}).get("history", []) or ck.get("history", [])
+            trainer.step = int(ck.get("card", {}).get("steps", ck.get("step", 0)))
+            trainer.train_seconds = float(ck.get("card", {}).get("train_seconds", ck.get("train_seconds", 0.0)))
+        else:                 # a new network warm-started from another one's weights (a new run: step 0)
+            copied = trainer.warm_start(src.state_dict())
+            click.echo(f"warm start from {init}: {copied} tensors copied (whole or in part)", err=True)
     trainer.run()
 
 

@@ -33,3 +33,23 @@ def reconstruction_loss(x: torch.Tensor, y: torch.Tensor, *, ssim_weight: float)
         loss = loss + ssim_weight * (1 - s)
         stats["ssim"] = s.item()
     return loss, stats
+
+
+# BT.709 RGB -> Y'CbCr (full range; limited-range scaling only shifts PSNR by a constant, not the gradient)
+_RGB_TO_YCBCR_709 = torch.tensor([[0.2126, 0.7152, 0.0722],
+                                  [-0.1146, -0.3854, 0.5],
+                                  [0.5, -0.4542, -0.0458]])
+_YUV_611 = torch.tensor([6.0, 1.0, 1.0]) / 8
+
+
+def frame_psnr_yuv_loss(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Per sample, the mean over frames of -PSNR-YUV (6:1:1 weighted BT.709 Y'CbCr MSE), in dB.
+
+    x, y: (B, 3, T, H, W) in [-1, 1]. Averaging per-frame log-MSE (not the MSE) is what the benchmarks' mean
+    per-frame PSNR measures, and it gives the worst frames the most weight (against periodic flicker)."""
+    d = ((x.float() - y.float()) * 0.5)                                  # [0, 1] scale
+    m = _RGB_TO_YCBCR_709.to(d.device)
+    e = torch.einsum("ij,bjthw->bitwh", m, d).pow(2).mean(dim=(3, 4))   # (B, 3, T) per-channel MSE
+    mse = (e * _YUV_611.to(d.device).view(1, 3, 1)).sum(dim=1)          # (B, T)
+    dist = (10 * torch.log10(mse + 1e-8)).mean(dim=1)                   # (B,) = -PSNR
+    return dist, {"mse": mse.mean().item(), "psnr_yuv": -dist.mean().item()}

@@ -27,7 +27,9 @@ from ..model.pixels import frames_to_model, model_to_frames
 from .corpus import ClipSampler, Corpus
 from .discriminator import PatchDiscriminator, hinge_d_loss
 from ..metrics import psnr_y_bt709_limited
-from .losses import lpips_weights_available, reconstruction_loss
+from ..model.lfq import plane_mask
+from ..model.rate import ContextRateModel
+from .losses import frame_psnr_yuv_loss, lpips_weights_available, reconstruction_loss
 
 
 @dataclass
@@ -42,7 +44,10 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup: int = 200
     ema: float = 0.999
-    ssim_weight: float = 0.2
+    ssim_weight: float = 0.2      # (distortion "l1mse") SSIM term on every 4th frame
+    distortion: str = "l1mse"     # "l1mse" (v1: L1 + 2 MSE + SSIM) or "psnr_yuv" (mean over frames of -PSNR-YUV 6:1:1)
+    rate_weight: float = 0.0      # dB of PSNR traded for coding all of a rate point's raw bits (0 = no rate term)
+    aux_gain: float = 1.0         # scale of the quantizer's commitment/confidence terms against the distortion
     adv_weight: float = 0.0       # adversarial loss weight (0 = off)
     adv_start: int = 2000         # step at which the adversarial loss starts
     lpips_weight: float = 0.0     # LPIPS perceptual loss weight; needs local pretrained weights
@@ -50,7 +55,20 @@ class TrainConfig:
     eval_every: int = 500
     seed: int = 0
     threads: int = 0              # torch CPU threads (0 = torch default)
-    bf16: bool = True             # bfloat16 autocast (CPU with AVX512-BF16/AMX: ~1.5x faster steps; GPU)
+    bf16: bool = True             # bfloat16 autocast where it is fast (GPU; CPU with AVX512-BF16/AMX: ~1.5x
+                                  # faster steps); ignored on CPUs without native bf16 (emulated: 25-60x slower)
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """bfloat16 autocast pays off on GPUs and on CPUs with native bf16 instructions only."""
+    if device.type != "cpu":
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _is_dist() -> bool:
@@ -68,18 +86,20 @@ def to_model_range(batch_uint8: np.ndarray, device) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model: VideoTokenizer, heldout: dict[str, np.ndarray], device) -> dict:
-    """Held-out PSNR-Y (vcodec.metrics.psnr_y_bt709_limited) per rate level (mean over held-out segments)."""
+    """Held-out PSNR-Y (vcodec.metrics.psnr_y_bt709_limited) per quality (1 = lowest rate point; mean over
+    held-out segments).
+
+    Each clip is encoded once; every rate point decodes its prefix of the same tokens."""
     model.eval()
-    out = {}
-    for levels in range(1, model.cfg.max_levels + 1):
-        vals = []
-        for clip in heldout.values():
-            n = 1 + (len(clip) - 1) // 4 * 4
-            x = to_model_range(clip[None, :n], device)
-            rec = model.decode_indices(model.encode_indices(x, levels))             # (1, 3, n, h, w)
-            vals.append(psnr_y_bt709_limited(clip[:n], model_to_frames(rec)[0].cpu().numpy()))
-        out[levels] = float(np.mean(vals)) if vals else float("nan")
-    return out
+    vals: dict[int, list[float]] = {q: [] for q in range(1, len(model.cfg.qualities) + 1)}
+    for clip in heldout.values():
+        n = 1 + (len(clip) - 1) // 4 * 4
+        x = to_model_range(clip[None, :n], device)
+        tokens = model.encode_indices(x, model.cfg.planes)                          # (1, P, T', h, w)
+        for q, (bits, planes) in enumerate(model.cfg.qualities, start=1):
+            rec = model.decode_indices(tokens[:, :planes] & ((1 << bits) - 1), bits)  # (1, 3, n, h, w)
+            vals[q].append(psnr_y_bt709_limited(clip[:n], model_to_frames(rec)[0].cpu().numpy()))
+    return {q: float(np.mean(v)) if v else float("nan") for q, v in vals.items()}
 
 
 class Trainer:
@@ -88,7 +108,9 @@ class Trainer:
         self.mcfg, self.cfg, self.corpus, self.out = model_cfg, train_cfg, corpus, Path(out)
         self.device = torch.device(device)
         torch.manual_seed(train_cfg.seed)
-        self.model = VideoTokenizer(model_cfg).to(self.device)
+        self.model = VideoTokenizer(model_cfg, rate_trained=train_cfg.rate_weight > 0).to(self.device)
+        # the rate proxy trains beside the model (its own module: shipped weights stay the tokenizer's)
+        self.rate_model = ContextRateModel(model_cfg.planes, model_cfg.token_bits).to(self.device)
         self.ema = copy.deepcopy(self.model).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
@@ -96,8 +118,10 @@ class Trainer:
         if _is_dist():
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay,
-                                     betas=(0.9, 0.99))
+        self.opt = torch.optim.AdamW(
+            [{"params": list(self.model.parameters())},
+             {"params": list(self.rate_model.parameters()), "weight_decay": 0.0, "lr_scale": 10.0}],
+            lr=train_cfg.lr, weight_decay=train_cfg.weight_decay, betas=(0.9, 0.99))
         self.disc = self.disc_opt = None
         if train_cfg.adv_weight > 0:
             self.disc = PatchDiscriminator().to(self.device)
@@ -111,6 +135,7 @@ class Trainer:
             self.lpips = lpips.LPIPS(net="alex", verbose=False).to(self.device).eval()
         self.sampler = ClipSampler(corpus, frames=train_cfg.frames, size=train_cfg.size,
                                    photo_prob=train_cfg.photo_prob, seed=train_cfg.seed * 1000 + _rank())
+        self.use_bf16 = train_cfg.bf16 and bf16_is_fast(self.device)
         self.step = 0
         self.train_seconds = 0.0
         self.history: list[dict] = []   # {step, hours, psnr_y: {levels: dB}}
@@ -122,6 +147,7 @@ class Trainer:
             "format": "vcodec-train-1",
             "config": self.mcfg.to_dict(), "train_config": asdict(self.cfg),
             "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+            "rate_model": self.rate_model.state_dict(),
             "optimizer": self.opt.state_dict(),
             "disc": self.disc.state_dict() if self.disc else None,
             "disc_optimizer": self.disc_opt.state_dict() if self.disc_opt else None,
@@ -141,6 +167,8 @@ class Trainer:
             raise ValueError(f"{path}: checkpoint was made with a different TokenizerConfig")
         self.model.load_state_dict(ck["model"])
         self.ema.load_state_dict(ck["ema"])
+        if ck.get("rate_model") is not None:
+            self.rate_model.load_state_dict(ck["rate_model"])
         if ck.get("optimizer"):
             self.opt.load_state_dict(ck["optimizer"])
         if self.disc and ck.get("disc"):
@@ -157,6 +185,26 @@ class Trainer:
             self.level_rng.set_state(rng["levels"])
             random.setstate(rng["python"])
 
+    def warm_start(self, state: dict) -> int:
+        """Copy another network's weights where names match: whole tensors when shapes agree, else the
+        overlapping leading slice (e.g. a v1 latent of 32 channels into the first 32 of 64). New input
+        channels of the decoder's first convolution start at zero, so the warm-started decoder initially
+        ignores latent channels it has never seen. Returns how many tensors were copied."""
+        own = self.model.state_dict()
+        copied = 0
+        with torch.no_grad():
+            for name, src in state.items():
+                dst = own.get(name)
+                if dst is None or dst.dim() != src.dim():
+                    continue
+                if name.startswith("decoder.from_latent") and name.endswith("weight") and dst.shape[1] > src.shape[1]:
+                    dst[:, src.shape[1]:].zero_()
+                region = tuple(slice(0, min(a, b)) for a, b in zip(dst.shape, src.shape))
+                dst[region].copy_(src[region].to(dst.dtype))
+                copied += 1
+        self.ema.load_state_dict(self.model.state_dict())
+        return copied
+
     # ---- one optimizer step --------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
         warm = min(1.0, (step + 1) / max(1, self.cfg.warmup))
@@ -167,15 +215,29 @@ class Trainer:
         self.model.train()
         cfg = self.cfg
         x = to_model_range(self.sampler.batch(cfg.batch), self.device)        # (B, 3, T, S, S)
-        levels = torch.randint(1, self.mcfg.max_levels + 1, (x.shape[0],), generator=self.level_rng).to(self.device)
+        B = x.shape[0]
+        points = torch.tensor(self.mcfg.qualities)                             # (Q, 2): bits, planes
+        q = torch.randint(0, len(points), (B,), generator=self.level_rng)
+        mask = plane_mask(points[q, 0], points[q, 1], self.mcfg.planes, self.mcfg.token_bits, B).to(self.device)
         for g in self.opt.param_groups:
-            g["lr"] = self.lr_at(self.step)
-        amp = torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.bf16 else contextlib.nullcontext()
+            g["lr"] = self.lr_at(self.step) * g.get("lr_scale", 1.0)
+        amp = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.use_bf16 else contextlib.nullcontext()
         with amp:
-            out = self.net(x, levels)
+            out = self.net(x, mask)
             rec = out.reconstruction.float()
-            loss, stats = reconstruction_loss(rec, x, ssim_weight=cfg.ssim_weight)
-            loss = loss + out.aux_loss
+            if cfg.distortion == "psnr_yuv":
+                dist, stats = frame_psnr_yuv_loss(rec, x)                          # (B,) dB
+            else:
+                loss, stats = reconstruction_loss(rec, x, ssim_weight=cfg.ssim_weight)
+                dist = loss.expand(B)
+            coded_bits = self.rate_model(out.bits, mask)                          # (B,) bits under the coder
+            raw_bits = mask.sum(dim=(1, 2)) * out.bits[0, 0, 0].numel()
+            rate_frac = coded_bits / raw_bits
+            loss = (dist + cfg.rate_weight * rate_frac).mean() + cfg.aux_gain * out.aux_loss
+            if cfg.rate_weight == 0:      # the proxy still learns (its rate is reported), without steering the model
+                loss = loss + (self.rate_model(out.bits.detach(), mask) / raw_bits).mean()
+            stats["rate_frac"] = rate_frac.mean().item()
+            stats["bpp"] = (coded_bits / (x.shape[2] * x.shape[3] * x.shape[4])).mean().item()
             if self.lpips is not None:
                 frames = lambda v: v.transpose(1, 2).flatten(0, 1)  # noqa: E731  (B*T, 3, H, W)
                 lp = self.lpips(frames(rec), frames(x)).mean()
@@ -188,7 +250,7 @@ class Trainer:
                 stats["g_adv"] = g_adv.item()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0 if cfg.distortion == "l1mse" else 100.0)
         self.opt.step()
         if use_adv:
             d_loss = hinge_d_loss(self.disc(x), self.disc(rec.detach()))
@@ -227,7 +289,7 @@ class Trainer:
                 with open(log, "a") as f:
                     f.write(json.dumps({**rec, **stats}) + "\n")
             bar.update(1)
-            bar.set_postfix(loss=f"{stats['loss']:.4f}", mse=f"{stats['mse']:.4f}",
+            bar.set_postfix(loss=f"{stats['loss']:.4f}", mse=f"{stats['mse']:.5f}", bpp=f"{stats['bpp']:.3f}",
                             heldout_psnr=" ".join(f"{v:.1f}" for v in heldout_psnr.values()), refresh=False)
             stop = cfg.max_minutes and (time.time() - start) > cfg.max_minutes * 60
             if time.time() - last_ckpt > cfg.checkpoint_minutes * 60 or stop or self.step >= cfg.steps:

@@ -1,0 +1,182 @@
+"""Diagnostics of a vcodec model: where its bits and its errors go (model v2 issue, part 1).
+
+    python -m benchmarks.diagnostics --model default -o benchmarks/results/diagnostics.json [--x265-intra]
+
+Measures, on the held-out segments of ``data/manifest.json`` (``make data``; 17 frames each, native size):
+
+1. PSNR-Y by frame position in the 17-frame window (mean over segments), the mean |dPSNR-Y| between consecutive
+   frames, and how far the worst position lies below its window's mean — at the lowest and highest quality;
+2. coded bpp and PSNR-Y per quality setting, and the dB each step adds per extra bit;
+3. how often token bits change between consecutive latent frames where the picture does not change (8x8 blocks
+   whose luma moves by at most 2 levels over both 4-frame groups), per token plane;
+4. the mean signed error per RGB channel (decoded - source, in 8-bit levels) on a 75% colour-bar clip at the
+   highest quality;
+5. with ``--x265-intra``: x265 with every frame intra (keyint 1) against the committed standard-suite x265 rows
+   (intra period 16), as BD-rate in PSNR-YUV: how much of x265's lead is inter prediction.
+
+Writes JSON; ``--markdown`` also writes the human-readable table file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+import bitstream
+from vcodec.metrics import psnr_y_bt709_limited
+from vcodec.tokenizer import Tokenizer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# 75% colour bars (ITU-R BT.801 order): white, yellow, cyan, green, magenta, red, blue, black
+BARS_75 = np.array([[191, 191, 191], [191, 191, 0], [0, 191, 191], [0, 191, 0],
+                    [191, 0, 191], [191, 0, 0], [0, 0, 191], [0, 0, 0]], dtype=np.uint8)
+
+
+def colour_bars(frames: int = 17, height: int = 360, width: int = 640) -> np.ndarray:
+    """(frames, height, width, 3) uint8 static 75% colour bars."""
+    cols = BARS_75[np.minimum(np.arange(width) * len(BARS_75) // width, len(BARS_75) - 1)]
+    return np.broadcast_to(cols[None, None], (frames, height, width, 3)).copy()
+
+
+def code_at(tok: Tokenizer, frames: np.ndarray, quality: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """One window at a quality setting -> (decoded frames, token grid, coded payload bytes)."""
+    bits, planes = tok.quality_point(quality)
+    tokens = tok.encode_window(frames, planes, bits)
+    nbytes = len(bitstream.encode_tokens(tokens, bits, tok.tables_for(bits, planes)))
+    rec = tok.decode_window(tokens, len(frames), frames.shape[1], frames.shape[2], bits)
+    return rec, tokens, nbytes
+
+
+def frame_positions(tok: Tokenizer, segments, quality: int) -> dict:
+    per_pos = []
+    for _, frames in segments:
+        rec, _, _ = code_at(tok, frames, quality)
+        per_pos.append([psnr_y_bt709_limited(frames[i:i + 1], rec[i:i + 1]) for i in range(len(frames))])
+    arr = np.array(per_pos)                                        # (segments, 17)
+    mean_pos = arr.mean(axis=0)
+    return {"quality": quality, "psnr_y_by_position": [round(float(v), 2) for v in mean_pos],
+            "mean_abs_delta_db": float(np.abs(np.diff(arr, axis=1)).mean()),
+            "worst_position": int(np.argmin(mean_pos)),
+            "worst_below_window_mean_db": float(mean_pos.mean() - mean_pos.min())}
+
+
+def rate_points(tok: Tokenizer, segments) -> list[dict]:
+    rows = []
+    for q in range(1, len(tok.rate_points) + 1):
+        bpp, psnr = [], []
+        for _, frames in segments:
+            rec, _, nbytes = code_at(tok, frames, q)
+            n, h, w, _ = frames.shape
+            bpp.append(nbytes * 8 / (n * h * w))
+            psnr.append(psnr_y_bt709_limited(frames, rec))
+        bits, planes = tok.quality_point(q)
+        rows.append({"quality": q, "bits": bits, "planes": planes, "bpp": float(np.mean(bpp)),
+                     "psnr_y": float(np.mean(psnr))})
+    for lo, hi in zip(rows, rows[1:]):
+        hi["db_per_doubling"] = (hi["psnr_y"] - lo["psnr_y"]) / max(1e-9, np.log2(hi["bpp"] / lo["bpp"]))
+    return rows
+
+
+def static_bit_flips(tok: Tokenizer, segments, quality: int, threshold: int = 2) -> dict:
+    """Share of token bits that differ from the previous latent frame at static 8x8 positions, per plane."""
+    tf, f = tok.config.temporal_factor, tok.config.spatial_factor
+    flips, counts = None, 0
+    for _, frames in segments:
+        _, tokens, _ = code_at(tok, frames, quality)
+        bits, planes = tok.quality_point(quality)
+        luma = frames.astype(np.int16) @ np.array([54, 183, 19], dtype=np.int16) // 256     # (n, H, W)
+        n, H, W = luma.shape
+        h, w = H // f, W // f
+        blocks = luma[:, :h * f, :w * f].reshape(n, h, f, w, f)
+        for t in range(2, tokens.shape[1]):                 # latent t covers frames tf*t-tf+1 .. tf*t
+            lo, hi = tf * (t - 2) + 1, min(n, tf * t + 1)
+            seg = blocks[lo:hi]
+            static = (seg.max(axis=(0, 2, 4)) - seg.min(axis=(0, 2, 4))) <= threshold      # (h, w)
+            if not static.any():
+                continue
+            diff = (tokens[:, t, :h, :w] ^ tokens[:, t - 1, :h, :w])[:, static]          # (P, N)
+            ones = np.unpackbits(diff.astype("<u4").view(np.uint8).reshape(diff.shape + (4,)), axis=-1,
+                                 bitorder="little")[..., :bits].sum(axis=(1, 2))
+            flips = ones if flips is None else flips + ones
+            counts += int(static.sum())
+    if not counts:
+        return {"quality": quality, "static_positions": 0}
+    bits, planes = tok.quality_point(quality)
+    return {"quality": quality, "static_positions": counts,
+            "bit_change_rate_by_plane": [float(v) / (counts * bits) for v in flips]}
+
+
+def colour_error(tok: Tokenizer) -> dict:
+    bars = colour_bars()
+    q = len(tok.rate_points)
+    rec, _, _ = code_at(tok, bars, q)
+    err = rec.astype(np.float64) - bars
+    w = bars.shape[2]
+    per_bar = []
+    for i in range(len(BARS_75)):
+        x0, x1 = i * w // len(BARS_75) + 8, (i + 1) * w // len(BARS_75) - 8      # away from the edges
+        per_bar.append([round(float(v), 2) for v in err[:, :, x0:x1].mean(axis=(0, 1, 2))])
+    return {"quality": q, "mean_error_rgb": [round(float(v), 2) for v in err.mean(axis=(0, 1, 2))],
+            "mean_abs_error_rgb": [round(float(v), 2) for v in np.abs(err).mean(axis=(0, 1, 2))],
+            "per_bar_error_rgb": per_bar, "bars": BARS_75.tolist()}
+
+
+def x265_intra(results_path: str) -> dict:
+    """x265 keyint 1 vs the committed x265 rows (intra period 16): BD-rate in PSNR-YUV per clip."""
+    from benchmarks.bdrate import bd_rate
+    from benchmarks.clips import STANDARD
+    from benchmarks.runner import run_clip
+    with open(results_path) as fh:
+        committed = [r for r in json.load(fh)["rows"] if r["codec"] == "x265"]
+    out = {}
+    for spec in STANDARD:
+        res = run_clip(spec, [("x265", {"intra_period": 1})], None, False, False, None)
+        intra = res["rows"]
+        normal = [r for r in committed if r["clip"] == spec.name]
+        bd = bd_rate([r["bpp"] for r in normal], [r["psnr_yuv"] for r in normal],
+                     [r["bpp"] for r in intra], [r["psnr_yuv"] for r in intra])
+        out[spec.name] = {"bd_rate_intra_vs_normal": bd.value, "status": bd.status,
+                          "intra": [(r["bpp"], r["psnr_yuv"]) for r in intra],
+                          "normal": [(r["bpp"], r["psnr_yuv"]) for r in normal]}
+    vals = [v["bd_rate_intra_vs_normal"] for v in out.values() if v["bd_rate_intra_vs_normal"] is not None]
+    out["mean"] = float(np.mean(vals)) if vals else None
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--data", default=os.path.join(REPO, "data"))
+    ap.add_argument("-o", "--output", required=True)
+    ap.add_argument("--x265-intra", action="store_true")
+    ap.add_argument("--results", default=os.path.join(REPO, "benchmarks", "results", "results.json"))
+    args = ap.parse_args(argv)
+    from pathlib import Path
+
+    from vcodec.train.export import heldout_segments
+    tok = Tokenizer.load(args.model)
+    segments = heldout_segments(Path(args.data))
+    t0 = time.time()
+    top = len(tok.rate_points)
+    report = {
+        "model": tok.name, "weights_hash": tok.weights_hash, "segments": [n for n, _ in segments],
+        "command": "python -m benchmarks.diagnostics " + " ".join(argv if argv is not None else os.sys.argv[1:]),
+        "frame_positions": [frame_positions(tok, segments, 1), frame_positions(tok, segments, top)],
+        "rate_points": rate_points(tok, segments),
+        "static_bit_flips": [static_bit_flips(tok, segments, 1), static_bit_flips(tok, segments, top)],
+        "colour": colour_error(tok),
+    }
+    if args.x265_intra:
+        report["x265_intra"] = x265_intra(args.results)
+    report["seconds"] = time.time() - t0
+    with open(args.output, "w") as fh:
+        json.dump(report, fh, indent=1)
+    print(json.dumps({k: v for k, v in report.items() if k != "segments"}, indent=1)[:6000])
+
+
+if __name__ == "__main__":
+    main()

@@ -104,6 +104,7 @@ def test_sample_clip_round_trip(sample_vcb, model, tmp_path, ext):
         np.testing.assert_array_equal(frames, decoded)  # y4m (C444p16) and FFV1 are exact
 
 
+@pytest.mark.slow
 def test_encode_json_summary_and_no_bar(model, tmp_path):
     r = run("encode", SAMPLE, "-o", tmp_path / "a.vcb", "--model", model, "--json")
     assert r.exit_code == 0, r.output

@@ -46,6 +46,7 @@ def test_sampler_shapes_and_determinism():
     assert np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_resume_continues_the_same_run(tmp_path):
     """4 steps in one go == 2 steps, save, load into a fresh trainer, 2 more steps."""
     cfg_model = TokenizerConfig.tiny()

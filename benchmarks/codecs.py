@@ -1,8 +1,8 @@
 """One small `Codec` interface, one implementation per codec (CompressAI's pattern).
 
-A codec takes the clip as uint8 RGB (T, H, W, 3) plus its 8-bit YUV 4:2:0 planes (our one conversion, see vcodec/colour.py),
-codes it at one rate point into a file, and decodes that file back. Classical codecs consume and produce YUV 4:2:0;
-vcodec consumes and produces RGB. Each codec describes itself (exact tool versions and every setting) in
+A codec takes the clip as uint8 RGB (T, H, W, 3) plus its 8-bit YUV 4:2:0 planes (our one conversion, see
+vcodec/colour.py), codes it at one rate point into a file, and decodes that file back. Classical codecs consume and
+produce YUV 4:2:0; vcodec consumes and produces RGB. Each codec describes itself (exact tool versions and every setting) in
 `description()`, which goes into the results as is.
 
 Common test conditions for the classical codecs (see README.md for the reasoning):

@@ -17,6 +17,8 @@ import json
 import os
 import tempfile
 
+import numpy as np
+
 from benchmarks.measure import run_process
 from vcodec.colour import Yuv420
 

@@ -19,8 +19,8 @@ import torch
 from click.testing import CliRunner
 
 import bitstream
-from bitstream.coder import FIT_TOTAL
 import vcodec
+from bitstream.coder import FIT_TOTAL
 from vcodec.cli import main as cli_main
 from vcodec.errors import VcodecWarning
 from vcodec.io import read_video

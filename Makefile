@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	# torch/torchvision: the CPU-capable builds that lie on this machine's disk (no multi-GB download).
 	$(VPY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(VPY) -m pip install -q -e '.[test,data]'
+	# every extra: the test suite covers training, the data tools and the benchmarks too
+	$(VPY) -m pip install -q -e '.[test,data,bench,train]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,6 +21,7 @@ demo: install
 	$(VPY) -m vcodec.demo
 
 test: install
+	$(VPY) -m ruff check .
 	$(VPY) -m pytest -x tests
 
 # the fast tier (< 1 minute on 2 cores): everything not marked @pytest.mark.slow

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmarks.codecs import Clip
+from benchmarks.codec_base import Clip
 from vcodec.colour import rgb_to_yuv420
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,4 +1,6 @@
-"""One small `Codec` interface, one implementation per codec (CompressAI's pattern).
+"""One small `Codec` interface (codec_base.py), one implementation per codec (CompressAI's pattern), and the registry.
+
+The classical codecs are here; vcodec's is codec_vcodec.py.
 
 A codec takes the clip as uint8 RGB (T, H, W, 3) plus its 8-bit YUV 4:2:0 planes (our one conversion, see
 vcodec/colour.py), codes it at one rate point into a file, and decodes that file back. Classical codecs consume and
@@ -19,88 +21,14 @@ import functools
 import glob
 import os
 import re
-from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
 
-from vcodec.colour import Yuv420, from_high_bit_depth, to_high_bit_depth
+from benchmarks.codec_base import INTRA_PERIOD, Clip, Codec, CodecUnavailable, Decoded, Encoded
+from benchmarks.codec_vcodec import VCodec
 from benchmarks.measure import run_process
-
-INTRA_PERIOD = 16
-
-
-class CodecUnavailable(RuntimeError):
-    """The codec cannot run here (missing encoder, model, ...); the message says why."""
-
-
-@dataclass
-class Clip:
-    """A benchmark clip: uint8 RGB frames (T, H, W, 3), their YUV 4:2:0 planes, and a frame rate."""
-
-    name: str
-    rgb: np.ndarray
-    yuv: Yuv420
-    fps: float = 25.0
-    source: dict = field(default_factory=dict)
-
-    @property
-    def num_frames(self) -> int:
-        return self.rgb.shape[0]
-
-    @property
-    def height(self) -> int:
-        return self.rgb.shape[1]
-
-    @property
-    def width(self) -> int:
-        return self.rgb.shape[2]
-
-
-@dataclass
-class Encoded:
-    path: str
-    num_bytes: int  # size of the file: the rate
-    info: dict = field(default_factory=dict)
-
-
-@dataclass
-class Decoded:
-    """A decoder's output: YUV 4:2:0 planes (classical codecs) or RGB (vcodec); the runner derives the other."""
-
-    yuv: Yuv420 | None = None
-    rgb: np.ndarray | None = None
-
-
-class Codec:
-    """Base class. Subclasses set `name` and implement the methods below."""
-
-    name: str = "codec"
-    extension: str = ".bin"
-
-    def check(self) -> None:
-        """Raise CodecUnavailable(reason) when this codec cannot run here."""
-
-    def description(self) -> dict:
-        """Exact tool versions and settings (JSON-able)."""
-        raise NotImplementedError
-
-    def rate_points(self) -> list:
-        """The rate points to run, lowest rate first where known (QPs, quality indices, ...)."""
-        raise NotImplementedError
-
-    def encode(self, clip: Clip, point, path: str) -> Encoded:
-        raise NotImplementedError
-
-    def decode(self, encoded: Encoded, clip: Clip) -> Decoded:
-        raise NotImplementedError
-
-    def payload_bytes(self, encoded: Encoded) -> int:
-        """Coded payload inside the file (the rest is container overhead); called outside the timed region."""
-        return encoded.num_bytes
-
-    def point_label(self, point) -> str:
-        return str(point)
+from vcodec.colour import Yuv420, from_high_bit_depth, to_high_bit_depth
 
 
 # ------------------------------------------------------------------ helpers
@@ -561,105 +489,6 @@ class VVenC(Codec):
         yuv, decoder = decode_with_pyav(encoded.path, self.raw_format, 10, clip.num_frames)
         encoded.info["decoder"] = decoder
         return Decoded(yuv=yuv)
-
-
-# ------------------------------------------------------------------ vcodec
-class VCodec(Codec):
-    """vcodec at each of its model's rate points, through the public API (`vcodec.compress` / `vcodec.decompress`).
-
-    `model` is a name, a path or a loaded `vcodec.tokenizer.Tokenizer`.
-    """
-
-    name = "vcodec"
-    extension = ".vcb"
-
-    def __init__(self, model=None, device: str = "cpu", points=None):
-        self.model_arg = model
-        self.device = device
-        self._points = list(points) if points is not None else None
-
-    @functools.cached_property
-    def tokenizer(self):
-        try:
-            from vcodec.tokenizer import Tokenizer
-        except Exception as e:  # not written yet / broken import
-            raise CodecUnavailable(f"vcodec.tokenizer not importable ({type(e).__name__}: {e})") from e
-        if self.model_arg is not None and not isinstance(self.model_arg, (str, os.PathLike)):
-            return self.model_arg
-        from vcodec.tokenizer import DEFAULT_MODEL
-
-        name = DEFAULT_MODEL if self.model_arg is None else self.model_arg
-        try:
-            return Tokenizer.load(str(name), device=self.device)
-        except Exception as e:
-            raise CodecUnavailable(f"cannot load vcodec model {name!r} ({type(e).__name__}: {e})") from e
-
-    def check(self) -> None:
-        try:
-            import vcodec
-
-            vcodec.compress, vcodec.decompress  # noqa: B018
-        except Exception as e:
-            raise CodecUnavailable(f"vcodec API not importable ({type(e).__name__}: {e})") from e
-        self.tokenizer  # noqa: B018  (raises CodecUnavailable)
-
-    def rate_points(self) -> list:
-        if self._points is not None:
-            return list(self._points)
-        return [rp.quality for rp in self.tokenizer.rate_points]
-
-    def description(self) -> dict:
-        import torch
-
-        import vcodec
-
-        tok = self.tokenizer
-        return {
-            "name": self.name,
-            "tool": "vcodec.compress / vcodec.decompress",
-            "version": getattr(vcodec, "__version__", "unknown"),
-            "model": getattr(tok, "name", "unknown"),
-            "weights_sha256": getattr(tok, "weights_hash", None),
-            "parameters": getattr(tok, "parameters", None),
-            "rate_points": [
-                {"quality": rp.quality, "levels": rp.levels, "model_bpp": rp.bpp}
-                for rp in getattr(tok, "rate_points", [])
-            ],
-            "window_frames": getattr(tok, "window_frames", None),
-            "device": self.device,
-            "torch": torch.__version__,
-            "input": "RGB uint8, full range",
-        }
-
-    def encode(self, clip: Clip, point, path: str) -> Encoded:
-        import vcodec
-
-        data = vcodec.compress(
-            clip.rgb, quality=point, tokenizer=self.tokenizer, device=self.device, frame_rate=clip.fps
-        )
-        with open(path, "wb") as f:
-            f.write(data)
-        return Encoded(path, len(data))
-
-    def payload_bytes(self, encoded: Encoded) -> int:
-        """Range-coded token bytes; the .vcb header, record/chunk headers, index and trailer are the overhead."""
-        import bitstream
-
-        tables = self.tokenizer.coder_tables
-        with bitstream.VcbReader(encoded.path, tables=tables) as reader:
-            bits = reader.header.token_bits
-            return sum(len(bitstream.encode_tokens(c.tokens, bits, tables)) for c in reader.chunks())
-
-    def decode(self, encoded: Encoded, clip: Clip) -> Decoded:
-        import vcodec
-
-        with open(encoded.path, "rb") as f:
-            data = f.read()
-        rgb = vcodec.decompress(data, tokenizer=self.tokenizer, device=self.device)
-        rgb = np.asarray(rgb)
-        if rgb.shape != clip.rgb.shape or rgb.dtype != np.uint8:
-            raise RuntimeError(f"vcodec.decompress returned {rgb.dtype} {rgb.shape}, expected uint8 {clip.rgb.shape}")
-        return Decoded(rgb=rgb)
 
 
 # ------------------------------------------------------------------ registry

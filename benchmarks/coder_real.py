@@ -21,7 +21,7 @@ def main(argv=None) -> None:
     import torch
 
     import bitstream
-    from vcodec.tokenizer import Tokenizer
+    from vcodec.models import load_tokenizer
 
     from .clips import STANDARD, get_clip
 
@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    tok = Tokenizer.load(args.model)
+    tok = load_tokenizer(args.model, device="cpu")
     rows = []
     for spec in STANDARD:
         clip = get_clip(spec)

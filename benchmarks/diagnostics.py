@@ -27,6 +27,7 @@ import numpy as np
 
 import bitstream
 from vcodec.metrics import psnr_y_bt709_limited
+from vcodec.models import load_tokenizer
 from vcodec.tokenizer import Tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,7 +47,7 @@ def code_at(tok: Tokenizer, frames: np.ndarray, quality: int) -> tuple[np.ndarra
     """One window at a quality setting -> (decoded frames, token grid, coded payload bytes)."""
     bits, planes = tok.quality_point(quality)
     tokens = tok.encode_window(frames, planes, bits)
-    nbytes = len(bitstream.encode_tokens(tokens, bits, tok.tables_for(bits, planes)))
+    nbytes = len(bitstream.encode_tokens(tokens, bits, tok.tables_for(bits)))
     rec = tok.decode_window(tokens, len(frames), frames.shape[1], frames.shape[2], bits)
     return rec, tokens, nbytes
 
@@ -158,7 +159,7 @@ def main(argv=None) -> None:
     from pathlib import Path
 
     from vcodec.train.export import heldout_segments
-    tok = Tokenizer.load(args.model)
+    tok = load_tokenizer(args.model)
     segments = heldout_segments(Path(args.data))
     t0 = time.time()
     top = len(tok.rate_points)

@@ -20,10 +20,11 @@ SIZES = [(640, 360), (1280, 720)]
 
 
 def _frames(width: int, height: int, n: int):
+    from pathlib import Path
+
     import numpy as np
     import torch
     import torch.nn.functional as F
-    from pathlib import Path
 
     import vcodec
     from vcodec.data.decode import decode_frames
@@ -37,10 +38,11 @@ def _frames(width: int, height: int, n: int):
 def _worker(args) -> dict:
     import numpy as np
     import torch
-    from vcodec.tokenizer import Tokenizer
+
+    from vcodec.models import load_tokenizer
     if args.threads:
         torch.set_num_threads(args.threads)
-    tok = Tokenizer.load(args.model, device=args.device)
+    tok = load_tokenizer(args.model, device=args.device)
     frames = _frames(args.width, args.height, args.frames)
     levels = tok.max_levels
     tokens = tok.encode_window(frames, levels)
@@ -50,7 +52,7 @@ def _worker(args) -> dict:
             torch.cuda.synchronize()
 
     times = []
-    for i in range(args.repeats + 1):
+    for _ in range(args.repeats + 1):
         sync()
         t = time.perf_counter()
         if args.direction == "encode":

@@ -3,10 +3,16 @@
 Depends on numpy, constriction and the standard library only -- never on torch or ``vcodec``
 (``vcodec`` depends on us). The byte layout is specified in ``FORMAT.md`` next to this file.
 
+Layers, bottom up: ``header`` (constants, limits, :class:`StreamHeader`, the file header's bytes),
+``records`` (record bytes, the one record-header check, :class:`CodedChunk`), ``writer`` / ``reader`` (the
+container: bytes only), and above them ``coder`` + ``chunks`` (token grids <-> a chunk's coded bytes, with the
+model's coder tables). Reading a stream needs no tables until tokens are decoded.
+
 Note: an unrelated package called ``bitstream`` exists on PyPI; ``__vcodec_format__`` tells ours
 apart (tests check it).
 """
 
+from .chunks import Chunk, CoderTables, decode_chunk, encode_chunk
 from .coder import (
     CODER_ID,
     CODER_VERSION,
@@ -16,18 +22,6 @@ from .coder import (
     encode_tokens,
     fit_tables,
     tables_hash,
-)
-from .container import (
-    FORMAT_VERSION,
-    MAGIC,
-    Chunk,
-    Damage,
-    IndexEntry,
-    Packet,
-    StreamHeader,
-    TrackInfo,
-    VcbReader,
-    VcbWriter,
 )
 from .errors import (
     BadMagicError,
@@ -41,6 +35,10 @@ from .errors import (
     UnknownCoderError,
     UnsupportedVersionError,
 )
+from .header import FORMAT_VERSION, MAGIC, StreamHeader, TrackInfo
+from .reader import VcbReader
+from .records import CodedChunk, Damage, IndexEntry, Packet
+from .writer import VcbWriter
 
 __vcodec_format__ = FORMAT_VERSION  # marker: this is vcodec's bitstream, VCB format version
 __version__ = "0.1.0"
@@ -48,7 +46,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CODER_ID", "CODER_VERSION", "NUM_CONTEXTS", "FORMAT_VERSION", "MAGIC",
     "encode_tokens", "decode_tokens", "fit_tables", "check_tables", "tables_hash",
-    "StreamHeader", "TrackInfo", "Packet", "Chunk", "IndexEntry", "Damage", "VcbWriter", "VcbReader",
+    "encode_chunk", "decode_chunk", "CoderTables",
+    "StreamHeader", "TrackInfo", "Packet", "Chunk", "CodedChunk", "IndexEntry", "Damage", "VcbWriter", "VcbReader",
     "BitstreamError", "BadMagicError", "UnsupportedVersionError", "UnknownCoderError", "HeaderError",
     "ChecksumError", "TruncatedError", "CorruptDataError", "TablesMismatchError", "ModelMismatchError",
 ]

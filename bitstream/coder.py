@@ -23,10 +23,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import struct
-from typing import Iterable
+from collections.abc import Iterable
 
-import numpy as np
 import constriction
+import numpy as np
 
 from .errors import CorruptDataError, TablesMismatchError
 

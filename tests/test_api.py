@@ -108,6 +108,22 @@ def test_decompress_errors_are_bitstream_errors(tok9):
         vcodec.decompress(data[: len(data) // 2], tokenizer=tok9)
 
 
+def test_one_error_tree(tok9):
+    import pickle
+
+    assert issubclass(ModelNotFoundError, vcodec.ModelError) and issubclass(vcodec.ModelError, VcodecError)
+    data = bytearray(vcodec.compress(pattern_frames(3, 8, 8), tokenizer=tok9))
+    data[-10] ^= 0xFF  # inside the end record's payload
+    with pytest.raises(VcodecError) as caught:
+        vcodec.decompress(bytes(data), tokenizer=tok9)
+    e = caught.value
+    assert isinstance(e, vcodec.StreamError) and isinstance(e, bitstream.ChecksumError)
+    again = pickle.loads(pickle.dumps(e))  # crosses process pools as itself
+    assert type(again) is type(e) and str(again) == str(e)
+    with pytest.raises(VcodecError):
+        vcodec.info(io.BytesIO(b"RIFF0000"))
+
+
 def test_decompress_refuses_other_weights(tok9):
     data = vcodec.compress(pattern_frames(2, 8, 8), tokenizer=tok9)
     with pytest.raises(ModelNotFoundError, match="not with the model given"):
@@ -244,9 +260,9 @@ def test_decode_output_containers(tok9, tmp_path, ext):
 def test_unreadable_audio_track_is_skipped_with_a_warning(tok9, tmp_path):
     import base64
 
-    from vcodec.api import _header
+    from vcodec.coding import stream_header as _header
 
-    header = _header(tok9, 1, 1, 8, 8, Fraction(25), {})
+    header = _header(tok9, tok9.token_bits, 1, 1, 8, 8, Fraction(25), {})
     with bitstream.VcbWriter(str(tmp_path / "a.vcb"), header) as w:
         tid = w.add_track(bitstream.TrackInfo(kind="audio", codec="aac", time_base=(1, 48000),
                                               params={"ffmpeg_nut_template": base64.b64encode(b"junk").decode()}))
@@ -265,3 +281,37 @@ def test_importing_vcodec_and_its_cli_does_not_load_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_the_header_hash_picks_the_shipped_weights(tmp_path, monkeypatch):
+    """Several .pt files may be shipped; a stream decodes with the one whose weights hash its header names."""
+    from vcodec import models
+
+    monkeypatch.setattr(models, "WEIGHTS_DIR", tmp_path)
+    save_tokenizer(tiny_tokenizer(seed=0), tmp_path / "default.pt")
+    old = models.load_tokenizer("default", "cpu")
+    data = vcodec.compress(pattern_frames(2, 8, 8), tokenizer=old)
+    (tmp_path / "default.pt").rename(tmp_path / "tiny-v0.pt")  # the default model is replaced ...
+    save_tokenizer(tiny_tokenizer(seed=1), tmp_path / "default.pt")
+    assert [m.name for m in models.shipped_models()] == ["default", "tiny-v0"]
+    header = bitstream.VcbReader(io.BytesIO(data)).header
+    assert header.model_name == "default" and models.find_by_hash(header.weights_hash).name == "tiny-v0"
+    np.testing.assert_array_equal(vcodec.decompress(data), vcodec.decompress(data, tokenizer=old))  # ... old files decode
+    (tmp_path / "tiny-v0.pt").unlink()
+    with pytest.raises(ModelNotFoundError, match=r"model 'default' \(weights sha256 [0-9a-f]{12}\.\.\.\), which is not"):
+        vcodec.decompress(data)
+
+
+def test_info_needs_no_model(tok9, tmp_path, monkeypatch):
+    from vcodec import models
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("info() loaded a model")
+
+    (tmp_path / "a.vcb").write_bytes(vcodec.compress(pattern_frames(10, 8, 8), tokenizer=tok9))
+    monkeypatch.setattr(models, "load_tokenizer", no_model)
+    monkeypatch.setattr(models, "stream_tokenizer", no_model)
+    assert vcodec.info(tmp_path / "a.vcb")["frames"] == 10
+    with open(tmp_path / "a.vcb", "rb") as f:  # not seekable in spirit: counted from the coded chunks
+        d = vcodec.info(io.BufferedReader(io.BytesIO(f.read())))
+    assert (d["frames"], d["chunks"]) == (10, 2)

@@ -7,7 +7,6 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks.cli import bench
-from vcodec import cli as vcodec_cli
 from vcodec import testing
 
 OUTPUTS = ("results.json", "results.csv", "bdrate.md", "bdrate.json", "rd_psnr_yuv.png", "rd_psnr_y.png",
@@ -122,6 +121,22 @@ def test_missing_codecs_and_vmaf_are_skipped_with_reasons(tmp_path, monkeypatch)
 
 
 def test_vcodec_bench_subcommand():
-    result = CliRunner().invoke(vcodec_cli.main, ["bench", "--help"])
-    assert result.exit_code == 0, result.output
-    assert "--suite" in result.output and "--codecs" in result.output and "RESULTS_DIR" in result.output
+    """`vcodec bench` runs `python -m benchmarks` in a child process (vcodec never imports benchmarks)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-m", "vcodec.cli", "bench", "--help"], capture_output=True, text=True,
+                         timeout=120, cwd=str(Path(__file__).resolve().parents[1]))
+    assert out.returncode == 0, out.stderr
+    assert "--suite" in out.stdout and "--codecs" in out.stdout and "RESULTS_DIR" in out.stdout
+
+
+def test_vcodec_never_imports_benchmarks():
+    """Dependencies flow one way: benchmarks -> vcodec."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "vcodec"
+    pattern = re.compile(r"^\s*(from|import)\s+benchmarks\b|import_module\(\s*[\"']benchmarks", re.M)
+    assert [str(p) for p in root.rglob("*.py") if pattern.search(p.read_text())] == []

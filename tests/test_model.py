@@ -5,10 +5,9 @@ import torch
 
 from vcodec.model import TokenizerConfig, VideoTokenizer
 from vcodec.model.checkpoint import atomic_save, build_from_checkpoint, load_checkpoint, weights_hash
-from vcodec.model.layers import (channels_to_time, depth_to_space, haar2d, ihaar2d, space_to_depth,
-                                 time_to_channels)
+from vcodec.model.layers import channels_to_time, depth_to_space, haar2d, ihaar2d, space_to_depth, time_to_channels
 from vcodec.model.lfq import ResidualLFQ, plane_mask
-from vcodec.tokenizer import Tokenizer, latent_frames
+from vcodec.tokenizer import Tokenizer
 
 torch.set_num_threads(1)
 
@@ -38,7 +37,8 @@ def test_shapes_any_length_and_size(frames, size):
     video = np.random.default_rng(0).integers(0, 256, (frames, H, W, 3), dtype=np.uint8)
     tokens = tok.encode_window(video, levels=2)
     assert tokens.dtype == np.uint32
-    assert tokens.shape == (2, latent_frames(frames), -(-H // 8), -(-W // 8))
+    assert tokens.shape == (2, tok.config.latent_frames(frames), -(-H // 8), -(-W // 8))
+    assert tok.config.latent_size(H, W) == (-(-H // 8), -(-W // 8))
     assert int(tokens.max()) < 2 ** tok.token_bits
     out = tok.decode_window(tokens, frames, H, W)
     assert out.shape == video.shape and out.dtype == np.uint8
@@ -236,3 +236,28 @@ def test_v2_config_round_trips_and_orders_rate_points():
         tokens = tok.encode_window(video, planes, bits)
         assert tokens.shape[0] == planes and int(tokens.max()) < 2 ** bits
         assert tok.decode_window(tokens, 5, 16, 24, bits).shape == video.shape
+
+
+def test_config_geometry_and_strict_loading(tmp_path):
+    cfg = TokenizerConfig.tiny()
+    assert (cfg.latent_frames(1), cfg.latent_frames(5), cfg.latent_frames(6)) == (1, 2, 3)
+    assert cfg.padded_frames(6) == 9 and cfg.latent_size(17, 33) == (3, 5) and cfg.spatial_factor == 8
+    d = cfg.to_dict()
+    assert "spatial_factor" not in d and TokenizerConfig.from_dict(d) == cfg
+    assert TokenizerConfig.from_dict({**d, "spatial_factor": 8}) == cfg  # older checkpoints carry it
+    with pytest.raises(ValueError, match="spatial_factor=16"):
+        TokenizerConfig.from_dict({**d, "spatial_factor": 16})
+    with pytest.raises(ValueError, match="unknown TokenizerConfig field.*'wavelet_levels'"):
+        TokenizerConfig.from_dict({**d, "wavelet_levels": 3})
+    atomic_save({"format": "vcodec-model-9", "config": d}, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match="unknown checkpoint format 'vcodec-model-9'"):
+        load_checkpoint(tmp_path / "future.pt")
+
+
+def test_shipped_checkpoint_config_still_loads():
+    """The shipped default.pt was written with the legacy spatial_factor key."""
+    from vcodec.models import model_path
+
+    ck = load_checkpoint(model_path("default"))
+    assert ck["config"].get("spatial_factor") == 8
+    assert TokenizerConfig.from_dict(ck["config"]).spatial_factor == 8

@@ -26,7 +26,8 @@ from vcodec.errors import VcodecWarning
 from vcodec.io import read_video
 from vcodec.metrics import psnr_y_bt709_limited
 from vcodec.model.checkpoint import load_checkpoint, weights_hash
-from vcodec.tokenizer import Tokenizer, resolve_model_path
+from vcodec.models import load_tokenizer, model_path
+from vcodec.tokenizer import Tokenizer
 
 SHIPPED_WEIGHTS_HASH = "7954417e35ad9203052f9eda14dafd7595f4ffb259648df3f961b76df255df18"
 SAMPLE = Path(vcodec.__file__).parent / "samples" / "bikes_17f.mp4"
@@ -42,7 +43,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def tok() -> Tokenizer:
-    return Tokenizer.load("default")
+    return load_tokenizer("default", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def sample() -> np.ndarray:
 
 
 def test_loads_with_the_recorded_weights_hash(tok):
-    ckpt = load_checkpoint(resolve_model_path("default"))
+    ckpt = load_checkpoint(model_path("default"))
     assert tok.weights_hash == SHIPPED_WEIGHTS_HASH
     assert ckpt["weights_hash"] == SHIPPED_WEIGHTS_HASH == weights_hash(ckpt["ema"])
     r = CliRunner().invoke(cli_main, ["models", "--json"])

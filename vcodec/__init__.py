@@ -7,7 +7,8 @@ Python API (frames are ``numpy.uint8`` arrays ``(T, H, W, 3)``, RGB)::
     data = vcodec.compress(frames, frame_rate=25)                    # frames -> bytes
     frames = vcodec.decompress(data)                                 # bytes -> frames
 
-Errors are :class:`vcodec.VcodecError` subclasses or ``bitstream.BitstreamError`` (damaged ``.vcb`` data).
+Every error raised on purpose is a :class:`vcodec.VcodecError`; damaged ``.vcb`` data raises a
+:class:`vcodec.StreamError`, which is also the ``bitstream.BitstreamError`` subclass that was found.
 The API is imported lazily, so ``import vcodec`` stays cheap (no torch until a model is needed).
 """
 
@@ -19,6 +20,7 @@ from vcodec.errors import (
     ModelNotFoundError,
     OutputError,
     OutputExistsError,
+    StreamError,
     VcodecError,
     VcodecWarning,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "ModelNotFoundError",
     "OutputError",
     "OutputExistsError",
+    "StreamError",
     "VcodecError",
     "VcodecWarning",
     "__version__",

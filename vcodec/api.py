@@ -4,32 +4,48 @@ Video at this boundary is ``numpy.uint8`` ``(T, H, W, 3)``, RGB, full range. Enc
 encoded and written one temporal window (``tokenizer.window_frames`` frames) at a time, so memory does not grow
 with the length of the video. Decoding streams the same way, chunk by chunk.
 
-Errors are :class:`vcodec.errors.VcodecError` subclasses, or ``bitstream.BitstreamError`` subclasses for a
-damaged or foreign ``.vcb``; FFmpeg and OS errors are wrapped (kept as ``__cause__``).
+Errors are :class:`vcodec.errors.VcodecError` subclasses; a damaged or foreign ``.vcb`` raises a
+:class:`~vcodec.errors.StreamError` that is also the ``bitstream.BitstreamError`` subclass found. FFmpeg and OS
+errors are wrapped (kept as ``__cause__``).
+
+Where the work is: inputs and outputs are resolved by :mod:`vcodec.io.files`, models found by
+:mod:`vcodec.models`, and frames coded by the two cores in :mod:`vcodec.coding`; this module wires them up.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import os
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-import bitstream
-from bitstream import StreamHeader, TrackInfo, VcbReader, VcbWriter
-from vcodec.errors import InputError, ModelError, ModelNotFoundError, OutputError, VcodecError, VcodecWarning
-from vcodec.io.audio import AudioTrack
-from vcodec.io.files import STDIO, atomic_output, check_output, display_name, is_path
-from vcodec.io.sink import VideoSink, describe_kind, output_kind
+from bitstream import VcbReader, VcbWriter
+from vcodec.coding import (
+    array_windows,
+    audio_packet,
+    audio_track,
+    damage_messages,
+    decoded,
+    decoder_for,
+    encode_windows,
+    quality_point,
+    sample_aspect_ratio,
+    stream_header,
+    track_info,
+    write_audio,
+)
+from vcodec.errors import InputError, VcodecWarning, raises_stream_errors
+from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
+from vcodec.io.sink import VideoSink, output_kind
 from vcodec.io.source import VideoSource
+from vcodec.models import DEFAULT_MODEL, encoder_tokenizer, list_models, load_tokenizer, resolve_device
+from vcodec.results import DecodeResult, EncodeResult, rate_str
 
 if TYPE_CHECKING:
     from vcodec.tokenizer import Tokenizer
@@ -46,253 +62,6 @@ __all__ = [
     "load_tokenizer",
     "resolve_device",
 ]
-
-DEFAULT_MODEL = "default"
-_TEMPLATE_KEY = "ffmpeg_nut_template"  # TrackInfo.params key: base64 NUT header holding FFmpeg's codec parameters
-
-
-# ----------------------------------------------------------------------------------------------
-# results
-
-
-@dataclass(frozen=True)
-class EncodeResult:
-    """Summary of one encode. ``seconds``/``fps`` time the coding loop (model loading excluded, reported as
-    ``load_seconds``); ``bpp`` is the whole ``.vcb`` (header and any audio included) in bits per pixel."""
-
-    input: str
-    output: str
-    frames: int
-    width: int
-    height: int
-    frame_rate: str
-    bytes: int
-    bpp: float
-    seconds: float
-    fps: float
-    load_seconds: float
-    model: str
-    weights_hash: str
-    quality: int
-    levels: int
-    device: str
-    audio_tracks: int
-    audio_bytes: int
-    warnings: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class DecodeResult:
-    """Summary of one decode: what was written (container, codec, pixel format, and whether that output is a
-    lossy re-encode), plus the ``.vcb``'s size and bpp. ``skipped`` lists damage passed over with ``salvage``."""
-
-    input: str
-    output: str
-    frames: int
-    width: int
-    height: int
-    frame_rate: str
-    bytes: int | None
-    bpp: float | None
-    seconds: float
-    fps: float
-    load_seconds: float
-    model: str
-    weights_hash: str
-    quality: int | None
-    levels: int
-    device: str
-    container: str
-    codec: str
-    pix_fmt: str
-    lossy: bool
-    note: str
-    audio_tracks: int
-    skipped: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-# ----------------------------------------------------------------------------------------------
-# models and devices
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; ``"cuda"`` without CUDA is an error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("device 'cuda' asked for, but CUDA is not available here (use --device cpu or auto)")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ModelError(f"unknown device {device!r} (use auto, cpu or cuda)")
-    return device
-
-
-_CACHE: dict[tuple, Tokenizer] = {}
-
-
-def load_tokenizer(model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto") -> Tokenizer:
-    """Load (and cache) a tokenizer by shipped name or ``.pt`` path. Raises :class:`ModelNotFoundError`."""
-    from vcodec.tokenizer import Tokenizer, resolve_model_path
-
-    dev = resolve_device(device)
-    path = resolve_model_path(os.fspath(model))
-    st = path.stat()
-    key = (os.fspath(model), os.fspath(path.resolve()), st.st_mtime_ns, st.st_size, dev)  # a rewritten file reloads
-    if key not in _CACHE:
-        if len(_CACHE) >= 4:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = Tokenizer.load(os.fspath(model), device=dev)
-    return _CACHE[key]
-
-
-def _encoder_tokenizer(tokenizer, model, device) -> Tokenizer:
-    if tokenizer is not None:
-        return tokenizer
-    return load_tokenizer(model if model is not None else DEFAULT_MODEL, device)
-
-
-def _decoder_tokenizer(header: StreamHeader, tokenizer, model, device, name: str = "stream") -> Tokenizer:
-    """The tokenizer whose weights made this stream: the one given, the model named (by the caller or the
-    header), or a shipped model with the same weights hash. Anything else is :class:`ModelNotFoundError`."""
-    want = header.weights_hash
-    if tokenizer is not None:
-        _check_weights(header, tokenizer, name)
-        return tokenizer
-    if model is not None:
-        tok = load_tokenizer(model, device)
-        _check_weights(header, tok, name)
-        return tok
-    # The header's name is looked up among shipped models only, never as a path: a .vcb must not make us
-    # unpickle an arbitrary local file. Models loaded from a path are found again with model=PATH (--model).
-    name_is_path = "/" in header.model_name or os.sep in header.model_name or header.model_name.endswith(".pt")
-    if not name_is_path:
-        with contextlib.suppress(ModelNotFoundError):
-            tok = load_tokenizer(header.model_name, device)
-            if tok.weights_hash == want:
-                return tok
-    from vcodec.tokenizer import available_models
-
-    for m in available_models():
-        if m.weights_hash == want:
-            tok = load_tokenizer(m.path, device)
-            if tok.weights_hash == want:
-                return tok
-    shipped = ", ".join(m.name for m in available_models()) or "none"
-    raise ModelNotFoundError(
-        f"{name}: made with model {header.model_name!r} (weights sha256 {want[:12]}...), which is not available here "
-        f"(shipped models: {shipped}); pass its weights with --model PATH"
-    )
-
-
-def _check_weights(header: StreamHeader, tok, name: str) -> None:
-    if tok.weights_hash != header.weights_hash:
-        raise ModelNotFoundError(
-            f"{name}: made with model {header.model_name!r} (weights sha256 {header.weights_hash[:12]}...), "
-            f"not with the model given ({tok.name!r}, weights sha256 {tok.weights_hash[:12]}...)"
-        )
-
-
-def _quality(tok, quality: int | None) -> tuple[int, int]:
-    """(quality, levels). The default is the model's highest quality point."""
-    if quality is None:
-        quality = max(rp.quality for rp in tok.rate_points)
-    return quality, tok.levels_for_quality(quality)
-
-
-def list_models() -> list[dict]:
-    """Shipped models: name, path, weights hash, parameter count, and rate points (quality, levels, measured
-    bpp or None)."""
-    from vcodec.tokenizer import available_models
-
-    out = []
-    for m in available_models():
-        out.append(
-            {
-                "name": m.name,
-                "path": str(m.path),
-                "weights_hash": m.weights_hash,
-                "parameters": m.parameters,
-                "default": m.name == DEFAULT_MODEL,
-                "rate_points": [asdict(rp) for rp in m.rate_points],
-            }
-        )
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
-# header and tracks
-
-
-def _header(tok, levels: int, quality: int, width: int, height: int, rate: Fraction, extra: dict,
-            num_frames: int | None = None) -> StreamHeader:
-    if rate.numerator > bitstream.container.MAX_RATE or rate.denominator > bitstream.container.MAX_RATE:
-        approx = rate.limit_denominator(1001)
-        warnings.warn(f"frame rate {rate} stored as {approx}", VcodecWarning, stacklevel=3)
-        rate = approx
-    cfg = tok.config
-    return StreamHeader(
-        model_name=tok.name,
-        weights_hash=tok.weights_hash,
-        token_bits=tok.token_bits,
-        levels=levels,
-        max_levels=tok.max_levels,
-        width=width,
-        height=height,
-        frame_rate=(rate.numerator, rate.denominator),
-        temporal_factor=cfg.temporal_factor,
-        spatial_factor=cfg.spatial_factor,
-        window_frames=tok.window_frames,
-        num_frames=num_frames,
-        extra={"encoder": f"vcodec {_version()}", "quality": quality, **extra},
-    )
-
-
-def _track_info(t: AudioTrack) -> TrackInfo:
-    return TrackInfo(
-        kind="audio",
-        codec=t.codec,
-        time_base=(t.time_base.numerator, t.time_base.denominator),
-        params={
-            "sample_rate": t.sample_rate,
-            "channels": t.channels,
-            "layout": t.layout,
-            "language": t.language,
-            _TEMPLATE_KEY: base64.b64encode(t.template).decode("ascii"),
-        },
-        extradata=t.extradata,
-    )
-
-
-def _audio_track(info: TrackInfo) -> AudioTrack | None:
-    p = info.params
-    if info.kind != "audio" or not isinstance(p.get(_TEMPLATE_KEY), str):
-        return None
-    try:
-        template = base64.b64decode(p[_TEMPLATE_KEY], validate=True)
-    except ValueError:
-        return None
-    return AudioTrack(
-        codec=info.codec,
-        sample_rate=int(p.get("sample_rate") or 0),
-        channels=int(p.get("channels") or 0),
-        layout=str(p.get("layout") or ""),
-        time_base=Fraction(*info.time_base),
-        template=template,
-        language=p.get("language"),
-        extradata=bytes(info.extradata),
-    )
-
-
-def _rate_str(rate: Fraction) -> str:
-    return f"{rate.numerator}/{rate.denominator}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -321,34 +90,6 @@ class _Warnings:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-@contextlib.contextmanager
-def _output_target(dst, *, overwrite: bool, src, binary: bool):
-    """Yields what to write to: a temporary path (renamed to ``dst`` on success), stdout, or the file object."""
-    if is_path(dst):
-        with atomic_output(dst, overwrite=overwrite, src=src) as tmp:
-            yield tmp
-    elif isinstance(dst, (str, os.PathLike)):  # "-"
-        yield _Counting(sys.stdout.buffer) if binary else STDIO
-    else:
-        yield _Counting(dst) if binary else dst
-
-
-class _Counting:
-    """A write-only wrapper that counts the bytes written (for sizes of non-file outputs)."""
-
-    def __init__(self, f):
-        self._f, self.count = f, 0
-
-    def write(self, data) -> int:
-        n = self._f.write(data)
-        n = len(data) if n is None else n
-        self.count += n
-        return n
-
-    def flush(self) -> None:
-        self._f.flush()
-
-
 def _progress(enabled: bool, total: int | None, desc: str):
     from tqdm import tqdm
 
@@ -356,16 +97,27 @@ def _progress(enabled: bool, total: int | None, desc: str):
                 dynamic_ncols=True)
 
 
-def _wrap_os_error(e: OSError, name: str, writing: bool) -> VcodecError:
-    reason = e.strerror or str(e)
-    cls = OutputError if writing else InputError
-    return cls(f"cannot {'write' if writing else 'read'} {name}: {reason}")
+@contextlib.contextmanager
+def _open_vcb(src: Endpoint):
+    """A reader on a ``.vcb`` (header and tracks read; no model or tables needed yet)."""
+    with reading(src, "a .vcb file") as f:
+        reader = VcbReader(f)
+    with reader:
+        yield reader
+
+
+def _warn_skipped(reader: VcbReader, prefix: str) -> list[str]:
+    skipped = damage_messages(reader)
+    for s in skipped:
+        warnings.warn(f"{prefix}skipped {s}", VcodecWarning, stacklevel=3)
+    return skipped
 
 
 # ----------------------------------------------------------------------------------------------
-# encode
+# files and streams
 
 
+@raises_stream_errors
 def encode_video(
     src,
     dst,
@@ -385,47 +137,42 @@ def encode_video(
     model (default: its highest); ``model`` a shipped name or a ``.pt`` path; ``tokenizer`` an already loaded
     :class:`vcodec.tokenizer.Tokenizer` (overrides ``model``). Audio tracks are copied into the ``.vcb``.
     """
-    in_name, out_name = display_name(src), display_name(dst) if dst != STDIO else "<stdout>"
-    if is_path(dst):
-        check_output(dst, overwrite=overwrite, src=src)
+    inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
     notes = _Warnings()
-    with notes.collect():
-        with VideoSource(src) as source:
-            t0 = time.perf_counter()
-            tok = _encoder_tokenizer(tokenizer, model, device)
-            load_s = time.perf_counter() - t0
-            q, levels = _quality(tok, quality)
-            si = source.info
-            header = _header(tok, levels, q, si.width, si.height, si.frame_rate, {"source": si.to_json()})
-            t0 = time.perf_counter()
-            audio_bytes = 0
-            try:
-                with _output_target(dst, overwrite=overwrite, src=src, binary=True) as target:
-                    with VcbWriter(target, header, tables=tok.coder_tables) as w:
-                        ids = [w.add_track(_track_info(t)) for t in source.audio_tracks]
-                        with _progress(progress, si.frame_count_hint, "encode") as bar:
-                            for window in source.windows(tok.window_frames):
-                                w.write_chunk(tok.encode_window(window, levels), len(window))
-                                audio_bytes += _write_audio(w, ids, source.take_audio())
-                                bar.update(len(window))
-                        audio_bytes += _write_audio(w, ids, source.take_audio())
-                        frames = w.num_frames
-                    size = None if is_path(dst) else target.count
-            except OSError as e:
-                raise _wrap_os_error(e, out_name, writing=True) from e
-            seconds = time.perf_counter() - t0
-    if size is None:
-        size = os.path.getsize(dst)
-    pixels = frames * si.width * si.height
+    with notes.collect(), VideoSource(inp) as source:
+        t0 = time.perf_counter()
+        tok = encoder_tokenizer(tokenizer, model, device)
+        load_s = time.perf_counter() - t0
+        q, bits, levels = quality_point(tok, quality)
+        si = source.info
+        header = stream_header(tok, bits, levels, q, si.width, si.height, si.frame_rate, {"source": si.to_json()})
+        audio_bytes = 0
+        t0 = time.perf_counter()
+        with (
+            out.writing(overwrite=overwrite, src=src) as target,
+            VcbWriter(target, header, tables=tok.tables_for(bits)) as w,
+            _progress(progress, si.frame_count_hint, "encode") as bar,
+        ):
+            ids = [w.add_track(track_info(t)) for t in source.audio_tracks]
+
+            def after_window(n: int) -> None:  # audio read with the window goes in right behind it
+                nonlocal audio_bytes
+                audio_bytes += write_audio(w, ids, source.take_audio())
+                bar.update(n)
+
+            encode_windows(w, tok, source.windows(tok.window_frames), bits, levels, after_window)
+            audio_bytes += write_audio(w, ids, source.take_audio())
+        seconds = time.perf_counter() - t0
+    size, frames = out.written(target), w.num_frames
     return EncodeResult(
-        input=in_name,
-        output=out_name,
+        input=inp.name,
+        output=out.name,
         frames=frames,
         width=si.width,
         height=si.height,
-        frame_rate=_rate_str(si.frame_rate),
+        frame_rate=rate_str(si.frame_rate),
         bytes=size,
-        bpp=size * 8 / pixels,
+        bpp=size * 8 / (frames * si.width * si.height),
         seconds=seconds,
         fps=frames / max(seconds, 1e-9),
         load_seconds=load_s,
@@ -440,39 +187,7 @@ def encode_video(
     )
 
 
-def _write_audio(w: VcbWriter, ids: list[int], packets) -> int:
-    n = 0
-    for p in packets:
-        w.write_packet(ids[p.track], p.data, pts=p.pts, dts=p.dts, duration=p.duration, keyframe=p.keyframe)
-        n += len(p.data)
-    return n
-
-
-# ----------------------------------------------------------------------------------------------
-# decode
-
-
-@contextlib.contextmanager
-def _open_vcb(src, tables_for):
-    """Open a ``.vcb`` (path, file object or ``-``) with the coder tables of the model its header names:
-    ``tables_for(header)`` is called once the header is read, so a pipe is read only once."""
-    name = display_name(src)
-    try:
-        if is_path(src):
-            path = os.fspath(src)
-            if not os.path.exists(path):
-                raise InputError(f"{name}: no such file")
-            if os.path.isdir(path):
-                raise InputError(f"{name}: is a directory, not a .vcb file")
-            reader = VcbReader(path, tables=tables_for)
-        else:
-            reader = VcbReader(sys.stdin.buffer if src == STDIO else src, tables=tables_for)
-    except OSError as e:
-        raise _wrap_os_error(e, name, writing=False) from e
-    with reader:
-        yield reader
-
-
+@raises_stream_errors
 def decode_video(
     src,
     dst,
@@ -494,66 +209,43 @@ def decode_video(
     failing at the first. ``model``/``tokenizer`` supply the weights when the ones named in the header are
     not shipped; they must have the same weights hash. ``pix_fmt`` picks the y4m pixel format.
     """
-    in_name, out_name = display_name(src), display_name(dst) if dst != STDIO else "<stdout>"
     kind = output_kind(dst)
-    if is_path(dst):
-        check_output(dst, overwrite=overwrite, src=src)
+    inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
     notes = _Warnings()
-    loaded = {}
-
-    def tables_for(header: StreamHeader):
+    with notes.collect(), _open_vcb(inp) as reader:
         t0 = time.perf_counter()
-        loaded["tok"] = _decoder_tokenizer(header, tokenizer, model, device, in_name)
-        loaded["load_s"] = time.perf_counter() - t0
-        return loaded["tok"].coder_tables
-
-    with notes.collect():
-        with _open_vcb(src, tables_for) as reader:
-            tok, load_s = loaded["tok"], loaded["load_s"]
-            h = reader.header
-            rate = Fraction(*h.frame_rate)
-            source = h.extra.get("source") if isinstance(h.extra.get("source"), dict) else {}
-            gray = source.get("gray") is True
-            sar = _parse_rational(source.get("sample_aspect_ratio"))
-            tracks = [_audio_track(t) for t in reader.tracks.values()]
-            if any(t is None for t in tracks):
-                warnings.warn(f"{in_name}: skipping tracks vcodec cannot restore", VcodecWarning, stacklevel=2)
-            kept = {tid: i for i, (tid, t) in enumerate(zip(reader.tracks, tracks)) if t is not None}
-            tracks = [t for t in tracks if t is not None]
-            desc = describe_kind(kind, pix_fmt)
-            t0 = time.perf_counter()
+        tok = decoder_for(reader, tokenizer=tokenizer, model=model, device=device, name=inp.name)
+        load_s = time.perf_counter() - t0
+        h = reader.header
+        tracks, track_of = _restorable_audio(reader, inp.name)
+        t0 = time.perf_counter()
+        with (
+            out.writing(overwrite=overwrite, src=src, binary=False) as target,
+            VideoSink(target, kind=kind, width=h.width, height=h.height, frame_rate=Fraction(*h.frame_rate),
+                      audio_tracks=tracks, pix_fmt=pix_fmt, sample_aspect_ratio=sample_aspect_ratio(h),
+                      name=out.name) as sink,
+            _progress(progress, reader.total_frames if inp.is_path else None, "decode") as bar,
+        ):
             frames = 0
-            try:
-                with _output_target(dst, overwrite=overwrite, src=src, binary=False) as target:
-                    with VideoSink(target, kind=kind, width=h.width, height=h.height, frame_rate=rate,
-                                   audio_tracks=tracks, pix_fmt=pix_fmt, sample_aspect_ratio=sar,
-                                   name=out_name) as sink:
-                        desc = sink.description
-                        with _progress(progress, reader.total_frames if is_path(src) else None, "decode") as bar:
-                            for item in reader.records(salvage=salvage):
-                                if isinstance(item, bitstream.Chunk):
-                                    out = tok.decode_window(item.tokens, item.num_frames, h.height, h.width)
-                                    sink.write(_to_gray(out) if gray else out)
-                                    frames += item.num_frames
-                                    bar.update(item.num_frames)
-                                elif item.track_id in kept:
-                                    sink.write_audio([_audio_packet(kept[item.track_id], item)])
-                        skipped = [_damage_text(d) for d in reader.damage]
-                        for s in skipped:
-                            warnings.warn(f"{in_name}: skipped {s}", VcodecWarning, stacklevel=2)
-                        if frames == 0:
-                            raise InputError(f"{in_name}: no intact video chunks to decode")
-            except OSError as e:
-                raise _wrap_os_error(e, out_name, writing=True) from e
-            seconds = time.perf_counter() - t0
-    size = os.path.getsize(src) if is_path(src) else None
+            for item in decoded(reader, tok, salvage=salvage):
+                if isinstance(item, np.ndarray):
+                    sink.write(item)
+                    frames += len(item)
+                    bar.update(len(item))
+                elif item.track_id in track_of:
+                    sink.write_audio([audio_packet(track_of[item.track_id], item)])
+            skipped = _warn_skipped(reader, f"{inp.name}: ")
+            if frames == 0:
+                raise InputError(f"{inp.name}: no intact video chunks to decode")
+        seconds = time.perf_counter() - t0
+    size, desc = inp.size(), sink.description
     return DecodeResult(
-        input=in_name,
-        output=out_name,
+        input=inp.name,
+        output=out.name,
         frames=frames,
         width=h.width,
         height=h.height,
-        frame_rate=_rate_str(rate),
+        frame_rate=rate_str(Fraction(*h.frame_rate)),
         bytes=size,
         bpp=size * 8 / (frames * h.width * h.height) if size else None,
         seconds=seconds,
@@ -575,38 +267,20 @@ def decode_video(
     )
 
 
-def _audio_packet(track: int, p: bitstream.Packet):
-    from vcodec.io.audio import AudioPacket
-
-    return AudioPacket(track=track, data=p.data, pts=p.pts, dts=p.dts, duration=p.duration, keyframe=p.keyframe)
-
-
-def _damage_text(d) -> str:
-    where = f"chunk {d.chunk}" if d.chunk is not None else f"data at offset {d.offset}"
-    return f"{where}: {d.message}"
-
-
-def _parse_rational(s) -> Fraction | None:
-    if not isinstance(s, str):
-        return None
-    try:
-        f = Fraction(s)
-    except (ValueError, ZeroDivisionError):
-        return None
-    return f if f > 0 else None
-
-
-def _to_gray(frames: np.ndarray) -> np.ndarray:
-    """R = G = B = BT.601 luma, rounded (for sources that were grayscale)."""
-    f = frames.astype(np.uint32)
-    y = (299 * f[..., 0] + 587 * f[..., 1] + 114 * f[..., 2] + 500) // 1000
-    return np.repeat(y.astype(np.uint8)[..., None], 3, axis=-1)
+def _restorable_audio(reader: VcbReader, name: str) -> tuple[list, dict[int, int]]:
+    """The stream's audio tracks vcodec can restore, and for each one's track id its index in that list."""
+    found = {tid: audio_track(t) for tid, t in reader.tracks.items()}
+    if any(t is None for t in found.values()):
+        warnings.warn(f"{name}: skipping tracks vcodec cannot restore", VcodecWarning, stacklevel=4)
+    kept = [tid for tid, t in found.items() if t is not None]
+    return [found[tid] for tid in kept], {tid: i for i, tid in enumerate(kept)}
 
 
 # ----------------------------------------------------------------------------------------------
 # arrays <-> bytes
 
 
+@raises_stream_errors
 def compress(
     frames: np.ndarray,
     *,
@@ -620,20 +294,18 @@ def compress(
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape) < 1:
         raise InputError(f"frames must be uint8 (T, H, W, 3) with T, H, W >= 1; got {frames.dtype} {frames.shape}")
-    tok = _encoder_tokenizer(tokenizer, model, device)
-    q, levels = _quality(tok, quality)
+    tok = encoder_tokenizer(tokenizer, model, device)
+    q, bits, levels = quality_point(tok, quality)
     rate = Fraction(frame_rate).limit_denominator(1001) if isinstance(frame_rate, float) else Fraction(frame_rate)
     T, H, W, _ = frames.shape
-    header = _header(tok, levels, q, W, H, rate, {}, num_frames=T)
+    header = stream_header(tok, bits, levels, q, W, H, rate, {}, num_frames=T)
     buf = io.BytesIO()
-    with VcbWriter(buf, header, tables=tok.coder_tables) as w:
-        n = tok.window_frames
-        for s in range(0, T, n):
-            window = np.ascontiguousarray(frames[s : s + n])
-            w.write_chunk(tok.encode_window(window, levels), len(window))
+    with VcbWriter(buf, header, tables=tok.tables_for(bits)) as w:
+        encode_windows(w, tok, array_windows(frames, tok.window_frames), bits, levels)
     return buf.getvalue()
 
 
+@raises_stream_errors
 def decompress(
     data: bytes,
     *,
@@ -646,51 +318,41 @@ def decompress(
 
     The model is found as in :func:`decode_video`. With ``salvage``, damaged chunks are skipped (warning).
     """
-    loaded = {}
-
-    def tables_for(header):
-        loaded["tok"] = _decoder_tokenizer(header, tokenizer, model, device)
-        return loaded["tok"].coder_tables
-
-    with _open_vcb(io.BytesIO(bytes(data)), tables_for) as reader:
-        tok, h = loaded["tok"], reader.header
-        gray = isinstance(h.extra.get("source"), dict) and h.extra["source"].get("gray") is True
-        out = [tok.decode_window(c.tokens, c.num_frames, h.height, h.width) for c in reader.chunks(salvage=salvage)]
-        for d in reader.damage:
-            warnings.warn(f"skipped {_damage_text(d)}", VcodecWarning, stacklevel=2)
+    with _open_vcb(resolve_input(io.BytesIO(bytes(data)))) as reader:
+        tok = decoder_for(reader, tokenizer=tokenizer, model=model, device=device, name="stream")
+        out = [x for x in decoded(reader, tok, salvage=salvage) if isinstance(x, np.ndarray)]
+        _warn_skipped(reader, "")
     if not out:
         raise InputError("no intact video chunks to decode")
-    frames = np.concatenate(out)
-    return _to_gray(frames) if gray else frames
+    return np.concatenate(out)
 
 
 # ----------------------------------------------------------------------------------------------
 # info
 
 
+@raises_stream_errors
 def info(src) -> dict:
-    """What a ``.vcb`` holds, without decoding tokens: header fields, tracks, chunks, frames, size, bpp."""
-    name = display_name(src)
-    with _open_vcb(src, lambda header: None) as reader:
+    """What a ``.vcb`` holds, without decoding tokens or loading a model: header fields, tracks, chunks,
+    frames, size, bpp."""
+    inp = resolve_input(src)
+    with _open_vcb(inp) as reader:
         h = reader.header
-        total = reader.total_frames if is_path(src) else None
-        chunks = reader.num_chunks if is_path(src) else None
+        total = reader.total_frames if inp.is_path else None
+        chunks = reader.num_chunks if inp.is_path else None
         if total is None:  # a pipe, or no valid end record: walk the records (checks CRCs, decodes nothing)
-            chunks = total = 0
-            for item in reader.records(decode=False):
-                if isinstance(item, bitstream.Chunk):
-                    chunks += 1
-                    total += item.num_frames
-        size = os.path.getsize(src) if is_path(src) else None
+            coded = [c.num_frames for c in reader.coded_chunks()]
+            chunks, total = len(coded), sum(coded)
+        size = inp.size()
         rate = Fraction(*h.frame_rate)
         return {
-            "file": name,
+            "file": inp.name,
             "bytes": size,
             "frames": total,
             "chunks": chunks,
             "width": h.width,
             "height": h.height,
-            "frame_rate": _rate_str(rate),
+            "frame_rate": rate_str(rate),
             "duration": float(total / rate) if total else 0.0,
             "bpp": size * 8 / (total * h.width * h.height) if size and total else None,
             "model": h.model_name,
@@ -708,9 +370,3 @@ def info(src) -> dict:
             ],
             "source": h.extra.get("source"),
         }
-
-
-def _version() -> str:
-    from vcodec import __version__
-
-    return __version__

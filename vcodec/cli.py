@@ -1,4 +1,4 @@
-"""The ``vcodec`` command line: ``encode``, ``decode``, ``info``, ``models`` (and ``train``, ``bench``, ...).
+"""The ``vcodec`` command line: ``encode``, ``decode``, ``info``, ``models`` (and ``train``, ``bench``).
 
 The CLI only parses arguments and prints; the work is in :mod:`vcodec.api`. Every failure the user can cause
 (bad input, damaged ``.vcb``, missing weights, existing or unwritable output) ends as one line
@@ -7,15 +7,18 @@ The CLI only parses arguments and prints; the work is in :mod:`vcodec.api`. Ever
 
 Adding a subcommand: write it as a ``click.Command`` in its own module and add one line to
 :data:`LAZY_COMMANDS`; it is imported only when used (``vcodec --help`` stays fast), and it gets the same
-error handling.
+error handling. ``vcodec bench`` is not one of them: the benchmarks depend on vcodec, never the reverse, so it
+runs ``python -m benchmarks`` in a child process (installed with the ``[bench]`` extra).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import json
 import os
+import subprocess
 import sys
 import warnings
 
@@ -23,12 +26,13 @@ import click
 
 from vcodec import __version__
 from vcodec.errors import VcodecError, VcodecWarning
+from vcodec.models import DEFAULT_MODEL
 
 # name -> "module:attribute" of a click.Command, imported on first use.
 LAZY_COMMANDS: dict[str, str] = {
     "train": "vcodec.train.command:train_command",
-    "bench": "benchmarks.cli:bench",
 }
+
 
 class CliError(click.ClickException):
     """A user-facing failure: printed as ``vcodec: error: MESSAGE``, exit status 1."""
@@ -170,7 +174,7 @@ def _refuse_tty(path: str, what: str) -> None:
 @click.option("-o", "--output", required=True, metavar="OUT.vcb", help="the .vcb to write (- for stdout)")
 @click.option("--quality", type=int, default=None, metavar="N",
               help="rate point of the model (see `vcodec models`); default: its highest")
-@click.option("--model", default="default", show_default=True, metavar="NAME|PATH",
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, metavar="NAME|PATH",
               help="shipped model name or a .pt checkpoint")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("-y", "--overwrite", is_flag=True, help="replace OUT.vcb if it exists")
@@ -292,6 +296,20 @@ def models(as_json):
         for rp in m["rate_points"]:
             bpp = f"{rp['bpp']:.4f} bpp" if rp["bpp"] is not None else "bpp not measured"
             click.echo(f"  quality {rp['quality']}: {rp['levels']} level(s), {bpp}")
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args):
+    """Rate-distortion benchmark against x264/x265/SVT-AV1/VVenC (runs `python -m benchmarks`; see its --help)."""
+    if importlib.util.find_spec("benchmarks") is None:
+        raise CliError("the benchmarks are not installed here (a source checkout with the [bench] extra has them)")
+    rc = subprocess.call([sys.executable, "-m", "benchmarks", *args])
+    if rc:
+        sys.exit(rc)
 
 
 if __name__ == "__main__":  # python -m vcodec.cli

@@ -1,12 +1,30 @@
-"""Exceptions and warnings that vcodec raises.
+"""Exceptions and warnings that vcodec raises: one tree, rooted at :class:`VcodecError`.
 
-Every error the public API raises is a :class:`VcodecError` (or a ``bitstream.BitstreamError`` for a damaged
-``.vcb``). ``str(error)`` is one line meant for a user: it names the file and says what is wrong, so the CLI can
-print it as is. Library errors (PyAV/FFmpeg, ``OSError``) are wrapped at the API boundary, with the original
-kept as ``__cause__``.
+Every error the public API raises on purpose is a :class:`VcodecError`, so ``except vcodec.VcodecError``
+catches them all. ``str(error)`` is one line meant for a user: it names the file and says what is wrong, so the
+CLI can print it as is. Library errors (PyAV/FFmpeg, ``OSError``) are wrapped at the API boundary, with the
+original kept as ``__cause__``.
+
+A damaged or foreign ``.vcb`` raises :class:`StreamError`: the ``bitstream`` package (which must not import
+vcodec) raises its own ``bitstream.BitstreamError`` subclasses, and the API re-raises each as a class that is
+*both* a :class:`StreamError` and that bitstream class, with the same message and attributes. So
+``except bitstream.ChecksumError`` and ``except vcodec.VcodecError`` both catch a bad CRC.
+
+::
+
+    VcodecError
+    ├── InputError
+    ├── OutputError
+    │   └── OutputExistsError
+    ├── ModelError
+    │   └── ModelNotFoundError
+    └── StreamError  (also bitstream.BitstreamError; one subclass per bitstream error class)
 """
 
 from __future__ import annotations
+
+import contextlib
+import functools
 
 
 class VcodecError(Exception):
@@ -37,5 +55,65 @@ class VcodecWarning(UserWarning):
     """Something was handled in a documented but lossy or unusual way (alpha dropped, 10-bit downconverted, ...)."""
 
 
-class ModelError(VcodecError):
-    """A model file cannot be loaded, or it does not offer what was asked (e.g. a quality it lacks)."""
+class StreamError(VcodecError):
+    """The ``.vcb`` data is damaged or foreign. Raised as :func:`stream_error` builds it: also an instance of the
+    ``bitstream`` error class that was found (``ChecksumError``, ``TruncatedError``, ...)."""
+
+
+_STREAM_CLASSES: dict[type, type] = {}
+
+
+def _stream_class(base: type) -> type:
+    """``StreamError`` + ``base`` (a ``bitstream.BitstreamError`` subclass), made once and kept as a module
+    attribute named after ``base`` so that pickling (process pools) finds it again."""
+    cls = _STREAM_CLASSES.get(base)
+    if cls is None:
+        name = f"Stream{base.__name__}"
+        cls = type(name, (StreamError, base), {"__module__": __name__, "__doc__": base.__doc__})
+        _STREAM_CLASSES[base] = cls
+        globals()[name] = cls
+    return cls
+
+
+def stream_error(e: BaseException) -> StreamError:
+    """The same error (message, attributes, traceback) as a :class:`StreamError` that is still an instance of
+    its bitstream class. ``e`` must be a ``bitstream.BitstreamError``; a StreamError is returned as is."""
+    if isinstance(e, StreamError):
+        return e
+    out = _stream_class(type(e)).__new__(_stream_class(type(e)))
+    out.args = e.args
+    out.__dict__.update(e.__dict__)
+    return out.with_traceback(e.__traceback__)
+
+
+@contextlib.contextmanager
+def stream_errors():
+    """Re-raise any ``bitstream.BitstreamError`` from the block as its :class:`StreamError` form."""
+    from bitstream import BitstreamError
+
+    try:
+        yield
+    except BitstreamError as e:
+        raise stream_error(e) from e.__cause__
+
+
+def raises_stream_errors(fn):
+    """Decorator form of :func:`stream_errors`, for the public API functions."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with stream_errors():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def __getattr__(name: str):
+    # unpickling a Stream<BitstreamErrorClass> in a fresh process: build the class on first use
+    if name.startswith("Stream") and name != "StreamError":
+        import bitstream.errors
+
+        base = getattr(bitstream.errors, name[len("Stream"):], None)
+        if isinstance(base, type) and issubclass(base, bitstream.errors.BitstreamError):
+            return _stream_class(base)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,52 +2,32 @@
 
 At this boundary video is ``uint8`` (T, H, W, 3) RGB; inside, the network sees float
 (1, 3, T, H, W) in [-1, 1]. Any size and any frame count >= 1 is accepted: frames are padded by edge
-replication to a multiple of 8 pixels and to ``1 + 4k`` frames, and cropped back on decode.
+replication to a multiple of ``config.spatial_factor`` pixels and to ``config.padded_frames(n)`` frames, and
+cropped back on decode. Which file a name means, and the cache of loaded models, are :mod:`vcodec.models` (above this module).
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .errors import ModelError, ModelNotFoundError
+from .errors import ModelError
 from .model.autoencoder import VideoTokenizer
-from .model.checkpoint import build_from_checkpoint, load_checkpoint, weights_hash
+from .model.checkpoint import (
+    RatePoint,
+    build_from_checkpoint,
+    default_rate_points,
+    load_checkpoint,
+    rate_points,
+    weights_hash,
+)
 from .model.config import TokenizerConfig
 from .model.pixels import frames_to_model, model_to_frames
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "default"
-
-
-@dataclass(frozen=True)
-class RatePoint:
-    quality: int            # the --quality value
-    levels: int             # token planes coded (v1 models: residual LFQ levels kept)
-    bpp: float | None       # measured bits per pixel on held-out clips (after entropy coding), if known
-    bits: int | None = None  # bits coded per token (None: all token_bits)
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    path: Path
-    weights_hash: str
-    parameters: int
-    rate_points: tuple[RatePoint, ...]
-    card: dict
-
-
-def latent_frames(num_frames: int, temporal_factor: int = 4) -> int:
-    """Latent frames for a window of ``num_frames`` >= 1 frames: the first alone, then groups."""
-    return 1 + math.ceil((num_frames - 1) / temporal_factor)
-
 
 class Tokenizer:
-    def __init__(self, model: VideoTokenizer, *, name: str, rate_points=None, coder_tables=None,
+    def __init__(self, model: VideoTokenizer, *, name: str, rate_points: tuple[RatePoint, ...] | None = None, coder_tables=None,
                  card: dict | None = None, device: str = "cpu", path: Path | None = None):
         self.model = model.to(device).eval()
         self.config: TokenizerConfig = model.cfg
@@ -56,9 +36,7 @@ class Tokenizer:
         self.device = torch.device(device)
         state = {k: v.to(torch.float16) for k, v in model.state_dict().items()}
         self.weights_hash = weights_hash(state)
-        self.rate_points = tuple(RatePoint(**rp) for rp in rate_points) if rate_points else \
-            tuple(RatePoint(quality=q, levels=planes, bpp=None, bits=bits)
-                  for q, (bits, planes) in enumerate(self.config.qualities, start=1))
+        self.rate_points = rate_points or default_rate_points(self.config)
         self.coder_tables = None if coder_tables is None else np.asarray(coder_tables)
         self.card = card or {}
 
@@ -76,8 +54,10 @@ class Tokenizer:
         return cls(model, name=cfg.name, device=device)
 
     @classmethod
-    def load(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "cpu") -> "Tokenizer":
-        path = resolve_model_path(name_or_path)
+    def load(cls, path: str | Path, device: str = "cpu") -> "Tokenizer":
+        """The tokenizer stored in checkpoint file ``path``, named by its file stem. (Shipped names, the cache
+        and devices are :func:`vcodec.models.load_tokenizer`.)"""
+        path = Path(path)
         try:
             ckpt = load_checkpoint(path)
             model = build_from_checkpoint(ckpt)
@@ -85,8 +65,8 @@ class Tokenizer:
             raise ModelError(f"cannot load model {path}: {e}") from None
         model = _round_to_fp16(model)
         name = path.stem   # the header names the model by file stem (never a full path: bytes stay reproducible)
-        return cls(model, name=name, rate_points=ckpt.get("rate_points"), coder_tables=ckpt.get("coder_tables"),
-                   card=ckpt.get("card"), device=device, path=path)
+        return cls(model, name=name, rate_points=rate_points(ckpt, model.cfg),
+                   coder_tables=ckpt.get("coder_tables"), card=ckpt.get("card"), device=device, path=path)
 
     # ---- properties ------------------------------------------------------------------------------
     @property
@@ -114,34 +94,32 @@ class Tokenizer:
         qs = ", ".join(str(rp.quality) for rp in self.rate_points)
         raise ModelError(f"quality {quality} is not offered by model {self.name} (choose one of {qs})")
 
-    def levels_for_quality(self, quality: int) -> int:
-        return self.quality_point(quality)[1]
-
-    def tables_for(self, bits: int, planes: int) -> np.ndarray | None:
-        """The coder's initial count tables for a stream of ``planes`` planes of ``bits``-bit tokens."""
+    def tables_for(self, bits: int) -> np.ndarray | None:
+        """The coder's initial count tables for a stream of ``bits``-bit tokens (the tables of a token's low
+        bits: a stream that codes fewer bits per token uses the first ``bits`` rows of each plane's table)."""
         if self.coder_tables is None:
             return None
-        return np.ascontiguousarray(self.coder_tables[:planes, :bits])
+        return np.ascontiguousarray(self.coder_tables[:, :bits])
 
     # ---- coding ----------------------------------------------------------------------------------
     @torch.inference_mode()
     def encode_window(self, frames: np.ndarray, levels: int, bits: int | None = None) -> np.ndarray:
-        """frames uint8 (n, H, W, 3) -> tokens uint32 (levels, 1 + ceil((n-1)/4), ceil(H/8), ceil(W/8)): the first
-        ``levels`` token planes, each holding the low ``bits`` bits (default all)."""
+        """frames uint8 (n, H, W, 3) -> tokens uint32 (levels, config.latent_frames(n), *config.latent_size(H, W)):
+        the first ``levels`` token planes, each holding the low ``bits`` bits (default all)."""
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
             raise ValueError(f"expected uint8 frames (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}")
         if not 1 <= levels <= self.max_levels:
             raise ValueError(f"levels must be in 1..{self.max_levels}")
+        cfg = self.config
         n, H, W, _ = frames.shape
-        f = self.config.spatial_factor
-        tf = self.config.temporal_factor
-        T = 1 + (latent_frames(n, tf) - 1) * tf
+        T = cfg.padded_frames(n)
+        lh, lw = cfg.latent_size(H, W)
+        ph, pw = lh * cfg.spatial_factor - H, lw * cfg.spatial_factor - W
         x = frames_to_model(torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).unsqueeze(0))  # (1,3,n,H,W)
-        ph, pw = -H % f, -W % f
         if ph or pw:
             x = torch.nn.functional.pad(x, (0, pw, 0, ph, 0, 0), mode="replicate")
         if T > n:
-            x = torch.cat([x, x[:, :, -1:].expand(-1, -1, T - n, -1, -1)], dim=2)
+            x = torch.cat([x, x[:, :, -1:].expand(-1, -1, T - n, -1, -1)], dim=2)       # (1, 3, T, lh*f, lw*f)
         idx = self.model.encode_indices(x, levels, bits)                          # (1, L, T', h, w)
         return idx[0].cpu().numpy().astype(np.uint32)
 
@@ -153,7 +131,7 @@ class Tokenizer:
         if not 1 <= L <= self.max_levels:
             raise ValueError(f"token grid has {L} levels; model {self.name} has at most {self.max_levels}")
         idx = torch.from_numpy(tokens.astype(np.int64)).unsqueeze(0).to(self.device)
-        video = self.model.decode_indices(idx, bits)                              # (1, 3, T, 8h, 8w)
+        video = self.model.decode_indices(idx, bits)                              # (1, 3, T, f*h, f*w)
         out = model_to_frames(video[:, :, :num_frames, :height, :width])[0]       # (num_frames, height, width, 3)
         return out.contiguous().cpu().numpy()
 
@@ -166,26 +144,3 @@ def _round_to_fp16(model: VideoTokenizer) -> VideoTokenizer:
             if t.is_floating_point():
                 t.copy_(t.to(torch.float16).to(t.dtype))
     return model
-
-
-def resolve_model_path(name_or_path: str | Path) -> Path:
-    p = Path(name_or_path)
-    if p.suffix == ".pt" and p.exists():
-        return p
-    cand = WEIGHTS_DIR / f"{name_or_path}.pt"
-    if cand.exists():
-        return cand
-    names = ", ".join(sorted(q.stem for q in WEIGHTS_DIR.glob("*.pt"))) or "none"
-    raise ModelNotFoundError(f"model '{name_or_path}' not found (shipped models: {names}; or give a .pt path)")
-
-
-def available_models() -> list[ModelInfo]:
-    out = []
-    for p in sorted(WEIGHTS_DIR.glob("*.pt")):
-        ck = load_checkpoint(p)
-        cfg = TokenizerConfig.from_dict(ck["config"])
-        params = sum(v.numel() for v in ck["ema"].values())
-        rps = tuple(RatePoint(**rp) for rp in ck.get("rate_points") or
-                    [{"quality": q, "levels": q, "bpp": None} for q in range(1, cfg.max_levels + 1)])
-        out.append(ModelInfo(p.stem, p, ck.get("weights_hash", ""), params, rps, ck.get("card", {})))
-    return out

@@ -1,18 +1,24 @@
-"""Safe output files: write to a temporary file next to the target, rename when complete.
+"""Where data comes from and goes to: the one place that tells a path, ``"-"`` and a file object apart.
 
-A failed or interrupted run leaves no partial output behind, an existing file is replaced only when asked, and
-the input is never opened for writing (an output that names the input file is refused).
+:func:`resolve_input` / :func:`resolve_output` turn what a caller passed into an :class:`Endpoint` once; the API
+and the readers and writers then ask it (its name for messages, what to open, how many bytes it holds).
+
+Outputs that are paths are safe files: written to a temporary file next to the target and renamed when
+complete. A failed or interrupted run leaves no partial output behind, an existing file is replaced only when
+asked, and the input is never opened for writing (an output that names the input file is refused).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from vcodec.errors import OutputError, OutputExistsError
+from vcodec.errors import InputError, OutputError, OutputExistsError
 
 STDIO = "-"
 
@@ -77,3 +83,121 @@ def atomic_output(dst, *, overwrite: bool, src=None) -> Iterator[str]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+# ----------------------------------------------------------------------------------------------
+# endpoints
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An input or output as resolved once: ``kind`` is ``"path"``, ``"stdio"`` (``"-"``: standard input or
+    output) or ``"file"`` (a binary file object, ``obj``); ``name`` is what messages call it."""
+
+    kind: str
+    name: str
+    obj: object  # the path (str), the standard stream's binary buffer, or the file object
+    output: bool = False
+
+    @property
+    def is_path(self) -> bool:
+        return self.kind == "path"
+
+    @property
+    def path(self) -> str | None:
+        return self.obj if self.kind == "path" else None
+
+    def size(self) -> int | None:
+        """Bytes in the file (paths only; None for streams)."""
+        return os.path.getsize(self.obj) if self.kind == "path" else None
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def check_readable(self, what: str) -> None:
+        """For a path: refuse a missing file, a directory and an unreadable file (:class:`InputError`)."""
+        if self.kind != "path":
+            return
+        if not os.path.exists(self.obj):
+            raise InputError(f"{self.name}: no such file")
+        if os.path.isdir(self.obj):
+            raise InputError(f"{self.name}: is a directory, not {what}")
+        if not os.access(self.obj, os.R_OK):
+            raise InputError(f"{self.name}: permission denied")
+
+    def readable(self):
+        """What a reader opens: the path, or a binary file object (standard input's buffer for ``"-"``)."""
+        return self.obj
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writing(self, *, overwrite: bool, src=None, binary: bool = True):
+        """Yields what to write to: a temporary path (renamed onto the output on success), or for ``"-"`` and
+        file objects the binary stream (wrapped to count its bytes when ``binary``). OS errors inside become
+        :class:`OutputError` naming the output."""
+        try:
+            if self.kind == "path":
+                with atomic_output(self.obj, overwrite=overwrite, src=src) as tmp:
+                    yield tmp
+            else:
+                yield CountingWriter(self.obj) if binary else self.obj
+        except OSError as e:
+            raise OutputError(f"cannot write {self.name}: {e.strerror or e}") from e
+
+    def written(self, target) -> int:
+        """Bytes written, after :meth:`writing` with ``binary`` (``target`` is what it yielded)."""
+        return os.path.getsize(self.obj) if self.kind == "path" else target.count
+
+
+def endpoint(obj, *, output: bool) -> Endpoint:
+    """Tell a path, ``"-"`` (standard input or output) and a binary file object apart; checks nothing."""
+    if isinstance(obj, Endpoint):
+        return obj
+    if is_path(obj):
+        return Endpoint("path", os.fspath(obj), os.fspath(obj), output=output)
+    if isinstance(obj, (str, os.PathLike)):
+        if output:
+            return Endpoint("stdio", "<stdout>", sys.stdout.buffer, output=True)
+        return Endpoint("stdio", "<stdin>", sys.stdin.buffer)
+    return Endpoint("file", display_name(obj), obj, output=output)
+
+
+def resolve_input(src) -> Endpoint:
+    """A path, ``"-"`` (standard input) or a readable binary file object."""
+    return endpoint(src, output=False)
+
+
+def resolve_output(dst, *, overwrite: bool = False, src=None) -> Endpoint:
+    """A path (checked now, before any work: see :func:`check_output`), ``"-"`` (standard output) or a
+    writable binary file object."""
+    out = endpoint(dst, output=True)
+    if out.is_path:
+        check_output(out.path, overwrite=overwrite, src=src)
+    return out
+
+
+@contextlib.contextmanager
+def reading(src: Endpoint, what: str):
+    """Open ``src`` for a reader (yields the path or file object to hand it); OS errors become
+    :class:`InputError` naming the input."""
+    src.check_readable(what)
+    try:
+        yield src.readable()
+    except OSError as e:
+        raise InputError(f"cannot read {src.name}: {e.strerror or e}") from e
+
+
+class CountingWriter:
+    """A write-only wrapper that counts the bytes written (for sizes of non-file outputs)."""
+
+    def __init__(self, f):
+        self._f, self.count = f, 0
+
+    def write(self, data) -> int:
+        n = self._f.write(data)
+        n = len(data) if n is None else n
+        self.count += n
+        return n
+
+    def flush(self) -> None:
+        self._f.flush()

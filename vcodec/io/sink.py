@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 import warnings
 from fractions import Fraction
 
@@ -32,7 +31,7 @@ from av.video.reformatter import ColorRange, Colorspace
 
 from vcodec.errors import OutputError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack, TemplateStream, to_av_packet
-from vcodec.io.files import STDIO, display_name
+from vcodec.io.files import endpoint
 
 KINDS = {".y4m": "y4m", ".mkv": "mkv", ".mp4": "mp4"}
 RATE_TAG = "VCODEC_FRAME_RATE"  # stream tag holding the exact frame rate (see _setup_video)
@@ -45,14 +44,15 @@ _AVCOL_SPC_SMPTE170M = 6  # AVColorSpace value for BT.601 (525/625 share the mat
 
 def output_kind(dst) -> str:
     """``"y4m"``, ``"mkv"`` or ``"mp4"`` from the output's extension; ``"-"`` and file objects are y4m."""
-    if not isinstance(dst, (str, os.PathLike)) or os.fspath(dst) == STDIO:
+    out = endpoint(dst, output=True)
+    if not out.is_path:
         return "y4m"
-    ext = os.path.splitext(os.fspath(dst))[1].lower()
+    ext = os.path.splitext(out.path)[1].lower()
     try:
         return KINDS[ext]
     except KeyError:
         raise OutputError(
-            f"cannot write {os.fspath(dst)}: unknown output format {ext or '(no extension)'!r} "
+            f"cannot write {out.path}: unknown output format {ext or '(no extension)'!r} "
             f"(use .y4m, .mkv, .mp4, or - for y4m on stdout)"
         ) from None
 
@@ -94,10 +94,10 @@ class VideoSink:
         sample_aspect_ratio: Fraction | None = None,
         name: str | None = None,
     ):
-        self.name = name or display_name(target)
+        out = endpoint(target, output=True)
+        self.name = name or out.name
         self.kind = kind or output_kind(target)
-        if isinstance(target, (str, os.PathLike)) and os.fspath(target) == STDIO:
-            target = sys.stdout.buffer
+        target = out.obj  # the path, or a binary stream (standard output's for "-")
         self.width, self.height = int(width), int(height)
         self.frame_rate = Fraction(frame_rate)
         self._count = 0

@@ -22,9 +22,7 @@ How unusual sources are handled (each case that changes pixels or timing raises 
 
 from __future__ import annotations
 
-import os
 import struct
-import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -35,7 +33,7 @@ import numpy as np
 
 from vcodec.errors import InputError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack, track_from_stream
-from vcodec.io.files import STDIO, display_name
+from vcodec.io.files import resolve_input
 
 DEFAULT_RATE = Fraction(25)
 # FFmpeg's AVColorSpace / AVColorRange values, by the names ffprobe prints.
@@ -128,19 +126,11 @@ class VideoSource:
     """
 
     def __init__(self, src, *, audio: bool = True):
-        self.name = display_name(src)
-        if isinstance(src, (str, os.PathLike)) and os.fspath(src) == STDIO:
-            src = sys.stdin.buffer
-        elif isinstance(src, (str, os.PathLike)):
-            path = os.fspath(src)
-            if not os.path.exists(path):
-                raise InputError(f"{self.name}: no such file")
-            if os.path.isdir(path):
-                raise InputError(f"{self.name}: is a directory, not a video file")
-            if not os.access(path, os.R_OK):
-                raise InputError(f"{self.name}: permission denied")
+        inp = resolve_input(src)
+        self.name = inp.name
+        inp.check_readable("a video file")
         try:
-            self._container = av.open(src, "r")
+            self._container = av.open(inp.readable(), "r")
         except av.FFmpegError as e:
             raise InputError(f"{self.name}: not a video file FFmpeg can read ({_reason(e)})") from e
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,29 @@ import torch
 
 from .autoencoder import VideoTokenizer
 from .config import TokenizerConfig
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One quality setting of a shipped model (``rate_points`` in the checkpoint)."""
+
+    quality: int            # the --quality value
+    levels: int             # token planes coded (v1 models: residual LFQ levels kept)
+    bpp: float | None       # measured bits per pixel on held-out clips (after entropy coding), if known
+    bits: int | None = None  # bits coded per token (None: all of the model's token_bits)
+
+
+def default_rate_points(cfg: TokenizerConfig) -> tuple[RatePoint, ...]:
+    """The config's quality points, bpp not measured: for checkpoints that do not list their rate points."""
+    return tuple(RatePoint(quality=q, levels=planes, bpp=None, bits=bits)
+                 for q, (bits, planes) in enumerate(cfg.qualities, start=1))
+
+
+def rate_points(ckpt: dict, cfg: TokenizerConfig) -> tuple[RatePoint, ...]:
+    """The checkpoint's rate points, or :func:`default_rate_points`."""
+    if ckpt.get("rate_points"):
+        return tuple(RatePoint(**rp) for rp in ckpt["rate_points"])
+    return default_rate_points(cfg)
 
 
 def weights_hash(state_dict: dict) -> str:
@@ -38,8 +62,21 @@ def atomic_save(obj: dict, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
+MODEL_FORMAT = "vcodec-model-1"  # the shipped form (export_inference)
+TRAIN_FORMAT = "vcodec-train-1"  # a training run's state (vcodec.train.trainer)
+KNOWN_FORMATS = (MODEL_FORMAT, TRAIN_FORMAT)
+
+
 def load_checkpoint(path: str | Path) -> dict:
-    return torch.load(str(path), map_location="cpu", weights_only=False)
+    """A checkpoint's dict. One whose ``format`` this vcodec does not know is refused (ValueError); a dict
+    without the key (a bare ``{"config", "model"}`` save) is read as before."""
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or "config" not in ckpt:
+        raise ValueError(f"{path} is not a vcodec checkpoint (no config)")
+    fmt = ckpt.get("format")
+    if fmt is not None and fmt not in KNOWN_FORMATS:
+        raise ValueError(f"{path}: unknown checkpoint format {str(fmt)[:64]!r} (this vcodec reads {', '.join(KNOWN_FORMATS)})")
+    return ckpt
 
 
 def build_from_checkpoint(ckpt: dict, *, use_ema: bool = True) -> VideoTokenizer:
@@ -55,7 +92,7 @@ def export_inference(ckpt: dict, *, rate_points: list[dict], coder_tables: np.nd
     """The shipped form: EMA weights in fp16, config, rate points, integer coder tables, card facts."""
     state = ckpt.get("ema") or ckpt["model"]
     half = {k: v.detach().to(torch.float16).cpu() for k, v in state.items()}
-    return {"format": "vcodec-model-1", "config": ckpt["config"], "ema": half, "model": half,
+    return {"format": MODEL_FORMAT, "config": ckpt["config"], "ema": half, "model": half,
             "weights_hash": weights_hash(half), "rate_points": rate_points,
             "coder_tables": None if coder_tables is None else np.asarray(coder_tables),
             "card": card}

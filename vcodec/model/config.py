@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+SPATIAL_FACTOR = 8  # fixed by the architecture: 2-level Haar patching (4x) + one learned 2x downsampling
+
 
 @dataclass(frozen=True)
 class TokenizerConfig:
@@ -28,7 +30,6 @@ class TokenizerConfig:
     temporal_factor: int = 4     # frames per latent frame (after the first)
     window_frames: int = 17      # frames per independently coded window (1 + 4k)
 
-    spatial_factor: int = 8      # fixed by the architecture
     # Rate points, low to high: (bits, planes) = code the first `planes` token planes with the first `bits`
     # bits of each (nested prefixes; absent channels decode as 0). () = one point per plane with all bits.
     quality_points: tuple = ()
@@ -64,13 +65,44 @@ class TokenizerConfig:
         """(bits, planes) of each quality setting, quality 1 first."""
         return self.quality_points or tuple((self.token_bits, p) for p in range(1, self.planes + 1))
 
+    # ---- geometry: the one place outside the network that knows it --------------------------------
+    @property
+    def spatial_factor(self) -> int:
+        """Pixels per latent position along each axis: 2-level Haar patching (4x) then one learned 2x."""
+        return SPATIAL_FACTOR
+
+    def latent_frames(self, num_frames: int) -> int:
+        """Latent frames of a window of ``num_frames`` >= 1 video frames: the first alone, then one per
+        ``temporal_factor`` frames, i.e. ``1 + ceil((num_frames - 1) / temporal_factor)``."""
+        return 1 + -(-(num_frames - 1) // self.temporal_factor)
+
+    def padded_frames(self, num_frames: int) -> int:
+        """Video frames the network sees for ``num_frames``: padded up to ``1 + k * temporal_factor``."""
+        return 1 + (self.latent_frames(num_frames) - 1) * self.temporal_factor
+
+    def latent_size(self, height: int, width: int) -> tuple[int, int]:
+        """Latent grid ``(rows, columns)`` of a ``height`` x ``width`` picture (padded up to a multiple of
+        ``spatial_factor``)."""
+        f = self.spatial_factor
+        return -(-height // f), -(-width // f)
+
+    # ---- storage -----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TokenizerConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known})
+        """The config a checkpoint stores. Unknown keys are refused (ValueError naming them), except
+        ``spatial_factor``, which older checkpoints carry: accepted when it is the fixed value, ignored."""
+        d = dict(d)
+        legacy = d.pop("spatial_factor", SPATIAL_FACTOR)
+        if legacy != SPATIAL_FACTOR:
+            raise ValueError(f"config spatial_factor={legacy!r}: this network's spatial factor is fixed at {SPATIAL_FACTOR}")
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown TokenizerConfig field(s) {', '.join(map(repr, unknown))} "
+                             "(a checkpoint from a newer vcodec?)")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
 
     @classmethod
     def v2(cls) -> "TokenizerConfig":

@@ -13,8 +13,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import TokenizerConfig
-from .layers import (CausalConv3d, ChannelNorm, ResBlock, channels_to_time, depth_to_space, haar2d,
-                     ihaar2d, space_to_depth, time_to_channels)
+from .layers import (
+    CausalConv3d,
+    ChannelNorm,
+    ResBlock,
+    channels_to_time,
+    depth_to_space,
+    haar2d,
+    ihaar2d,
+    space_to_depth,
+    time_to_channels,
+)
 
 HAAR_CHANNELS = 3 * 16  # two Haar levels on RGB
 

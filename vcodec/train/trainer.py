@@ -20,15 +20,15 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from ..metrics import psnr_y_bt709_limited
 from ..model.autoencoder import VideoTokenizer
 from ..model.checkpoint import atomic_save, load_checkpoint
 from ..model.config import TokenizerConfig
+from ..model.lfq import plane_mask
 from ..model.pixels import frames_to_model, model_to_frames
+from ..model.rate import ContextRateModel
 from .corpus import ClipSampler, Corpus
 from .discriminator import PatchDiscriminator, hinge_d_loss
-from ..metrics import psnr_y_bt709_limited
-from ..model.lfq import plane_mask
-from ..model.rate import ContextRateModel
 from .losses import frame_psnr_yuv_loss, lpips_weights_available, reconstruction_loss
 
 

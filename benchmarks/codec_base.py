@@ -1,0 +1,85 @@
+"""The `Codec` interface every benchmarked codec implements, and the data it passes around (see codecs.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vcodec.colour import Yuv420
+
+INTRA_PERIOD = 16
+
+
+class CodecUnavailable(RuntimeError):
+    """The codec cannot run here (missing encoder, model, ...); the message says why."""
+
+
+@dataclass
+class Clip:
+    """A benchmark clip: uint8 RGB frames (T, H, W, 3), their YUV 4:2:0 planes, and a frame rate."""
+
+    name: str
+    rgb: np.ndarray
+    yuv: Yuv420
+    fps: float = 25.0
+    source: dict = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return self.rgb.shape[0]
+
+    @property
+    def height(self) -> int:
+        return self.rgb.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.rgb.shape[2]
+
+
+@dataclass
+class Encoded:
+    path: str
+    num_bytes: int  # size of the file: the rate
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class Decoded:
+    """A decoder's output: YUV 4:2:0 planes (classical codecs) or RGB (vcodec); the runner derives the other."""
+
+    yuv: Yuv420 | None = None
+    rgb: np.ndarray | None = None
+
+
+class Codec:
+    """Base class. Subclasses set `name` and implement the methods below."""
+
+    name: str = "codec"
+    extension: str = ".bin"
+
+    def check(self) -> None:
+        """Raise CodecUnavailable(reason) when this codec cannot run here."""
+
+    def description(self) -> dict:
+        """Exact tool versions and settings (JSON-able)."""
+        raise NotImplementedError
+
+    def rate_points(self) -> list:
+        """The rate points to run, lowest rate first where known (QPs, quality indices, ...)."""
+        raise NotImplementedError
+
+    def encode(self, clip: Clip, point, path: str) -> Encoded:
+        raise NotImplementedError
+
+    def decode(self, encoded: Encoded, clip: Clip) -> Decoded:
+        raise NotImplementedError
+
+    def payload_bytes(self, encoded: Encoded) -> int:
+        """Coded payload inside the file (the rest is container overhead); called outside the timed region."""
+        return encoded.num_bytes
+
+    def point_label(self, point) -> str:
+        return str(point)
+

@@ -1,0 +1,175 @@
+"""Writing a VCB stream (FORMAT.md sections 2-4): the file header, then records, then the index and END.
+
+The writer never seeks: it counts the bytes it wrote, so even a pipe gets an index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import BinaryIO
+
+import numpy as np
+
+from .chunks import check_chunk_tokens, encode_chunk
+from .coder import CODER_ID, CODER_VERSION, check_tables, tables_hash
+from .errors import UnknownCoderError, UnsupportedVersionError
+from .header import (
+    END_PAYLOAD,
+    MAX_FRAMES,
+    MAX_TRACKS,
+    REC_CHUNK,
+    REC_END,
+    REC_INDEX,
+    REC_PACKET,
+    REC_TRACK,
+    StreamHeader,
+    TrackInfo,
+    encode_file_header,
+    is_int,
+)
+from .records import CodedChunk, chunk_payload, index_payload, packet_payload, record, track_payload, write_all
+
+
+class VcbWriter:
+    """Write a VCB stream to a path or a binary file object (seekable or not).
+
+    ``with VcbWriter(out, header, tables) as w: w.write_chunk(tokens, n)``; leaving the block
+    normally writes the index (unless ``index=False``) and the end-of-stream record; leaving it
+    by an exception writes neither, so the reader reports the stream as truncated.
+    ``tables`` are the coder tables :meth:`write_chunk` codes with (their hash goes into the header);
+    :meth:`write_coded_chunk` takes tokens that are coded already.
+    """
+
+    def __init__(self, dst, header: StreamHeader, tables=None, *, index: bool = True):
+        if not isinstance(header, StreamHeader):
+            raise TypeError("header must be a StreamHeader")
+        header.validate()
+        if header.coder_id != CODER_ID:
+            raise UnknownCoderError(f"cannot write with entropy coder {header.coder_id!r}")
+        if header.coder_version != CODER_VERSION:
+            raise UnsupportedVersionError(f"cannot write entropy coder version {header.coder_version}")
+        self._tables = check_tables(tables, header.token_bits)
+        self.header = dataclasses.replace(header, tables_hash=tables_hash(tables))
+        file_header = encode_file_header(self.header)
+        self._own = isinstance(dst, (str, os.PathLike))
+        self._f: BinaryIO = open(dst, "wb") if self._own else dst
+        self._pos = 0
+        self._index_on = index
+        self._entries: list[tuple[int, int, int, int]] = []
+        self._frames = 0
+        self._tracks: dict[int, TrackInfo] = {}
+        self._started = False
+        self._closed = False
+        self._emit(file_header)
+
+    def _emit(self, data: bytes) -> None:
+        if self._closed:
+            raise ValueError("VcbWriter is closed")
+        write_all(self._f, data)
+        self._pos += len(data)
+
+    @property
+    def num_chunks(self) -> int:
+        return len(self._entries)
+
+    @property
+    def num_frames(self) -> int:
+        return self._frames
+
+    def add_track(self, info: TrackInfo) -> int:
+        """Declare an auxiliary track (before the first chunk or packet); returns its id."""
+        if not isinstance(info, TrackInfo):
+            raise TypeError("info must be a TrackInfo")
+        info._validate(ValueError)
+        if self._started:
+            raise ValueError("tracks must be declared before the first chunk or packet")
+        if len(self._tracks) >= MAX_TRACKS:
+            raise ValueError(f"at most {MAX_TRACKS} tracks")
+        tid = len(self._tracks)
+        self._emit(record(REC_TRACK, track_payload(tid, info)))
+        self._tracks[tid] = info
+        return tid
+
+    def _check_room(self, num_frames: int) -> None:
+        limit = MAX_FRAMES if self.header.num_frames is None else self.header.num_frames
+        if self._frames + num_frames > limit:
+            raise ValueError(f"stream would exceed {limit} frames")
+        if len(self._entries) >= 2**32 - 1:
+            raise ValueError("too many chunks")
+
+    def write_chunk(self, tokens: np.ndarray, num_frames: int) -> int:
+        """Code one temporal window of ``num_frames`` video frames; returns the chunk index.
+
+        ``tokens``: uint32 ``(L, T_lat, H_lat, W_lat)`` with ``1 <= L <= max_levels``,
+        ``T_lat = header.latent_frames(num_frames)`` and the header's latent height/width.
+        """
+        arr = check_chunk_tokens(self.header, tokens, num_frames)
+        self._check_room(num_frames)
+        return self.write_coded_chunk(encode_chunk(self.header, arr, num_frames, self._tables), num_frames, len(arr))
+
+    def write_coded_chunk(self, data: bytes, num_frames: int, levels: int) -> int:
+        """Append one window whose ``levels``-level token grid is entropy-coded already (``data``, e.g. from
+        :func:`bitstream.encode_chunk` with this writer's tables); returns the chunk index."""
+        h = self.header
+        if not is_int(num_frames) or not 1 <= num_frames <= h.window_frames:
+            raise ValueError(f"num_frames must lie in 1..{h.window_frames}, got {num_frames!r}")
+        if not is_int(levels) or not 1 <= levels <= h.max_levels:
+            raise ValueError(f"levels must lie in 1..{h.max_levels}, got {levels!r}")
+        self._check_room(num_frames)
+        chunk = CodedChunk(index=len(self._entries), num_frames=num_frames, first_frame=self._frames, levels=levels,
+                           grid=(h.latent_frames(num_frames), h.latent_height, h.latent_width), data=bytes(data))
+        payload = chunk_payload(chunk)
+        if len(payload) > h.max_chunk_payload:
+            raise ValueError(f"coded chunk is {len(payload)} bytes, over the format limit")
+        self._started = True
+        offset = self._pos
+        self._emit(record(REC_CHUNK, payload))
+        self._entries.append((offset, self._frames, num_frames, chunk.index))
+        self._frames += num_frames
+        return chunk.index
+
+    def write_packet(
+        self, track_id: int, data: bytes, pts: int | None = None, dts: int | None = None,
+        duration: int = 0, keyframe: bool = False,
+    ) -> None:
+        """Append one packet of an auxiliary track (interleave with chunks in time order)."""
+        if track_id not in self._tracks:
+            raise ValueError(f"unknown track id {track_id!r}")
+        payload = packet_payload(track_id, data, pts, dts, duration, keyframe)
+        self._started = True
+        self._emit(record(REC_PACKET, payload))
+
+    def close(self) -> None:
+        """Write the index (if enabled) and the end-of-stream record; close an owned file."""
+        if self._closed:
+            return
+        try:
+            h = self.header
+            if h.num_frames is not None and self._frames != h.num_frames:
+                raise ValueError(f"header promised {h.num_frames} frames, {self._frames} were written")
+            index_offset = 0
+            if self._index_on:
+                index_offset = self._pos
+                self._emit(record(REC_INDEX, index_payload(self._entries)))
+            self._emit(record(REC_END, END_PAYLOAD.pack(len(self._entries), self._frames, index_offset)))
+            self._f.flush()
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._closed = True
+        if self._own:
+            self._f.close()
+
+    def __enter__(self) -> VcbWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            try:
+                self._f.flush()
+            finally:
+                self._finish()

@@ -1,0 +1,215 @@
+"""Between the tokenizer and the ``.vcb``: stream headers and tracks from and to vcodec's objects, and the two
+cores that the file API (``encode_video`` / ``decode_video``) and the array API (``compress`` / ``decompress``)
+share: :func:`encode_windows` (frames -> chunks) and :func:`decoded` (chunks -> frames).
+
+Video here is ``numpy.uint8`` ``(n, H, W, 3)`` RGB, one temporal window (at most ``tok.window_frames`` frames) at
+a time; token grids are ``uint32`` ``(L, T_lat, H_lat, W_lat)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bitstream import Chunk, ModelMismatchError, Packet, StreamHeader, TrackInfo, VcbReader, VcbWriter
+from bitstream.header import MAX_RATE
+from vcodec.errors import VcodecWarning
+from vcodec.io.audio import AudioPacket, AudioTrack
+from vcodec.models import stream_tokenizer
+
+if TYPE_CHECKING:
+    from vcodec.tokenizer import Tokenizer
+
+TEMPLATE_KEY = "ffmpeg_nut_template"  # TrackInfo.params key: base64 NUT header holding FFmpeg's codec parameters
+
+
+# ----------------------------------------------------------------------------------------------
+# stream header <-> tokenizer and source
+
+
+def quality_point(tok: Tokenizer, quality: int | None) -> tuple[int, int, int]:
+    """(quality, bits per token, token planes). The default is the model's highest quality point."""
+    if quality is None:
+        quality = max(rp.quality for rp in tok.rate_points)
+    return (quality, *tok.quality_point(quality))
+
+
+def stream_header(tok: Tokenizer, bits: int, levels: int, quality: int, width: int, height: int, rate: Fraction,
+                  extra: dict, num_frames: int | None = None) -> StreamHeader:
+    """The header of a stream that ``tok`` codes with ``levels`` token planes of ``bits`` bits; the geometry
+    comes from ``tok.config``."""
+    if rate.numerator > MAX_RATE or rate.denominator > MAX_RATE:
+        approx = rate.limit_denominator(1001)
+        warnings.warn(f"frame rate {rate} stored as {approx}", VcodecWarning, stacklevel=3)
+        rate = approx
+    cfg = tok.config
+    return StreamHeader(
+        model_name=tok.name,
+        weights_hash=tok.weights_hash,
+        token_bits=bits,
+        levels=levels,
+        max_levels=tok.max_levels,
+        width=width,
+        height=height,
+        frame_rate=(rate.numerator, rate.denominator),
+        temporal_factor=cfg.temporal_factor,
+        spatial_factor=cfg.spatial_factor,
+        window_frames=cfg.window_frames,
+        num_frames=num_frames,
+        extra={"encoder": f"vcodec {_version()}", "quality": quality, **extra},
+    )
+
+
+def check_geometry(header: StreamHeader, tok: Tokenizer, name: str) -> None:
+    """Refuse a header whose token geometry is not the model's (ModelMismatchError): same weights, other grid.
+    A stream may code fewer bits per token than the model has (its low bits)."""
+    cfg = tok.config
+    want = (cfg.token_bits, tok.max_levels, cfg.temporal_factor, cfg.spatial_factor)
+    got = (header.token_bits, header.max_levels, header.temporal_factor, header.spatial_factor)
+    if got[1:] != want[1:] or not 1 <= got[0] <= want[0]:
+        raise ModelMismatchError(
+            f"{name}: header geometry (token_bits, max_levels, temporal_factor, spatial_factor) = {got} "
+            f"is not that of model {tok.name!r}: {want}"
+        )
+
+
+def source_info(header: StreamHeader) -> dict:
+    """What the encoder recorded about its source (``extra["source"]``), or ``{}``."""
+    src = header.extra.get("source")
+    return src if isinstance(src, dict) else {}
+
+
+def sample_aspect_ratio(header: StreamHeader) -> Fraction | None:
+    s = source_info(header).get("sample_aspect_ratio")
+    if not isinstance(s, str):
+        return None
+    try:
+        f = Fraction(s)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return f if f > 0 else None
+
+
+# ----------------------------------------------------------------------------------------------
+# audio tracks <-> TrackInfo
+
+
+def track_info(t: AudioTrack) -> TrackInfo:
+    return TrackInfo(
+        kind="audio",
+        codec=t.codec,
+        time_base=(t.time_base.numerator, t.time_base.denominator),
+        params={
+            "sample_rate": t.sample_rate,
+            "channels": t.channels,
+            "layout": t.layout,
+            "language": t.language,
+            TEMPLATE_KEY: base64.b64encode(t.template).decode("ascii"),
+        },
+        extradata=t.extradata,
+    )
+
+
+def audio_track(info: TrackInfo) -> AudioTrack | None:
+    """The audio track a TrackInfo describes, or None when vcodec cannot restore it."""
+    p = info.params
+    if info.kind != "audio" or not isinstance(p.get(TEMPLATE_KEY), str):
+        return None
+    try:
+        template = base64.b64decode(p[TEMPLATE_KEY], validate=True)
+    except ValueError:
+        return None
+    return AudioTrack(
+        codec=info.codec,
+        sample_rate=int(p.get("sample_rate") or 0),
+        channels=int(p.get("channels") or 0),
+        layout=str(p.get("layout") or ""),
+        time_base=Fraction(*info.time_base),
+        template=template,
+        language=p.get("language"),
+        extradata=bytes(info.extradata),
+    )
+
+
+def audio_packet(track: int, p: Packet) -> AudioPacket:
+    return AudioPacket(track=track, data=p.data, pts=p.pts, dts=p.dts, duration=p.duration, keyframe=p.keyframe)
+
+
+def write_audio(w: VcbWriter, ids: list[int], packets) -> int:
+    """Append audio packets (``ids[p.track]`` is each one's track id in ``w``); returns the bytes written."""
+    n = 0
+    for p in packets:
+        w.write_packet(ids[p.track], p.data, pts=p.pts, dts=p.dts, duration=p.duration, keyframe=p.keyframe)
+        n += len(p.data)
+    return n
+
+
+# ----------------------------------------------------------------------------------------------
+# the two cores
+
+
+def array_windows(frames: np.ndarray, n: int) -> Iterator[np.ndarray]:
+    """``frames`` ``(T, H, W, 3)`` in consecutive windows of at most ``n`` frames."""
+    for s in range(0, len(frames), n):
+        yield np.ascontiguousarray(frames[s : s + n])
+
+
+def encode_windows(w: VcbWriter, tok: Tokenizer, windows: Iterable[np.ndarray], bits: int, levels: int,
+                   after: Callable[[int], None] | None = None) -> None:
+    """The window-encode core: each window ``uint8 (n, H, W, 3)`` becomes one chunk of ``levels`` token planes of
+    ``bits`` bits; ``after(n)`` runs after each (to interleave audio, advance a progress bar)."""
+    for window in windows:
+        w.write_chunk(tok.encode_window(window, levels, bits), len(window))
+        if after is not None:
+            after(len(window))
+
+
+def decoder_for(reader: VcbReader, *, tokenizer: Tokenizer | None, model, device: str, name: str) -> Tokenizer:
+    """The tokenizer that made the stream ``reader`` opened (see :func:`vcodec.models.stream_tokenizer`),
+    checked against the header's geometry; the reader is given its coder tables."""
+    h = reader.header
+    tok = stream_tokenizer(h.model_name, h.weights_hash, tokenizer=tokenizer, model=model, device=device, what=name)
+    check_geometry(h, tok, name)
+    reader.set_tables(tok.tables_for(h.token_bits))
+    return tok
+
+
+def decoded(reader: VcbReader, tok: Tokenizer, *, salvage: bool = False) -> Iterator[np.ndarray | Packet]:
+    """The chunk-decode core: the stream's items in file order, each chunk as its frames ``uint8 (n, H, W, 3)``
+    (grayscale sources restored to R = G = B), each auxiliary-track packet as itself. With ``salvage``,
+    damaged records are skipped and listed in ``reader.damage``."""
+    h = reader.header
+    gray = source_info(h).get("gray") is True
+    for item in reader.records(salvage=salvage):
+        if isinstance(item, Chunk):
+            out = tok.decode_window(item.tokens, item.num_frames, h.height, h.width, h.token_bits)
+            yield to_gray(out) if gray else out
+        else:
+            yield item
+
+
+def damage_messages(reader: VcbReader) -> list[str]:
+    """One line for each damaged part that a salvage pass skipped."""
+    out = []
+    for d in reader.damage:
+        where = f"chunk {d.chunk}" if d.chunk is not None else f"data at offset {d.offset}"
+        out.append(f"{where}: {d.message}")
+    return out
+
+
+def to_gray(frames: np.ndarray) -> np.ndarray:
+    """R = G = B = BT.601 luma, rounded (for sources that were grayscale)."""
+    f = frames.astype(np.uint32)
+    y = (299 * f[..., 0] + 587 * f[..., 1] + 114 * f[..., 2] + 500) // 1000
+    return np.repeat(y.astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def _version() -> str:
+    from vcodec import __version__
+
+    return __version__

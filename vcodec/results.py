@@ -1,0 +1,73 @@
+"""What the file API reports: :class:`EncodeResult` and :class:`DecodeResult` (``.to_json()`` for ``--json``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """Summary of one encode. ``seconds``/``fps`` time the coding loop (model loading excluded, reported as
+    ``load_seconds``); ``bpp`` is the whole ``.vcb`` (header and any audio included) in bits per pixel."""
+
+    input: str
+    output: str
+    frames: int
+    width: int
+    height: int
+    frame_rate: str
+    bytes: int
+    bpp: float
+    seconds: float
+    fps: float
+    load_seconds: float
+    model: str
+    weights_hash: str
+    quality: int
+    levels: int
+    device: str
+    audio_tracks: int
+    audio_bytes: int
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """Summary of one decode: what was written (container, codec, pixel format, and whether that output is a
+    lossy re-encode), plus the ``.vcb``'s size and bpp. ``skipped`` lists damage passed over with ``salvage``."""
+
+    input: str
+    output: str
+    frames: int
+    width: int
+    height: int
+    frame_rate: str
+    bytes: int | None
+    bpp: float | None
+    seconds: float
+    fps: float
+    load_seconds: float
+    model: str
+    weights_hash: str
+    quality: int | None
+    levels: int
+    device: str
+    container: str
+    codec: str
+    pix_fmt: str
+    lossy: bool
+    note: str
+    audio_tracks: int
+    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def rate_str(rate: Fraction) -> str:
+    return f"{rate.numerator}/{rate.denominator}"

@@ -39,8 +39,9 @@ data: install
 	$(VPY) -m vcodec.data.fetch --out data
 
 train: data
-	# resumes runs/default/ckpt.pt exactly when it exists, else continues from the shipped weights
-	$(VPY) -m vcodec.cli train data/corpus.npz -o runs/default/ckpt.pt --resume --init vcodec/weights/default.pt
+	# model v2: resumes runs/v2/ckpt.pt exactly when it exists, else starts from the shipped weights
+	# (warm start when the shipped model is another network); settings: RECIPES["v2"] in vcodec/train/command.py
+	$(VPY) -m vcodec.cli train data/corpus.npz -o runs/v2/ckpt.pt --resume --model-config v2 --init vcodec/weights/default.pt
 
 fuzz: install
 	$(VPY) -m tests.fuzz_long --cases 1000000

@@ -131,3 +131,42 @@ def test_train_continues_from_a_shipped_model(tmp_path):
     assert res.exit_code == 0, res.output
     ck = torch.load(out, weights_only=False)
     assert ck["step"] == 3 and ck["train_seconds"] > 5.0 and len(ck["history"]) == len(t.history)
+
+
+def _tiny_v2() -> TokenizerConfig:
+    """tiny() widened like v2: two token planes per level and nested (bits, planes) rate points."""
+    d = TokenizerConfig.tiny().to_dict()
+    d.update(name="tiny-v2", latent_channels=16, max_levels=2, quality_points=((2, 1), (8, 1), (8, 2), (8, 4)))
+    return TokenizerConfig.from_dict(d)
+
+
+def test_rate_distortion_step_with_rate_points(tmp_path):
+    """The v2 recipe: per-frame PSNR-YUV distortion + coder-context rate, one rate point per sample."""
+    t = Trainer(_tiny_v2(), _cfg(distortion="psnr_yuv", rate_weight=3.0, aux_gain=100.0, frames=9),
+                _corpus(), tmp_path / "v2.pt")
+    before = t.rate_model.logits.detach().clone()
+    stats = t.train_step()
+    assert np.isfinite(stats["loss"]) and 0 < stats["rate_frac"] <= 1.0 + 1e-6 and stats["bpp"] > 0
+    assert not torch.equal(before, t.rate_model.logits)          # the rate proxy learns
+    t.save()
+    resumed = Trainer(_tiny_v2(), _cfg(distortion="psnr_yuv", rate_weight=3.0, aux_gain=100.0, frames=9),
+                      _corpus(), tmp_path / "v2.pt")
+    resumed.load(tmp_path / "v2.pt")
+    assert torch.equal(resumed.rate_model.logits, t.rate_model.logits)
+
+
+def test_warm_start_copies_the_overlap_and_silences_new_latent_channels(tmp_path):
+    src = Trainer(TokenizerConfig.tiny(), _cfg(), _corpus(), tmp_path / "a.pt")
+    dst = Trainer(_tiny_v2(), _cfg(), _corpus(), tmp_path / "b.pt")
+    sd = src.model.state_dict()
+    with torch.no_grad():
+        for v in sd.values():
+            if v.is_floating_point():
+                v.normal_()
+    assert dst.warm_start(sd) == len([k for k in sd if k in dst.model.state_dict()])
+    w_new, w_old = dst.model.decoder.from_latent.conv.weight, sd["decoder.from_latent.conv.weight"]
+    assert torch.equal(w_new[:, :8], w_old) and torch.all(w_new[:, 8:] == 0)
+    assert torch.equal(dst.model.encoder.to_latent.conv.weight[:8], sd["encoder.to_latent.conv.weight"])
+    assert torch.equal(dst.model.encoder.stem.conv.weight, sd["encoder.stem.conv.weight"])
+    for pe, pm in zip(dst.ema.parameters(), dst.model.parameters()):
+        assert torch.equal(pe, pm)

@@ -25,6 +25,14 @@ def _train_config_cls():
     return TrainConfig
 
 
+# Training settings that go with a network (``--model-config``) when a run starts; flags given on the command
+# line win, and a resumed run keeps the settings stored in its checkpoint (flags still win).
+RECIPES = {
+    "v2": {"distortion": "psnr_yuv", "rate_weight": 3.0, "aux_gain": 2000.0, "frames": 17, "size": 96,
+           "lr": 5e-4, "steps": 20000, "eval_every": 1000},
+}
+
+
 @click.command("train")
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
@@ -44,7 +52,13 @@ def train_command(data, output, resume, init, device, model_config, **overrides)
     from .corpus import Corpus
     from .trainer import TrainConfig, Trainer, setup_distributed
 
-    cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    out = Path(output)
+    stored = None
+    if resume and out.exists():
+        from ..model.checkpoint import load_checkpoint
+        stored = load_checkpoint(out)
+    base = dict(stored.get("train_config") or {}) if stored else dict(RECIPES.get(model_config, {}))
+    cfg = TrainConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if device == "cuda" and not torch.cuda.is_available():
@@ -52,12 +66,10 @@ def train_command(data, output, resume, init, device, model_config, **overrides)
     device = setup_distributed(device)
     mcfg = {"default": TokenizerConfig, "v2": TokenizerConfig.v2, "tiny": TokenizerConfig.tiny}[model_config]()
     corpus = Corpus.load(list(data))
-    out = Path(output)
-    if resume and out.exists():
-        from ..model.checkpoint import load_checkpoint
-        mcfg = TokenizerConfig.from_dict(load_checkpoint(out)["config"])
+    if stored:
+        mcfg = TokenizerConfig.from_dict(stored["config"])
     trainer = Trainer(mcfg, cfg, corpus, out, device=device)
-    if resume and out.exists():
+    if stored:
         trainer.load(out)
         click.echo(f"resumed {out} at step {trainer.step} ({trainer.train_seconds / 3600:.2f} h)", err=True)
     elif init:

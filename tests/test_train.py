@@ -66,6 +66,7 @@ def test_resume_continues_the_same_run(tmp_path):
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_adversarial_loss_step(tmp_path):
     t = Trainer(TokenizerConfig.tiny(), _cfg(adv_weight=0.1, adv_start=0), _corpus(), tmp_path / "a.pt")
     stats = t.train_step()

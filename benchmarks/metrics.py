@@ -1,14 +1,8 @@
-"""Quality metrics, identical for every codec.
+"""The benchmark-only quality metrics, identical for every codec: VMAF and LPIPS, which need FFmpeg's libvmaf or
+pretrained weights. PSNR-Y/U/V/YUV, RGB PSNR and MS-SSIM come from `vcodec.metrics`, the one definition the model card
+and training evaluation use too (BT.709 limited range, per-frame means; see that module).
 
-Inputs: the reference and decoded video both as uint8 RGB (T, H, W, 3) and as 8-bit YUV 4:2:0 (`colour.Yuv420`).
-- PSNR-Y/U/V: per frame with peak 255 (a frame's PSNR is capped at 100 dB), then the mean over frames;
-  PSNR-YUV = (6 PSNR-Y + PSNR-U + PSNR-V) / 8 of those means (the JVET 6:1:1 weighting).
-- RGB PSNR: per frame over all three channels, mean over frames.
-- MS-SSIM: Wang et al. 2003 on RGB (each channel separately, channels averaged), 11-tap Gaussian window sigma 1.5,
-  five scales with the standard weights, mean over frames. Our own ~40 lines, because pytorch-msssim (which the test
-  suite uses as the oracle) refuses frames whose short side is <= 160 px; for such frames we use the largest number of
-  scales k that fits (short side > 10 * 2**(k-1)) and the first k standard weights renormalised to sum to 1. The
-  number of scales is recorded with every result. Also reported as dB: -10 log10(1 - MS-SSIM).
+Inputs: the reference and decoded video as uint8 RGB (T, H, W, 3) or 8-bit YUV 4:2:0 (`vcodec.colour.Yuv420`).
 - VMAF: libvmaf inside the imageio-ffmpeg FFmpeg binary, built-in model vmaf_v0.6.1, on the 8-bit YUV 4:2:0 planes,
   mean over frames.
 - LPIPS (AlexNet, v0.1): only when the AlexNet ImageNet weights are already in the torch hub cache; otherwise
@@ -20,110 +14,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import os
 import tempfile
 
 import numpy as np
 
-from benchmarks.colour import Yuv420
 from benchmarks.measure import run_process
+from vcodec.colour import Yuv420
 
-PSNR_CAP_DB = 100.0
-MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 VMAF_MODEL = "version=vmaf_v0.6.1"
-
-
-# ---------------------------------------------------------------- PSNR
-def _psnr_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    axes = tuple(range(1, a.ndim))
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=axes)
-    with np.errstate(divide="ignore"):
-        psnr = 10.0 * np.log10(255.0**2 / mse)
-    return np.minimum(psnr, PSNR_CAP_DB)
-
-
-def psnr_yuv(ref: Yuv420, dist: Yuv420) -> dict[str, float]:
-    y = float(np.mean(_psnr_per_frame(ref.y, dist.y)))
-    u = float(np.mean(_psnr_per_frame(ref.u, dist.u)))
-    v = float(np.mean(_psnr_per_frame(ref.v, dist.v)))
-    return {"psnr_y": y, "psnr_u": u, "psnr_v": v, "psnr_yuv": (6 * y + u + v) / 8}
-
-
-def psnr_rgb(ref: np.ndarray, dist: np.ndarray) -> float:
-    return float(np.mean(_psnr_per_frame(ref, dist)))
-
-
-# ---------------------------------------------------------------- MS-SSIM
-def ms_ssim_scales(height: int, width: int, win_size: int = 11) -> int:
-    """Largest number of scales (<= 5) whose coarsest level is still >= the window."""
-    side = min(height, width)
-    k = 5
-    while k > 1 and not side > (win_size - 1) * 2 ** (k - 1):
-        k -= 1
-    return k
-
-
-def _gauss_1d(size: int, sigma: float):
-    import torch
-
-    x = torch.arange(size, dtype=torch.float32) - size // 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def _ssim_maps(x, y, win, data_range: float):
-    import torch.nn.functional as F
-
-    c = x.shape[1]
-    wh = win.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
-    wv = win.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
-
-    def blur(z):
-        return F.conv2d(F.conv2d(z, wh, groups=c), wv, groups=c)
-
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mx, my = blur(x), blur(y)
-    sxx = blur(x * x) - mx * mx
-    syy = blur(y * y) - my * my
-    sxy = blur(x * y) - mx * my
-    cs = (2 * sxy + c2) / (sxx + syy + c2)
-    ssim = (2 * mx * my + c1) / (mx * mx + my * my + c1) * cs
-    return ssim.flatten(2).mean(-1), cs.flatten(2).mean(-1)  # (N, C) each
-
-
-def ms_ssim(ref: np.ndarray, dist: np.ndarray, batch: int = 8) -> tuple[float, int]:
-    """MS-SSIM of uint8 RGB video (T, H, W, 3): (mean over frames, number of scales used)."""
-    import torch
-    import torch.nn.functional as F
-
-    t, h, w, _ = ref.shape
-    k = ms_ssim_scales(h, w)
-    weights = torch.tensor(MS_SSIM_WEIGHTS[:k], dtype=torch.float32)
-    weights = weights / weights.sum()
-    win = _gauss_1d(11, 1.5)
-    values = []
-    with torch.no_grad():
-        for s in range(0, t, batch):
-            # float32 like pytorch-msssim: float64 convolutions are ~50x slower on CPU
-            x = torch.from_numpy(ref[s : s + batch]).permute(0, 3, 1, 2).float()  # (N, 3, H, W)
-            y = torch.from_numpy(dist[s : s + batch]).permute(0, 3, 1, 2).float()
-            mcs = []
-            for level in range(k):
-                ssim, cs = _ssim_maps(x, y, win, 255.0)
-                if level < k - 1:
-                    mcs.append(torch.relu(cs))
-                    pad = [x.shape[2] % 2, x.shape[3] % 2]  # odd sizes: as pytorch-msssim does
-                    x = F.avg_pool2d(x, kernel_size=2, padding=pad)
-                    y = F.avg_pool2d(y, kernel_size=2, padding=pad)
-            stack = torch.stack(mcs + [torch.relu(ssim)], dim=0)  # (k, N, C)
-            val = torch.prod(stack ** weights.view(-1, 1, 1), dim=0).mean(1)  # (N,)
-            values.append(val)
-    return float(torch.cat(values).double().mean()), k
-
-
-def ms_ssim_db(value: float) -> float:
-    return float("inf") if value >= 1.0 else -10.0 * math.log10(1.0 - value)
 
 
 # ---------------------------------------------------------------- VMAF

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from benchmarks import clips as clips_mod
-from benchmarks import colour, metrics
+from benchmarks import metrics
 from benchmarks.codecs import INTRA_PERIOD, CodecUnavailable, canonical_name, ffmpeg_exe, ffmpeg_version, make_codec
 from benchmarks.measure import measure
+from vcodec import colour
+from vcodec import metrics as quality
 
 RESULTS_FORMAT = "vcodec-bench/1"
 DEFAULT_CODECS = ("vcodec", "x264", "x265", "svtav1", "vvenc")
@@ -104,17 +106,17 @@ def _set_torch_threads() -> None:
 
 
 def evaluate(clip, decoded, want_lpips: bool, want_vmaf: bool, ffmpeg: str) -> dict:
-    """All quality metrics of one decoded clip against the reference."""
+    """All quality metrics of one decoded clip against the reference (PSNR and MS-SSIM: `vcodec.metrics`)."""
     if decoded.yuv is None:
         dec_yuv = colour.rgb_to_yuv420(decoded.rgb)
         dec_rgb = decoded.rgb
     else:
         dec_yuv = decoded.yuv
         dec_rgb = decoded.rgb if decoded.rgb is not None else colour.yuv420_to_rgb(decoded.yuv)
-    row = metrics.psnr_yuv(clip.yuv, dec_yuv)
-    row["psnr_rgb"] = metrics.psnr_rgb(clip.rgb, dec_rgb)
-    value, scales = metrics.ms_ssim(clip.rgb, dec_rgb)
-    row.update(ms_ssim=value, ms_ssim_db=metrics.ms_ssim_db(value), ms_ssim_scales=scales)
+    row = quality.psnr_yuv_611(clip.yuv, dec_yuv)
+    row["psnr_rgb"] = quality.psnr_rgb(clip.rgb, dec_rgb)
+    value, scales = quality.ms_ssim_rgb(clip.rgb, dec_rgb)
+    row.update(ms_ssim=value, ms_ssim_db=quality.ms_ssim_db(value), ms_ssim_scales=scales)
     row["vmaf"] = metrics.vmaf(clip.yuv, dec_yuv, ffmpeg)[0] if want_vmaf else None
     row["lpips"] = metrics.lpips_video(clip.rgb, dec_rgb) if want_lpips else None
     return row
@@ -296,14 +298,15 @@ def metric_info(vmaf_reason, lpips_reason) -> dict:
     return {
         "psnr_y": {
             "available": True,
-            "definition": "per-frame PSNR of 8-bit Y (peak 255, cap 100 dB), mean over frames",
+            "definition": "per-frame PSNR of 8-bit BT.709 limited-range Y (peak 255, cap 100 dB), mean over frames"
+            " (vcodec.metrics.psnr_y_bt709_limited / psnr_yuv_611)",
         },
         "psnr_yuv": {"available": True, "definition": "(6 PSNR-Y + PSNR-U + PSNR-V) / 8 of per-frame means"},
         "psnr_rgb": {"available": True, "definition": "per-frame PSNR over R, G, B, mean over frames"},
         "ms_ssim": {
             "available": True,
             "definition": "RGB MS-SSIM (channels averaged), 5 scales or fewer on small frames;"
-            " ms_ssim_db = -10 log10(1 - MS-SSIM)",
+            " ms_ssim_db = -10 log10(1 - MS-SSIM) (vcodec.metrics.ms_ssim_rgb)",
         },
         "vmaf": {
             "available": vmaf_reason is None,

@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks.cli import bench
+from vcodec import testing
 
 OUTPUTS = ("results.json", "results.csv", "bdrate.md", "bdrate.json", "rd_psnr_yuv.png", "rd_psnr_y.png",
            "rd_psnr_rgb.png", "rd_ms_ssim_db.png")  # fmt: skip
@@ -14,8 +15,6 @@ OUTPUTS = ("results.json", "results.csv", "bdrate.md", "bdrate.json", "rd_psnr_y
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from vcodec import testing
-
     tok = testing.tiny_tokenizer(window_frames=5)  # 9-frame smoke clips -> two .vcb chunks
     return testing.save_tokenizer(tok, tmp_path_factory.mktemp("model") / "tiny.pt")
 
@@ -29,6 +28,7 @@ def smoke_run(tmp_path_factory, tiny_model):
         return out, json.load(f)
 
 
+@pytest.mark.slow
 def test_every_output_is_written(smoke_run):
     out, results = smoke_run
     for name in OUTPUTS:
@@ -37,6 +37,7 @@ def test_every_output_is_written(smoke_run):
         assert (out / "rd_vmaf.png").exists()
 
 
+@pytest.mark.slow
 def test_results_json_shape(smoke_run):
     _, results = smoke_run
     assert results["format"] == "vcodec-bench/1" and results["suite"] == "smoke"
@@ -66,6 +67,7 @@ def test_results_json_shape(smoke_run):
         assert lp["reason"] and all(r["lpips"] is None for c in results["codecs"] for r in c["results"])
 
 
+@pytest.mark.slow
 def test_csv_and_bd_table(smoke_run):
     out, results = smoke_run
     with open(out / "results.csv") as f:
@@ -80,12 +82,14 @@ def test_csv_and_bd_table(smoke_run):
         assert "## vs vvenc - PSNR-YUV" in md
 
 
+@pytest.mark.slow
 def test_refuses_to_overwrite_without_force(smoke_run):
     out, _ = smoke_run
     result = CliRunner().invoke(bench, ["--suite", "smoke", "--codecs", "x264", "-o", str(out)])
     assert result.exit_code != 0 and "--force" in result.output
 
 
+@pytest.mark.slow
 def test_missing_codecs_and_vmaf_are_skipped_with_reasons(tmp_path, monkeypatch):
     from benchmarks import codecs as bc
     from tests.test_bench_codecs import write_fake_ffmpeg

@@ -8,12 +8,15 @@ from __future__ import annotations
 import resource
 import time
 
+import pytest
+
 from tests.fuzz_long import make_corpus, run_cases
 
 CASES = 20000
 BUDGET_S = 40.0
 
 
+@pytest.mark.slow
 def test_fuzz_reader_bounded():
     corpus = make_corpus()
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -86,6 +86,7 @@ def _cli(*args) -> list[str]:
 # the real sample clip into every container
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ext", ["y4m", "mkv", "mp4", "-"])
 def test_sample_clip_round_trip(sample_vcb, model, tmp_path, ext):
     decoded = vcodec.decompress(sample_vcb.read_bytes(), model=model, device="cpu")
@@ -103,6 +104,7 @@ def test_sample_clip_round_trip(sample_vcb, model, tmp_path, ext):
         np.testing.assert_array_equal(frames, decoded)  # y4m (C444p16) and FFV1 are exact
 
 
+@pytest.mark.slow
 def test_encode_json_summary_and_no_bar(model, tmp_path):
     r = run("encode", SAMPLE, "-o", tmp_path / "a.vcb", "--model", model, "--json")
     assert r.exit_code == 0, r.output
@@ -301,6 +303,7 @@ def test_usage_error_exit_code():
 # real processes: pipes, exit status, thread counts
 
 
+@pytest.mark.slow
 def test_subprocess_pipeline_stdin_to_stdout(model, tmp_path):
     src = tmp_path / "in.y4m"
     vcodec.io.write_video(src, vcodec.io.synthetic.pattern_frames(5, 24, 40), Fraction(25, 2), pix_fmt="yuv420p")
@@ -325,6 +328,7 @@ def test_subprocess_error_is_one_line(tmp_path):
     assert p.stdout == b"" and not (tmp_path / "o.vcb").exists()
 
 
+@pytest.mark.slow
 def test_subprocess_decode_identical_across_thread_counts(model, tmp_path):
     src = tmp_path / "in.mkv"
     write_clip(src, width=40, height=24, num_frames=6, codec="ffv1", pix_fmt="yuv420p")
@@ -341,6 +345,7 @@ def test_subprocess_decode_identical_across_thread_counts(model, tmp_path):
 # make demo, and the streaming-memory benchmark's measuring step
 
 
+@pytest.mark.slow
 def test_demo_prints_bpp_psnr_fps(model, capsys):
     from vcodec import demo
 

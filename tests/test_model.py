@@ -118,16 +118,27 @@ def test_weights_hash_independent_of_dict_order():
     assert weights_hash(sd2) != weights_hash(sd)
 
 
-def test_encoder_and_decoder_run_separately():
-    m = _model()
+def test_encoder_and_decoder_load_separately():
+    """Tokens need only the encoder's (and quantizer's) weights, frames only the decoder's (and quantizer's): each half
+    loads into a model whose other half is different, and gives the same result; without loading, it does not."""
+    m = _model(0)
+    other = _model(1)                      # different weights everywhere
     x = torch.rand(1, 3, 5, 16, 16) * 2 - 1
-    enc, dec, quant = m.encoder, m.decoder, m.quantizer
     with torch.no_grad():
         idx = m.encode_indices(x, 2)
-        fresh = VideoTokenizer(m.cfg).eval()
-        fresh.decoder.load_state_dict(dec.state_dict())
-        assert torch.equal(fresh.decode_indices(idx), m.decode_indices(idx))
-    assert enc is not dec and quant is not None
+        frames = m.decode_indices(idx)
+        assert not torch.equal(other.encode_indices(x, 2), idx)
+        assert not torch.allclose(other.decode_indices(idx), frames)
+        enc_only = _model(1)
+        enc_only.encoder.load_state_dict(m.encoder.state_dict())
+        enc_only.quantizer.load_state_dict(m.quantizer.state_dict())
+        assert torch.equal(enc_only.encode_indices(x, 2), idx)
+        dec_only = _model(1)
+        dec_only.decoder.load_state_dict(m.decoder.state_dict())
+        dec_only.quantizer.load_state_dict(m.quantizer.state_dict())
+        assert torch.equal(dec_only.decode_indices(idx), frames)
+    # the two halves share no parameters
+    assert not {id(p) for p in m.encoder.parameters()} & {id(p) for p in m.decoder.parameters()}
 
 
 def test_decode_deterministic_across_thread_counts():

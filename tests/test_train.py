@@ -46,6 +46,7 @@ def test_sampler_shapes_and_determinism():
     assert np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_resume_continues_the_same_run(tmp_path):
     """4 steps in one go == 2 steps, save, load into a fresh trainer, 2 more steps."""
     cfg_model = TokenizerConfig.tiny()
@@ -65,6 +66,7 @@ def test_resume_continues_the_same_run(tmp_path):
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_adversarial_loss_step(tmp_path):
     t = Trainer(TokenizerConfig.tiny(), _cfg(adv_weight=0.1, adv_start=0), _corpus(), tmp_path / "a.pt")
     stats = t.train_step()
@@ -96,6 +98,7 @@ def test_train_command_from_corpus_file_and_video(tmp_path):
     assert torch.load(out, weights_only=False)["step"] == 3
 
 
+@pytest.mark.slow
 def test_torchrun_two_process_cpu_step(tmp_path):
     corpus = tmp_path / "c.npz"
     _write_corpus(corpus)

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     import vcodec
     from vcodec.errors import VcodecError, VcodecWarning
     from vcodec.io import read_video
-    from vcodec.metrics import psnr_rgb, psnr_y
+    from vcodec.metrics import psnr_rgb, psnr_y_bt709_limited
 
     warnings.simplefilter("ignore", VcodecWarning)
     out_dir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="vcodec-demo."))
@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  model    {enc.model} (weights {enc.weights_hash[:12]}), quality {enc.quality} "
           f"({enc.levels} level(s)), device {enc.device}")
     print(f"  size     {enc.bytes} bytes = {enc.bpp:.4f} bpp")
-    print(f"  quality  PSNR-RGB {psnr_rgb(src, out):.2f} dB, PSNR-Y {psnr_y(src, out):.2f} dB")
+    print(f"  quality  PSNR-RGB {psnr_rgb(src, out):.2f} dB, PSNR-Y (BT.709 limited) "
+          f"{psnr_y_bt709_limited(src, out):.2f} dB (per-frame means)")
     print(f"  speed    encode {enc.fps:.2f} frames/s, decode {dec.fps:.2f} frames/s "
           f"(model load {enc.load_seconds:.1f} s, not counted)")
     if args.keep:

@@ -1,115 +1,147 @@
-"""Quality metrics on uint8 RGB video (T, H, W, 3): PSNR (Y, YUV 6:1:1, RGB) and MS-SSIM.
+"""Quality metrics: the one definition used by the model card, training evaluation, the demo and the RD benchmarks.
 
-Colour conversion: BT.601 full-range RGB -> YCbCr (the same function for every codec), chroma
-4:2:0 by 2x2 averaging for PSNR-YUV. MS-SSIM (Wang et al. 2003) on luma with the standard five scale
-weights, Gaussian window 11 / sigma 1.5; frames too small for five scales (< 161 px on a side) use
-as many scales as fit, with the weights renormalised — stated in the results where it applies.
+Inputs are uint8 RGB video (T, H, W, 3), as :func:`vcodec.io.read_video` reads it, or 8-bit YUV 4:2:0 planes
+(:class:`vcodec.colour.Yuv420`), as the classical codecs in ``benchmarks/`` decode to. The rules:
+
+- **Colour.** Y'CbCr is ITU-R BT.709 in limited ("TV") range at 8 bits, chroma 4:2:0 by 2x2 means
+  (:mod:`vcodec.colour`): ``Y = round(16 + 219 (0.2126 R + 0.7152 G + 0.0722 B) / 255)``, the conversion the
+  classical codecs are fed. No other matrix or range is used anywhere (BT.601 full range is gone).
+- **PSNR is a per-frame mean.** Each frame's PSNR is ``10 log10(255^2 / MSE)`` over all its samples, capped at
+  100 dB (identical frames); a clip's PSNR is the *mean over frames* of those values, never the PSNR of the
+  clip's global MSE. Several clips: the mean of the per-clip values.
+
+  - :func:`psnr_y_bt709_limited`: that rule on the 8-bit BT.709 limited-range Y plane.
+  - :func:`psnr_yuv_611`: PSNR-Y, -Cb, -Cr (chroma at 4:2:0), and ``(6 PSNR-Y + PSNR-Cb + PSNR-Cr) / 8`` of
+    the per-frame means (the JVET 6:1:1 weighting).
+  - :func:`psnr_rgb`: that rule over R, G and B together.
+- **MS-SSIM** (:func:`ms_ssim_rgb`): Wang et al. 2003 on each of R, G, B separately (channels averaged), then the
+  mean over frames; 11-tap Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, data range 255, five scales with
+  the standard weights, odd sizes padded when halving — the same numbers as ``pytorch_msssim.ms_ssim`` (the test
+  oracle). That package refuses frames whose short side is <= 160 px; for those we use the largest number of scales
+  k that fits (short side > 10 * 2**(k-1)) and the first k weights renormalised to sum to 1; k is returned with the
+  value. :func:`ms_ssim_db` = ``-10 log10(1 - MS-SSIM)``.
+- :func:`ssim_and_cs` is the one SSIM: MS-SSIM is built on it, and so is the SSIM term of the training loss
+  (differentiable, any device).
+
+VMAF and LPIPS, which need FFmpeg's libvmaf or pretrained weights, live in ``benchmarks/metrics.py``.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from scipy.ndimage import correlate1d
+import torch
+import torch.nn.functional as F
 
+from .colour import Yuv420, rgb_to_y
+
+PSNR_CAP_DB = 100.0
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
 
 
-def rgb_to_ycbcr(frames: np.ndarray) -> np.ndarray:
-    """uint8 (..., 3) RGB -> float64 (..., 3) Y, Cb, Cr in [0, 255] (BT.601 full range)."""
-    x = frames.astype(np.float64)
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    cb = 128 + (-0.168736 * r - 0.331264 * g + 0.5 * b)
-    cr = 128 + (0.5 * r - 0.418688 * g - 0.081312 * b)
-    return np.stack([y, cb, cr], axis=-1)
+# ---------------------------------------------------------------- PSNR (per-frame mean)
+def psnr_frames(ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """PSNR of each frame (peak 255, capped at 100 dB) of two equal-shape 8-bit arrays whose first axis is time."""
+    if ref.shape != dist.shape:
+        raise ValueError(f"shapes differ: {ref.shape} vs {dist.shape}")
+    axes = tuple(range(1, ref.ndim))
+    mse = np.mean((ref.astype(np.float64) - dist.astype(np.float64)) ** 2, axis=axes)
+    with np.errstate(divide="ignore"):
+        psnr = 10.0 * np.log10(255.0**2 / mse)
+    return np.minimum(psnr, PSNR_CAP_DB)
 
 
-def _psnr(mse: float, peak: float = 255.0) -> float:
-    return float("inf") if mse <= 0 else 10 * math.log10(peak * peak / mse)
+def psnr_y_bt709_limited(ref: np.ndarray, dist: np.ndarray) -> float:
+    """PSNR-Y (dB) of uint8 RGB videos (T, H, W, 3): 8-bit BT.709 limited-range Y, per-frame PSNR, mean over frames.
+
+    Any frame size. Equal to ``psnr_yuv_611(rgb_to_yuv420(ref), rgb_to_yuv420(dist))["psnr_y"]``.
+    """
+    return float(np.mean(psnr_frames(rgb_to_y(ref), rgb_to_y(dist))))
+
+
+def psnr_yuv_611(ref: Yuv420, dist: Yuv420) -> dict[str, float]:
+    """PSNR (dB) of 8-bit YUV 4:2:0 videos, each plane a per-frame mean: ``{"psnr_y", "psnr_u", "psnr_v", "psnr_yuv"}``
+    with ``psnr_yuv = (6 psnr_y + psnr_u + psnr_v) / 8``."""
+    y = float(np.mean(psnr_frames(ref.y, dist.y)))
+    u = float(np.mean(psnr_frames(ref.u, dist.u)))
+    v = float(np.mean(psnr_frames(ref.v, dist.v)))
+    return {"psnr_y": y, "psnr_u": u, "psnr_v": v, "psnr_yuv": (6 * y + u + v) / 8}
 
 
 def psnr_rgb(ref: np.ndarray, dist: np.ndarray) -> float:
-    return _psnr(float(np.mean((ref.astype(np.float64) - dist.astype(np.float64)) ** 2)))
+    """PSNR (dB) over R, G, B of uint8 RGB videos (T, H, W, 3): per-frame PSNR, mean over frames."""
+    return float(np.mean(psnr_frames(ref, dist)))
 
 
-def psnr_y(ref: np.ndarray, dist: np.ndarray) -> float:
-    return _psnr(float(np.mean((rgb_to_ycbcr(ref)[..., 0] - rgb_to_ycbcr(dist)[..., 0]) ** 2)))
+# ---------------------------------------------------------------- SSIM / MS-SSIM
+def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA, device=None) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32, device=device) - size // 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
 
 
-def _subsample_420(c: np.ndarray) -> np.ndarray:
-    T, H, W = c.shape
-    c = c[:, : H // 2 * 2, : W // 2 * 2]
-    if c.shape[1] == 0 or c.shape[2] == 0:
-        return c
-    return c.reshape(T, H // 2, 2, W // 2, 2).mean(axis=(2, 4))
+def ssim_and_cs(x: torch.Tensor, y: torch.Tensor, *, data_range: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean SSIM and mean contrast-structure term of each image and channel: float (N, C, H, W) -> two (N, C).
 
-
-def psnr_yuv(ref: np.ndarray, dist: np.ndarray) -> float:
-    """(6 * PSNR-Y + PSNR-Cb + PSNR-Cr) / 8, chroma at 4:2:0."""
-    a, b = rgb_to_ycbcr(ref), rgb_to_ycbcr(dist)
-    py = _psnr(float(np.mean((a[..., 0] - b[..., 0]) ** 2)))
-    pc = []
-    for k in (1, 2):
-        ca, cb = _subsample_420(a[..., k]), _subsample_420(b[..., k])
-        pc.append(_psnr(float(np.mean((ca - cb) ** 2))) if ca.size else py)
-    return (6 * py + pc[0] + pc[1]) / 8
-
-
-def _gauss(size: int = 11, sigma: float = 1.5) -> np.ndarray:
-    x = np.arange(size, dtype=np.float64) - size // 2
-    g = np.exp(-(x ** 2) / (2 * sigma ** 2))
-    return (g / g.sum()).astype(np.float32)
-
-
-def _ssim_cs(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame mean SSIM and contrast-structure term of float32 (N, H, W) luma in [0, 255]
-    ('valid' Gaussian filtering: border pixels whose window leaves the frame are not counted)."""
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    win = min(11, x.shape[-1], x.shape[-2])
-    g = _gauss(win, 1.5)
-    r = win // 2
+    'Valid' filtering with the 11-tap Gaussian (pixels whose window leaves the image are not counted), as
+    pytorch-msssim does. Differentiable; runs on the inputs' device.
+    """
+    c = x.shape[1]
+    win = gaussian_window(device=x.device).to(x.dtype)
+    wh = win.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    wv = win.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
 
     def blur(z):
-        z = correlate1d(correlate1d(z, g, axis=1, mode="nearest"), g, axis=2, mode="nearest")
-        return z[:, r:z.shape[1] - (win - 1 - r), r:z.shape[2] - (win - 1 - r)]
+        return F.conv2d(F.conv2d(z, wh, groups=c), wv, groups=c)
 
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
+    sxx = blur(x * x) - mx * mx
+    syy = blur(y * y) - my * my
+    sxy = blur(x * y) - mx * my
     cs = (2 * sxy + c2) / (sxx + syy + c2)
-    ssim = ((2 * mx * my + c1) / (mx ** 2 + my ** 2 + c1)) * cs
-    return ssim.mean(axis=(1, 2)), cs.mean(axis=(1, 2))
+    ssim = (2 * mx * my + c1) / (mx * mx + my * my + c1) * cs
+    return ssim.flatten(2).mean(-1), cs.flatten(2).mean(-1)
 
 
-def _halve(z: np.ndarray) -> np.ndarray:
-    N, H, W = z.shape
-    return z[:, : H // 2 * 2, : W // 2 * 2].reshape(N, H // 2, 2, W // 2, 2).mean(axis=(2, 4))
+def ms_ssim_scales(height: int, width: int, win_size: int = SSIM_WINDOW) -> int:
+    """Largest number of scales (<= 5) whose coarsest level is still larger than the window."""
+    side = min(height, width)
+    k = 5
+    while k > 1 and not side > (win_size - 1) * 2 ** (k - 1):
+        k -= 1
+    return k
 
 
-def ms_ssim_scales(height: int, width: int) -> int:
-    """How many of the 5 scales fit: the coarsest scale must still be >= 11 pixels."""
-    s = 1
-    while s < 5 and min(height, width) // (2 ** s) >= 11:
-        s += 1
-    return s
+def ms_ssim_rgb(ref: np.ndarray, dist: np.ndarray, batch: int = 8) -> tuple[float, int]:
+    """MS-SSIM of uint8 RGB videos (T, H, W, 3), R, G, B separately then averaged, mean over frames.
+
+    Returns (value in [0, 1], number of scales used). Frames need a short side of at least 11 px.
+    """
+    t, h, w, _ = ref.shape
+    k = ms_ssim_scales(h, w)
+    weights = torch.tensor(MS_SSIM_WEIGHTS[:k], dtype=torch.float32)
+    weights = weights / weights.sum()
+    values = []
+    with torch.no_grad():
+        for s in range(0, t, batch):
+            # float32 like pytorch-msssim: float64 convolutions are ~50x slower on CPU
+            x = torch.from_numpy(ref[s : s + batch]).permute(0, 3, 1, 2).float()  # (N, 3, H, W)
+            y = torch.from_numpy(dist[s : s + batch]).permute(0, 3, 1, 2).float()
+            mcs = []
+            for level in range(k):
+                ssim, cs = ssim_and_cs(x, y, data_range=255.0)
+                if level < k - 1:
+                    mcs.append(torch.relu(cs))
+                    pad = [x.shape[2] % 2, x.shape[3] % 2]  # odd sizes: padded, as pytorch-msssim does
+                    x = F.avg_pool2d(x, kernel_size=2, padding=pad)
+                    y = F.avg_pool2d(y, kernel_size=2, padding=pad)
+            stack = torch.stack(mcs + [torch.relu(ssim)], dim=0)  # (k, N, C)
+            values.append(torch.prod(stack ** weights.view(-1, 1, 1), dim=0).mean(1))  # (N,)
+    return float(torch.cat(values).double().mean()), k
 
 
-def ms_ssim(ref: np.ndarray, dist: np.ndarray, frame_batch: int = 8) -> float:
-    """Mean MS-SSIM of the luma of uint8 (T, H, W, 3) videos, in [0, 1]."""
-    T, H, W, _ = ref.shape
-    scales = ms_ssim_scales(H, W)
-    w = np.array(MS_SSIM_WEIGHTS[:scales], dtype=np.float64)
-    w = w / w.sum()
-    vals = []
-    for s in range(0, T, frame_batch):
-        x = rgb_to_ycbcr(ref[s:s + frame_batch])[..., 0].astype(np.float32)
-        y = rgb_to_ycbcr(dist[s:s + frame_batch])[..., 0].astype(np.float32)
-        terms = []
-        for level in range(scales):
-            ssim, cs = _ssim_cs(x, y)
-            if level < scales - 1:
-                terms.append(np.maximum(cs, 0))
-                x, y = _halve(x), _halve(y)
-        terms.append(np.maximum(ssim, 0))
-        vals.append(np.prod(np.stack(terms).astype(np.float64) ** w[:, None], axis=0))
-    return float(np.concatenate(vals).mean())
+def ms_ssim_db(value: float) -> float:
+    """MS-SSIM in dB: -10 log10(1 - MS-SSIM)."""
+    return float("inf") if value >= 1.0 else -10.0 * math.log10(1.0 - value)

@@ -1,21 +1,19 @@
-"""Decode whole (short) source clips and photos to uint8 RGB arrays with PyAV, for corpus building."""
+"""Decode whole (short) source clips and photos to uint8 RGB arrays for corpus building, with the one video reader
+(:func:`vcodec.io.read_video`: same colour rule as the demo and the benchmarks)."""
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
+
+from ..errors import InputError
+from ..io import read_video
 
 
 def decode_frames(path: Path) -> tuple[np.ndarray, dict]:
     """Return frames (T, H, W, 3) uint8 RGB and {width, height, fps}."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-        frames = [f.to_ndarray(format="rgb24", threads=1) for f in container.decode(stream)]  # threaded swscale is flaky
-    arr = np.stack(frames)
-    return arr, {"width": int(arr.shape[2]), "height": int(arr.shape[1]), "fps": str(Fraction(rate))}
+    arr, info = read_video(path, timing_warnings=False)
+    return arr, {"width": int(arr.shape[2]), "height": int(arr.shape[1]), "fps": str(info.frame_rate)}
 
 
 def area_downscale(frames: np.ndarray, factor: int) -> np.ndarray:
@@ -36,11 +34,10 @@ def downscale_to_width(frames: np.ndarray, max_width: int) -> np.ndarray:
 
 
 def load_image(path: Path, max_side: int) -> np.ndarray | None:
-    with av.open(str(path)) as container:
-        frame = next(container.decode(video=0), None)
-        if frame is None:
-            return None
-        img = frame.to_ndarray(format="rgb24", threads=1)
+    try:
+        img = read_video(path, frames=1, timing_warnings=False)[0][0]
+    except InputError:
+        return None
     factor = 1
     while max(img.shape[:2]) // factor > max_side:
         factor += 1

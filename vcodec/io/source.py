@@ -91,7 +91,11 @@ def _tagged_rate(stream) -> Fraction | None:
 
 def _display_matrix(frame: av.VideoFrame) -> tuple[float, ...] | None:
     """The frame's 3x3 display matrix as floats (a, b, u, c, d, v, x, y, w), or None."""
-    for sd in frame.side_data:
+    try:
+        side_data = list(frame.side_data)
+    except ValueError:  # a side-data type this PyAV build cannot name (some JPEGs carry one): no readable matrix
+        return None
+    for sd in side_data:
         if sd.type.name == "DISPLAYMATRIX":
             raw = struct.unpack("<9i", bytes(sd)[:36])
             # 16.16 fixed point except u, v, w in 2.30.
@@ -103,10 +107,9 @@ def _rotation(frame: av.VideoFrame, name: str) -> int:
     """Counter-clockwise rotation (0, 90, 180, 270) the display matrix asks for; refuse anything else.
     Called for the first frame only (reading side data creates a reference cycle, see ``_to_rgb``)."""
     m = _display_matrix(frame)
-    if m is None:
+    if m is None and not frame.rotation:
         return 0
-    a, b, _, c, d, *_ = m
-    if a * d - b * c < 0:
+    if m is not None and m[0] * m[4] - m[1] * m[3] < 0:  # a * d - b * c
         raise InputError(f"{name}: mirrored display matrix (flip metadata) is not supported")
     angle = frame.rotation  # counter-clockwise, in [-180, 180]
     if angle % 90:
@@ -346,8 +349,28 @@ def open_source(src, *, audio: bool = True) -> VideoSource:
     return VideoSource(src, audio=audio)
 
 
-def read_video(src) -> tuple[np.ndarray, SourceInfo]:
-    """Read a whole (short) video: uint8 (T, H, W, 3) RGB frames and its :class:`SourceInfo`. For tests/tools."""
+def read_video(src, *, start: int = 0, frames: int | None = None,
+               timing_warnings: bool = True) -> tuple[np.ndarray, SourceInfo]:
+    """Read a (short) video, or the segment ``[start, start + frames)`` of it, into memory: uint8 (T, H, W, 3) RGB
+    frames and its :class:`SourceInfo`.
+
+    The one reader for reference and decoded videos (demo, benchmarks, corpus building, tests), so that they all
+    share one colour rule: swscale converts with the frame's own matrix and range tags (untagged = BT.601 limited
+    range), single-threaded (``threads=1``: threaded swscale gives wrong rows at odd sizes). Frames are the decoder's
+    output as PyAV hands it over (PyAV applies no codec cropping of its own); display rotation is applied.
+    ``timing_warnings=False`` leaves out the variable-frame-rate / missing-timestamp warnings, which matter only
+    when frames are written out again.
+    """
+    if start < 0 or (frames is not None and frames < 1):
+        raise ValueError(f"bad segment: start={start}, frames={frames}")
+    out = []
     with VideoSource(src, audio=False) as s:
-        frames = np.stack(list(s.frames()))
-        return frames, s.info
+        s._warned_timing = not timing_warnings  # (set: the timing check stays silent)
+        for i, rgb in enumerate(s.frames()):
+            if i >= start:
+                out.append(rgb)
+                if frames is not None and len(out) == frames:
+                    break
+        if not out:
+            raise InputError(f"{s.name}: no frames at or after frame {start}")
+        return np.stack(out), s.info

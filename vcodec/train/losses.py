@@ -4,31 +4,17 @@ from __future__ import annotations
 import os
 
 import torch
-import torch.nn.functional as F
 
-
-def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float32, device=device) - size // 2
-    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    return g / g.sum()
+from ..metrics import ssim_and_cs
 
 
 def ssim_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean SSIM over frames and channels of (B, 3, T, H, W) in [-1, 1] (computed on [0, 1])."""
+    """Mean SSIM over frames and channels of (B, 3, T, H, W) in [-1, 1] (computed on [0, 1] with the one SSIM,
+    :func:`vcodec.metrics.ssim_and_cs`)."""
     B, C, T, H, W = a.shape
-    x = ((a + 1) / 2).transpose(1, 2).reshape(B * T * C, 1, H, W).float()
-    y = ((b + 1) / 2).transpose(1, 2).reshape(B * T * C, 1, H, W).float()
-    g = _gaussian_window(device=a.device)
-    gx, gy = g.view(1, 1, 1, -1), g.view(1, 1, -1, 1)
-
-    def blur(z):
-        return F.conv2d(F.conv2d(z, gx), gy)
-
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2))
-    return s.mean()
+    x = ((a + 1) / 2).transpose(1, 2).reshape(B * T, C, H, W).float()
+    y = ((b + 1) / 2).transpose(1, 2).reshape(B * T, C, H, W).float()
+    return ssim_and_cs(x, y, data_range=1.0)[0].mean()
 
 
 def lpips_weights_available() -> bool:

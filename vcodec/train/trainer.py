@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ..metrics import psnr_y
+from ..metrics import psnr_y_bt709_limited
 from ..model.autoencoder import VideoTokenizer
 from ..model.checkpoint import atomic_save, load_checkpoint
 from ..model.config import TokenizerConfig
@@ -86,7 +86,8 @@ def to_model_range(batch_uint8: np.ndarray, device) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model: VideoTokenizer, heldout: dict[str, np.ndarray], device) -> dict:
-    """Held-out PSNR-Y per quality (1 = lowest rate point; mean over held-out segments).
+    """Held-out PSNR-Y (vcodec.metrics.psnr_y_bt709_limited) per quality (1 = lowest rate point; mean over
+    held-out segments).
 
     Each clip is encoded once; every rate point decodes its prefix of the same tokens."""
     model.eval()
@@ -97,7 +98,7 @@ def evaluate(model: VideoTokenizer, heldout: dict[str, np.ndarray], device) -> d
         tokens = model.encode_indices(x, model.cfg.planes)                          # (1, P, T', h, w)
         for q, (bits, planes) in enumerate(model.cfg.qualities, start=1):
             rec = model.decode_indices(tokens[:, :planes] & ((1 << bits) - 1), bits)  # (1, 3, n, h, w)
-            vals[q].append(psnr_y(clip[:n], model_to_frames(rec)[0].cpu().numpy()))
+            vals[q].append(psnr_y_bt709_limited(clip[:n], model_to_frames(rec)[0].cpu().numpy()))
     return {q: float(np.mean(v)) if v else float("nan") for q, v in vals.items()}
 
 

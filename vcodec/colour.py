@@ -1,13 +1,17 @@
-"""The one RGB <-> YUV 4:2:0 conversion used for every codec and every YUV-domain metric.
+"""The one RGB <-> Y'CbCr conversion of vcodec's metrics (:mod:`vcodec.metrics`) and of the benchmarks, which feed
+its 4:2:0 planes to every classical codec.
 
-Definition (documented in benchmarks/README.md):
+Definition (also in benchmarks/README.md):
 - matrix: ITU-R BT.709 (Kr = 0.2126, Kb = 0.0722), limited ("TV") range: Y in [16, 235], Cb/Cr in [16, 240] at 8 bits;
 - chroma 4:2:0: Cb/Cr computed at full resolution, then the mean of each 2x2 block (centre siting);
 - back to RGB: chroma upsampled by the matching centre-sited bilinear filter (taps 3/4, 1/4, edges replicated),
   inverse matrix, rounded and clipped to uint8.
 
 Arrays: RGB video is uint8 (T, H, W, 3); YUV 4:2:0 video is a `Yuv420` of uint8 planes
-Y (T, H, W), U and V (T, H/2, W/2). H and W must be even.
+Y (T, H, W), U and V (T, H/2, W/2). H and W must be even for 4:2:0; `rgb_to_y` takes any size.
+
+(The .y4m/.mp4 writers in vcodec/io/sink.py and grayscale sources use BT.601: those are file-format choices that
+FFmpeg inverts exactly, not metrics.)
 """
 
 from __future__ import annotations
@@ -37,6 +41,19 @@ class Yuv420:
         return self.y, self.u, self.v
 
 
+def _luma(x: np.ndarray) -> np.ndarray:
+    # x: float32 R', G', B' in [0, 1] (..., 3) -> E'y in [0, 1]
+    return KR * x[..., 0] + KG * x[..., 1] + KB * x[..., 2]
+
+
+def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB (..., 3) -> 8-bit BT.709 limited-range Y (...), uint8; any frame size. Identical to the Y plane of
+    :func:`rgb_to_yuv420`."""
+    if rgb.dtype != np.uint8 or rgb.shape[-1] != 3:
+        raise ValueError(f"expected uint8 (..., 3), got {rgb.dtype} {rgb.shape}")
+    return _to_u8(16.0 + 219.0 * _luma(rgb.astype(np.float32) / 255.0))
+
+
 def rgb_to_yuv420(rgb: np.ndarray) -> Yuv420:
     """uint8 RGB (T, H, W, 3) -> 8-bit BT.709 limited-range YUV 4:2:0."""
     if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[-1] != 3:
@@ -45,8 +62,8 @@ def rgb_to_yuv420(rgb: np.ndarray) -> Yuv420:
     if h % 2 or w % 2:
         raise ValueError(f"4:2:0 needs even height and width, got {h}x{w}")
     x = rgb.astype(np.float32) / 255.0
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    ey = KR * r + KG * g + KB * b
+    r, b = x[..., 0], x[..., 2]
+    ey = _luma(x)
     ecb = (b - ey) / (2.0 * (1.0 - KB))
     ecr = (r - ey) / (2.0 * (1.0 - KR))
     y = 16.0 + 219.0 * ey

@@ -1,0 +1,76 @@
+"""vcodec.train.export on a tiny model and a tiny data folder: it writes the .pt and a card measured with
+vcodec.metrics, keeps the shipped model unless the new one is better (measuring both the same way), and
+``--card-only`` re-measures a shipped model without touching its file."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vcodec.io import write_video
+from vcodec.io.synthetic import pattern_frames
+from vcodec.metrics import psnr_y_bt709_limited
+from vcodec.model import TokenizerConfig, VideoTokenizer
+from vcodec.train import export
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    data = root / "data"
+    (data / "raw").mkdir(parents=True)
+    frames = pattern_frames(9, 24, 32)
+    write_video(data / "raw" / "clip.mkv", frames)       # FFV1: lossless
+    manifest = {"sources": [{"name": "clip", "file": "clip.mkv"}], "photos": [],
+                "heldout": [{"name": "clip", "start": 4, "frames": 5}]}
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    np.savez_compressed(data / "corpus.npz", **{"train/clip/000": frames[:9]})
+    torch.manual_seed(0)
+    model = VideoTokenizer(TokenizerConfig.tiny())
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1 and p.abs().sum() == 0:
+                p.normal_(0, 0.02)
+    ckpt = root / "ckpt.pt"
+    torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "ema": None, "step": 7,
+                "train_seconds": 36.0, "history": []}, ckpt)
+    return root, data, ckpt, frames
+
+
+def test_export_writes_model_and_card_with_the_one_metric(setup):
+    root, data, ckpt, frames = setup
+    out = root / "m.pt"
+    export.main([str(ckpt), "--data", str(data), "-o", str(out)])
+    shipped = torch.load(out, weights_only=False)
+    rows = shipped["card"]["rate_points"]
+    levels = TokenizerConfig.tiny().max_levels
+    assert [r["quality"] for r in rows] == list(range(1, levels + 1)) and shipped["card"]["steps"] == 7
+    item = rows[-1]["per_clip"][0]
+    assert set(item) >= {"bpp", "psnr_y_bt709_limited", "ms_ssim_rgb"}
+    from vcodec.tokenizer import Tokenizer
+    tok = Tokenizer.load(out)
+    seg = frames[4:9]
+    rec = tok.decode_window(tok.encode_window(seg, levels), 5, 24, 32)
+    assert item["psnr_y_bt709_limited"] == pytest.approx(psnr_y_bt709_limited(seg, rec))
+    card = (root / "MODEL_CARD.md").read_text()
+    assert "psnr_y_bt709_limited" in card and "PSNR-Y BT.709 (dB)" in card
+
+    # the same model again is not better than itself: the shipped file stays
+    before = out.read_bytes()
+    with pytest.raises(SystemExit) as e:
+        export.main([str(ckpt), "--data", str(data), "-o", str(out)])
+    assert e.value.code == 3 and out.read_bytes() == before
+
+    # re-measuring the shipped model's card leaves the .pt byte for byte as it is, and gives the same numbers
+    (root / "MODEL_CARD.md").unlink()
+    export.main([str(out), "--card-only", "--data", str(data), "-o", str(out)])
+    assert out.read_bytes() == before
+    again = (root / "MODEL_CARD.md").read_text()
+    assert again.split("## Architecture")[1] == card.split("## Architecture")[1]
+
+    with pytest.raises(SystemExit) as e:                  # a shipped model is not a training checkpoint
+        export.main([str(out), "--data", str(data), "-o", str(root / "other.pt")])
+    assert e.value.code == 2

@@ -1,0 +1,108 @@
+"""The shipped model, vcodec/weights/default.pt (the only test that uses real weights): it loads, its weights hash is
+the recorded one (and what ``vcodec models`` reports), its coder tables are valid, the bundled sample clip lands in a
+measured quality band, and a small golden .vcb it made decodes to the recorded frames.
+
+After deliberately replacing the shipped model, update SHIPPED_WEIGHTS_HASH and the bands below (measure them with
+``python -m vcodec.demo --quality N``), then regenerate the golden stream:
+``VCODEC_REGEN_GOLDEN=1 python -m pytest tests/test_shipped_model.py -k golden``.
+"""
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import bitstream
+import vcodec
+from bitstream.coder import FIT_TOTAL
+from vcodec.cli import main as cli_main
+from vcodec.errors import VcodecWarning
+from vcodec.io import read_video
+from vcodec.metrics import psnr_y_bt709_limited
+from vcodec.model.checkpoint import load_checkpoint, weights_hash
+from vcodec.models import load_tokenizer, model_path
+from vcodec.tokenizer import Tokenizer
+
+SHIPPED_WEIGHTS_HASH = "7954417e35ad9203052f9eda14dafd7595f4ffb259648df3f961b76df255df18"
+SAMPLE = Path(vcodec.__file__).parent / "samples" / "bikes_17f.mp4"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+GOLDEN_VCB, GOLDEN_JSON = GOLDEN / "shipped_default_q2.vcb", GOLDEN / "shipped_default_q2.json"
+REGEN = os.environ.get("VCODEC_REGEN_GOLDEN") == "1"
+# Whole sample clip (17 frames, 640x272) through compress/decompress, measured on 2026-11-25 (x86_64, torch 2.14.1):
+# quality -> (bpp, PSNR-Y BT.709 limited). A broken model lands far outside (random weights: < 15 dB).
+SAMPLE_BANDS = {1: (0.0773, 29.50), 4: (0.4464, 30.38)}
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tok() -> Tokenizer:
+    return load_tokenizer("default", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sample() -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VcodecWarning)
+        return read_video(SAMPLE)[0]
+
+
+def test_loads_with_the_recorded_weights_hash(tok):
+    ckpt = load_checkpoint(model_path("default"))
+    assert tok.weights_hash == SHIPPED_WEIGHTS_HASH
+    assert ckpt["weights_hash"] == SHIPPED_WEIGHTS_HASH == weights_hash(ckpt["ema"])
+    r = CliRunner().invoke(cli_main, ["models", "--json"])
+    assert r.exit_code == 0, r.output
+    listed = {m["name"]: m for m in json.loads(r.output)}
+    assert listed["default"]["weights_hash"] == SHIPPED_WEIGHTS_HASH
+
+
+def test_coder_tables_are_valid(tok):
+    tables = bitstream.check_tables(tok.coder_tables, tok.token_bits, tok.max_levels)
+    assert tables is not None and tables.shape == (tok.max_levels, tok.token_bits, bitstream.NUM_CONTEXTS, 2)
+    assert tables.sum(-1).max() <= FIT_TOTAL
+    grid = np.random.default_rng(0).integers(0, 2**32, (tok.max_levels, 2, 3, 5), dtype=np.uint64).astype(np.uint32)
+    data = bitstream.encode_tokens(grid, tok.token_bits, tok.coder_tables)
+    assert np.array_equal(bitstream.decode_tokens(data, grid.shape, tok.token_bits, tok.coder_tables), grid)
+    assert [rp.levels for rp in tok.rate_points] == list(range(1, tok.max_levels + 1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quality", sorted(SAMPLE_BANDS))
+def test_sample_clip_lands_in_its_quality_band(tok, sample, quality):
+    data = vcodec.compress(sample, quality=quality, tokenizer=tok, frame_rate=25)
+    out = vcodec.decompress(data, tokenizer=tok)
+    bpp = len(data) * 8 / sample[..., 0].size
+    bpp0, psnr0 = SAMPLE_BANDS[quality]
+    assert bpp == pytest.approx(bpp0, rel=0.02)
+    assert psnr_y_bt709_limited(sample, out) == pytest.approx(psnr0, abs=0.1)
+
+
+def _golden_source(sample: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(sample[:5, 104:168, 256:352])  # 5 frames, 96x64, the riders
+
+
+def test_golden_stream_of_the_shipped_model(tok, sample):
+    src = _golden_source(sample)
+    data = vcodec.compress(src, quality=2, tokenizer=tok, frame_rate=25)
+    frames = vcodec.decompress(data, tokenizer=tok)
+    facts = {"weights_hash": tok.weights_hash, "frames_sha256": hashlib.sha256(frames.tobytes()).hexdigest(),
+             "psnr_y_bt709_limited": round(psnr_y_bt709_limited(src, frames), 4), "shape": list(frames.shape)}
+    if REGEN:
+        GOLDEN_VCB.write_bytes(data)
+        GOLDEN_JSON.write_text(json.dumps(facts, indent=1) + "\n")
+    assert GOLDEN_VCB.exists(), f"missing golden file {GOLDEN_VCB}; run with VCODEC_REGEN_GOLDEN=1 once"
+    expected = json.loads(GOLDEN_JSON.read_text())
+    golden = GOLDEN_VCB.read_bytes()
+    assert data == golden                                    # the encoder makes the same bytes
+    decoded = vcodec.decompress(golden)                      # found by the model name in the header
+    assert list(decoded.shape) == expected["shape"]
+    assert hashlib.sha256(decoded.tobytes()).hexdigest() == expected["frames_sha256"]
+    assert psnr_y_bt709_limited(src, decoded) == pytest.approx(expected["psnr_y_bt709_limited"], abs=1e-3)
+    assert expected["weights_hash"] == SHIPPED_WEIGHTS_HASH and facts == expected

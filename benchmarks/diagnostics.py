@@ -152,7 +152,7 @@ def markdown(reports: list[dict]) -> str:
     """The human-readable diagnostics of one or more models (one report each, as :func:`main` writes them)."""
     out = ["# vcodec diagnostics", "",
            "Where the bits and the errors go. Held-out segments of `data/manifest.json` (17 frames each, native size); "
-           "PSNR-Y = `vcodec.metrics.psnr_y` per frame. Made by:", ""]
+           "PSNR-Y = `vcodec.metrics.psnr_y_bt709_limited` (per-frame mean). Made by:", ""]
     out += [f"    {r['command']}" for r in reports]
     for r in reports:
         out += ["", f"## Model `{r['model']}` ({r['weights_hash'][:12]})", "",

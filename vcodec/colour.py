@@ -9,6 +9,9 @@ Definition (also in benchmarks/README.md):
 
 Arrays: RGB video is uint8 (T, H, W, 3); YUV 4:2:0 video is a `Yuv420` of uint8 planes
 Y (T, H, W), U and V (T, H/2, W/2). H and W must be even for 4:2:0; `rgb_to_y` takes any size.
+Higher bit depths (10-bit test sequences): the ``bit_depth`` argument; samples are then uint16, limited range
+scaled by 2**(bit_depth - 8) (Y 64..940 at 10 bits) and RGB full range 0..2**bit_depth - 1. At 8 bits (the default)
+every function returns exactly what it always did.
 
 (The .y4m/.mp4 writers in vcodec/io/sink.py and grayscale sources use BT.601: those are file-format choices that
 FFmpeg inverts exactly, not metrics.)
@@ -27,7 +30,7 @@ MATRIX_NAME = "BT.709 limited range, 4:2:0 2x2 mean (centre sited), bilinear ups
 
 @dataclass(frozen=True)
 class Yuv420:
-    """8-bit YUV 4:2:0 planes: y (T, H, W), u and v (T, H/2, W/2), all uint8."""
+    """YUV 4:2:0 planes: y (T, H, W), u and v (T, H/2, W/2), all uint8 (8-bit) or all uint16 (higher bit depths)."""
 
     y: np.ndarray
     u: np.ndarray
@@ -46,41 +49,61 @@ def _luma(x: np.ndarray) -> np.ndarray:
     return KR * x[..., 0] + KG * x[..., 1] + KB * x[..., 2]
 
 
-def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB (..., 3) -> 8-bit BT.709 limited-range Y (...), uint8; any frame size. Identical to the Y plane of
-    :func:`rgb_to_yuv420`."""
-    if rgb.dtype != np.uint8 or rgb.shape[-1] != 3:
-        raise ValueError(f"expected uint8 (..., 3), got {rgb.dtype} {rgb.shape}")
-    return _to_u8(16.0 + 219.0 * _luma(rgb.astype(np.float32) / 255.0))
+def _rgb_unit(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
+    # uint8 RGB is 8-bit; uint16 RGB holds `bit_depth`-bit samples -> float32 in [0, 1]
+    if rgb.shape[-1] != 3 or rgb.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected uint8 or uint16 (..., 3), got {rgb.dtype} {rgb.shape}")
+    depth = 8 if rgb.dtype == np.uint8 else bit_depth
+    return rgb.astype(np.float32) / float((1 << depth) - 1)
 
 
-def rgb_to_yuv420(rgb: np.ndarray) -> Yuv420:
-    """uint8 RGB (T, H, W, 3) -> 8-bit BT.709 limited-range YUV 4:2:0."""
-    if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[-1] != 3:
-        raise ValueError(f"expected uint8 (T, H, W, 3), got {rgb.dtype} {rgb.shape}")
+def rgb_to_y(rgb: np.ndarray, bit_depth: int = 8) -> np.ndarray:
+    """RGB (..., 3) -> BT.709 limited-range Y (...) at ``bit_depth`` bits (uint8 at 8, else uint16); any frame size.
+    Identical to the Y plane of :func:`rgb_to_yuv420`. RGB is uint8 (8-bit) or uint16 holding ``bit_depth`` bits."""
+    return _to_int(_scale(bit_depth) * (16.0 + 219.0 * _luma(_rgb_unit(rgb, bit_depth))), bit_depth)
+
+
+def rgb_to_yuv420(rgb: np.ndarray, bit_depth: int = 8) -> Yuv420:
+    """RGB (T, H, W, 3) -> BT.709 limited-range YUV 4:2:0 at ``bit_depth`` bits (Y 16..235 << (bit_depth - 8)).
+
+    RGB is uint8 (8-bit samples) or uint16 holding ``bit_depth``-bit samples; planes are uint8 at 8 bits, else uint16.
+    """
+    if rgb.ndim != 4:
+        raise ValueError(f"expected (T, H, W, 3), got {rgb.dtype} {rgb.shape}")
+    x = _rgb_unit(rgb, bit_depth)
     t, h, w, _ = rgb.shape
     if h % 2 or w % 2:
         raise ValueError(f"4:2:0 needs even height and width, got {h}x{w}")
-    x = rgb.astype(np.float32) / 255.0
     r, b = x[..., 0], x[..., 2]
     ey = _luma(x)
     ecb = (b - ey) / (2.0 * (1.0 - KB))
     ecr = (r - ey) / (2.0 * (1.0 - KR))
+    s = _scale(bit_depth)
     y = 16.0 + 219.0 * ey
     cb = 128.0 + 224.0 * _down2(ecb)
     cr = 128.0 + 224.0 * _down2(ecr)
-    return Yuv420(_to_u8(y), _to_u8(cb), _to_u8(cr))
+    return Yuv420(_to_int(s * y, bit_depth), _to_int(s * cb, bit_depth), _to_int(s * cr, bit_depth))
 
 
-def yuv420_to_rgb(yuv: Yuv420) -> np.ndarray:
-    """8-bit BT.709 limited-range YUV 4:2:0 -> uint8 RGB (T, H, W, 3)."""
-    ey = (yuv.y.astype(np.float32) - 16.0) / 219.0
-    ecb = _up2((yuv.u.astype(np.float32) - 128.0) / 224.0)
-    ecr = _up2((yuv.v.astype(np.float32) - 128.0) / 224.0)
+def yuv420_to_rgb(yuv: Yuv420, bit_depth: int = 8) -> np.ndarray:
+    """BT.709 limited-range YUV 4:2:0 at ``bit_depth`` bits -> RGB (T, H, W, 3) at ``bit_depth`` bits (uint8 at 8,
+    else uint16, full range 0 .. 2**bit_depth - 1)."""
+    s = _scale(bit_depth)
+    ey = (yuv.y.astype(np.float32) / s - 16.0) / 219.0
+    ecb = _up2((yuv.u.astype(np.float32) / s - 128.0) / 224.0)
+    ecr = _up2((yuv.v.astype(np.float32) / s - 128.0) / 224.0)
     r = ey + 2.0 * (1.0 - KR) * ecr
     b = ey + 2.0 * (1.0 - KB) * ecb
     g = (ey - KR * r - KB * b) / KG
-    return _to_u8(np.stack([r, g, b], axis=-1) * 255.0)
+    return _to_int(np.stack([r, g, b], axis=-1) * float((1 << bit_depth) - 1), bit_depth)
+
+
+def rgb_bit_depth(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Full-range RGB rescaled between bit depths: uint8 -> ``bit_depth`` bits (uint16) or uint16 ``bit_depth``-bit
+    -> uint8, by ``round(x * (2**to - 1) / (2**from - 1))``."""
+    if rgb.dtype == np.uint8:
+        return _to_int(rgb.astype(np.float32) * (((1 << bit_depth) - 1) / 255.0), bit_depth)
+    return _to_u8(rgb.astype(np.float32) * (255.0 / ((1 << bit_depth) - 1)))
 
 
 def to_high_bit_depth(plane: np.ndarray, bit_depth: int) -> np.ndarray:
@@ -98,6 +121,18 @@ def from_high_bit_depth(plane: np.ndarray, bit_depth: int) -> np.ndarray:
 
 def _to_u8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _scale(bit_depth: int) -> float:
+    if not 8 <= bit_depth <= 16:
+        raise ValueError(f"bit depth must be 8..16, got {bit_depth}")
+    return float(1 << (bit_depth - 8))
+
+
+def _to_int(x: np.ndarray, bit_depth: int) -> np.ndarray:
+    if bit_depth == 8:
+        return _to_u8(x)
+    return np.clip(np.rint(x), 0, (1 << bit_depth) - 1).astype(np.uint16)
 
 
 def _down2(c: np.ndarray) -> np.ndarray:

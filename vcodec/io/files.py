@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vcodec.errors import InputError, OutputError, OutputExistsError
+from vcodec.io.rawyuv import RawYuv
 
 STDIO = "-"
 
@@ -98,6 +99,7 @@ class Endpoint:
     name: str
     obj: object  # the path (str), the standard stream's binary buffer, or the file object
     output: bool = False
+    raw: object = None  # a vcodec.io.rawyuv.RawYuv when the path is a raw .yuv with a given format
 
     @property
     def is_path(self) -> bool:
@@ -154,7 +156,7 @@ def endpoint(obj, *, output: bool) -> Endpoint:
     if isinstance(obj, Endpoint):
         return obj
     if is_path(obj):
-        return Endpoint("path", os.fspath(obj), os.fspath(obj), output=output)
+        return Endpoint("path", os.fspath(obj), os.fspath(obj), output=output, raw=obj if isinstance(obj, RawYuv) else None)
     if isinstance(obj, (str, os.PathLike)):
         if output:
             return Endpoint("stdio", "<stdout>", sys.stdout.buffer, output=True)

@@ -34,6 +34,7 @@ import numpy as np
 from vcodec.errors import InputError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack, track_from_stream
 from vcodec.io.files import resolve_input
+from vcodec.io.rawyuv import av_open_args
 
 DEFAULT_RATE = Fraction(25)
 # FFmpeg's AVColorSpace / AVColorRange values, by the names ffprobe prints.
@@ -130,7 +131,8 @@ class VideoSource:
         self.name = inp.name
         inp.check_readable("a video file")
         try:
-            self._container = av.open(inp.readable(), "r")
+            fmt, opts = av_open_args(inp)  # raw .yuv: format from the name or a RawYuv (vcodec.io.rawyuv)
+            self._container = av.open(inp.readable(), "r", format=fmt, options=opts)
         except av.FFmpegError as e:
             raise InputError(f"{self.name}: not a video file FFmpeg can read ({_reason(e)})") from e
         try:

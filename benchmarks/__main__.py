@@ -1,6 +1,7 @@
-"""`python -m benchmarks [--suite smoke|standard|DIR] [--codecs ...] [--frames N] [--device ...] -o RESULTS_DIR`."""
+"""`python -m benchmarks [--suite ...] [--codecs ...] [--conditions ...] [--jobs N] [--shard I/N] -o RESULTS_DIR`,
+and `python -m benchmarks merge SHARD_DIR... -o RESULTS_DIR`."""
 
-from benchmarks.cli import bench
+from benchmarks.cli import main
 
 if __name__ == "__main__":
-    bench(prog_name="python -m benchmarks")
+    main()

@@ -18,34 +18,90 @@ def _split_codecs(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @click.command("bench")
-@click.option("--suite", default="smoke", show_default=True, help="smoke, standard, or a folder of videos.")
+@click.option("--suite", default="smoke", show_default=True,
+              help="smoke, standard, long, a folder of videos / raw .yuv, or one such file.")
 @click.option(
     "--codecs", multiple=True, help=f"Codecs to run, comma-separated or repeated: {CODEC_CHOICES}. Default: all."
 )
-@click.option("--frames", type=click.IntRange(min=1), default=None, help="Cap on frames per clip.")
+@click.option("--conditions", default="default", show_default=True,
+              help="Test-condition preset: default, jvet-ra, jvet-ld (see benchmarks/conditions.py).")
+@click.option("--frames", type=click.IntRange(min=1), default=None,
+              help="Frames per sequence (a folder: frames 0..N-1, default 33; named suites: a cap).")
+@click.option("--size", default=None, metavar="WxH", help="Raw .yuv: frame size (default: from the file name).")
+@click.option("--fps", default=None, metavar="RATE", help="Raw .yuv: frame rate (default: from the file name).")
+@click.option("--pix-fmt", default=None, metavar="FMT", help="Raw .yuv: yuv420p, yuv420p10le, ... (default: name).")
+@click.option("--anchor", "anchors", multiple=True, help="BD-rate anchor codec(s) (default: x265 and vvenc).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for vcodec (cpu, cuda, ...).")
 @click.option("--model", default=None, help="vcodec model name or path (default: the first installed model).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes (default: min(clips, cores)).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Parallel jobs (processes); one job = one (sequence, codec, rate point). Default: cores.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, hidden=True, help="Old name of --jobs.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Run only jobs I, I+N, I+2N, ... (0 <= I < N); combine the shards with `merge`.")
+@click.option("--cache", "cache_dir", default=None, type=click.Path(file_okay=False),
+              help="Result cache folder (default RESULTS_DIR/cache); shards may share one.")
 @click.option("--keep-streams", is_flag=True, help="Keep the coded files under RESULTS_DIR/streams.")
-@click.option("--force", is_flag=True, help="Overwrite an existing RESULTS_DIR/results.json.")
+@click.option("--resume", is_flag=True, help="Write into an existing RESULTS_DIR: reuse cached jobs, run the rest.")
+@click.option("--force", is_flag=True, help="Recompute every job (ignore the cache) and overwrite RESULTS_DIR.")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Results folder.")
-def bench(suite, codecs, frames, device, model, workers, keep_streams, force, out_dir):
-    """Rate-distortion benchmark: JSON + CSV results, RD plots and a BD-rate table in RESULTS_DIR."""
+def bench(suite, codecs, conditions, frames, size, fps, pix_fmt, anchors, device, model, jobs, workers, shard,
+          cache_dir, keep_streams, resume, force, out_dir):  # fmt: skip
+    """Rate-distortion benchmark: JSON + CSV results, RD plots and BD-rate tables in RESULTS_DIR.
+
+    `merge SHARD_DIR... -o RESULTS_DIR` (as the first argument) combines `--shard` runs.
+    """
+    import sys
+
+    from benchmarks.codecs import canonical_name
     from benchmarks.runner import DEFAULT_CODECS, BenchConfig, run
 
     names = _split_codecs(codecs) or DEFAULT_CODECS
+    try:
+        anchor_names = tuple(canonical_name(a) for a in _split_codecs(anchors)) or None
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    raw = (size, fps, pix_fmt) if (size or fps or pix_fmt) else None
     config = BenchConfig(
         out_dir=out_dir, suite=suite, codecs=names, frames=frames, device=device, model=model,
-        workers=workers, keep_streams=keep_streams, force=force,
+        jobs=jobs or workers, keep_streams=keep_streams, force=force, resume=resume, conditions=conditions,
+        shard=shard, cache_dir=cache_dir, raw=raw, anchors=anchor_names, command_line=list(sys.argv),
     )  # fmt: skip
     try:
         results = run(config, progress=lambda msg: click.echo(msg, err=True))
     except (ValueError, FileExistsError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
     n = sum(len(c["results"]) for c in results["codecs"])
+    what = "results.json (merge the shards)" if results.get("shard") else "results.json, results.csv, rd_*.png, bdrate.md"
     click.echo(
-        f"{n} results from {len(results['codecs'])} codecs in {out_dir}"
-        " (results.json, results.csv, rd_*.png, bdrate.md)"
+        f"{n} results from {len(results['codecs'])} codecs in {out_dir} ({what}); "
+        f"{results['run']['cached']} cached, {results['run']['computed']} computed"
     )
     if results["errors"]:
         raise click.ClickException(f"{len(results['errors'])} encode/decode errors; see results.json 'errors'")
+
+
+@click.command("merge")
+@click.argument("shard_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Results folder.")
+@click.option("--force", is_flag=True, help="Overwrite RESULTS_DIR/results.json.")
+def merge(shard_dirs, out_dir, force):
+    """Combine the results of `--shard i/n` runs (every shard of one run) into one results folder with all reports."""
+    from benchmarks.runner import merge as merge_runs
+
+    try:
+        results = merge_runs(list(shard_dirs), out_dir, force=force, progress=lambda m: click.echo(m, err=True))
+    except (ValueError, FileExistsError, FileNotFoundError, KeyError) as e:
+        raise click.ClickException(str(e)) from e
+    if results["errors"]:
+        raise click.ClickException(f"{len(results['errors'])} encode/decode errors; see results.json 'errors'")
+
+
+def main(argv=None, prog_name: str = "python -m benchmarks") -> None:
+    """`python -m benchmarks [bench options]` or `python -m benchmarks merge SHARD_DIR... -o RESULTS_DIR`."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["merge"]:
+        merge(argv[1:], prog_name=f"{prog_name} merge")
+    else:
+        bench(argv, prog_name=prog_name)

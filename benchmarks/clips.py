@@ -23,7 +23,9 @@ from benchmarks.codec_base import Clip
 from vcodec.colour import rgb_to_yuv420
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".y4m", ".m4v", ".mpg", ".ts")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".y4m", ".m4v", ".mpg", ".ts", ".yuv")
+# JVET common-test-condition classes by picture size (JVET-T2010 / JCTVC-L1100 sequence tables)
+JVET_CLASSES = {(3840, 2160): "A", (1920, 1080): "B", (832, 480): "C", (416, 240): "D", (1280, 720): "E"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class ClipSpec:
     start: int = 0  # first frame of the segment
     frames: int = 33  # frames in the segment
     crop: tuple[int, int, int, int] | None = None  # (x, y, width, height); None = whole frame (trimmed to x8)
+    klass: str = ""  # class for per-class tables; "" = the JVET class of its size, else "WxH"
+    raw: tuple[str | None, str | None, str | None] | None = None  # raw .yuv: (size, fps, pix_fmt) overrides
 
 
 # The standard suite: fixed 33-frame segments (two 16-frame intra periods + 1), cropped to at most 416x240
@@ -123,10 +127,55 @@ def center_crop_box(h: int, w: int, multiple: int = 8) -> tuple[int, int, int, i
     return ((w - cw) // 2, (h - ch) // 2, cw, ch)
 
 
+def size_class(width: int, height: int) -> str:
+    """The JVET class of a picture size ("A".."E"), else "WxH"."""
+    return JVET_CLASSES.get((width, height), f"{width}x{height}")
+
+
+def load_raw_clip(spec: ClipSpec, path: str, n: int) -> Clip:
+    """A segment of a raw .yuv (format from its name and `spec.raw`): the planes are the reference, at their own
+    bit depth; the 8-bit RGB (for vcodec) comes from them by `vcodec.colour` (BT.709 limited range)."""
+    from vcodec.colour import Yuv420 as Planes
+    from vcodec.colour import rgb_bit_depth, yuv420_to_rgb
+    from vcodec.io.rawyuv import raw_yuv, read_planes
+
+    size, fps, pix_fmt = spec.raw or (None, None, None)
+    fmt = raw_yuv(path, size=size, fps=fps, pix_fmt=pix_fmt)
+    if fmt.chroma != "420":
+        raise ValueError(f"{spec.name}: {fmt.pix_fmt}: only 4:2:0 sources can be benchmarked (every codec here is 4:2:0)")
+    y, u, v = read_planes(fmt, spec.start, n)
+    h, w = y.shape[1:]
+    x0, y0, cw, ch = spec.crop or center_crop_box(h, w)
+    x0, y0 = x0 - x0 % 2, y0 - y0 % 2  # chroma sits on even positions
+    if x0 + cw > w or y0 + ch > h or cw % 8 or ch % 8 or cw <= 0 or ch <= 0:
+        raise ValueError(f"{spec.name}: crop {spec.crop} does not fit {w}x{h} in multiples of 8")
+    yuv = Planes(
+        np.ascontiguousarray(y[:, y0 : y0 + ch, x0 : x0 + cw]),
+        np.ascontiguousarray(u[:, y0 // 2 : (y0 + ch) // 2, x0 // 2 : (x0 + cw) // 2]),
+        np.ascontiguousarray(v[:, y0 // 2 : (y0 + ch) // 2, x0 // 2 : (x0 + cw) // 2]),
+    )
+    rgb = yuv420_to_rgb(yuv, fmt.bit_depth)
+    if fmt.bit_depth > 8:
+        rgb = rgb_bit_depth(rgb, fmt.bit_depth)
+    source = {
+        "file": os.path.basename(path),
+        "start": spec.start,
+        "frames": int(y.shape[0]),
+        "crop": [x0, y0, cw, ch],
+        "source_size": [w, h],
+        "pix_fmt": fmt.pix_fmt,
+        "bit_depth": fmt.bit_depth,
+    }
+    return Clip(spec.name, rgb, yuv, float(fmt.fps), source, bit_depth=fmt.bit_depth,
+                klass=spec.klass or size_class(cw, ch))  # fmt: skip
+
+
 def load_clip(spec: ClipSpec, max_frames: int | None = None) -> Clip:
     path = find_file(spec.file)
     n = spec.frames if max_frames is None else min(spec.frames, max_frames)
     check_not_training(os.path.basename(path), spec.start, n)
+    if path.lower().endswith(".yuv"):
+        return load_raw_clip(spec, path, n)
     rgb, fps = read_segment(path, spec.start, n)
     h, w = rgb.shape[1:3]
     x, y, cw, ch = spec.crop or center_crop_box(h, w)
@@ -140,7 +189,18 @@ def load_clip(spec: ClipSpec, max_frames: int | None = None) -> Clip:
         "crop": [x, y, cw, ch],
         "source_size": [w, h],
     }
-    return Clip(spec.name, rgb, rgb_to_yuv420(rgb), fps, source)
+    return Clip(spec.name, rgb, rgb_to_yuv420(rgb), fps, source, klass=spec.klass or size_class(cw, ch))
+
+
+def clip_hash(clip: Clip) -> str:
+    """sha256 of everything a codec and the metrics see of a clip: frames, planes, bit depth and frame rate."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(repr((clip.rgb.shape, clip.yuv.y.shape, clip.bit_depth, float(clip.fps))).encode())
+    for a in (clip.rgb, clip.yuv.y, clip.yuv.u, clip.yuv.v):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
 
 
 # ------------------------------------------------------------------ smoke suite: synthetic, seconds
@@ -173,7 +233,8 @@ def synthetic_clip(spec: ClipSpec, max_frames: int | None = None) -> Clip:
             img = np.stack([s, 0.5 * s + 0.25, 1 - s], -1)
         frames.append(np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8))
     rgb = np.stack(frames)
-    return Clip(spec.name, rgb, rgb_to_yuv420(rgb), 25.0, {"file": spec.file, "frames": t, "crop": list(spec.crop)})
+    source = {"file": spec.file, "frames": t, "crop": list(spec.crop)}
+    return Clip(spec.name, rgb, rgb_to_yuv420(rgb), 25.0, source, klass=spec.klass or size_class(w, h))
 
 
 def get_clip(spec: ClipSpec, max_frames: int | None = None) -> Clip:
@@ -182,21 +243,45 @@ def get_clip(spec: ClipSpec, max_frames: int | None = None) -> Clip:
     return load_clip(spec, max_frames)
 
 
-def folder_suite(folder: str, frames: int = 33) -> tuple[ClipSpec, ...]:
+def folder_suite(folder: str, frames: int = 33, raw=None) -> tuple[ClipSpec, ...]:
+    """Every video (and raw .yuv) in `folder`, frames [0, frames), centre-cropped to multiples of 8. `raw`:
+    (size, fps, pix_fmt) overrides for the .yuv files (None entries: from the file name)."""
     names = sorted(f for f in os.listdir(folder) if f.lower().endswith(VIDEO_EXTENSIONS))
     if not names:
         raise ValueError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) in {folder}")
-    return tuple(
-        ClipSpec(os.path.splitext(n)[0], os.path.abspath(os.path.join(folder, n)), 0, frames, None) for n in names
-    )
+    return tuple(_file_spec(os.path.join(folder, n), frames, raw) for n in names)
 
 
-def resolve_suite(suite: str) -> tuple[str, tuple[ClipSpec, ...]]:
-    """'smoke' | 'standard' | a folder of videos -> (suite name, clip specs)."""
-    if suite == "smoke":
-        return "smoke", SMOKE
-    if suite == "standard":
-        return "standard", STANDARD
+def _file_spec(path: str, frames: int, raw) -> ClipSpec:
+    name = os.path.splitext(os.path.basename(path))[0]
+    is_raw = path.lower().endswith(".yuv")
+    return ClipSpec(name, os.path.abspath(path), 0, frames, None, raw=tuple(raw) if is_raw and raw else None)
+
+
+def resolve_suite(suite: str, frames: int | None = None, raw=None) -> tuple[str, tuple[ClipSpec, ...]]:
+    """'smoke' | 'standard' | 'long' | a folder of videos | one video or .yuv -> (suite name, clip specs).
+
+    `frames`: frames per clip of a folder or file (default 33); the named suites take it as a cap on their segments.
+    `raw`: (size, fps, pix_fmt) for raw .yuv files whose names do not say (or say wrongly)."""
+    if suite in SUITES:
+        return suite, SUITES[suite]
     if os.path.isdir(suite):
-        return os.path.abspath(suite), folder_suite(suite)
-    raise ValueError(f"--suite must be smoke, standard or a folder of videos; got {suite!r}")
+        return os.path.abspath(suite), folder_suite(suite, frames or 33, raw)
+    if os.path.isfile(suite):
+        return os.path.abspath(suite), (_file_spec(suite, frames or 33, raw),)
+    raise ValueError(f"--suite must be {', '.join(SUITES)}, a folder of videos or a video file; got {suite!r}")
+
+
+# ------------------------------------------------------------------ long suite: research scale, for a later session
+# Native resolution (trimmed to multiples of 8), 97 frames (three 32-frame intra periods + 1, the JVET RA period):
+# every clip of data/raw that has 97 consecutive frames outside data/manifest.json's training runs (17-frame runs
+# at each `train_runs` start). carphone and megamind are held out whole; vtest 68..164 lies between the training
+# runs at 51 and 171; box 17..113 between those at 0 and 136. No other source has 96 free consecutive frames
+# (bikes 34..96 = 63, bigbuckbunny 17..60 = 44, cup 68..118 = 51, city/alea/anim1/homer/tree <= 37).
+LONG = (
+    ClipSpec("carphone", "carphone_pristine.mp4", start=0, frames=97, crop=None),  # 176x144, 29.97 fps
+    ClipSpec("megamind", "Megamind.avi", start=0, frames=97, crop=None),  # 720x528, 23.976 fps
+    ClipSpec("vtest", "vtest.avi", start=68, frames=97, crop=None),  # 768x576, 10 fps
+    ClipSpec("box", "box.mp4", start=17, frames=97, crop=None),  # 640x480, 29.97 fps
+)
+SUITES = {"smoke": SMOKE, "standard": STANDARD, "long": LONG}

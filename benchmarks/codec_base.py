@@ -17,13 +17,28 @@ class CodecUnavailable(RuntimeError):
 
 @dataclass
 class Clip:
-    """A benchmark clip: uint8 RGB frames (T, H, W, 3), their YUV 4:2:0 planes, and a frame rate."""
+    """A benchmark clip: uint8 RGB frames (T, H, W, 3), its YUV 4:2:0 planes, and a frame rate.
+
+    `yuv` is the reference for the classical codecs and the YUV metrics, at `bit_depth` bits (uint8 planes at 8 bits,
+    uint16 above: a 10-bit test sequence stays 10-bit). `rgb` is always 8-bit (what vcodec codes); for a raw YUV
+    source it is derived from `yuv` by `vcodec.colour` (BT.709 limited range).
+    """
 
     name: str
     rgb: np.ndarray
     yuv: Yuv420
     fps: float = 25.0
     source: dict = field(default_factory=dict)
+    bit_depth: int = 8
+    klass: str = ""  # the sequence's class (JVET class by size, or the suite's grouping); "" = none
+
+    def reference_rgb(self) -> np.ndarray:
+        """RGB at the clip's bit depth, for RGB metrics (uint8 at 8 bits, else uint16 from the YUV planes)."""
+        if self.bit_depth == 8:
+            return self.rgb
+        from vcodec.colour import yuv420_to_rgb
+
+        return yuv420_to_rgb(self.yuv, self.bit_depth)
 
     @property
     def num_frames(self) -> int:
@@ -66,6 +81,13 @@ class Codec:
         """Exact tool versions and settings (JSON-able)."""
         raise NotImplementedError
 
+    def settings(self, point) -> dict:
+        """What determines the coded stream at `point` (JSON-able): the result cache keys on it, so it must name the
+        exact tool versions and every option. Default: the description without its list of rate points."""
+        d = {k: v for k, v in self.description().items() if k not in ("rate_points", "options_at_first_point",
+                                                                        "command_at_first_point")}  # fmt: skip
+        return {**d, "point": point}
+
     def rate_points(self) -> list:
         """The rate points to run, lowest rate first where known (QPs, quality indices, ...)."""
         raise NotImplementedError
@@ -79,6 +101,10 @@ class Codec:
     def payload_bytes(self, encoded: Encoded) -> int:
         """Coded payload inside the file (the rest is container overhead); called outside the timed region."""
         return encoded.num_bytes
+
+    def command_line(self, point) -> str | None:
+        """A command line that reproduces the encode at `point` (for the results), or None."""
+        return None
 
     def point_label(self, point) -> str:
         return str(point)

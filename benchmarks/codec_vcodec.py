@@ -75,6 +75,10 @@ class VCodec(Codec):
             "input": "RGB uint8, full range",
         }
 
+    def command_line(self, point) -> str:
+        model = self.model_arg if isinstance(self.model_arg, (str, os.PathLike)) else getattr(self.tokenizer, "name", "?")
+        return f"vcodec encode IN -o OUT.vcb --model {model or 'default'} --quality {point} --device {self.device}"
+
     def encode(self, clip: Clip, point, path: str) -> Encoded:
         import vcodec
 

@@ -30,6 +30,10 @@ from benchmarks.codec_vcodec import VCodec
 from benchmarks.measure import run_process
 from vcodec.colour import Yuv420, from_high_bit_depth, to_high_bit_depth
 
+# coding structures (see conditions.py): "default" = closed GOPs every intra period with random-access mini-GOPs
+# (the original benchmark conditions), "ra" = JVET-style random access, "ld" = low delay (one intra picture)
+STRUCTURES = ("default", "ra", "ld")
+
 
 # ------------------------------------------------------------------ helpers
 def ffmpeg_exe() -> str:
@@ -90,16 +94,29 @@ def pyav_versions() -> dict:
     }
 
 
-def _planes_to_frame_array(yuv: Yuv420, i: int, bit_depth: int) -> np.ndarray:
+def convert_depth(plane: np.ndarray, src: int, dst: int) -> np.ndarray:
+    """Samples from `src` to `dst` bits: left shift up (the usual way to code an 8-bit source at 10 bits), rounding
+    half up down; uint8 at 8 bits, else uint16."""
+    if dst == src:
+        return plane.astype(np.uint8 if dst == 8 else np.uint16, copy=False)
+    if src == 8 and dst > 8:
+        return to_high_bit_depth(plane, dst)
+    if dst == 8:
+        return from_high_bit_depth(plane, src)
+    if dst > src:
+        return plane.astype(np.uint16) << (dst - src)
+    shift = src - dst
+    return np.minimum((plane.astype(np.uint32) + (1 << (shift - 1))) >> shift, (1 << dst) - 1).astype(np.uint16)
+
+
+def _planes_to_frame_array(yuv: Yuv420, i: int, bit_depth: int, src_depth: int = 8) -> np.ndarray:
     # PyAV's planar yuv420p / yuv420p10le ndarray layout: (H * 3/2, W), U then V rows packed below Y
     h, w = yuv.y.shape[1:]
-    y, u, v = yuv.y[i], yuv.u[i], yuv.v[i]
-    if bit_depth > 8:
-        y, u, v = (to_high_bit_depth(p, bit_depth) for p in (y, u, v))
+    y, u, v = (convert_depth(p, src_depth, bit_depth) for p in (yuv.y[i], yuv.u[i], yuv.v[i]))
     return np.concatenate([y, u.reshape(h // 4, w), v.reshape(h // 4, w)], axis=0)
 
 
-def _frame_to_planes(frame, bit_depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _frame_to_planes(frame, out_depth: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     fmt = frame.format.name
     if fmt not in ("yuv420p", "yuv420p10le", "yuvj420p"):
         raise RuntimeError(f"unexpected decoded pixel format {fmt}")
@@ -109,11 +126,14 @@ def _frame_to_planes(frame, bit_depth: int) -> tuple[np.ndarray, np.ndarray, np.
     y = arr[:h]
     u = arr[h : h + h // 4].reshape(h // 2, w // 2)
     v = arr[h + h // 4 :].reshape(h // 2, w // 2)
-    return tuple(from_high_bit_depth(p, depth) for p in (y, u, v))
+    return tuple(convert_depth(p, depth, out_depth) for p in (y, u, v))
 
 
-def decode_with_pyav(path: str, fmt: str | None, bit_depth: int, expect_frames: int) -> tuple[Yuv420, str]:
-    """Decode a raw elementary stream with PyAV; returns 8-bit planes and the decoder's name."""
+def decode_with_pyav(
+    path: str, fmt: str | None, bit_depth: int, expect_frames: int, out_depth: int = 8
+) -> tuple[Yuv420, str]:
+    """Decode a raw elementary stream with PyAV; returns planes at `out_depth` bits (the source's) and the decoder's
+    name."""
     import av
 
     ys, us, vs = [], [], []
@@ -122,7 +142,7 @@ def decode_with_pyav(path: str, fmt: str | None, bit_depth: int, expect_frames: 
         stream.codec_context.thread_count = 1
         decoder = stream.codec_context.name
         for frame in container.decode(stream):
-            y, u, v = _frame_to_planes(frame, bit_depth)
+            y, u, v = _frame_to_planes(frame, out_depth)
             ys.append(y)
             us.append(u)
             vs.append(v)
@@ -179,11 +199,19 @@ class PyAVCodec(Codec):
     default_points: tuple = ()
     default_preset = "medium"
 
-    def __init__(self, points=None, preset: str | None = None, bit_depth: int = 10, intra_period: int = INTRA_PERIOD):
+    def __init__(
+        self,
+        points=None,
+        preset: str | None = None,
+        bit_depth: int = 10,
+        intra_period: int = INTRA_PERIOD,
+        structure: str = "default",
+    ):
         self.points = list(points) if points is not None else list(self.default_points)
         self.preset = preset or self.default_preset
         self.bit_depth = bit_depth
         self.intra_period = intra_period
+        self.structure = _check_structure(structure)
 
     def check(self) -> None:
         import av
@@ -215,11 +243,30 @@ class PyAVCodec(Codec):
             "bit_depth": self.bit_depth,
             "pix_fmt": self.pix_fmt,
             "container": f"raw {self.raw_format} elementary stream",
-            "intra_period": self.intra_period,
+            "intra_period": self.intra_period if self.structure != "ld" else -1,
+            "structure": self.structure,
             "rate_points": self.rate_points(),
             "preset": self.preset,
             "options_at_first_point": self.options(self.rate_points()[0]),
+            "command_at_first_point": self.command_line(self.rate_points()[0]),
         }
+
+    def settings(self, point) -> dict:
+        """Everything that determines the stream at `point`: tool versions and the exact encoder options."""
+        return {
+            "version": self.version(),
+            "libraries": pyav_versions(),
+            "bit_depth": self.bit_depth,
+            "options": self.options(point),
+        }
+
+    def command_line(self, point) -> str:
+        """An FFmpeg command line that runs the same encoder with the same options (we call it through PyAV)."""
+        opts = " ".join(f"-{k} {v}" for k, v in self.options(point).items())
+        return (
+            f"ffmpeg -f rawvideo -pix_fmt {self.pix_fmt} -s WxH -r FPS -i IN.yuv -c:v {self.encoder} -threads 1 "
+            f"{opts} -f {self.raw_format} OUT{self.extension}"
+        )
 
     @property
     def pix_fmt(self) -> str:
@@ -237,7 +284,7 @@ class PyAVCodec(Codec):
             stream.options = options
             for i in range(clip.num_frames):
                 frame = av.VideoFrame.from_ndarray(
-                    _planes_to_frame_array(clip.yuv, i, self.bit_depth), format=self.pix_fmt
+                    _planes_to_frame_array(clip.yuv, i, self.bit_depth, clip.bit_depth), format=self.pix_fmt
                 )
                 frame.pts = i
                 out.mux(stream.encode(frame))
@@ -264,7 +311,9 @@ class PyAVCodec(Codec):
         return demuxed_payload_bytes(encoded.path, self.raw_format)
 
     def decode(self, encoded: Encoded, clip: Clip) -> Decoded:
-        yuv, decoder = decode_with_pyav(encoded.path, self.raw_format, self.bit_depth, clip.num_frames)
+        yuv, decoder = decode_with_pyav(
+            encoded.path, self.raw_format, self.bit_depth, clip.num_frames, out_depth=clip.bit_depth
+        )
         encoded.info["decoder"] = decoder
         return Decoded(yuv=yuv)
 
@@ -280,7 +329,13 @@ class X264(PyAVCodec):
         # Rate points are QPs on the HEVC/VVC scale. x264's high-bit-depth QP scale is shifted by 6 per extra bit
         # (x264 10-bit qp 59 == 8-bit qp 47), unlike x265/vvenc whose QP means the same step at any bit depth.
         x264_qp = int(qp) + 6 * (self.bit_depth - 8)
-        params = f"keyint={self.intra_period}:min-keyint={self.intra_period}:scenecut=0:open-gop=0:threads=1"
+        params = {
+            "default": f"keyint={self.intra_period}:min-keyint={self.intra_period}:scenecut=0:open-gop=0:threads=1",
+            # x264 has no dyadic 32-frame hierarchy: a fixed 8-frame mini-GOP with a B-pyramid is the closest
+            "ra": f"keyint={self.intra_period}:min-keyint={self.intra_period}:scenecut=0:open-gop=1"
+            ":bframes=7:b-adapt=0:b-pyramid=normal:threads=1",
+            "ld": "keyint=infinite:scenecut=0:bframes=0:threads=1",
+        }[self.structure]
         return {"preset": self.preset, "tune": "psnr", "qp": str(x264_qp), "x264-params": params}
 
     @functools.cached_property
@@ -311,10 +366,15 @@ class X265(PyAVCodec):
     default_points = (47, 42, 37, 32, 27, 22, 17)
 
     def options(self, qp) -> dict:
-        params = (
-            f"qp={qp}:keyint={self.intra_period}:min-keyint={self.intra_period}:scenecut=0:open-gop=0"
-            ":info=0:pools=none:frame-threads=1:log-level=error"
-        )
+        gop = {
+            "default": f"keyint={self.intra_period}:min-keyint={self.intra_period}:scenecut=0:open-gop=0",
+            # x265 docs: --b-adapt 0 fixes the GOP from --keyint and --bframes; --b-pyramid makes B-frames references
+            "ra": f"keyint={self.intra_period}:min-keyint={self.intra_period}:scenecut=0:open-gop=1"
+            ":bframes=7:b-adapt=0:b-pyramid=1",
+            # --keyint -1: one key frame at the start (x265's "infinite GOP"); P-frames only (low-delay P)
+            "ld": "keyint=-1:scenecut=0:bframes=0",
+        }[self.structure]
+        params = f"qp={qp}:{gop}:info=0:pools=none:frame-threads=1:log-level=error"
         return {"preset": self.preset, "tune": "psnr", "x265-params": params}
 
     @functools.cached_property
@@ -339,9 +399,14 @@ class SvtAv1(PyAVCodec):
     default_preset = "4"
 
     def options(self, qp) -> dict:
-        params = (
-            f"rc=0:aq-mode=0:qp={qp}:tune=1:keyint={self.intra_period}:irefresh-type=2:scd=0:hierarchical-levels=4:lp=1"
-        )
+        gop = {
+            "default": f"keyint={self.intra_period}:irefresh-type=2:hierarchical-levels=4",
+            # random access, mini-GOP 32 (5 levels), forward key frames (open GOP, like a CRA)
+            "ra": f"keyint={self.intra_period}:irefresh-type=1:hierarchical-levels=5:pred-struct=2",
+            # low delay: pred-struct 1, keyint -1 = no key frame after the first
+            "ld": "keyint=-1:pred-struct=1",
+        }[self.structure]
+        params = f"rc=0:aq-mode=0:qp={qp}:tune=1:{gop}:scd=0:lp=1"
         return {"preset": str(self.preset), "svtav1-params": params}
 
     def version(self) -> str:
@@ -397,11 +462,17 @@ class VVenC(Codec):
     default_points = (47, 42, 37, 32, 27, 22, 17)
 
     def __init__(
-        self, points=None, preset: str = "medium", intra_period: int = INTRA_PERIOD, ffmpeg: str | None = None
+        self,
+        points=None,
+        preset: str = "medium",
+        intra_period: int = INTRA_PERIOD,
+        ffmpeg: str | None = None,
+        structure: str = "default",
     ):
         self.points = list(points) if points is not None else list(self.default_points)
         self.preset = preset
         self.intra_period = intra_period
+        self.structure = _check_structure(structure)
         self.bit_depth = 10
         self.ffmpeg = ffmpeg or ffmpeg_exe()
 
@@ -421,11 +492,14 @@ class VVenC(Codec):
         return list(self.points)
 
     def vvenc_params(self) -> str:
-        gop = 16 if self.intra_period % 32 else 32
-        return (
-            f"intraperiod={self.intra_period}:gopsize={gop}:decodingrefreshtype=idr_no_radl:poc0idr=1"
-            ":threads=1:maxparallelframes=1"
-        )
+        if self.structure == "ra":  # JVET RA: CRA every intra period, hierarchical GOP 32, first picture IDR
+            gop = f"intraperiod={self.intra_period}:gopsize=32:decodingrefreshtype=cra:poc0idr=1"
+        elif self.structure == "ld":  # JVET LD: one intra picture, GOP 8 without reordering (low-delay B)
+            gop = "intraperiod=-1:gopsize=8:picreordering=0:decodingrefreshtype=none"
+        else:
+            size = 16 if self.intra_period % 32 else 32
+            gop = f"intraperiod={self.intra_period}:gopsize={size}:decodingrefreshtype=idr_no_radl:poc0idr=1"
+        return gop + ":threads=1:maxparallelframes=1"
 
     def command(self, width: int, height: int, fps: float, qp, path: str) -> list[str]:
         fps = Fraction(fps).limit_denominator(1001)
@@ -462,7 +536,8 @@ class VVenC(Codec):
             "bit_depth": 10,
             "pix_fmt": "yuv420p10le",
             "container": "raw vvc (Annex B) elementary stream",
-            "intra_period": self.intra_period,
+            "intra_period": self.intra_period if self.structure != "ld" else -1,
+            "structure": self.structure,
             "rate_points": self.rate_points(),
             "preset": self.preset,
             "command_at_first_point": ("ffmpeg " + " ".join(self.command(0, 0, 25, self.points[0], "OUT.266")[1:]))
@@ -470,9 +545,22 @@ class VVenC(Codec):
             .replace("-r 25/1", "-r FPS"),
         }
 
+    def settings(self, point) -> dict:
+        """Everything that determines the stream at `point`: the libvvenc version and the exact command."""
+        return {"version": self._version, "ffmpeg": ffmpeg_version(self.ffmpeg), "command": self.command_line(point)}
+
+    def command_line(self, point) -> str:
+        return (
+            ("ffmpeg " + " ".join(self.command(0, 0, 25, point, "OUT.266")[1:]))
+            .replace("-s 0x0", "-s WxH")
+            .replace("-r 25/1", "-r FPS")
+        )
+
     def encode(self, clip: Clip, point, path: str) -> Encoded:
         t = clip.num_frames
-        raw = b"".join(_planes_to_frame_array(clip.yuv, i, 10).astype("<u2").tobytes() for i in range(t))
+        raw = b"".join(
+            _planes_to_frame_array(clip.yuv, i, 10, clip.bit_depth).astype("<u2").tobytes() for i in range(t)
+        )
         rc, _, err = run_process(self.command(clip.width, clip.height, clip.fps, point, path), stdin_data=raw)
         if rc != 0:
             raise RuntimeError(f"libvvenc encode failed (rc {rc}): {err.decode(errors='replace').strip()[-500:]}")
@@ -486,9 +574,15 @@ class VVenC(Codec):
         return demuxed_payload_bytes(encoded.path, self.raw_format)
 
     def decode(self, encoded: Encoded, clip: Clip) -> Decoded:
-        yuv, decoder = decode_with_pyav(encoded.path, self.raw_format, 10, clip.num_frames)
+        yuv, decoder = decode_with_pyav(encoded.path, self.raw_format, 10, clip.num_frames, out_depth=clip.bit_depth)
         encoded.info["decoder"] = decoder
         return Decoded(yuv=yuv)
+
+
+def _check_structure(structure: str) -> str:
+    if structure not in STRUCTURES:
+        raise ValueError(f"unknown coding structure {structure!r}; choose from {', '.join(STRUCTURES)}")
+    return structure
 
 
 # ------------------------------------------------------------------ registry

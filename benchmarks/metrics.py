@@ -26,16 +26,16 @@ VMAF_MODEL = "version=vmaf_v0.6.1"
 
 
 # ---------------------------------------------------------------- VMAF
-def write_y4m(path: str, yuv: Yuv420, fps: float = 25.0) -> None:
+def write_y4m(path: str, yuv: Yuv420, fps: float = 25.0, bit_depth: int = 8) -> None:
     t, h, w = yuv.shape
     num, den = _fps_fraction(fps)
+    cs = "C420jpeg" if bit_depth == 8 else f"C420p{bit_depth} XYSCSS=420P{bit_depth}"
     with open(path, "wb") as f:
-        f.write(f"YUV4MPEG2 W{w} H{h} F{num}:{den} Ip A1:1 C420jpeg XCOLORRANGE=LIMITED\n".encode())
+        f.write(f"YUV4MPEG2 W{w} H{h} F{num}:{den} Ip A1:1 {cs} XCOLORRANGE=LIMITED\n".encode())
         for i in range(t):
             f.write(b"FRAME\n")
-            f.write(yuv.y[i].tobytes())
-            f.write(yuv.u[i].tobytes())
-            f.write(yuv.v[i].tobytes())
+            for p in (yuv.y[i], yuv.u[i], yuv.v[i]):
+                f.write(p.tobytes() if bit_depth == 8 else p.astype("<u2").tobytes())
 
 
 def _fps_fraction(fps: float) -> tuple[int, int]:
@@ -61,12 +61,20 @@ def _filter_escape(path: str) -> str:
     return path.replace("\\", "\\\\").replace(":", "\\:").replace("'", "\\'")
 
 
-def vmaf(ref: Yuv420, dist: Yuv420, ffmpeg: str, threads: int = 1) -> tuple[float, str]:
+def vmaf(ref: Yuv420, dist: Yuv420, ffmpeg: str, threads: int = 1, bit_depth: int = 8) -> tuple[float, str]:
     """Mean VMAF (model vmaf_v0.6.1) of dist against ref; returns (score, libvmaf version)."""
+    mean, _, version = vmaf_frames(ref, dist, ffmpeg, threads, bit_depth)
+    return mean, version
+
+
+def vmaf_frames(
+    ref: Yuv420, dist: Yuv420, ffmpeg: str, threads: int = 1, bit_depth: int = 8
+) -> tuple[float, list[float], str]:
+    """VMAF (model vmaf_v0.6.1) of dist against ref at `bit_depth` bits: (mean, per-frame scores, libvmaf version)."""
     with tempfile.TemporaryDirectory(prefix="vmaf-") as tmp:
         rp, dp, log = (os.path.join(tmp, n) for n in ("ref.y4m", "dist.y4m", "vmaf.json"))
-        write_y4m(rp, ref)
-        write_y4m(dp, dist)
+        write_y4m(rp, ref, bit_depth=bit_depth)
+        write_y4m(dp, dist, bit_depth=bit_depth)
         graph = f"[0:v][1:v]libvmaf=model={VMAF_MODEL}:log_fmt=json:log_path={_filter_escape(log)}:n_threads={threads}"
         cmd = [
             ffmpeg,
@@ -89,7 +97,8 @@ def vmaf(ref: Yuv420, dist: Yuv420, ffmpeg: str, threads: int = 1) -> tuple[floa
             raise RuntimeError(f"libvmaf failed: {err.decode(errors='replace').strip()[-500:]}")
         with open(log) as f:
             data = json.load(f)
-    return float(data["pooled_metrics"]["vmaf"]["mean"]), str(data.get("version", "unknown"))
+    frames = [float(f["metrics"]["vmaf"]) for f in data.get("frames", [])]
+    return float(data["pooled_metrics"]["vmaf"]["mean"]), frames, str(data.get("version", "unknown"))
 
 
 # ---------------------------------------------------------------- LPIPS

@@ -1,23 +1,32 @@
-"""Run a suite: every clip x codec x rate point -> encode, decode, measure; clips in a process pool."""
+"""Run a suite: every clip x codec x rate point is one job -> encode, decode, measure.
+
+Jobs run in a process pool (`--jobs N`), or one shard of them (`--shard i/n`, merged by `merge`); each finished job
+is cached on disk under a key of the clip's content hash, the codec's exact settings and versions at that rate point
+and the metric set, so an interrupted or extended run recomputes nothing it already has (`--force` recomputes).
+"""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import datetime
+import hashlib
+import json
 import multiprocessing
 import os
 import platform
 import shutil
 import sys
 import tempfile
+import time
 import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from benchmarks import clips as clips_mod
+from benchmarks import conditions as conditions_mod
 from benchmarks import metrics
-from benchmarks.codecs import INTRA_PERIOD, CodecUnavailable, canonical_name, ffmpeg_exe, ffmpeg_version, make_codec
+from benchmarks.codecs import CodecUnavailable, canonical_name, ffmpeg_exe, ffmpeg_version, make_codec
 from benchmarks.measure import measure
 from vcodec import colour
 from vcodec import metrics as quality
@@ -42,14 +51,22 @@ class BenchConfig:
     frames: int | None = None  # cap on frames per clip
     device: str = "cpu"
     model: object = None  # vcodec model name / path / Tokenizer
-    workers: int | None = None  # default: min(clips, cores)
+    jobs: int | None = None  # worker processes; default: min(jobs to run, cores)
     keep_streams: bool = False
-    force: bool = False
+    force: bool = False  # recompute every job (ignore the cache) and overwrite results.json
+    resume: bool = False  # reuse OUT/results.json's folder: cached jobs are read, the rest computed
     codec_options: dict = field(default_factory=dict)  # {codec: {kwarg: value}} overrides
+    conditions: str = "default"  # benchmarks.conditions.PRESETS
+    shard: object = None  # "i/n" or (i, n): run only jobs with index % n == i
+    cache_dir: str | None = None  # default OUT/cache
+    raw: tuple | None = None  # raw .yuv (size, fps, pix_fmt) overrides
+    anchors: tuple[str, ...] | None = None  # BD-rate anchors; default report.BD_ANCHORS
+    command_line: list | None = None  # the command that started the run (recorded in results.json)
+    workers: int | None = None  # the former name of `jobs` (used when `jobs` is not given)
 
 
-def codec_kwargs(name: str, suite_name: str, config: BenchConfig) -> dict:
-    kwargs: dict = {}
+def codec_kwargs(name: str, suite_name: str, config: BenchConfig, cond=None) -> dict:
+    kwargs: dict = dict((cond or conditions_mod.get(config.conditions)).codec_kwargs(name))
     if suite_name == "smoke":
         kwargs.update(SMOKE_SETTINGS.get(name, {}))
     if name == "vcodec":
@@ -105,102 +122,245 @@ def _set_torch_threads() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
+def _planes_at(yuv, bit_depth: int):
+    """8-bit planes -> `bit_depth` bits (left shift), for measuring vcodec's 8-bit output against a deeper source."""
+    if bit_depth == 8 or yuv.y.dtype != np.uint8:
+        return yuv
+    return colour.Yuv420(*(colour.to_high_bit_depth(p, bit_depth) for p in yuv.planes()))
+
+
 def evaluate(clip, decoded, want_lpips: bool, want_vmaf: bool, ffmpeg: str) -> dict:
-    """All quality metrics of one decoded clip against the reference (PSNR and MS-SSIM: `vcodec.metrics`)."""
-    if decoded.yuv is None:
-        dec_yuv = colour.rgb_to_yuv420(decoded.rgb)
-        dec_rgb = decoded.rgb
-    else:
+    """All quality metrics of one decoded clip against the reference (PSNR and MS-SSIM: `vcodec.metrics`), at the
+    clip's bit depth (PSNR peak 1023 for a 10-bit source). Adds `per_frame`: {metric: [value per frame]}."""
+    bd = clip.bit_depth
+    if decoded.yuv is None:  # vcodec: 8-bit RGB out
+        dec_rgb8 = decoded.rgb
+        dec_yuv = colour.rgb_to_yuv420(decoded.rgb, bd)
+        dec_rgb = decoded.rgb if bd == 8 else colour.rgb_bit_depth(decoded.rgb, bd)
+    else:  # classical: planes at the clip's bit depth
         dec_yuv = decoded.yuv
-        dec_rgb = decoded.rgb if decoded.rgb is not None else colour.yuv420_to_rgb(decoded.yuv)
-    row = quality.psnr_yuv_611(clip.yuv, dec_yuv)
-    row["psnr_rgb"] = quality.psnr_rgb(clip.rgb, dec_rgb)
-    value, scales = quality.ms_ssim_rgb(clip.rgb, dec_rgb)
+        dec_rgb = decoded.rgb if decoded.rgb is not None else colour.yuv420_to_rgb(decoded.yuv, bd)
+        dec_rgb8 = dec_rgb if bd == 8 else colour.rgb_bit_depth(dec_rgb, bd)
+    ref_rgb = clip.reference_rgb()
+    frames = {k: v.tolist() for k, v in quality.psnr_yuv_frames(clip.yuv, dec_yuv, bd).items()}
+    row = quality.psnr_yuv_611(clip.yuv, dec_yuv, bd)
+    frames["psnr_yuv"] = [(6 * y + u + v) / 8 for y, u, v in zip(frames["psnr_y"], frames["psnr_u"], frames["psnr_v"])]
+    frames["psnr_rgb"] = quality.psnr_frames(ref_rgb, dec_rgb, bd).tolist()
+    row["psnr_rgb"] = quality.psnr_rgb(ref_rgb, dec_rgb, bit_depth=bd)
+    per_frame_ssim, scales = quality.ms_ssim_rgb_frames(ref_rgb, dec_rgb, bit_depth=bd)
+    value = float(per_frame_ssim.mean())
+    frames["ms_ssim"] = per_frame_ssim.tolist()
     row.update(ms_ssim=value, ms_ssim_db=quality.ms_ssim_db(value), ms_ssim_scales=scales)
-    row["vmaf"] = metrics.vmaf(clip.yuv, dec_yuv, ffmpeg)[0] if want_vmaf else None
-    row["lpips"] = metrics.lpips_video(clip.rgb, dec_rgb) if want_lpips else None
+    if want_vmaf:
+        row["vmaf"], frames["vmaf"], _ = metrics.vmaf_frames(clip.yuv, dec_yuv, ffmpeg, bit_depth=bd)
+    else:
+        row["vmaf"] = None
+    row["lpips"] = metrics.lpips_video(clip.rgb, dec_rgb8) if want_lpips else None
+    row["per_frame"] = frames
     return row
 
 
-def run_clip(spec, codec_specs, frames, want_lpips, want_vmaf, streams_dir) -> dict:
-    """Worker: one clip through every codec and rate point. Returns {"rows": [...], "errors": [...], "clip": {...}}."""
+# ------------------------------------------------------------------ jobs: one (clip, codec, rate point) each
+@dataclass(frozen=True)
+class Job:
+    index: int  # position in the full plan (clip-major, then codec, then rate point): the order of the rows
+    clip: int  # index into the suite's clip specs
+    codec: str
+    point: object
+    key: str  # cache key: sha256 of the clip content, the codec's settings at this point and the metric set
+
+
+# Worker state, set once per process by `_init_worker` (pickled once, not per job).
+_STATE: dict = {}
+
+
+def _init_worker(specs, codec_kwargs_by_name, frames, want_lpips, want_vmaf, streams_dir) -> None:
     _worker_init()
-    clip = clips_mod.get_clip(spec, frames)
-    ffmpeg = ffmpeg_exe()
-    rows, errors = [], []
-    tmp = tempfile.mkdtemp(prefix=f"bench-{spec.name}-")
+    _STATE.clear()
+    _STATE.update(specs=specs, kwargs=codec_kwargs_by_name, frames=frames, lpips=want_lpips, vmaf=want_vmaf,
+                  streams=streams_dir, clips={}, codecs={})  # fmt: skip
+
+
+def _clip(i: int):
+    cache = _STATE["clips"]
+    if i not in cache:
+        cache.clear()  # one clip in memory per process (jobs arrive clip-major)
+        cache[i] = clips_mod.get_clip(_STATE["specs"][i], _STATE["frames"])
+    return cache[i]
+
+
+def _codec(name: str):
+    if name not in _STATE["codecs"]:
+        codec = make_codec(name, **_STATE["kwargs"][name])
+        codec.check()
+        _STATE["codecs"][name] = codec
+    return _STATE["codecs"][name]
+
+
+def run_job(job: Job) -> dict:
+    """Worker: encode, decode and measure one job. Returns {"row": ...} or {"error": ...}."""
     try:
-        for name, kwargs in codec_specs:
-            codec = make_codec(name, **kwargs)
-            try:
-                codec.check()
-                points = codec.rate_points()
-            except Exception as e:  # unavailable in this worker although the parent saw it: record, go on
-                errors.append({"codec": name, "clip": clip.name, "point": None, "error": f"{type(e).__name__}: {e}"})
-                continue
-            _set_torch_threads()
-            for point in points:
-                label = codec.point_label(point)
-                where = streams_dir or tmp
-                os.makedirs(os.path.join(where, clip.name), exist_ok=True)
-                path = os.path.join(where, clip.name, f"{name}-{label}{codec.extension}")
-                try:
-                    with measure() as enc_m:
-                        encoded = codec.encode(clip, point, path)
-                    with measure() as dec_m:
-                        decoded = codec.decode(encoded, clip)
-                    payload = codec.payload_bytes(encoded)
-                    quality = evaluate(clip, decoded, want_lpips, want_vmaf, ffmpeg)
-                except Exception as e:
-                    errors.append(
-                        {"codec": name, "clip": clip.name, "point": label, "error": f"{type(e).__name__}: {e}",
-                         "traceback": traceback.format_exc(limit=4)}
-                    )  # fmt: skip
-                    continue
-                finally:
-                    if not streams_dir and os.path.exists(path):
-                        os.remove(path)
-                pixels = clip.num_frames * clip.width * clip.height
-                rows.append(
-                    {
-                        "codec": name,
-                        "clip": clip.name,
-                        "point": point,
-                        "frames": clip.num_frames,
-                        "width": clip.width,
-                        "height": clip.height,
-                        "fps": clip.fps,
-                        "bytes": encoded.num_bytes,
-                        "payload_bytes": payload,
-                        "overhead_bytes": encoded.num_bytes - payload,
-                        "bpp": encoded.num_bytes * 8 / pixels,
-                        "bpp_payload": payload * 8 / pixels,
-                        **quality,
-                        "encode_seconds": enc_m.seconds,
-                        "decode_seconds": dec_m.seconds,
-                        "encode_fps": clip.num_frames / enc_m.seconds if enc_m.seconds > 0 else None,
-                        "decode_fps": clip.num_frames / dec_m.seconds if dec_m.seconds > 0 else None,
-                        "encode_peak_mib": enc_m.peak_mib,
-                        "decode_peak_mib": dec_m.peak_mib,
-                        "encode_child_peak_mib": enc_m.child_peak_mib or None,
-                        "memory_method": enc_m.method,
-                        "info": encoded.info,
-                    }
-                )
+        clip = _clip(job.clip)
+        codec = _codec(job.codec)
+    except Exception as e:  # a clip that cannot load, a codec unavailable in this worker: record, go on
+        name = _STATE["specs"][job.clip].name
+        return {"error": {"codec": job.codec, "clip": name, "point": None, "error": f"{type(e).__name__}: {e}"}}
+    _set_torch_threads()
+    label = codec.point_label(job.point)
+    tmp = None
+    where = _STATE["streams"]
+    if not where:
+        tmp = where = tempfile.mkdtemp(prefix=f"bench-{clip.name}-")
+    os.makedirs(os.path.join(where, clip.name), exist_ok=True)
+    path = os.path.join(where, clip.name, f"{job.codec}-{label}{codec.extension}")
+    try:
+        with measure() as enc_m:
+            encoded = codec.encode(clip, job.point, path)
+        with measure() as dec_m:
+            decoded = codec.decode(encoded, clip)
+        payload = codec.payload_bytes(encoded)
+        measured = evaluate(clip, decoded, _STATE["lpips"], _STATE["vmaf"], ffmpeg_exe())
+    except Exception as e:
+        return {"error": {"codec": job.codec, "clip": clip.name, "point": label, "error": f"{type(e).__name__}: {e}",
+                          "traceback": traceback.format_exc(limit=4)}}  # fmt: skip
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return {"rows": rows, "errors": errors, "clip": {"name": clip.name, **clip.source, "fps": clip.fps}}
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    pixels = clip.num_frames * clip.width * clip.height
+    n = clip.num_frames
+    row = {
+        "codec": job.codec,
+        "clip": clip.name,
+        "class": clip.klass,
+        "point": job.point,
+        "frames": n,
+        "width": clip.width,
+        "height": clip.height,
+        "fps": clip.fps,
+        "bit_depth": clip.bit_depth,
+        "bytes": encoded.num_bytes,
+        "payload_bytes": payload,
+        "overhead_bytes": encoded.num_bytes - payload,
+        "bpp": encoded.num_bytes * 8 / pixels,
+        "bpp_payload": payload * 8 / pixels,
+        "kbps": encoded.num_bytes * 8 * clip.fps / n / 1000,
+        **measured,
+        "encode_seconds": enc_m.seconds,
+        "decode_seconds": dec_m.seconds,
+        "encode_ms_per_frame": 1000 * enc_m.seconds / n,
+        "decode_ms_per_frame": 1000 * dec_m.seconds / n,
+        "encode_fps": n / enc_m.seconds if enc_m.seconds > 0 else None,
+        "decode_fps": n / dec_m.seconds if dec_m.seconds > 0 else None,
+        "encode_peak_mib": enc_m.peak_mib,
+        "decode_peak_mib": dec_m.peak_mib,
+        "encode_child_peak_mib": enc_m.child_peak_mib or None,
+        "memory_method": enc_m.method,
+        "info": encoded.info,
+    }
+    row["command"] = codec.command_line(job.point)
+    return {"row": row}
+
+
+# ------------------------------------------------------------------ the result cache
+CACHE_FORMAT = "vcodec-bench-cache/1"
+# fields that measure the machine, not the codec: they differ between runs of the same job
+TIMING_FIELDS = (
+    "encode_seconds", "decode_seconds", "encode_ms_per_frame", "decode_ms_per_frame", "encode_fps", "decode_fps",
+    "encode_peak_mib", "decode_peak_mib", "encode_child_peak_mib", "memory_method",
+)  # fmt: skip
+
+
+def job_key(clip_sha: str, codec: str, settings: dict, metric_set: dict) -> str:
+    material = {"format": CACHE_FORMAT, "clip": clip_sha, "codec": codec, "settings": settings, "metrics": metric_set}
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _cache_path(cache_dir: str, key: str) -> str:
+    return os.path.join(cache_dir, key[:2], key + ".json")
+
+
+def cache_load(cache_dir: str, key: str) -> dict | None:
+    try:
+        with open(_cache_path(cache_dir, key)) as f:
+            entry = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return entry.get("row") if entry.get("key") == key else None
+
+
+def cache_store(cache_dir: str, key: str, row: dict, material: dict) -> None:
+    """Atomically (write + rename), so that concurrent shards sharing a cache never see half a file."""
+    path = _cache_path(cache_dir, key)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".part")
+    with os.fdopen(fd, "w") as f:
+        json.dump({"key": key, "material": material, "row": row}, f, sort_keys=True, default=_json_default)
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON-able: {type(o)}")
+
+
+def comparable(results: dict) -> list[dict]:
+    """The rows without their timing and memory fields: what two runs of the same plan must agree on exactly."""
+    return [
+        {k: v for k, v in r.items() if k not in TIMING_FIELDS}
+        for c in results["codecs"]
+        for r in c["results"]
+    ]
+
+
+# ------------------------------------------------------------------ planning and running
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'i/n' (0 <= i < n) -> (i, n)."""
+    if not text:
+        return None
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must be I/N (e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"--shard {text}: need 0 <= I < N")
+    return i, n
+
+
+def _execute(jobs: list[Job], init_args: tuple, workers: int, on_done) -> None:
+    if workers <= 1 or len(jobs) <= 1:
+        _init_worker(*init_args)
+        for job in jobs:
+            on_done(job, run_job(job))
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                initargs=init_args) as pool:  # fmt: skip
+        futures = {pool.submit(run_job, job): job for job in jobs}
+        for fut in cf.as_completed(futures):
+            job = futures[fut]
+            try:
+                out = fut.result()
+            except Exception as e:  # the worker died
+                out = {"error": {"codec": job.codec, "clip": None, "point": str(job.point),
+                                 "error": f"{type(e).__name__}: {e}"}}  # fmt: skip
+            on_done(job, out)
 
 
 def run(config: BenchConfig, progress=print) -> dict:
-    """Run the benchmark described by `config`, write every output into config.out_dir, return the results dict."""
+    """Run the benchmark described by `config` (or its shard), write every output into config.out_dir, return the
+    results dict. Finished jobs come from the cache (config.cache_dir, default OUT/cache) unless config.force."""
     from benchmarks import report
 
-    suite_name, specs = clips_mod.resolve_suite(config.suite)
+    t_start = time.perf_counter()
+    cond = conditions_mod.get(config.conditions)
+    suite_name, specs = clips_mod.resolve_suite(config.suite, config.frames, config.raw)
     out = config.out_dir
-    if os.path.exists(os.path.join(out, "results.json")) and not config.force:
-        raise FileExistsError(f"{out}/results.json exists; pass --force to overwrite")
+    shard = parse_shard(config.shard) if isinstance(config.shard, str) else config.shard
+    if os.path.exists(os.path.join(out, "results.json")) and not config.force and not config.resume:
+        raise FileExistsError(f"{out}/results.json exists; pass --resume to extend it or --force to recompute it")
     os.makedirs(out, exist_ok=True)
+    cache_dir = config.cache_dir or os.path.join(out, "cache")
 
     # which codecs can run here, with their descriptions (tool versions) -- skipped ones say why
     names = []
@@ -208,9 +368,9 @@ def run(config: BenchConfig, progress=print) -> dict:
         c = canonical_name(n)
         if c not in names:
             names.append(c)
-    available, skipped, descriptions = [], [], {}
+    available, skipped, descriptions, codecs = [], [], {}, {}
     for name in names:
-        kwargs = codec_kwargs(name, suite_name, config)
+        kwargs = codec_kwargs(name, suite_name, config, cond)
         codec = make_codec(name, **kwargs)
         try:
             codec.check()
@@ -222,6 +382,7 @@ def run(config: BenchConfig, progress=print) -> dict:
         if name == "vcodec" and not isinstance(kwargs.get("model"), (str, os.PathLike, type(None))):
             kwargs["model"] = codec.tokenizer  # pass the loaded tokenizer object to the workers
         available.append((name, kwargs))
+        codecs[name] = codec
 
     ffmpeg = ffmpeg_exe()
     vmaf_reason = metrics.vmaf_status(ffmpeg)
@@ -230,63 +391,161 @@ def run(config: BenchConfig, progress=print) -> dict:
         progress(f"LPIPS unavailable: {lpips_reason}")
     if vmaf_reason:
         progress(f"VMAF unavailable: {vmaf_reason}")
+    metric_set = {"vmaf": None if vmaf_reason else metrics.VMAF_MODEL, "lpips": lpips_reason is None}
 
-    workers = config.workers or max(1, min(len(specs), os.cpu_count() or 1))
+    # the plan: every (clip, codec, point), keyed by the clip's content hash and the codec's settings at the point
+    clip_infos, jobs = [], []
+    for ci, spec in enumerate(specs):
+        try:
+            clip = clips_mod.get_clip(spec, config.frames)
+        except Exception as e:
+            if isinstance(e, clips_mod.TrainingOverlapError):
+                raise
+            clip_infos.append({"name": spec.name, "error": f"{type(e).__name__}: {e}"})
+            continue
+        sha = clips_mod.clip_hash(clip)
+        clip_infos.append({"name": clip.name, **clip.source, "fps": clip.fps, "class": clip.klass,
+                           "bit_depth": clip.bit_depth, "sha256": sha})  # fmt: skip
+        del clip
+        for name, _ in available:
+            for point in codecs[name].rate_points():
+                key = job_key(sha, name, codecs[name].settings(point), metric_set)
+                jobs.append(Job(len(jobs), ci, name, point, key))
+    plan = [[specs[j.clip].name, j.codec, codecs[j.codec].point_label(j.point)] for j in jobs]
+    mine = [j for j in jobs if shard is None or j.index % shard[1] == shard[0]]
+
+    rows: dict[int, dict] = {}
+    errors: list[tuple[int, dict]] = [
+        (-1, {"codec": None, "clip": c["name"], "point": None, "error": c["error"]}) for c in clip_infos if "error" in c
+    ]
+    todo = []
+    for j in mine:
+        row = None if config.force else cache_load(cache_dir, j.key)
+        if row is None:
+            todo.append(j)
+        else:
+            rows[j.index] = {**row, "clip": specs[j.clip].name}
+    workers = config.jobs or config.workers or max(1, min(len(todo), os.cpu_count() or 1))
+    workers = max(1, min(workers, len(todo) or 1))
+    progress(
+        f"suite {suite_name}, conditions {cond.name}: {len(specs)} clips x {len(available)} codecs = {len(jobs)} jobs"
+        + (f", shard {shard[0]}/{shard[1]}: {len(mine)}" if shard else "")
+        + f"; {len(mine) - len(todo)} cached, {len(todo)} to run on {workers} worker(s)"
+    )
     streams_dir = os.path.join(out, "streams") if config.keep_streams else None
-    args = [(spec, available, config.frames, lpips_reason is None, vmaf_reason is None, streams_dir) for spec in specs]
-    progress(f"suite {suite_name}: {len(specs)} clips x {len(available)} codecs on {workers} worker(s)")
-    results_by_clip = {}
-    if workers == 1:
-        for spec, a in zip(specs, args):
-            results_by_clip[spec.name] = run_clip(*a)
-            progress(f"  {spec.name}: done")
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
-            futures = {pool.submit(run_clip, *a): spec.name for spec, a in zip(specs, args)}
-            for fut in cf.as_completed(futures):
-                name = futures[fut]
-                try:
-                    results_by_clip[name] = fut.result()
-                except Exception as e:  # a clip that cannot load: say so, keep the others
-                    results_by_clip[name] = {
-                        "rows": [],
-                        "errors": [{"codec": None, "clip": name, "point": None, "error": f"{type(e).__name__}: {e}"}],
-                        "clip": {"name": name},
-                    }
-                progress(f"  {name}: done")
+    init_args = (specs, dict(available), config.frames, lpips_reason is None, vmaf_reason is None, streams_dir)
+    done = 0
 
-    clip_order = [s.name for s in specs]
+    def on_done(job: Job, result: dict) -> None:
+        nonlocal done
+        done += 1
+        if "row" in result:
+            material = {"clip": clip_infos[job.clip].get("sha256"), "codec": job.codec, "point": job.point}
+            cache_store(cache_dir, job.key, result["row"], material)
+            rows[job.index] = result["row"]
+        else:
+            errors.append((job.index, result["error"]))
+        progress(f"  [{done}/{len(todo)}] {plan[job.index][0]} {job.codec} {plan[job.index][2]}"
+                 + ("" if "row" in result else ": error"))  # fmt: skip
+
+    _execute(todo, init_args, workers, on_done)
+
     codec_entries = []
     for name, _ in available:
-        rows = [r for c in clip_order for r in results_by_clip[c]["rows"] if r["codec"] == name]
-        codec_entries.append({"name": name, "description": descriptions[name], "results": rows})
-    errors = [e for c in clip_order for e in results_by_clip[c]["errors"]]
-    for e in errors:
+        codec_rows = [rows[j.index] for j in jobs if j.codec == name and j.index in rows]
+        codec_entries.append({"name": name, "description": descriptions[name], "results": codec_rows})
+    errors.sort(key=lambda e: e[0])
+    error_list = [e for _, e in errors]
+    for e in error_list:
         progress(f"error: {e['codec']} {e['clip']} {e['point']}: {e['error']}")
 
     results = {
         "format": RESULTS_FORMAT,
         "suite": suite_name,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "clips": [results_by_clip[c]["clip"] for c in clip_order],
-        "conditions": conditions(),
+        "clips": clip_infos,
+        "conditions": conditions(cond),
         "metrics": metric_info(vmaf_reason, lpips_reason),
         "environment": environment(workers),
+        "command_line": config.command_line,
         "codecs": codec_entries,
         "skipped": skipped,
-        "errors": errors,
+        "errors": error_list,
+        "anchors": list(config.anchors) if config.anchors else list(report.BD_ANCHORS),
+        "plan": plan,
+        "run": {
+            "jobs": len(mine),
+            "cached": len(mine) - len(todo),
+            "computed": len(todo),
+            "workers": workers,
+            "wall_seconds": time.perf_counter() - t_start,
+            "cache_dir": os.path.abspath(cache_dir),
+        },
     }
-    report.write_all(results, out)
+    if shard:
+        results["shard"] = {"index": shard[0], "count": shard[1]}
+        report.write_json(results, out)  # the merge writes the reports
+    else:
+        report.write_all(results, out)
     return results
 
 
-def conditions() -> dict:
+def merge(shard_dirs: list[str], out_dir: str, force: bool = False, progress=print) -> dict:
+    """Combine the results.json of the shards of one plan (`--shard i/n` runs) into one run, ordered as a serial run
+    orders it, and write every report into out_dir."""
+    from benchmarks import report
+
+    parts = []
+    for d in shard_dirs:
+        with open(os.path.join(d, "results.json")) as f:
+            parts.append(json.load(f))
+    if os.path.exists(os.path.join(out_dir, "results.json")) and not force:
+        raise FileExistsError(f"{out_dir}/results.json exists; pass --force to overwrite")
+    first = parts[0]
+    counts = {p.get("shard", {}).get("count") for p in parts}
+    indices = sorted(p.get("shard", {}).get("index", -1) for p in parts)
+    if len(counts) != 1 or None in counts or indices != list(range(next(iter(counts)))):
+        raise ValueError(f"need every shard 0..N-1 of one run exactly once; got shards {indices} of {counts}")
+    for p in parts[1:]:
+        for field_ in ("suite", "plan", "conditions", "clips"):
+            if p[field_] != first[field_]:
+                raise ValueError(f"shards disagree on {field_!r}: not shards of the same run")
+        if [c["name"] for c in p["codecs"]] != [c["name"] for c in first["codecs"]]:
+            raise ValueError("shards ran different codecs")
+    order = {tuple(map(str, k)): i for i, k in enumerate(first["plan"])}
+
+    def rank(row):
+        return order.get((row["clip"], row["codec"], str(row["point"])), len(order))
+
+    codec_entries = []
+    for ci, entry in enumerate(first["codecs"]):
+        rows = [r for p in parts for r in p["codecs"][ci]["results"]]
+        codec_entries.append({**entry, "results": sorted(rows, key=rank)})
+    results = {**first, "codecs": codec_entries}
+    results.pop("shard", None)
+    results["errors"] = [e for p in parts for e in p["errors"]]
+    results["run"] = {
+        "merged_from": [os.path.abspath(d) for d in shard_dirs],
+        "jobs": sum(p["run"]["jobs"] for p in parts),
+        "cached": sum(p["run"]["cached"] for p in parts),
+        "computed": sum(p["run"]["computed"] for p in parts),
+        "shard_wall_seconds": [p["run"]["wall_seconds"] for p in parts],
+    }
+    results["environment"] = {**first["environment"], "shard_environments": [p["environment"] for p in parts]}
+    report.write_all(results, out_dir)
+    progress(f"merged {len(parts)} shards: {sum(len(c['results']) for c in codec_entries)} rows in {out_dir}")
+    return results
+
+
+def conditions(cond=None) -> dict:
+    cond = cond or conditions_mod.get("default")
     return {
-        "source": "uint8 RGB clip; classical codecs get its 8-bit YUV 4:2:0 (" + colour.MATRIX_NAME + ")",
-        "classical_bit_depth": "coded at 10 bits (8-bit source << 2), decoded and rounded back to 8 bits",
-        "intra_period_frames": INTRA_PERIOD,
-        "gop": "closed GOPs (IDR/key frame every intra period), no scene-cut detection, random-access mini-GOPs",
+        "source": "uint8 RGB clip; classical codecs get its 8-bit YUV 4:2:0 (" + colour.MATRIX_NAME + "); a raw"
+        " .yuv source: its own planes at its own bit depth (RGB for vcodec derived from them)",
+        "classical_bit_depth": "coded at 10 bits (8-bit source << 2), decoded and returned to the source's depth",
+        "intra_period_frames": cond.intra_period,
+        "gop": cond.summary,
+        "preset": cond.to_json(),
         "rate_control": "constant QP, PSNR tuning, no adaptive quantisation (vvenc qpa=0, SVT-AV1 aq-mode=0)",
         "threads": 1,
         "rate": "bpp = file bytes * 8 / (frames * width * height); overhead_bytes = file bytes - coded payload",

@@ -9,7 +9,7 @@ import vcodec
 from benchmarks import clips
 
 
-@pytest.mark.parametrize("spec", clips.STANDARD, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", clips.STANDARD + clips.LONG, ids=lambda s: s.name)
 def test_standard_segment_fits_its_source(spec):
     if spec.crop:
         assert spec.crop[2] % 8 == 0 and spec.crop[3] % 8 == 0
@@ -43,7 +43,7 @@ def test_folder_suite_and_centre_crop(tmp_path):
 
 
 def test_unknown_suite_is_a_clear_error():
-    with pytest.raises(ValueError, match="smoke, standard or a folder"):
+    with pytest.raises(ValueError, match="smoke, standard, long, a folder"):
         clips.resolve_suite("no-such-suite")
 
 
@@ -75,6 +75,11 @@ def test_standard_suite_avoids_the_real_training_runs(manifest):
     corpus's manifest is checked too where `make data` has run."""
     if not manifest.exists():
         pytest.skip(f"no {manifest} (make data)")
-    for spec in clips.STANDARD:
+    for spec in clips.STANDARD + clips.LONG:
         assert clips.training_frames(spec.file, str(manifest)) is not None, f"{spec.file} not in {manifest}"
         clips.check_not_training(spec.file, spec.start, spec.frames, str(manifest))
+
+
+def test_long_suite_is_native_resolution_and_at_least_96_frames():
+    for spec in clips.LONG:
+        assert spec.crop is None and spec.frames >= 96

@@ -38,6 +38,8 @@ def _split_codecs(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--workers", type=click.IntRange(min=1), default=None, hidden=True, help="Old name of --jobs.")
 @click.option("--shard", default=None, metavar="I/N",
               help="Run only jobs I, I+N, I+2N, ... (0 <= I < N); combine the shards with `merge`.")
+@click.option("--dask", default=None, metavar="ADDRESS|local[:N]",
+              help="Run the jobs on a Dask cluster (scheduler address, or a local cluster of N workers); [dist] extra.")
 @click.option("--cache", "cache_dir", default=None, type=click.Path(file_okay=False),
               help="Result cache folder (default RESULTS_DIR/cache); shards may share one.")
 @click.option("--keep-streams", is_flag=True, help="Keep the coded files under RESULTS_DIR/streams.")
@@ -45,7 +47,7 @@ def _split_codecs(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--force", is_flag=True, help="Recompute every job (ignore the cache) and overwrite RESULTS_DIR.")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Results folder.")
 def bench(suite, codecs, conditions, frames, size, fps, pix_fmt, anchors, device, model, jobs, workers, shard,
-          cache_dir, keep_streams, resume, force, out_dir):  # fmt: skip
+          dask, cache_dir, keep_streams, resume, force, out_dir):  # fmt: skip
     """Rate-distortion benchmark: JSON + CSV results, RD plots and BD-rate tables in RESULTS_DIR.
 
     `merge SHARD_DIR... -o RESULTS_DIR` (as the first argument) combines `--shard` runs.
@@ -64,7 +66,7 @@ def bench(suite, codecs, conditions, frames, size, fps, pix_fmt, anchors, device
     config = BenchConfig(
         out_dir=out_dir, suite=suite, codecs=names, frames=frames, device=device, model=model,
         jobs=jobs or workers, keep_streams=keep_streams, force=force, resume=resume, conditions=conditions,
-        shard=shard, cache_dir=cache_dir, raw=raw, anchors=anchor_names, command_line=list(sys.argv),
+        shard=shard, dask=dask, cache_dir=cache_dir, raw=raw, anchors=anchor_names, command_line=list(sys.argv),
     )  # fmt: skip
     try:
         results = run(config, progress=lambda msg: click.echo(msg, err=True))

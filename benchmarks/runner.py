@@ -63,6 +63,7 @@ class BenchConfig:
     anchors: tuple[str, ...] | None = None  # BD-rate anchors; default report.BD_ANCHORS
     command_line: list | None = None  # the command that started the run (recorded in results.json)
     workers: int | None = None  # the former name of `jobs` (used when `jobs` is not given)
+    dask: str | None = None  # run the jobs on a Dask cluster: scheduler address or "local[:N]" ([dist] extra)
 
 
 def codec_kwargs(name: str, suite_name: str, config: BenchConfig, cond=None) -> dict:
@@ -327,6 +328,50 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
+def _dask_job(token: str, init_args: tuple, job: Job) -> dict:
+    """A job on a Dask worker: the worker state is set up once per run (token) in each worker process."""
+    if _STATE.get("token") != token:
+        _init_worker(*init_args)
+        _STATE["token"] = token
+    return run_job(job)
+
+
+def _execute_dask(jobs: list[Job], init_args: tuple, scheduler: str, on_done) -> int:
+    """Run the jobs on a Dask cluster: `scheduler` is an address (tcp://host:8786) or 'local[:N]' for a LocalCluster
+    of N single-threaded worker processes. Returns the number of workers. Needs the `[dist]` extra."""
+    import uuid
+
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError as e:
+        raise ValueError("--dask needs the [dist] extra: pip install -e '.[dist]' (dask[distributed])") from e
+    cluster = None
+    if scheduler == "local" or scheduler.startswith("local:"):
+        n = int(scheduler.split(":", 1)[1]) if ":" in scheduler else (os.cpu_count() or 1)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        workers = len(client.scheduler_info()["workers"])
+        args = client.scatter(init_args, broadcast=True)
+        token = uuid.uuid4().hex
+        futures = {client.submit(_dask_job, token, args, job, pure=False): job for job in jobs}
+        for fut in as_completed(list(futures)):
+            job = futures[fut]
+            try:
+                out = fut.result()
+            except Exception as e:
+                out = {"error": {"codec": job.codec, "clip": None, "point": str(job.point),
+                                 "error": f"{type(e).__name__}: {e}"}}  # fmt: skip
+            on_done(job, out)
+        return workers
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def _execute(jobs: list[Job], init_args: tuple, workers: int, on_done) -> None:
     if workers <= 1 or len(jobs) <= 1:
         _init_worker(*init_args)
@@ -448,7 +493,10 @@ def run(config: BenchConfig, progress=print) -> dict:
         progress(f"  [{done}/{len(todo)}] {plan[job.index][0]} {job.codec} {plan[job.index][2]}"
                  + ("" if "row" in result else ": error"))  # fmt: skip
 
-    _execute(todo, init_args, workers, on_done)
+    if config.dask and todo:
+        workers = _execute_dask(todo, init_args, config.dask, on_done)
+    else:
+        _execute(todo, init_args, workers, on_done)
 
     codec_entries = []
     for name, _ in available:

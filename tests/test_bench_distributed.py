@@ -187,3 +187,11 @@ def test_committed_results_still_load_and_report(tmp_path):
     assert classes["bikes"] == "D" and classes["carphone"] == "176x144"
     report.write_csv(results, str(tmp_path / "r.csv"))
     assert report.write_frame_csvs(results, str(tmp_path / "frames")) == []  # older rows have no per-frame data
+
+
+def test_dask_local_cluster_with_two_workers_equals_the_serial_run(tmp_path):
+    pytest.importorskip("distributed", reason="the [dist] extra (dask[distributed]) is not installed")
+    serial = _run(tmp_path / "serial", tmp_path / "c1", jobs=1)
+    dask = _run(tmp_path / "dask", tmp_path / "c2", dask="local:2")
+    assert dask["run"]["computed"] == 4 and dask["run"]["workers"] == 2
+    assert runner.comparable(dask) == runner.comparable(serial)

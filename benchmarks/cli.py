@@ -99,10 +99,15 @@ def merge(shard_dirs, out_dir, force):
 
 
 def main(argv=None, prog_name: str = "python -m benchmarks") -> None:
-    """`python -m benchmarks [bench options]` or `python -m benchmarks merge SHARD_DIR... -o RESULTS_DIR`."""
+    """`python -m benchmarks [bench options]`, `python -m benchmarks merge SHARD_DIR... -o RESULTS_DIR`, or
+    `python -m benchmarks compare RUN_A RUN_B` (benchmarks/compare.py)."""
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:
+        from benchmarks.compare import main as compare_main
+
+        sys.exit(compare_main(argv[1:]))
     if argv[:1] == ["merge"]:
         merge(argv[1:], prog_name=f"{prog_name} merge")
     else:

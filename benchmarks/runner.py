@@ -185,7 +185,8 @@ def _init_worker(specs, codec_kwargs_by_name, frames, want_lpips, want_vmaf, str
 def _clip(i: int):
     cache = _STATE["clips"]
     if i not in cache:
-        cache.clear()  # one clip in memory per process (jobs arrive clip-major)
+        if len(cache) >= 2:  # at most two clips in memory per process
+            cache.pop(next(iter(cache)))
         cache[i] = clips_mod.get_clip(_STATE["specs"][i], _STATE["frames"])
     return cache[i]
 
@@ -315,6 +316,14 @@ def comparable(results: dict) -> list[dict]:
 
 
 # ------------------------------------------------------------------ planning and running
+CODEC_COST = {"vvenc": 8, "svtav1": 4, "x265": 2, "vcodec": 2, "x264": 1}  # rough relative encode + decode time
+
+
+def _pixels(info: dict) -> int:
+    crop = info.get("crop") or [0, 0, 1, 1]
+    return int(info.get("frames") or 1) * int(crop[2]) * int(crop[3])
+
+
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     """'i/n' (0 <= i < n) -> (i, n)."""
     if not text:
@@ -477,6 +486,9 @@ def run(config: BenchConfig, progress=print) -> dict:
         + (f", shard {shard[0]}/{shard[1]}: {len(mine)}" if shard else "")
         + f"; {len(mine) - len(todo)} cached, {len(todo)} to run on {workers} worker(s)"
     )
+    # longest first (pixels x a rough per-codec cost), so that no worker is left with one long job at the end; the
+    # rows are ordered by the plan, not by completion
+    todo.sort(key=lambda j: -_pixels(clip_infos[j.clip]) * CODEC_COST.get(j.codec, 1))
     streams_dir = os.path.join(out, "streams") if config.keep_streams else None
     init_args = (specs, dict(available), config.frames, lpips_reason is None, vmaf_reason is None, streams_dir)
     done = 0

@@ -195,3 +195,10 @@ def test_dask_local_cluster_with_two_workers_equals_the_serial_run(tmp_path):
     dask = _run(tmp_path / "dask", tmp_path / "c2", dask="local:2")
     assert dask["run"]["computed"] == 4 and dask["run"]["workers"] == 2
     assert runner.comparable(dask) == runner.comparable(serial)
+    from benchmarks.compare import compare
+
+    same, text = compare(str(tmp_path / "serial"), str(tmp_path / "dask"))
+    assert same and "identical" in text and "ratio" in text
+    other = _run(tmp_path / "other", tmp_path / "c3", codec_options={"x265": {"points": (42, 27), "preset": "fast"}})
+    same, text = compare(str(tmp_path / "serial"), str(tmp_path / "other"))
+    assert not same and "first difference" in text and other["run"]["computed"] == 4

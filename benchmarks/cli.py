@@ -43,11 +43,12 @@ def _split_codecs(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--cache", "cache_dir", default=None, type=click.Path(file_okay=False),
               help="Result cache folder (default RESULTS_DIR/cache); shards may share one.")
 @click.option("--keep-streams", is_flag=True, help="Keep the coded files under RESULTS_DIR/streams.")
+@click.option("--no-plots", is_flag=True, help="Skip the rd_*.png plots (`python -m benchmarks.report` draws them).")
 @click.option("--resume", is_flag=True, help="Write into an existing RESULTS_DIR: reuse cached jobs, run the rest.")
 @click.option("--force", is_flag=True, help="Recompute every job (ignore the cache) and overwrite RESULTS_DIR.")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Results folder.")
 def bench(suite, codecs, conditions, frames, size, fps, pix_fmt, anchors, device, model, jobs, workers, shard,
-          dask, cache_dir, keep_streams, resume, force, out_dir):  # fmt: skip
+          dask, cache_dir, keep_streams, no_plots, resume, force, out_dir):  # fmt: skip
     """Rate-distortion benchmark: JSON + CSV results, RD plots and BD-rate tables in RESULTS_DIR.
 
     `merge SHARD_DIR... -o RESULTS_DIR` (as the first argument) combines `--shard` runs.
@@ -66,7 +67,7 @@ def bench(suite, codecs, conditions, frames, size, fps, pix_fmt, anchors, device
     config = BenchConfig(
         out_dir=out_dir, suite=suite, codecs=names, frames=frames, device=device, model=model,
         jobs=jobs or workers, keep_streams=keep_streams, force=force, resume=resume, conditions=conditions,
-        shard=shard, dask=dask, cache_dir=cache_dir, raw=raw, anchors=anchor_names, command_line=list(sys.argv),
+        shard=shard, dask=dask, cache_dir=cache_dir, plots=not no_plots, raw=raw, anchors=anchor_names, command_line=list(sys.argv),
     )  # fmt: skip
     try:
         results = run(config, progress=lambda msg: click.echo(msg, err=True))
@@ -86,12 +87,14 @@ def bench(suite, codecs, conditions, frames, size, fps, pix_fmt, anchors, device
 @click.argument("shard_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Results folder.")
 @click.option("--force", is_flag=True, help="Overwrite RESULTS_DIR/results.json.")
-def merge(shard_dirs, out_dir, force):
+@click.option("--no-plots", is_flag=True, help="Skip the rd_*.png plots.")
+def merge(shard_dirs, out_dir, force, no_plots):
     """Combine the results of `--shard i/n` runs (every shard of one run) into one results folder with all reports."""
     from benchmarks.runner import merge as merge_runs
 
     try:
-        results = merge_runs(list(shard_dirs), out_dir, force=force, progress=lambda m: click.echo(m, err=True))
+        results = merge_runs(list(shard_dirs), out_dir, force=force, progress=lambda m: click.echo(m, err=True),
+                             plots=not no_plots)  # fmt: skip
     except (ValueError, FileExistsError, FileNotFoundError, KeyError) as e:
         raise click.ClickException(str(e)) from e
     if results["errors"]:

@@ -34,9 +34,9 @@ CSV_FIELDS = (
 FRAME_FIELDS = ("psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "psnr_rgb", "ms_ssim", "vmaf")
 
 
-def write_all(results: dict, out_dir: str) -> None:
+def write_all(results: dict, out_dir: str, plots: bool = True) -> None:
     write_json(results, out_dir)
-    write_reports(results, out_dir)
+    write_reports(results, out_dir, plots)
 
 
 def write_json(results: dict, out_dir: str) -> None:
@@ -48,10 +48,11 @@ def write_json(results: dict, out_dir: str) -> None:
     os.replace(tmp, os.path.join(out_dir, "results.json"))
 
 
-def write_reports(results: dict, out_dir: str) -> None:
+def write_reports(results: dict, out_dir: str, plots: bool = True) -> None:
     write_csv(results, os.path.join(out_dir, "results.csv"))
     write_frame_csvs(results, os.path.join(out_dir, "frames"))
-    plot_all(results, out_dir)
+    if plots:  # (seconds per run: matplotlib)
+        plot_all(results, out_dir)
     table = bd_tables(results)
     with open(os.path.join(out_dir, "bdrate.json"), "w") as f:
         json.dump(table, f, indent=1, sort_keys=True)

@@ -63,6 +63,7 @@ class BenchConfig:
     anchors: tuple[str, ...] | None = None  # BD-rate anchors; default report.BD_ANCHORS
     command_line: list | None = None  # the command that started the run (recorded in results.json)
     workers: int | None = None  # the former name of `jobs` (used when `jobs` is not given)
+    plots: bool = True  # write rd_<metric>.png (python -m benchmarks.report draws them later)
     dask: str | None = None  # run the jobs on a Dask cluster: scheduler address or "local[:N]" ([dist] extra)
 
 
@@ -546,11 +547,11 @@ def run(config: BenchConfig, progress=print) -> dict:
         results["shard"] = {"index": shard[0], "count": shard[1]}
         report.write_json(results, out)  # the merge writes the reports
     else:
-        report.write_all(results, out)
+        report.write_all(results, out, plots=config.plots)
     return results
 
 
-def merge(shard_dirs: list[str], out_dir: str, force: bool = False, progress=print) -> dict:
+def merge(shard_dirs: list[str], out_dir: str, force: bool = False, progress=print, plots: bool = True) -> dict:
     """Combine the results.json of the shards of one plan (`--shard i/n` runs) into one run, ordered as a serial run
     orders it, and write every report into out_dir."""
     from benchmarks import report
@@ -592,7 +593,7 @@ def merge(shard_dirs: list[str], out_dir: str, force: bool = False, progress=pri
         "shard_wall_seconds": [p["run"]["wall_seconds"] for p in parts],
     }
     results["environment"] = {**first["environment"], "shard_environments": [p["environment"] for p in parts]}
-    report.write_all(results, out_dir)
+    report.write_all(results, out_dir, plots=plots)
     progress(f"merged {len(parts)} shards: {sum(len(c['results']) for c in codec_entries)} rows in {out_dir}")
     return results
 

@@ -21,10 +21,12 @@ def tiny_model(tmp_path_factory):
 def _run(out, cache, **kw):
     kw.setdefault("codecs", ("x265",))
     kw.setdefault("codec_options", {"x265": {"points": (42, 27)}})
+    kw.setdefault("plots", False)
     cfg = runner.BenchConfig(out_dir=str(out), suite="smoke", frames=3, cache_dir=str(cache), **kw)
     return runner.run(cfg, progress=lambda m: None)
 
 
+@pytest.mark.slow
 def test_second_run_computes_nothing_and_a_changed_setting_recomputes(tmp_path):
     cache = tmp_path / "cache"
     first = _run(tmp_path / "a", cache)
@@ -48,8 +50,35 @@ def test_second_run_computes_nothing_and_a_changed_setting_recomputes(tmp_path):
     assert _run(tmp_path / "a", cache, resume=True)["run"]["computed"] == 0
 
 
+@pytest.mark.slow
+def test_cache_key_names_clip_settings_and_metrics_and_shards_partition_the_plan(tmp_path):
+    base = runner.job_key("c" * 64, "x265", {"version": "x265 4.1", "options": {"qp": 32}}, {"vmaf": "v0.6.1"})
+    assert base == runner.job_key("c" * 64, "x265", {"options": {"qp": 32}, "version": "x265 4.1"}, {"vmaf": "v0.6.1"})
+    for other in (
+        runner.job_key("d" * 64, "x265", {"version": "x265 4.1", "options": {"qp": 32}}, {"vmaf": "v0.6.1"}),
+        runner.job_key("c" * 64, "x265", {"version": "x265 4.2", "options": {"qp": 32}}, {"vmaf": "v0.6.1"}),
+        runner.job_key("c" * 64, "x265", {"version": "x265 4.1", "options": {"qp": 27}}, {"vmaf": "v0.6.1"}),
+        runner.job_key("c" * 64, "x265", {"version": "x265 4.1", "options": {"qp": 32}}, {"vmaf": None}),
+    ):
+        assert other != base
+    assert runner.cache_load(str(tmp_path), base) is None
+    runner.cache_store(str(tmp_path), base, {"bpp": np.float64(0.5), "codec": "x265"}, {"why": "test"})
+    assert runner.cache_load(str(tmp_path), base) == {"bpp": 0.5, "codec": "x265"}
+    assert runner.parse_shard("1/3") == (1, 3) and runner.parse_shard(None) is None
+    for bad in ("3/3", "x", "1/0"):
+        with pytest.raises(ValueError):
+            runner.parse_shard(bad)
+    # the settings of every codec at a point name its exact version and options
+    from benchmarks.codecs import make_codec
+
+    s32, s27 = (make_codec("x265").settings(q) for q in (32, 27))
+    assert s32 != s27 and "x265" in s32["version"] and "qp=32" in s32["options"]["x265-params"]
+    assert make_codec("x265", preset="fast").settings(32) != s32
+
+
+@pytest.mark.slow
 def test_two_shards_merged_equal_the_serial_run_and_parallel_jobs_too(tmp_path, tiny_model):
-    common = ["--suite", "smoke", "--frames", "3", "--codecs", "x265,vcodec", "--model", tiny_model]
+    common = ["--suite", "smoke", "--frames", "3", "--codecs", "x265,vcodec", "--model", tiny_model, "--no-plots"]
     serial_out, par_out = tmp_path / "serial", tmp_path / "par"
     runner_ = CliRunner()
     for args in (
@@ -67,7 +96,7 @@ def test_two_shards_merged_equal_the_serial_run_and_parallel_jobs_too(tmp_path, 
         bench_main(["merge", str(tmp_path / "s0"), "-o", str(tmp_path / "bad")])
     assert e.value.code != 0
     with pytest.raises(SystemExit) as e:
-        bench_main(["merge", str(tmp_path / "s1"), str(tmp_path / "s0"), "-o", str(tmp_path / "merged")])
+        bench_main(["merge", str(tmp_path / "s1"), str(tmp_path / "s0"), "-o", str(tmp_path / "merged"), "--no-plots"])
     assert e.value.code == 0
     serial = json.loads((serial_out / "results.json").read_text())
     merged = json.loads((tmp_path / "merged" / "results.json").read_text())
@@ -101,7 +130,7 @@ def test_raw_10_bit_sequence_is_coded_and_measured_at_10_bits(tmp_path):
     rawyuv.write_planes(suite / "Ramp_64x64_25fps_420_10bit.yuv", y, u, v)
     out = tmp_path / "out"
     cfg = runner.BenchConfig(out_dir=str(out), suite=str(suite), codecs=("x265",), frames=4, keep_streams=True,
-                             codec_options={"x265": {"points": (32,)}})  # fmt: skip
+                             codec_options={"x265": {"points": (32,)}}, plots=False)  # fmt: skip
     results = runner.run(cfg, progress=lambda m: None)
     assert not results["errors"]
     (row,) = results["codecs"][0]["results"]
@@ -189,6 +218,7 @@ def test_committed_results_still_load_and_report(tmp_path):
     assert report.write_frame_csvs(results, str(tmp_path / "frames")) == []  # older rows have no per-frame data
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_with_two_workers_equals_the_serial_run(tmp_path):
     pytest.importorskip("distributed", reason="the [dist] extra (dask[distributed]) is not installed")
     serial = _run(tmp_path / "serial", tmp_path / "c1", jobs=1)

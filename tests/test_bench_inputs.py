@@ -113,3 +113,21 @@ def test_colour_at_10_bits_matches_8_bits_shifted_and_round_trips():
     back = colour.yuv420_to_rgb(y10, bit_depth=10)
     assert back.dtype == np.uint16 and back.max() <= 1023
     assert np.abs(colour.rgb_bit_depth(back, 10).astype(int) - colour.yuv420_to_rgb(y8).astype(int)).max() <= 3
+
+
+def test_vmaf_reads_10_bit_planes():
+    from benchmarks import metrics as bench_metrics
+    from benchmarks.codecs import ffmpeg_exe
+
+    ffmpeg = ffmpeg_exe()
+    if bench_metrics.vmaf_status(ffmpeg):
+        pytest.skip(bench_metrics.vmaf_status(ffmpeg))
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    ref8, ref10 = colour.rgb_to_yuv420(rgb), colour.rgb_to_yuv420(rgb, bit_depth=10)
+    noisy = Yuv420(np.clip(ref10.y.astype(int) + rng.integers(-40, 41, ref10.y.shape), 0, 1023).astype(np.uint16),
+                   ref10.u, ref10.v)  # fmt: skip
+    same8 = bench_metrics.vmaf_frames(ref8, ref8, ffmpeg)[0]
+    same10, frames, _ = bench_metrics.vmaf_frames(ref10, ref10, ffmpeg, bit_depth=10)
+    assert len(frames) == 2 and same10 == pytest.approx(same8, abs=0.5)
+    assert bench_metrics.vmaf_frames(ref10, noisy, ffmpeg, bit_depth=10)[0] < same10 - 1

@@ -573,6 +573,9 @@ def merge(shard_dirs: list[str], out_dir: str, force: bool = False, progress=pri
                 raise ValueError(f"shards disagree on {field_!r}: not shards of the same run")
         if [c["name"] for c in p["codecs"]] != [c["name"] for c in first["codecs"]]:
             raise ValueError("shards ran different codecs")
+        for ca, cb in zip(first["codecs"], p["codecs"]):
+            if ca["description"] != cb["description"]:
+                raise ValueError(f"shards ran different {ca['name']} builds or settings (its descriptions differ)")
     order = {tuple(map(str, k)): i for i, k in enumerate(first["plan"])}
 
     def rank(row):

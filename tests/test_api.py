@@ -138,7 +138,11 @@ def test_salvage_skips_a_damaged_chunk(tok9):
         vcodec.decompress(bytes(data), tokenizer=tok9)
     with pytest.warns(VcodecWarning, match="chunk 1"):
         out = vcodec.decompress(bytes(data), tokenizer=tok9, salvage=True)
-    assert len(out) == 18
+    assert len(out) == 27 and (out[9:18] == out[8]).all()  # the gap is filled: frame 18 stays frame 18
+    data[offsets[0] + 40] ^= 0xFF  # and chunk 0 too: nothing before the gap to repeat, so grey
+    with pytest.warns(VcodecWarning, match=r"frames 0-17 lost \(18 frames\): filled with grey"):
+        out2 = vcodec.decompress(bytes(data), tokenizer=tok9, salvage=True)
+    assert len(out2) == 27 and (out2[:18] == 128).all() and (out2[18:] == out[18:]).all()
 
 
 # --------------------------------------------------------------------------------------------------

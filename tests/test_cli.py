@@ -248,8 +248,10 @@ def test_salvage_decodes_the_intact_chunks(model, tmp_path):
     assert "chunk 1" in line
     r = run("decode", "--model", model, tmp_path / "b.vcb", "-o", tmp_path / "o.mkv", "--salvage", "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["frames"] == 23 and "vcodec: warning:" in r.stderr and "chunk 1" in r.stderr
-    assert len(_read(tmp_path / "o.mkv")[0]) == 23
+    assert json.loads(r.stdout)["frames"] == 40 and "vcodec: warning:" in r.stderr and "chunk 1" in r.stderr
+    assert "frames 17-33 lost (17 frames): filled with repeats of the last intact frame" in r.stderr
+    out = _read(tmp_path / "o.mkv")[0]
+    assert len(out) == 40 and (out[17:34] == out[16]).all()  # later frames keep their times
 
 
 def test_decode_with_unavailable_weights(tmp_path):

@@ -129,3 +129,19 @@ def test_train_continues_from_a_shipped_model(tmp_path):
     assert res.exit_code == 0, res.output
     ck = torch.load(out, weights_only=False)
     assert ck["step"] == 3 and ck["train_seconds"] > 5.0 and len(ck["history"]) == len(t.history)
+
+
+def test_log_without_heldout_data_is_valid_json(tmp_path):
+    """No held-out clips: the PSNRs are NaN, which the log must write as null (bare NaN is not JSON)."""
+    import json
+
+    c = _corpus()
+    Trainer(TokenizerConfig.tiny(), _cfg(steps=2, eval_every=1), Corpus(c.runs, c.photos, {}), tmp_path / "ck.pt").run()
+    lines = (tmp_path / "ck.log.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and "NaN" not in "".join(lines)
+
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+
+    recs = [json.loads(ln, parse_constant=refuse) for ln in lines]
+    assert recs[0]["psnr_y"] and all(v is None for r in recs for v in r["psnr_y"].values())

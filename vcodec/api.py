@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bitstream import VcbReader, VcbWriter
+from bitstream import BadMagicError, VcbReader, VcbWriter
 from vcodec.coding import (
     array_windows,
     audio_packet,
@@ -40,7 +40,7 @@ from vcodec.coding import (
     track_info,
     write_audio,
 )
-from vcodec.errors import InputError, VcodecWarning, raises_stream_errors
+from vcodec.errors import InputError, OutputError, VcodecWarning, raises_stream_errors
 from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
 from vcodec.io.sink import VideoSink, output_kind
 from vcodec.io.source import VideoSource
@@ -99,11 +99,50 @@ def _progress(enabled: bool, total: int | None, desc: str):
 
 @contextlib.contextmanager
 def _open_vcb(src: Endpoint):
-    """A reader on a ``.vcb`` (header and tracks read; no model or tables needed yet)."""
+    """A reader on a ``.vcb`` (header and tracks read; no model or tables needed yet). A video given where a
+    ``.vcb`` belongs is told apart from other foreign data, with a hint to encode it."""
     with reading(src, "a .vcb file") as f:
-        reader = VcbReader(f)
+        try:
+            reader = VcbReader(f)
+        except BadMagicError as e:
+            kind = _video_kind(src)
+            if kind is None:
+                raise
+            raise BadMagicError(f"{e} (this is a {kind} video, not a .vcb; to encode it: vcodec encode "
+                                f"{src.name} -o NAME.vcb)") from None
     with reader:
         yield reader
+
+
+# first bytes of containers a .vcb is mistaken for -> what to call them
+_VIDEO_MAGIC = ((0, b"RIFF", "RIFF (AVI)"), (0, b"\x1aE\xdf\xa3", "Matroska/WebM"), (0, b"OggS", "Ogg"),
+                (0, b"YUV4MPEG2", "YUV4MPEG2"), (4, b"ftyp", "MP4/QuickTime"), (0, b"\x00\x00\x01\xba", "MPEG-PS"),
+                (0, b"FLV", "FLV"))
+VIDEO_EXTENSIONS = frozenset((".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".y4m", ".ogv", ".mpg", ".mpeg",
+                              ".ts", ".flv", ".png", ".gif"))
+
+
+def _video_kind(src: Endpoint) -> str | None:
+    """The container ``src`` looks like (by its first bytes; paths only), or None."""
+    if not src.is_path:
+        return None
+    try:
+        with open(src.path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    for off, magic, kind in _VIDEO_MAGIC:
+        if head[off:off + len(magic)] == magic:
+            return kind
+    return None
+
+
+def _refuse_video_output(out: Endpoint) -> None:
+    """``encode`` writes a .vcb: an output named like a video is a mix-up (``decode`` makes videos)."""
+    ext = os.path.splitext(out.path)[1].lower() if out.is_path else ""
+    if ext in VIDEO_EXTENSIONS:
+        raise OutputError(f"cannot write {out.name}: encode writes a .vcb stream, not {ext} video (did you mean "
+                          f"`vcodec decode`? To encode, name the output NAME.vcb)")
 
 
 def _warn_skipped(reader: VcbReader, prefix: str) -> list[str]:
@@ -138,6 +177,7 @@ def encode_video(
     :class:`vcodec.tokenizer.Tokenizer` (overrides ``model``). Audio tracks are copied into the ``.vcb``.
     """
     inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
+    _refuse_video_output(out)
     notes = _Warnings()
     with notes.collect(), VideoSource(inp) as source:
         t0 = time.perf_counter()
@@ -332,15 +372,23 @@ def decompress(
 
 
 @raises_stream_errors
-def info(src) -> dict:
+def info(src, *, verify: bool = False) -> dict:
     """What a ``.vcb`` holds, without decoding tokens or loading a model: header fields, tracks, chunks,
-    frames, size, bpp."""
+    frames, size, bpp. ``src``: a path, ``"-"``, a binary file object or the ``bytes`` of a stream.
+
+    ``verify``: also read every record and check its CRC (no model needed); the result's ``"verify"`` says what
+    is damaged and how many frames that costs (see :func:`_verify`). A damaged or truncated stream is then
+    described rather than refused."""
     inp = resolve_input(src)
     with _open_vcb(inp) as reader:
         h = reader.header
+        checked = _verify(reader) if verify else None
         total = reader.total_frames if inp.is_path else None
         chunks = reader.num_chunks if inp.is_path else None
-        if total is None:  # a pipe, or no valid end record: walk the records (checks CRCs, decodes nothing)
+        if checked is not None and (total is None or chunks is None):
+            total = checked["expected_frames"] if checked["expected_frames"] is not None else checked["intact_frames"]
+            chunks = checked["intact_chunks"] + checked["damaged_chunks"]
+        elif total is None:  # a pipe, or no valid end record: walk the records (checks CRCs, decodes nothing)
             coded = [c.num_frames for c in reader.coded_chunks()]
             chunks, total = len(coded), sum(coded)
         size = inp.size()
@@ -369,4 +417,42 @@ def info(src) -> dict:
                 for tid, t in reader.tracks.items()
             ],
             "source": h.extra.get("source"),
+            **({"verify": checked} if checked is not None else {}),
         }
+
+
+def _verify(reader: VcbReader) -> dict:
+    """Read every record of the stream (CRC-checked, tokens not decoded) and say what is damaged:
+    ``ok``, ``intact_chunks``/``intact_frames``, ``damaged_chunks``, ``expected_frames`` (from the end record or
+    the header; None when neither survives), ``lost_frames`` (None when unknown), ``gaps`` (``[first_frame,
+    frames]`` of each run of lost frames), ``truncated``, and one line per damaged part in ``damage``."""
+    from bitstream import CodedChunk, TruncatedError
+
+    intact = intact_frames = frames = next_index = packets = damaged_chunks = 0
+    gaps: list[list[int]] = []
+    for item in reader.records(salvage=True, decode=False):
+        if isinstance(item, CodedChunk):
+            if item.first_frame > frames:
+                gaps.append([frames, item.first_frame - frames])
+            damaged_chunks += item.index - next_index
+            intact, intact_frames = intact + 1, intact_frames + item.num_frames
+            frames, next_index = item.first_frame + item.num_frames, item.index + 1
+        else:
+            packets += 1
+    expected = reader.total_frames if reader.total_frames is not None else reader.header.num_frames
+    if reader.num_chunks is not None and reader.num_chunks > next_index:
+        damaged_chunks += reader.num_chunks - next_index
+    if expected is not None and expected > frames:
+        gaps.append([frames, expected - frames])
+    return {
+        "ok": not reader.damage,
+        "intact_chunks": intact,
+        "intact_frames": intact_frames,
+        "damaged_chunks": damaged_chunks,
+        "expected_frames": expected,
+        "lost_frames": None if expected is None else expected - intact_frames,
+        "gaps": gaps,
+        "truncated": any(isinstance(d.error, TruncatedError) for d in reader.damage),
+        "packets": packets,
+        "damage": damage_messages(reader),
+    }

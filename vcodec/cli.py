@@ -2,11 +2,11 @@
 
 The CLI only parses arguments and prints; the work is in :mod:`vcodec.api`. Every failure the user can cause
 (bad input, damaged ``.vcb``, missing weights, existing or unwritable output) ends as one line
-``vcodec: error: ...`` on stderr and exit status 1 (2 for usage errors), without a traceback unless
-``VCODEC_DEBUG=1``. Warnings (alpha dropped, audio not written, ...) print as ``vcodec: warning: ...``.
+``vcodec: error: ...`` on stderr and exit status 1 (2 for usage errors and values an option does not take,
+130 when interrupted), without a traceback unless ``VCODEC_DEBUG=1``. Warnings (alpha dropped, audio not written, ...) print as ``vcodec: warning: ...``.
 
-Adding a subcommand: write it as a ``click.Command`` in its own module and add one line to
-:data:`LAZY_COMMANDS`; it is imported only when used (``vcodec --help`` stays fast), and it gets the same
+Adding a subcommand: write it as a ``click.Command`` in its own module and add its import path and one-line help
+to :data:`LAZY_COMMANDS`; it is imported only when used (``vcodec --help`` stays fast), and it gets the same
 error handling. ``vcodec bench`` is not one of them: the benchmarks depend on vcodec, never the reverse, so it
 runs ``python -m benchmarks`` in a child process (installed with the ``[bench]`` extra).
 """
@@ -25,19 +25,27 @@ import warnings
 import click
 
 from vcodec import __version__
-from vcodec.errors import VcodecError, VcodecWarning
+from vcodec.errors import ArgumentError, VcodecError, VcodecWarning
 from vcodec.models import DEFAULT_MODEL
 
-# name -> "module:attribute" of a click.Command, imported on first use.
-LAZY_COMMANDS: dict[str, str] = {
-    "train": "vcodec.train.command:train_command",
+# name -> ("module:attribute" of a click.Command, its one-line help). Imported on first use, so that
+# `vcodec --help` lists them without importing them (train needs torch: seconds).
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("vcodec.train.command:train_command",
+              "Train the tokenizer on DATA (a pre-decoded corpus .npz, or video files)."),
 }
+
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 class CliError(click.ClickException):
-    """A user-facing failure: printed as ``vcodec: error: MESSAGE``, exit status 1."""
+    """A user-facing failure: printed as ``vcodec: error: MESSAGE``, exit status 1 (2 for a bad argument)."""
 
-    exit_code = 1
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR):
+        super().__init__(message)
+        self.exit_code = exit_code
 
     def show(self, file=None) -> None:
         click.echo(f"vcodec: error: {self.message}", err=True)
@@ -90,7 +98,7 @@ class VcodecGroup(click.Group):
         cmd = super().get_command(ctx, name)
         if cmd is not None or name not in LAZY_COMMANDS:
             return cmd
-        module, _, attr = LAZY_COMMANDS[name].partition(":")
+        module, _, attr = LAZY_COMMANDS[name][0].partition(":")
         try:
             cmd = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as e:
@@ -105,6 +113,20 @@ class VcodecGroup(click.Group):
             return unavailable
         return cmd
 
+    def format_commands(self, ctx, formatter) -> None:
+        """The command list, with the lazy commands' help from :data:`LAZY_COMMANDS` (nothing imported)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS and name not in self.commands:
+                rows.append((name, LAZY_COMMANDS[name][1]))
+                continue
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(formatter.width - 6 - max(map(len, self.commands)))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx):
         try:
             with _warnings_to_stderr():
@@ -118,7 +140,30 @@ class VcodecGroup(click.Group):
                 raise
             if isinstance(e, BrokenPipeError):
                 _silence_stdout()
-            raise CliError(_one_line(e)) from e
+            code = EXIT_USAGE if isinstance(e, ArgumentError) else EXIT_ERROR
+            raise CliError(_one_line(e), exit_code=code) from e
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Click's main, with one message style for every way out: ``vcodec: error: ...`` and status 2 for usage
+        errors, status 1 for other errors, ``vcodec: interrupted`` and status 130 for Ctrl-C."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+            click.echo(f"vcodec: error: {' '.join(e.format_message().split())}{where}", err=True)
+            sys.exit(EXIT_USAGE)
+        except CliError as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(f"vcodec: error: {' '.join(e.format_message().split())}", err=True)
+            sys.exit(e.exit_code)
+        except (click.Abort, KeyboardInterrupt, EOFError):
+            click.echo("vcodec: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def _silence_stdout() -> None:
@@ -147,8 +192,9 @@ def _emit_json(obj, to_stderr: bool) -> None:
     click.echo(json.dumps(obj, sort_keys=False), err=to_stderr)
 
 
-def _with_context(name: str, salvage_hint: bool):
-    """Turn a bitstream error into one line that names the file (and suggests --salvage when it can help)."""
+def _with_context(name: str, salvage_hint: bool, verify_hint: bool = False):
+    """Turn a bitstream error into one line that names the file (and suggests --salvage or info --verify when
+    they can help)."""
     from bitstream import BitstreamError, ChecksumError, CorruptDataError, TruncatedError
 
     @contextlib.contextmanager
@@ -159,6 +205,8 @@ def _with_context(name: str, salvage_hint: bool):
             hint = ""
             if salvage_hint and isinstance(e, (ChecksumError, CorruptDataError, TruncatedError)):
                 hint = " (use --salvage to decode the intact chunks)"
+            elif verify_hint and isinstance(e, (ChecksumError, CorruptDataError, TruncatedError)):
+                hint = " (use `vcodec info --verify` to see what is intact)"
             raise CliError(f"{name}: {_one_line(e)}{hint}") from e
 
     return ctx()
@@ -248,16 +296,26 @@ def decode(input, output, overwrite, salvage, model, device, pix_fmt, as_json):
 
 @main.command()
 @click.argument("input", metavar="IN.vcb")
+@click.option("--verify", is_flag=True,
+              help="read every record and check its CRC; report what is damaged and how many frames it costs")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def info(input, as_json):
-    """Show what IN.vcb holds (without decoding it)."""
+def info(input, verify, as_json):
+    """Show what IN.vcb holds (without decoding it; no model needed, --verify included).
+
+    With --verify, exit status 1 when anything is damaged."""
     from vcodec import api
 
-    with _with_context(input if input != "-" else "<stdin>", salvage_hint=False):
-        d = api.info(input)
+    with _with_context(input if input != "-" else "<stdin>", salvage_hint=False, verify_hint=not verify):
+        d = api.info(input, verify=verify)
     if as_json:
         _emit_json(d, to_stderr=False)
-        return
+    else:
+        click.echo(_info_text(d))
+    if verify and not d["verify"]["ok"]:
+        sys.exit(EXIT_ERROR)
+
+
+def _info_text(d: dict) -> str:
     bpp = f"{d['bpp']:.4f}" if d["bpp"] is not None else "?"
     lines = [
         f"file:        {d['file']} ({d['bytes'] if d['bytes'] is not None else '?'} bytes)",
@@ -274,7 +332,34 @@ def info(input, as_json):
     src = d.get("source")
     if isinstance(src, dict):
         lines.append("source:      " + ", ".join(f"{k}={v}" for k, v in src.items()))
-    click.echo("\n".join(lines))
+    v = d.get("verify")
+    if v is not None:
+        lines.append(_verify_text(v))
+    return "\n".join(lines)
+
+
+def _verify_text(v: dict) -> str:
+    """``info --verify``'s verdict, a few lines."""
+    intact = f"{_n(v['intact_chunks'], 'chunk')} ({_n(v['intact_frames'], 'frame')}) intact"
+    if v["ok"]:
+        return f"verify:      OK: every record's CRC checks; {intact}"
+    if v["lost_frames"] is not None:
+        lost = f"{_n(v['lost_frames'], 'frame')} of {v['expected_frames']} lost"
+    else:
+        lost = "the total frame count is unknown (the end record is missing)"
+    lines = [f"verify:      DAMAGED: {intact}; {_n(v['damaged_chunks'], 'chunk')} damaged; {lost}"]
+    if v["truncated"]:
+        lines.append("             truncated: the stream ends early")
+    for first, n in v["gaps"]:
+        lines.append(f"             frames {first}-{first + n - 1} lost ({_n(n, 'frame')})")
+    lines += [f"             {m}" for m in v["damage"]]
+    lines.append("             `vcodec decode --salvage` decodes the intact chunks, filling the gaps")
+    return "\n".join(lines)
+
+
+def _n(k: int, noun: str) -> str:
+    """``1 frame``, ``2 frames``."""
+    return f"{k} {noun}" if k == 1 else f"{k} {noun}s"
 
 
 @main.command()

@@ -182,15 +182,39 @@ def decoder_for(reader: VcbReader, *, tokenizer: Tokenizer | None, model, device
 def decoded(reader: VcbReader, tok: Tokenizer, *, salvage: bool = False) -> Iterator[np.ndarray | Packet]:
     """The chunk-decode core: the stream's items in file order, each chunk as its frames ``uint8 (n, H, W, 3)``
     (grayscale sources restored to R = G = B), each auxiliary-track packet as itself. With ``salvage``,
-    damaged records are skipped and listed in ``reader.damage``."""
+    damaged records are skipped and listed in ``reader.damage``, and the frames they held are filled in (see
+    :func:`gap_frames`), so that every later frame keeps its time and the audio stays in sync."""
     h = reader.header
     gray = source_info(h).get("gray") is True
+    frames, last = 0, None
     for item in reader.records(salvage=salvage):
         if isinstance(item, Chunk):
+            if item.first_frame > frames:
+                yield from gap_frames(last, item.first_frame - frames, frames, h.height, h.width)
             out = tok.decode_window(item.tokens, item.num_frames, h.height, h.width, h.token_bits)
-            yield to_gray(out) if gray else out
+            out = to_gray(out) if gray else out
+            frames, last = item.first_frame + item.num_frames, out[-1]
+            yield out
         else:
             yield item
+    total = reader.total_frames if salvage else None
+    if total is not None and total > frames and last is not None:
+        yield from gap_frames(last, total - frames, frames, h.height, h.width)
+
+
+GAP_GREY = 128  # what fills frames lost before the first intact one
+
+
+def gap_frames(last: np.ndarray | None, n: int, start: int, height: int, width: int) -> Iterator[np.ndarray]:
+    """``n`` frames standing in for damaged ones from frame ``start`` on: repeats of the last good frame, or mid
+    grey when there is none yet; with a warning that says how many."""
+    what = "repeats of the last intact frame" if last is not None else "grey frames"
+    s = "" if n == 1 else "s"
+    warnings.warn(f"frame{s} {start}-{start + n - 1} lost ({n} frame{s}): filled with {what} to keep the timing",
+                  VcodecWarning, stacklevel=3)
+    fill = last if last is not None else np.full((height, width, 3), GAP_GREY, np.uint8)
+    for s0 in range(0, n, 16):  # a bounded amount at a time: the gap may be long
+        yield np.repeat(fill[None], min(16, n - s0), axis=0)
 
 
 def damage_messages(reader: VcbReader) -> list[str]:

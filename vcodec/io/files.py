@@ -11,6 +11,7 @@ asked, and the input is never opened for writing (an output that names the input
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -153,6 +154,8 @@ def endpoint(obj, *, output: bool) -> Endpoint:
     """Tell a path, ``"-"`` (standard input or output) and a binary file object apart; checks nothing."""
     if isinstance(obj, Endpoint):
         return obj
+    if not output and isinstance(obj, (bytes, bytearray, memoryview)):  # e.g. what vcodec.compress returned
+        return Endpoint("file", "<bytes>", io.BytesIO(bytes(obj)))
     if is_path(obj):
         return Endpoint("path", os.fspath(obj), os.fspath(obj), output=output)
     if isinstance(obj, (str, os.PathLike)):
@@ -163,7 +166,7 @@ def endpoint(obj, *, output: bool) -> Endpoint:
 
 
 def resolve_input(src) -> Endpoint:
-    """A path, ``"-"`` (standard input) or a readable binary file object."""
+    """A path, ``"-"`` (standard input), a readable binary file object, or ``bytes`` (read from memory)."""
     return endpoint(src, output=False)
 
 

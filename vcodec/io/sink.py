@@ -20,6 +20,7 @@ always give the same bytes.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import os
 import warnings
@@ -147,10 +148,12 @@ class VideoSink:
             cc.colorspace = _AVCOL_SPC_SMPTE170M
             self._conv.update(dst_colorspace=Colorspace.ITU601, dst_color_range=ColorRange.MPEG)
         if self.kind == "mp4":
-            # A fixed thread count: x264's output depends on it, and the bytes should not depend on the machine.
-            s.options = {"crf": str(X264_CRF), "preset": X264_PRESET, "threads": "4"}
+            s.options = _x264_options()
         if sar is not None and self.kind != "y4m":
             cc.sample_aspect_ratio = Fraction(sar)
+            if self.kind == "mkv" and not _set_stream_sar(s, Fraction(sar)):
+                warnings.warn(f"{self.name}: the sample aspect ratio {sar} could not be recorded (this PyAV build "
+                              f"does not let vcodec set it on a Matroska stream)", VcodecWarning, stacklevel=3)
         if self.kind != "y4m":
             # Matroska keeps times in ms and FFmpeg reads its rate back as a fraction with numerator <= 30000,
             # so e.g. 60000/1001 would come back as 19001/317: keep the exact rate in a tag too.
@@ -181,8 +184,11 @@ class VideoSink:
                 s.time_base = t.time_base
                 self._audio.append(_AudioOut(s, t, None))
             else:
+                rate = aac_rate(t.sample_rate)
+                at = "" if rate == t.sample_rate else f" at {rate} Hz (AAC cannot code {t.sample_rate} Hz)"
                 warnings.warn(
-                    f"{self.name}: audio track {i} ({t.codec}) re-encoded to AAC ({self.kind} cannot hold {t.codec})",
+                    f"{self.name}: audio track {i} ({t.codec}) re-encoded to AAC{at} ({self.kind} cannot hold "
+                    f"{t.codec})",
                     VcodecWarning,
                     stacklevel=3,
                 )
@@ -290,6 +296,47 @@ def _can_copy(fmt: str, template_stream, track: AudioTrack) -> bool:
         return False
 
 
+class _Rational(ctypes.Structure):
+    _fields_ = [("num", ctypes.c_int), ("den", ctypes.c_int)]
+
+
+def _set_stream_sar(stream, sar: Fraction) -> bool:
+    """Set ``AVStream.sample_aspect_ratio``, which the Matroska muxer writes (as DisplayWidth/DisplayHeight)
+    instead of the codec's. PyAV offers no setter, so the field is written through the stream's pointer; the
+    layout is checked first (the stream index and time base must read back as PyAV reports them) and nothing is
+    written when it does not match. Returns whether it was set."""
+    try:
+        # a Cython object: PyObject header (16 bytes), vtable pointer, then ``AVStream *ptr``
+        ptr = ctypes.c_void_p.from_address(id(stream) + 24).value
+        if not ptr:
+            return False
+        index = ctypes.c_int.from_address(ptr + 8).value  # AVStream: av_class, index, id, codecpar, priv_data,
+        tb = _Rational.from_address(ptr + 32)  # time_base, start_time, duration, nb_frames, disposition, discard,
+        field = _Rational.from_address(ptr + 72)  # sample_aspect_ratio
+        want_tb = Fraction(stream.time_base) if stream.time_base else None
+        got_tb = Fraction(tb.num, tb.den) if tb.num and tb.den else None
+        if index != stream.index or got_tb != want_tb or field.num != 0:
+            return False
+        field.num, field.den = sar.numerator, sar.denominator
+        return True
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
+def _x264_options() -> dict:
+    """x264 settings with nothing left to the machine: x264's output depends on its thread counts, which it would
+    otherwise derive from the number of CPUs, so the same frames would give other bytes elsewhere."""
+    return {"crf": str(X264_CRF), "preset": X264_PRESET, "threads": "4",
+            "x264-params": "lookahead-threads=1:sliced-threads=0"}
+
+
+def aac_rate(rate: int) -> int:
+    """The sample rate AAC will encode ``rate`` at: ``rate`` itself when AAC offers it, else the nearest rate
+    it offers (e.g. 11024 Hz PCM -> 11025 Hz)."""
+    offered = av.Codec("aac", "w").audio_rates or (48000,)
+    return min(offered, key=lambda r: (abs(r - rate), -r))
+
+
 class _AudioOut:
     """One output audio stream: packets copied as they are, or (``decoder`` set) re-encoded to AAC."""
 
@@ -298,9 +345,13 @@ class _AudioOut:
 
     @classmethod
     def transcoding(cls, out, template_stream, track: AudioTrack) -> _AudioOut:
-        s = out.add_stream("aac", rate=track.sample_rate)
+        rate = aac_rate(track.sample_rate)
+        s = out.add_stream("aac", rate=rate)
         s.codec_context.layout = "mono" if track.channels == 1 else "stereo"  # more channels: downmixed
-        resampler = av.AudioResampler(format="fltp", layout=s.codec_context.layout, rate=track.sample_rate)
+        # Open the encoder now, not at the first packet: a failure must be known before any video is written,
+        # so that the caller can still leave the track out.
+        s.codec_context.open()
+        resampler = av.AudioResampler(format="fltp", layout=s.codec_context.layout, rate=rate)
         return cls(s, track, template_stream.codec_context, resampler)
 
     def write(self, out, p: AudioPacket) -> None:

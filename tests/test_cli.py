@@ -295,8 +295,8 @@ def test_unwritable_destinations(sample_vcb, model, tmp_path):
 
 
 def test_usage_error_exit_code():
-    r = run("encode", "x.mp4")  # no -o
-    assert r.exit_code == 2 and "Missing option" in r.output
+    r = run("encode")  # no INPUT
+    assert r.exit_code == 2 and "Missing argument" in r.output and r.stderr.startswith("vcodec: error:")
 
 
 # --------------------------------------------------------------------------------------------------

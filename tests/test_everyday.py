@@ -298,3 +298,238 @@ def test_salvage_keeps_timing_and_audio(clip_vcb, model, tmp_path):
     assert len(frames) == 12 and (frames[5:10] == frames[4]).all()
     with av.open(str(tmp_path / "o.mkv")) as c:
         assert c.streams.audio[0].codec_context.name == "flac"
+
+
+# ----------------------------------------------------------------------------------------------
+# compare, encode --psnr
+
+
+def _distorted(tmp_path, n=6, h=32, w=48) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    ref = pattern_frames(n, h, w)
+    noise = np.random.default_rng(0).integers(-6, 7, ref.shape)
+    dist = np.clip(ref.astype(int) + noise, 0, 255).astype(np.uint8)
+    dist[2] = ref[2]  # one identical frame: infinite PSNR
+    write_video(tmp_path / "ref.mkv", ref, 25)
+    write_video(tmp_path / "dist.mkv", dist, 25)
+    return tmp_path / "ref.mkv", tmp_path / "dist.mkv", ref, dist
+
+
+def test_compare_per_frame_and_means(tmp_path):
+    from vcodec import metrics
+
+    ref_p, dist_p, ref, dist = _distorted(tmp_path)
+    r = run("compare", ref_p, dist_p, "--json", "--csv", tmp_path / "pf.csv")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    pf = d["per_frame"]
+    assert d["frames"] == 6 and pf["psnr_y"][2] is None  # identical frame
+    assert pf["psnr_y"][0] == pytest.approx(metrics.psnr_y(ref[:1], dist[:1]))
+    assert pf["ms_ssim"][1] == pytest.approx(metrics.ms_ssim(ref[1:2], dist[1:2]))
+    m = d["mean"]
+    assert m["psnr_y"] is None  # the mean over frames of an infinite value
+    mses = [np.mean((metrics.rgb_to_ycbcr(ref[i])[..., 0] - metrics.rgb_to_ycbcr(dist[i])[..., 0]) ** 2)
+            for i in range(6)]
+    assert m["psnr_y_global"] == pytest.approx(10 * np.log10(255 ** 2 / np.mean(mses)))
+    rows = (tmp_path / "pf.csv").read_text().splitlines()
+    assert rows[0] == "frame,psnr_y,psnr_yuv,ms_ssim" and len(rows) == 7 and rows[3].startswith("2,,,")
+    text = run("compare", ref_p, dist_p).stdout
+    assert "per-frame mean" in text and "global" in text and "6 frames" in text
+
+
+def test_compare_refuses_different_videos(tmp_path):
+    write_video(tmp_path / "a.mkv", pattern_frames(5, 16, 16), 25)
+    write_video(tmp_path / "b.mkv", pattern_frames(4, 16, 16), 25)
+    write_video(tmp_path / "c.mkv", pattern_frames(5, 16, 24), 25)
+    r = run("compare", tmp_path / "a.mkv", tmp_path / "b.mkv")
+    assert r.exit_code == 1 and "has 5 frames but" in r.stderr and "has 4" in r.stderr
+    r = run("compare", tmp_path / "a.mkv", tmp_path / "c.mkv")
+    assert r.exit_code == 1 and "is 24x16 but" in r.stderr
+
+
+def test_compare_vmaf_or_says_unavailable(tmp_path):
+    write_video(tmp_path / "a.mkv", pattern_frames(3, 144, 176), 25)
+    r = run("compare", tmp_path / "a.mkv", tmp_path / "a.mkv", "--vmaf", "--json")
+    v = json.loads(r.stdout)["vmaf"]
+    if v["available"]:
+        assert v["mean"] > 95 and len(v["per_frame"]) == 3
+    else:
+        assert v["reason"]
+    assert "VMAF" in run("compare", tmp_path / "a.mkv", tmp_path / "a.mkv", "--vmaf").stdout
+
+
+def test_encode_psnr_is_what_decode_gives(model, tmp_path):
+    write_clip(tmp_path / "in.mkv", width=24, height=16, num_frames=7, codec="ffv1", pix_fmt="yuv444p")
+    r = run("encode", tmp_path / "in.mkv", "-o", tmp_path / "a.vcb", "--model", model, "--psnr", "--json")
+    q = json.loads(r.stdout)["quality_metrics"]
+    assert run("decode", tmp_path / "a.vcb", "-o", tmp_path / "o.mkv", "--model", model).exit_code == 0
+    d = json.loads(run("compare", tmp_path / "in.mkv", tmp_path / "o.mkv", "--json").stdout)["mean"]
+    for k in ("psnr_y", "psnr_y_global", "psnr_yuv", "ms_ssim"):
+        assert q[k] == pytest.approx(d[k], abs=1e-9), k
+    r = run("encode", tmp_path / "in.mkv", "-o", tmp_path / "b.vcb", "--model", model, "--psnr")
+    assert "quality: PSNR-Y" in r.stderr and "per-frame mean" in r.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# default output names, units, threads
+
+
+def test_default_output_names_and_no_overwrite(model, tmp_path):
+    write_clip(tmp_path / "clip.mp4", width=16, height=16, num_frames=3)
+    assert run("encode", tmp_path / "clip.mp4", "--model", model).exit_code == 0
+    assert (tmp_path / "clip.vcb").exists()
+    assert run("decode", tmp_path / "clip.vcb", "--model", model).exit_code == 0
+    assert len(_quiet_read(tmp_path / "clip.mkv")[0]) == 3
+    before = _sha(tmp_path / "clip.vcb")
+    r = run("encode", tmp_path / "clip.mp4", "--model", model)
+    assert r.exit_code == 1 and "already exists" in r.stderr and _sha(tmp_path / "clip.vcb") == before
+    assert run("encode", tmp_path / "clip.mp4", "--model", model, "-y").exit_code == 0
+    r = run("encode", "-", "--model", model, input=b"")
+    assert r.exit_code == 2 and "-o is required" in r.stderr
+
+
+def test_human_units_in_summaries(model, tmp_path):
+    write_clip(tmp_path / "one.mkv", width=16, height=16, num_frames=1, codec="ffv1", pix_fmt="yuv420p",
+               rate=Fraction(30000, 1001), audio="aac")
+    r = run("encode", tmp_path / "one.mkv", "-o", tmp_path / "one.vcb", "--model", model)
+    assert " 1 frame " in r.stderr and "1 frames" not in r.stderr
+    assert "30000/1001 (29.97) fps" in r.stderr and " kB" in r.stderr and "kbit/s" in r.stderr
+    assert "audio " in r.stderr
+    out = run("info", tmp_path / "one.vcb").stdout
+    assert "1 frame (" in out and "1 chunk," in out and "video " in out and "kbit/s" in out
+    assert "48000 Hz" in out and "audio:" in out
+
+
+def test_threads_option_sets_torch_threads(model, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    write_clip(tmp_path / "in.mkv", width=16, height=16, num_frames=2, codec="ffv1", pix_fmt="yuv420p")
+    try:
+        torch.set_num_threads(2)
+        assert run("encode", tmp_path / "in.mkv", "-o", tmp_path / "a.vcb", "--model", model,
+                   "--threads", "1").exit_code == 0
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        assert run("decode", tmp_path / "a.vcb", "-o", tmp_path / "o.y4m", "--model", model,
+                   "--threads", "1").exit_code == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert run("encode", tmp_path / "in.mkv", "-o", tmp_path / "b.vcb", "--threads", "0").exit_code == 2
+    assert run("bench", "--threads", "x").exit_code == 2
+
+
+# ----------------------------------------------------------------------------------------------
+# frame ranges
+
+
+def test_encode_range_codes_just_those_frames(model, tmp_path):
+    import vcodec
+    from vcodec.tokenizer import Tokenizer
+
+    src = tmp_path / "in.mkv"
+    write_clip(src, width=16, height=16, num_frames=20, codec="ffv1", pix_fmt="yuv444p", audio="flac")
+    frames, _ = _quiet_read(src)  # as vcodec reads them
+    r = run("encode", src, "-o", tmp_path / "a.vcb", "--model", model, "--start", "0.2", "--frames", "7", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["frames"] == 7 and json.loads(r.stdout)["start_frame"] == 5
+    tok = Tokenizer.load(model)
+    want = vcodec.decompress(vcodec.compress(frames[5:12], tokenizer=tok), tokenizer=tok)
+    assert run("decode", tmp_path / "a.vcb", "-o", tmp_path / "o.mkv", "--model", model).exit_code == 0
+    got, _ = _quiet_read(tmp_path / "o.mkv")
+    assert np.array_equal(got, want)
+    with av.open(str(tmp_path / "o.mkv")) as c:  # audio cut to the range (packet boundaries)
+        a = c.streams.audio[0]
+        secs = sum(f.samples for f in c.decode(a)) / a.sample_rate
+    assert 7 / 25 - 0.05 <= secs <= 7 / 25 + 0.1
+    r = run("encode", src, "-o", tmp_path / "b.vcb", "--model", model, "--start", "0:00.4", "--duration", "0.2",
+            "--json")
+    assert json.loads(r.stdout)["frames"] == 5
+    r = run("encode", src, "-o", tmp_path / "c.vcb", "--model", model, "--start", "5")
+    assert r.exit_code == 1 and "no frames in the range" in r.stderr
+
+
+def test_decode_range_decodes_only_the_chunks_it_needs(model, tmp_path, monkeypatch):
+    from vcodec.tokenizer import Tokenizer
+
+    src = tmp_path / "in.mkv"
+    write_clip(src, width=16, height=16, num_frames=22, codec="ffv1", pix_fmt="yuv420p", audio="aac")
+    assert run("encode", src, "-o", tmp_path / "a.vcb", "--model", model).exit_code == 0  # chunks of 5
+    assert run("decode", tmp_path / "a.vcb", "-o", tmp_path / "all.mkv", "--model", model).exit_code == 0
+    full, _ = _quiet_read(tmp_path / "all.mkv")
+    calls = []
+    real = Tokenizer.decode_window
+    monkeypatch.setattr(Tokenizer, "decode_window", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    r = run("decode", tmp_path / "a.vcb", "-o", tmp_path / "part.mkv", "--model", model, "--start", "0.28",
+            "--frames", "4")  # frames 7..10: chunks 1 and 2
+    assert r.exit_code == 0, r.output
+    assert len(calls) == 2
+    part, info = _quiet_read(tmp_path / "part.mkv")
+    assert np.array_equal(part, full[7:11]) and info.frame_rate == 25
+    with av.open(str(tmp_path / "part.mkv")) as c:
+        assert c.streams.audio and c.streams.audio[0].codec_context.name == "aac"
+    with open(tmp_path / "a.vcb", "rb") as f:  # from a pipe: decoded from the start, same frames
+        r = run("decode", "-", "-o", tmp_path / "pipe.mkv", "--model", model, "--start", "0.28", "--frames", "4",
+                input=f.read())
+    assert r.exit_code == 0, r.output
+    assert np.array_equal(_quiet_read(tmp_path / "pipe.mkv")[0], full[7:11])
+
+
+# ----------------------------------------------------------------------------------------------
+# awkward real-world files round-trip to every output format
+
+
+def _theora(path):
+    exe = _ffmpeg()
+    r = subprocess.run([exe, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=46x30:rate=25", "-frames:v", "7",
+                        "-c:v", "libtheora", "-pix_fmt", "yuv420p", str(path)], capture_output=True)
+    if r.returncode:
+        pytest.skip("this ffmpeg cannot write Theora")
+
+
+AWKWARD = {  # name -> (file, how to make it, (frames, width, height, rate, sar, audio?))
+    "theora_no_avg_rate": ("t.ogv", _theora, (7, 46, 30, Fraction(25), None, False)),
+    "mjpeg_avi_11khz_pcm": ("m.avi", lambda p: write_clip(
+        p, width=32, height=24, num_frames=10, codec="mjpeg", pix_fmt="yuvj420p", audio="pcm_u8", audio_rate=11024),
+        (10, 32, 24, Fraction(25), None, True)),
+    "vp9_odd_fps_opus": ("v.webm", lambda p: write_clip(
+        p, width=24, height=16, num_frames=9, codec="libvpx-vp9", pix_fmt="yuv420p", rate=Fraction(24000, 1001),
+        audio="libopus"), (9, 24, 16, Fraction(24000, 1001), None, True)),
+    "mp4_aac_sar": ("a.mp4", lambda p: write_clip(
+        p, width=30, height=24, num_frames=8, audio="aac", sample_aspect_ratio=Fraction(16, 15)),
+        (8, 30, 24, Fraction(25), Fraction(16, 15), True)),
+    "avi_16_frames": ("s.avi", lambda p: write_clip(p, width=32, height=16, num_frames=16, codec="mpeg4"),
+                      (16, 32, 16, Fraction(25), None, False)),
+}
+
+
+@pytest.fixture(scope="module")
+def tok5():
+    return tiny_tokenizer(window_frames=5)
+
+
+@pytest.mark.parametrize("name", sorted(AWKWARD))
+def test_awkward_files_round_trip_to_every_output(tok5, tmp_path, name):
+    import vcodec
+
+    fname, make, (n, w, h, rate, sar, audio) = AWKWARD[name]
+    make(tmp_path / fname)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VcodecWarning)
+        vcodec.encode_video(tmp_path / fname, tmp_path / "a.vcb", tokenizer=tok5)
+        for ext in ("y4m", "mkv", "mp4", "webm", "png"):
+            out = tmp_path / ("o_%03d.png" if ext == "png" else f"o.{ext}")
+            res = vcodec.decode_video(tmp_path / "a.vcb", out, tokenizer=tok5)
+            frames, info = read_video(out)
+            assert frames.shape == (n, h, w, 3) and res.frames == n, (ext, frames.shape)
+            if ext != "png":
+                assert info.frame_rate == rate, ext
+            if ext in ("mkv", "mp4", "webm"):
+                assert info.sample_aspect_ratio == sar, ext
+                with av.open(str(out)) as c:
+                    assert len(c.streams.audio) == int(audio), ext
+                    if audio:
+                        a = c.streams.audio[0]
+                        secs = sum(f.samples for f in c.decode(a)) / a.sample_rate
+                        # re-encoded (AAC/Opus) audio adds encoder priming and pads its last frame
+                        assert abs(secs - n / rate) < 0.05 + 2048 / a.sample_rate, (ext, secs)

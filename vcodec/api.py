@@ -32,15 +32,20 @@ from vcodec.coding import (
     audio_track,
     damage_messages,
     decoded,
+    decoded_range,
     decoder_for,
     encode_windows,
     quality_point,
+    regroup,
     sample_aspect_ratio,
     stream_header,
+    to_gray,
     track_info,
     write_audio,
 )
-from vcodec.errors import InputError, OutputError, VcodecWarning, raises_stream_errors
+from vcodec.compare import Quality
+from vcodec.errors import ArgumentError, InputError, OutputError, VcodecWarning, raises_stream_errors
+from vcodec.io.audio import trim_audio
 from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
 from vcodec.io.sink import VideoSink, output_kind
 from vcodec.io.source import VideoSource
@@ -167,6 +172,11 @@ def encode_video(
     overwrite: bool = False,
     progress: bool = False,
     tokenizer: Tokenizer | None = None,
+    start: float | Fraction | None = None,
+    frames: int | None = None,
+    duration: float | Fraction | None = None,
+    psnr: bool = False,
+    threads: int | None = None,
 ) -> EncodeResult:
     """Encode a video into a ``.vcb``.
 
@@ -175,16 +185,26 @@ def encode_video(
     complete), ``"-"`` for stdout, or a writable binary file object. ``quality`` picks a rate point of the
     model (default: its highest); ``model`` a shipped name or a ``.pt`` path; ``tokenizer`` an already loaded
     :class:`vcodec.tokenizer.Tokenizer` (overrides ``model``). Audio tracks are copied into the ``.vcb``.
+
+    ``start`` (seconds), ``frames`` / ``duration`` (seconds): encode only that part (audio cut to match, at
+    packet boundaries). ``psnr``: measure what a decoder will get against the source (the result's
+    ``quality_metrics``, see :mod:`vcodec.compare`). ``threads``: torch CPU threads (default: torch's).
     """
     inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
     _refuse_video_output(out)
+    _check_range(start, frames, duration)
     notes = _Warnings()
     with notes.collect(), VideoSource(inp) as source:
         t0 = time.perf_counter()
+        _set_threads(threads)
         tok = encoder_tokenizer(tokenizer, model, device)
         load_s = time.perf_counter() - t0
         q, bits, levels = quality_point(tok, quality)
         si = source.info
+        first, count = _frame_range(si.frame_rate, start, frames, duration)
+        t_first = Fraction(first) / si.frame_rate
+        t_end = None if count is None else Fraction(first + count) / si.frame_rate
+        measured = Quality() if psnr else None
         header = stream_header(tok, bits, levels, q, si.width, si.height, si.frame_rate, {"source": si.to_json()})
         audio_bytes = 0
         t0 = time.perf_counter()
@@ -195,13 +215,25 @@ def encode_video(
         ):
             ids = [w.add_track(track_info(t)) for t in source.audio_tracks]
 
+            def take_audio():
+                return trim_audio(source.take_audio(), source.audio_tracks, t_first, t_end)
+
             def after_window(n: int) -> None:  # audio read with the window goes in right behind it
                 nonlocal audio_bytes
-                audio_bytes += write_audio(w, ids, source.take_audio())
+                audio_bytes += write_audio(w, ids, take_audio())
                 bar.update(n)
 
-            encode_windows(w, tok, source.windows(tok.window_frames), bits, levels, after_window)
-            audio_bytes += write_audio(w, ids, source.take_audio())
+            def coded(window, tokens) -> None:
+                rec = tok.decode_window(tokens, len(window), si.height, si.width, bits)
+                measured.add(window, to_gray(rec) if si.gray else rec)
+
+            windows = source.windows(tok.window_frames)
+            if first or count is not None:
+                windows = regroup(windows, tok.window_frames, first, count)
+            encode_windows(w, tok, windows, bits, levels, after_window, coded if psnr else None)
+            if w.num_frames == 0:
+                raise InputError(f"{inp.name}: no frames in the range asked for (the video has {source.frames_read})")
+            audio_bytes += write_audio(w, ids, take_audio())
         seconds = time.perf_counter() - t0
     size, frames = out.written(target), w.num_frames
     return EncodeResult(
@@ -224,6 +256,8 @@ def encode_video(
         audio_tracks=len(source.audio_tracks),
         audio_bytes=audio_bytes,
         warnings=notes.messages,
+        start_frame=first,
+        quality_metrics=measured.to_json() if measured is not None else None,
     )
 
 
@@ -239,6 +273,10 @@ def decode_video(
     pix_fmt: str | None = None,
     progress: bool = False,
     tokenizer: Tokenizer | None = None,
+    start: float | Fraction | None = None,
+    frames: int | None = None,
+    duration: float | Fraction | None = None,
+    threads: int | None = None,
 ) -> DecodeResult:
     """Decode a ``.vcb`` to a video file; the container follows ``dst``'s extension (see
     :mod:`vcodec.io.sink`): ``.y4m`` raw and exact, ``.mkv`` FFV1 lossless, ``.mp4`` H.264 (a lossy re-encode),
@@ -248,16 +286,27 @@ def decode_video(
     ``salvage``: skip damaged chunks (each reported as a warning and in ``DecodeResult.skipped``) instead of
     failing at the first. ``model``/``tokenizer`` supply the weights when the ones named in the header are
     not shipped; they must have the same weights hash. ``pix_fmt`` picks the y4m pixel format.
+
+    ``start`` (seconds), ``frames`` / ``duration`` (seconds): decode only that part; on a file only the chunks
+    holding it are decoded (found through the index), and the audio is cut to match. ``threads``: torch CPU
+    threads.
     """
     kind = output_kind(dst)
     inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
+    _check_range(start, frames, duration)
+    ranged = start is not None or frames is not None or duration is not None
+    if ranged and salvage:
+        raise ArgumentError("--salvage decodes the whole stream; it cannot be combined with a frame range")
     notes = _Warnings()
     with notes.collect(), _open_vcb(inp) as reader:
         t0 = time.perf_counter()
+        _set_threads(threads)
         tok = decoder_for(reader, tokenizer=tokenizer, model=model, device=device, name=inp.name)
         load_s = time.perf_counter() - t0
         h = reader.header
+        rate = Fraction(*h.frame_rate)
         tracks, track_of = _restorable_audio(reader, inp.name)
+        first, count = _frame_range(rate, start, frames, duration)
         t0 = time.perf_counter()
         with (
             out.writing(overwrite=overwrite, src=src, binary=False) as target,
@@ -266,16 +315,29 @@ def decode_video(
                       name=out.name) as sink,
             _progress(progress, reader.total_frames if inp.is_path else None, "decode") as bar,
         ):
-            frames = 0
-            for item in decoded(reader, tok, salvage=salvage):
+            n_out, pending = 0, []
+            for item in _decoded_items(reader, tok, salvage, first, count, ranged, inp.is_path):
                 if isinstance(item, np.ndarray):
                     sink.write(item)
-                    frames += len(item)
+                    n_out += len(item)
                     bar.update(len(item))
                 elif item.track_id in track_of:
-                    sink.write_audio([audio_packet(track_of[item.track_id], item)])
+                    p = audio_packet(track_of[item.track_id], item)
+                    if ranged:
+                        pending.append(p)
+                    else:
+                        sink.write_audio([p])
+            if ranged and tracks:  # the audio of the range, cut to match (on a file: read now, nothing decoded)
+                if inp.is_path:
+                    pending = [audio_packet(track_of[p.track_id], p) for p in reader.packets()
+                               if p.track_id in track_of]
+                sink.write_audio(trim_audio(pending, tracks, Fraction(first) / rate, Fraction(first + n_out) / rate))
+            frames = n_out
             skipped = _warn_skipped(reader, f"{inp.name}: ")
             if frames == 0:
+                if ranged:
+                    raise InputError(f"{inp.name}: no frames in the range asked for (the stream has "
+                                     f"{reader.total_frames} frames)")
                 raise InputError(f"{inp.name}: no intact video chunks to decode")
         seconds = time.perf_counter() - t0
     size, desc = inp.size(), sink.description
@@ -305,6 +367,56 @@ def decode_video(
         skipped=skipped,
         warnings=notes.messages,
     )
+
+
+def _decoded_items(reader: VcbReader, tok, salvage: bool, first: int, count: int | None, ranged: bool,
+                   seekable: bool):
+    """What decode_video writes: the whole stream in file order (frames and audio packets), or for a range
+    its frames alone (the audio is added after, cut to match): by the index on a file, else by decoding from the
+    start and dropping what is outside."""
+    if not ranged:
+        yield from decoded(reader, tok, salvage=salvage)
+    elif seekable:
+        yield from decoded_range(reader, tok, first, count)
+    else:  # a pipe: decode from the start, keep the range's frames and every packet
+        pos, end = 0, None if count is None else first + count
+        for x in decoded(reader, tok):
+            if not isinstance(x, np.ndarray):
+                yield x
+                continue
+            lo, hi = max(first - pos, 0), len(x) if end is None else min(len(x), end - pos)
+            pos += len(x)
+            if lo < hi:
+                yield x[lo:hi]
+
+
+def _check_range(start, frames, duration) -> None:
+    if start is not None and start < 0:
+        raise ArgumentError(f"start time {start} is negative")
+    if frames is not None and duration is not None:
+        raise ArgumentError("give the number of frames or the duration, not both")
+    if frames is not None and frames < 1:
+        raise ArgumentError(f"frame count {frames} is not positive")
+    if duration is not None and duration <= 0:
+        raise ArgumentError(f"duration {duration} is not positive")
+
+
+def _frame_range(rate: Fraction, start, frames: int | None, duration) -> tuple[int, int | None]:
+    """(first frame, frame count or None for all) for a start time and a frame count or duration in seconds."""
+    first = round(Fraction(start) * rate) if start else 0
+    if duration is not None:
+        frames = max(1, round(Fraction(duration) * rate))
+    return first, frames
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    if threads < 1:
+        raise ArgumentError(f"threads must be >= 1 (got {threads})")
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _restorable_audio(reader: VcbReader, name: str) -> tuple[list, dict[int, int]]:
@@ -374,7 +486,8 @@ def decompress(
 @raises_stream_errors
 def info(src, *, verify: bool = False) -> dict:
     """What a ``.vcb`` holds, without decoding tokens or loading a model: header fields, tracks, chunks,
-    frames, size, bpp. ``src``: a path, ``"-"``, a binary file object or the ``bytes`` of a stream.
+    frames, size, bpp, and the bytes of coded video tokens and of audio packets (``video_bytes``,
+    ``audio_bytes``). ``src``: a path, ``"-"``, a binary file object or the ``bytes`` of a stream.
 
     ``verify``: also read every record and check its CRC (no model needed); the result's ``"verify"`` says what
     is damaged and how many frames that costs (see :func:`_verify`). A damaged or truncated stream is then
@@ -382,15 +495,15 @@ def info(src, *, verify: bool = False) -> dict:
     inp = resolve_input(src)
     with _open_vcb(inp) as reader:
         h = reader.header
-        checked = _verify(reader) if verify else None
-        total = reader.total_frames if inp.is_path else None
-        chunks = reader.num_chunks if inp.is_path else None
-        if checked is not None and (total is None or chunks is None):
+        checked = _verify(reader)  # reads the records (cheap: no tokens decoded)
+        if not verify and reader.damage:
+            raise reader.damage[0].error
+        total = reader.total_frames
+        if total is None:
             total = checked["expected_frames"] if checked["expected_frames"] is not None else checked["intact_frames"]
+        chunks = reader.num_chunks
+        if chunks is None:
             chunks = checked["intact_chunks"] + checked["damaged_chunks"]
-        elif total is None:  # a pipe, or no valid end record: walk the records (checks CRCs, decodes nothing)
-            coded = [c.num_frames for c in reader.coded_chunks()]
-            chunks, total = len(coded), sum(coded)
         size = inp.size()
         rate = Fraction(*h.frame_rate)
         return {
@@ -417,7 +530,9 @@ def info(src, *, verify: bool = False) -> dict:
                 for tid, t in reader.tracks.items()
             ],
             "source": h.extra.get("source"),
-            **({"verify": checked} if checked is not None else {}),
+            "video_bytes": checked.pop("video_bytes"),
+            "audio_bytes": checked.pop("audio_bytes"),
+            **({"verify": checked} if verify else {}),
         }
 
 
@@ -428,10 +543,11 @@ def _verify(reader: VcbReader) -> dict:
     frames]`` of each run of lost frames), ``truncated``, and one line per damaged part in ``damage``."""
     from bitstream import CodedChunk, TruncatedError
 
-    intact = intact_frames = frames = next_index = packets = damaged_chunks = 0
+    intact = intact_frames = frames = next_index = packets = damaged_chunks = video_bytes = audio_bytes = 0
     gaps: list[list[int]] = []
     for item in reader.records(salvage=True, decode=False):
         if isinstance(item, CodedChunk):
+            video_bytes += len(item.data)
             if item.first_frame > frames:
                 gaps.append([frames, item.first_frame - frames])
             damaged_chunks += item.index - next_index
@@ -439,6 +555,7 @@ def _verify(reader: VcbReader) -> dict:
             frames, next_index = item.first_frame + item.num_frames, item.index + 1
         else:
             packets += 1
+            audio_bytes += len(item.data)
     expected = reader.total_frames if reader.total_frames is not None else reader.header.num_frames
     if reader.num_chunks is not None and reader.num_chunks > next_index:
         damaged_chunks += reader.num_chunks - next_index
@@ -455,4 +572,6 @@ def _verify(reader: VcbReader) -> dict:
         "truncated": any(isinstance(d.error, TruncatedError) for d in reader.damage),
         "packets": packets,
         "damage": damage_messages(reader),
+        "video_bytes": video_bytes,
+        "audio_bytes": audio_bytes,
     }

@@ -533,3 +533,15 @@ def test_awkward_files_round_trip_to_every_output(tok5, tmp_path, name):
                         secs = sum(f.samples for f in c.decode(a)) / a.sample_rate
                         # re-encoded (AAC/Opus) audio adds encoder priming and pads its last frame
                         assert abs(secs - n / rate) < 0.05 + 2048 / a.sample_rate, (ext, secs)
+
+
+def test_png_sequence_output_is_all_or_nothing(clip_vcb, model, tmp_path):
+    pat = tmp_path / "f_%03d.png"
+    r = run("decode", clip_vcb, "-o", pat, "--model", model)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"f_{i:03d}.png" for i in range(1, 13)]
+    r = run("decode", clip_vcb, "-o", pat, "--model", model)  # the sequence exists: refused without -y
+    assert r.exit_code == 1 and "f_001.png already exists" in r.stderr
+    (tmp_path / "f_013.png").write_bytes(b"stale")  # -y replaces the whole sequence
+    assert run("decode", clip_vcb, "-o", pat, "--model", model, "-y").exit_code == 0
+    assert len(list(tmp_path.iterdir())) == 12 and len(_quiet_read(pat)[0]) == 12

@@ -154,9 +154,12 @@ def test_bad_inputs_raise_input_error(tmp_path, make, match):
 
 
 def test_output_kind_follows_extension():
-    assert [output_kind(x) for x in ("a.y4m", "B.MKV", "c.mp4", "-")] == ["y4m", "mkv", "mp4", "y4m"]
+    assert [output_kind(x) for x in ("a.y4m", "B.MKV", "c.mp4", "-", "d.webm", "f_%05d.png")] == [
+        "y4m", "mkv", "mp4", "y4m", "webm", "png"]
     with pytest.raises(OutputError, match="unknown output format"):
         output_kind("a.avi")
+    with pytest.raises(OutputError, match="frame number pattern"):
+        output_kind("a.png")
 
 
 def test_y4m_default_and_mkv_are_exact_rgb(tmp_path):

@@ -105,7 +105,8 @@ def trim_audio(packets: list[AudioPacket], tracks, t0: Fraction, t1: Fraction | 
         if p.pts is None:
             continue
         start, end = p.pts * tb, (p.pts + max(p.duration, 0)) * tb
-        if end <= t0 and p.duration > 0 or (t1 is not None and start >= t1):
+        before = end <= t0 if p.duration > 0 else start < t0
+        if before or (t1 is not None and start >= t1):
             continue
         shift = round(t0 / tb)
         out.append(AudioPacket(track=p.track, data=p.data, pts=p.pts - shift,

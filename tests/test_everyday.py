@@ -545,3 +545,16 @@ def test_png_sequence_output_is_all_or_nothing(clip_vcb, model, tmp_path):
     (tmp_path / "f_013.png").write_bytes(b"stale")  # -y replaces the whole sequence
     assert run("decode", clip_vcb, "-o", pat, "--model", model, "-y").exit_code == 0
     assert len(list(tmp_path.iterdir())) == 12 and len(_quiet_read(pat)[0]) == 12
+
+
+def test_trim_audio_keeps_the_packets_of_the_range():
+    from vcodec.io.audio import AudioPacket, trim_audio
+
+    class T:
+        time_base = Fraction(1, 1000)
+
+    pk = [AudioPacket(track=0, data=b"x", pts=t, dts=t, duration=d, keyframe=True)
+          for t, d in ((0, 100), (100, 100), (200, 100), (300, 100), (350, 0), (150, 0))]
+    got = trim_audio(pk, [T], Fraction(1, 10), Fraction(3, 10))  # 0.1 s .. 0.3 s
+    assert [(p.pts, p.duration) for p in got] == [(0, 100), (100, 100), (50, 0)]
+    assert trim_audio(pk, [T], Fraction(0), None) == pk

@@ -211,7 +211,7 @@ def encode_video(
         with (
             out.writing(overwrite=overwrite, src=src) as target,
             VcbWriter(target, header, tables=tok.tables_for(bits)) as w,
-            _progress(progress, si.frame_count_hint, "encode") as bar,
+            _progress(progress, count if count is not None else si.frame_count_hint, "encode") as bar,
         ):
             ids = [w.add_track(track_info(t)) for t in source.audio_tracks]
 
@@ -313,7 +313,8 @@ def decode_video(
             VideoSink(target, kind=kind, width=h.width, height=h.height, frame_rate=Fraction(*h.frame_rate),
                       audio_tracks=tracks, pix_fmt=pix_fmt, sample_aspect_ratio=sample_aspect_ratio(h),
                       name=out.name) as sink,
-            _progress(progress, reader.total_frames if inp.is_path else None, "decode") as bar,
+            _progress(progress, count if count is not None else reader.total_frames if inp.is_path else None,
+                      "decode") as bar,
         ):
             n_out, pending = 0, []
             for item in _decoded_items(reader, tok, salvage, first, count, ranged, inp.is_path):

@@ -160,13 +160,44 @@ def array_windows(frames: np.ndarray, n: int) -> Iterator[np.ndarray]:
 
 
 def encode_windows(w: VcbWriter, tok: Tokenizer, windows: Iterable[np.ndarray], bits: int, levels: int,
-                   after: Callable[[int], None] | None = None) -> None:
+                   after: Callable[[int], None] | None = None,
+                   coded: Callable[[np.ndarray, np.ndarray], None] | None = None) -> None:
     """The window-encode core: each window ``uint8 (n, H, W, 3)`` becomes one chunk of ``levels`` token planes of
-    ``bits`` bits; ``after(n)`` runs after each (to interleave audio, advance a progress bar)."""
+    ``bits`` bits; ``after(n)`` runs after each (to interleave audio, advance a progress bar), ``coded(window,
+    tokens)`` before it (to measure what a decoder will see)."""
     for window in windows:
-        w.write_chunk(tok.encode_window(window, levels, bits), len(window))
+        tokens = tok.encode_window(window, levels, bits)
+        w.write_chunk(tokens, len(window))
+        if coded is not None:
+            coded(window, tokens)
         if after is not None:
             after(len(window))
+
+
+def regroup(frames: Iterable[np.ndarray], n: int, first: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
+    """Frames ``first .. first + count - 1`` (``count`` None: to the end) of a stream of frame groups ``uint8
+    (k, H, W, 3)``, regrouped into groups of ``n`` (the last may be shorter). Stops reading once ``count`` are
+    out."""
+    buf: list[np.ndarray] = []
+    pos = out = 0
+    for group in frames:
+        lo, hi = max(first - pos, 0), len(group)
+        if count is not None:
+            hi = min(hi, first + count - pos)
+        pos += len(group)
+        if lo >= hi:
+            if count is not None and pos >= first + count:
+                break
+            continue
+        buf.extend(group[lo:hi])
+        out += hi - lo
+        while len(buf) >= n:
+            yield np.stack(buf[:n])
+            buf = buf[n:]
+        if count is not None and out >= count:
+            break
+    if buf:
+        yield np.stack(buf)
 
 
 def decoder_for(reader: VcbReader, *, tokenizer: Tokenizer | None, model, device: str, name: str) -> Tokenizer:
@@ -182,15 +213,57 @@ def decoder_for(reader: VcbReader, *, tokenizer: Tokenizer | None, model, device
 def decoded(reader: VcbReader, tok: Tokenizer, *, salvage: bool = False) -> Iterator[np.ndarray | Packet]:
     """The chunk-decode core: the stream's items in file order, each chunk as its frames ``uint8 (n, H, W, 3)``
     (grayscale sources restored to R = G = B), each auxiliary-track packet as itself. With ``salvage``,
-    damaged records are skipped and listed in ``reader.damage``."""
+    damaged records are skipped and listed in ``reader.damage``, and the frames they held are filled in (see
+    :func:`gap_frames`), so that every later frame keeps its time and the audio stays in sync."""
     h = reader.header
     gray = source_info(h).get("gray") is True
+    frames, last = 0, None
     for item in reader.records(salvage=salvage):
         if isinstance(item, Chunk):
+            if item.first_frame > frames:
+                yield from gap_frames(last, item.first_frame - frames, frames, h.height, h.width)
             out = tok.decode_window(item.tokens, item.num_frames, h.height, h.width, h.token_bits)
-            yield to_gray(out) if gray else out
+            out = to_gray(out) if gray else out
+            frames, last = item.first_frame + item.num_frames, out[-1]
+            yield out
         else:
             yield item
+    total = reader.total_frames if salvage else None
+    if total is not None and total > frames and last is not None:
+        yield from gap_frames(last, total - frames, frames, h.height, h.width)
+
+
+GAP_GREY = 128  # what fills frames lost before the first intact one
+
+
+def gap_frames(last: np.ndarray | None, n: int, start: int, height: int, width: int) -> Iterator[np.ndarray]:
+    """``n`` frames standing in for damaged ones from frame ``start`` on: repeats of the last good frame, or mid
+    grey when there is none yet; with a warning that says how many."""
+    what = "repeats of the last intact frame" if last is not None else "grey frames"
+    s = "" if n == 1 else "s"
+    warnings.warn(f"frame{s} {start}-{start + n - 1} lost ({n} frame{s}): filled with {what} to keep the timing",
+                  VcodecWarning, stacklevel=3)
+    fill = last if last is not None else np.full((height, width, 3), GAP_GREY, np.uint8)
+    for s0 in range(0, n, 16):  # a bounded amount at a time: the gap may be long
+        yield np.repeat(fill[None], min(16, n - s0), axis=0)
+
+
+def decoded_range(reader: VcbReader, tok: Tokenizer, first: int, count: int | None) -> Iterator[np.ndarray]:
+    """Frames ``first .. first + count - 1`` (``count`` None: to the end), decoding only the chunks that hold
+    them, found through the stream's index (seekable inputs)."""
+    h = reader.header
+    gray = source_info(h).get("gray") is True
+    end = None if count is None else first + count
+    for e in reader.index():
+        if e.first_frame + e.num_frames <= first:
+            continue
+        if end is not None and e.first_frame >= end:
+            break
+        chunk = reader.read_chunk(e.index)
+        out = tok.decode_window(chunk.tokens, chunk.num_frames, h.height, h.width, h.token_bits)
+        out = to_gray(out) if gray else out
+        lo, hi = max(first - e.first_frame, 0), e.num_frames if end is None else min(e.num_frames, end - e.first_frame)
+        yield out[lo:hi]
 
 
 def damage_messages(reader: VcbReader) -> list[str]:

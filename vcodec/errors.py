@@ -17,7 +17,9 @@ vcodec) raises its own ``bitstream.BitstreamError`` subclasses, and the API re-r
     ├── OutputError
     │   └── OutputExistsError
     ├── ModelError
-    │   └── ModelNotFoundError
+    │   ├── ModelNotFoundError
+    │   └── QualityError  (also an ArgumentError)
+    ├── ArgumentError  (also ValueError; the CLI exits with status 2 for these, as for usage errors)
     └── StreamError  (also bitstream.BitstreamError; one subclass per bitstream error class)
 """
 
@@ -49,6 +51,14 @@ class ModelError(VcodecError):
 
 class ModelNotFoundError(ModelError):
     """The model (weights) named, or the one a ``.vcb`` was made with, is not available here."""
+
+
+class ArgumentError(VcodecError, ValueError):
+    """An argument's value is not one the call accepts (the command line treats it as a usage error)."""
+
+
+class QualityError(ModelError, ArgumentError):
+    """The quality asked for is not one of the model's rate points."""
 
 
 class VcodecWarning(UserWarning):

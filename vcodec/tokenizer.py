@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import ModelError
+from .errors import ModelError, QualityError
 from .model.autoencoder import VideoTokenizer
 from .model.checkpoint import (
     RatePoint,
@@ -92,7 +92,7 @@ class Tokenizer:
             if rp.quality == quality:
                 return (rp.bits or self.token_bits), rp.levels
         qs = ", ".join(str(rp.quality) for rp in self.rate_points)
-        raise ModelError(f"quality {quality} is not offered by model {self.name} (choose one of {qs})")
+        raise QualityError(f"quality {quality} is not offered by model {self.name} (choose one of {qs})")
 
     def tables_for(self, bits: int) -> np.ndarray | None:
         """The coder's initial count tables for a stream of ``bits``-bit tokens (the tables of a token's low

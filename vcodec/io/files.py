@@ -11,7 +11,10 @@ asked, and the input is never opened for writing (an output that names the input
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -85,6 +88,47 @@ def atomic_output(dst, *, overwrite: bool, src=None) -> Iterator[str]:
         raise
 
 
+def is_pattern(path) -> bool:
+    """Whether ``path``'s file name holds one printf-style frame number (``%d``, ``%05d``), as image sequences
+    (``frames_%05d.png``) need."""
+    name = os.path.basename(os.fspath(path))
+    return name.count("%") == 1 and re.search(r"%0?\d*d", name) is not None
+
+
+def pattern_files(pattern, first: int = 1) -> Iterator[str]:
+    """The files a frame pattern names, in order from number ``first``, while they exist."""
+    i = first
+    while os.path.lexists(os.fspath(pattern) % i):
+        yield os.fspath(pattern) % i
+        i += 1
+
+
+@contextlib.contextmanager
+def pattern_output(pattern, *, overwrite: bool) -> Iterator[str]:
+    """:func:`atomic_output` for an image sequence: yields a pattern in a temporary directory beside the target;
+    on success its files replace the target's (all earlier ones of that pattern removed), on any error the
+    temporary directory goes. Existing files of the pattern are refused without ``overwrite``."""
+    pattern = os.fspath(pattern)
+    check_output(pattern, overwrite=overwrite)
+    old = list(pattern_files(pattern))
+    if old and not overwrite:
+        raise OutputExistsError(f"{old[0]} already exists (use -y / overwrite=True to replace the sequence)")
+    parent = os.path.dirname(pattern) or "."
+    try:
+        tmpdir = tempfile.mkdtemp(prefix=f".{os.path.basename(pattern).split('%')[0]}", suffix=".part", dir=parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {pattern}: {e.strerror or e}") from e
+    try:
+        tmp = os.path.join(tmpdir, os.path.basename(pattern))
+        yield tmp
+        for f in pattern_files(pattern):
+            os.unlink(f)
+        for i, f in enumerate(pattern_files(tmp), start=1):
+            os.replace(f, pattern % i)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
 # ----------------------------------------------------------------------------------------------
 # endpoints
 
@@ -117,6 +161,10 @@ class Endpoint:
         """For a path: refuse a missing file, a directory and an unreadable file (:class:`InputError`)."""
         if self.kind != "path":
             return
+        if is_pattern(self.obj) and not os.path.exists(self.obj):  # an image sequence, frames_%05d.png
+            if next(pattern_files(self.obj), None) is None and next(pattern_files(self.obj, 0), None) is None:
+                raise InputError(f"{self.name}: no such files ({os.fspath(self.obj) % 1} ...)")
+            return
         if not os.path.exists(self.obj):
             raise InputError(f"{self.name}: no such file")
         if os.path.isdir(self.obj):
@@ -136,7 +184,10 @@ class Endpoint:
         file objects the binary stream (wrapped to count its bytes when ``binary``). OS errors inside become
         :class:`OutputError` naming the output."""
         try:
-            if self.kind == "path":
+            if self.kind == "path" and is_pattern(self.obj):
+                with pattern_output(self.obj, overwrite=overwrite) as tmp:
+                    yield tmp
+            elif self.kind == "path":
                 with atomic_output(self.obj, overwrite=overwrite, src=src) as tmp:
                     yield tmp
             else:
@@ -146,6 +197,8 @@ class Endpoint:
 
     def written(self, target) -> int:
         """Bytes written, after :meth:`writing` with ``binary`` (``target`` is what it yielded)."""
+        if self.kind == "path" and is_pattern(self.obj):
+            return sum(os.path.getsize(f) for f in pattern_files(self.obj))
         return os.path.getsize(self.obj) if self.kind == "path" else target.count
 
 
@@ -153,6 +206,8 @@ def endpoint(obj, *, output: bool) -> Endpoint:
     """Tell a path, ``"-"`` (standard input or output) and a binary file object apart; checks nothing."""
     if isinstance(obj, Endpoint):
         return obj
+    if not output and isinstance(obj, (bytes, bytearray, memoryview)):  # e.g. what vcodec.compress returned
+        return Endpoint("file", "<bytes>", io.BytesIO(bytes(obj)))
     if is_path(obj):
         return Endpoint("path", os.fspath(obj), os.fspath(obj), output=output)
     if isinstance(obj, (str, os.PathLike)):
@@ -163,7 +218,7 @@ def endpoint(obj, *, output: bool) -> Endpoint:
 
 
 def resolve_input(src) -> Endpoint:
-    """A path, ``"-"`` (standard input) or a readable binary file object."""
+    """A path, ``"-"`` (standard input), a readable binary file object, or ``bytes`` (read from memory)."""
     return endpoint(src, output=False)
 
 

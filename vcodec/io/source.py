@@ -16,6 +16,8 @@ How unusual sources are handled (each case that changes pixels or timing raises 
   kept, in order, and the output is constant rate at the average rate (warning naming the first irregular frame).
 - **Audio.** Audio tracks are demuxed alongside the video and their packets buffered until
   :meth:`VideoSource.take_audio` collects them (see :mod:`vcodec.io.audio`).
+- **Cropping.** The codec's picture cropping (H.264 SPS cropping, Theora picture offsets, ...) is applied exactly,
+  so frames have the size the stream declares, as with the ``ffmpeg`` tool.
 - Non-square pixels are kept as stored; the sample aspect ratio is recorded and restored in ``.mkv``/``.mp4``.
   Interlaced video is coded as progressive frames.
 """
@@ -147,6 +149,10 @@ class VideoSource:
             raise InputError(f"{self.name}: not a video ({kind})")
         self._video = c.streams.video[0]
         self._video.thread_type = "AUTO"  # frame order and values do not depend on threading in FFmpeg
+        # Apply the stream's cropping exactly (as the ffmpeg tool does): by default libavcodec crops the left/top
+        # edge only down to an aligned position, so e.g. a 214-wide picture with a 4-pixel left offset would
+        # come out 218 wide.
+        self._video.codec_context.flags |= av.codec.context.Flags.unaligned
         self._audio = []
         self.audio_tracks: list[AudioTrack] = []
         for s in c.streams.audio if audio else ():
@@ -156,8 +162,15 @@ class VideoSource:
             except (av.FFmpegError, ValueError) as e:
                 warnings.warn(f"{self.name}: audio track {s.index} ({s.codec_context.name}) cannot be carried and is "
                               f"dropped ({e})", VcodecWarning, stacklevel=3)
+        extra = [f"{len(ss)} {kind} stream{'s' if len(ss) > 1 else ''}"
+                 for kind, ss in (("other video", c.streams.video[1:]), ("subtitle", c.streams.subtitles)) if ss]
+        if extra:
+            warnings.warn(f"{self.name}: {' and '.join(extra)} not carried (vcodec codes the first video stream "
+                          f"and the audio)", VcodecWarning, stacklevel=3)
         self._audio_offsets = [self._audio_offset(s) for s in self._audio]
         self._pending_audio: list[AudioPacket] = []
+        self._read_error: str | None = None
+        self._first = None
         self._frames = self._decode()
         self._index = 0
         self._last_time: float | None = None
@@ -249,7 +262,9 @@ class VideoSource:
                         )
                     )
         except av.FFmpegError as e:
-            raise InputError(f"{self.name}: cannot decode video after {self._index} frames ({_reason(e)})") from e
+            if self._first is None and self._index == 0:  # nothing read yet: not a usable video
+                raise InputError(f"{self.name}: cannot decode video after {self._index} frames ({_reason(e)})") from e
+            self._read_error = _reason(e)  # a damaged or cut tail: keep what was read (warned about at the end)
 
     def _check_timing(self, frame: av.VideoFrame) -> None:
         t = frame.time
@@ -290,7 +305,8 @@ class VideoSource:
         return rgb
 
     def frames(self) -> Iterator[np.ndarray]:
-        """Yield frames, uint8 (H, W, 3) RGB, in presentation order."""
+        """Yield frames, uint8 (H, W, 3) RGB, in presentation order. A source that ends well short of the frame
+        count its container declares (a truncated file) gets a warning at the end."""
         frame = self._first
         while frame is not None:
             self._check_timing(frame)
@@ -299,6 +315,22 @@ class VideoSource:
             self._first = None
             yield rgb
             frame = next(self._frames, None)
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        if self._read_error is not None:
+            warnings.warn(f"{self.name}: reading stopped after {self._index} frames ({self._read_error}): the file "
+                          f"looks truncated or damaged; encoding the frames read", VcodecWarning, stacklevel=4)
+            return
+        declared = self._video.frames or None  # an exact count where the container has one (MP4, AVI)
+        if declared is None:
+            declared = self.info.frame_count_hint  # from the duration: allow for rounding and edit lists
+            if declared is not None and self._index >= declared - max(2, declared // 20):
+                return
+        if declared is not None and self._index < declared:
+            warnings.warn(f"{self.name}: only {self._index} of the {declared} frames the container declares could "
+                          f"be read (truncated or damaged file?); encoding what was read", VcodecWarning,
+                          stacklevel=4)
 
     def windows(self, n: int) -> Iterator[np.ndarray]:
         """Yield groups of ``n`` frames, uint8 (n, H, W, 3); the last may be shorter. Memory holds one group."""

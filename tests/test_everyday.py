@@ -322,16 +322,16 @@ def test_compare_per_frame_and_means(tmp_path):
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     pf = d["per_frame"]
-    assert d["frames"] == 6 and pf["psnr_y"][2] is None  # identical frame
-    assert pf["psnr_y"][0] == pytest.approx(metrics.psnr_y(ref[:1], dist[:1]))
-    assert pf["ms_ssim"][1] == pytest.approx(metrics.ms_ssim(ref[1:2], dist[1:2]))
+    assert d["frames"] == 6 and pf["psnr_y"][2] == metrics.PSNR_CAP_DB  # identical frame: the metric's cap
+    assert pf["psnr_y"][0] == pytest.approx(metrics.psnr_y_bt709_limited(ref[:1], dist[:1]))
+    assert pf["ms_ssim"][1] == pytest.approx(metrics.ms_ssim_rgb(ref[1:2], dist[1:2])[0])
     m = d["mean"]
-    assert m["psnr_y"] is None  # the mean over frames of an infinite value
-    mses = [np.mean((metrics.rgb_to_ycbcr(ref[i])[..., 0] - metrics.rgb_to_ycbcr(dist[i])[..., 0]) ** 2)
-            for i in range(6)]
-    assert m["psnr_y_global"] == pytest.approx(10 * np.log10(255 ** 2 / np.mean(mses)))
+    assert m["psnr_y"] == pytest.approx(np.mean(pf["psnr_y"]))   # per-frame mean, capped frames included
+    from vcodec.colour import rgb_to_y
+    mses = [np.mean((rgb_to_y(ref[i:i + 1]).astype(float) - rgb_to_y(dist[i:i + 1])) ** 2) for i in range(6)]
+    assert m["psnr_y_global"] == pytest.approx(10 * np.log10(255 ** 2 / np.mean(mses)), abs=1e-6)
     rows = (tmp_path / "pf.csv").read_text().splitlines()
-    assert rows[0] == "frame,psnr_y,psnr_yuv,ms_ssim" and len(rows) == 7 and rows[3].startswith("2,,,")
+    assert rows[0] == "frame,psnr_y,psnr_yuv,ms_ssim" and len(rows) == 7 and rows[3].startswith("2,100.0")
     text = run("compare", ref_p, dist_p).stdout
     assert "per-frame mean" in text and "global" in text and "6 frames" in text
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vcodec import metrics
+from vcodec.colour import rgb_to_yuv420
 from vcodec.errors import InputError
 from vcodec.io.source import VideoSource
 
@@ -37,9 +38,9 @@ def frame_metrics(ref: np.ndarray, dist: np.ndarray) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {m: [] for m in METRICS}
     for a, b in zip(ref, dist):
         a, b = a[None], b[None]
-        out["psnr_y"].append(metrics.psnr_y(a, b))
-        out["psnr_yuv"].append(metrics.psnr_yuv(a, b))
-        out["ms_ssim"].append(metrics.ms_ssim(a, b))
+        out["psnr_y"].append(metrics.psnr_y_bt709_limited(a, b))
+        out["psnr_yuv"].append(metrics.psnr_yuv_611(rgb_to_yuv420(a), rgb_to_yuv420(b))["psnr_yuv"])
+        out["ms_ssim"].append(metrics.ms_ssim_rgb(a, b)[0])
     return out
 
 
@@ -132,7 +133,7 @@ def compare_videos(ref, dist, *, batch: int = 8, vmaf: bool = False) -> dict:
 
 
 def write_csv(path, result: dict) -> None:
-    """Per-frame metrics, one row per frame: ``frame,psnr_y,psnr_yuv,ms_ssim`` (empty cell: infinite PSNR)."""
+    """Per-frame metrics, one row per frame: ``frame,psnr_y,psnr_yuv,ms_ssim`` (identical frames: the 100 dB cap)."""
     import csv
 
     pf = result["per_frame"]

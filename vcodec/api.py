@@ -270,8 +270,10 @@ def decode_video(
 def _restorable_audio(reader: VcbReader, name: str) -> tuple[list, dict[int, int]]:
     """The stream's audio tracks vcodec can restore, and for each one's track id its index in that list."""
     found = {tid: audio_track(t) for tid, t in reader.tracks.items()}
-    if any(t is None for t in found.values()):
-        warnings.warn(f"{name}: skipping tracks vcodec cannot restore", VcodecWarning, stacklevel=4)
+    bad = [str(tid) for tid, t in found.items() if t is None]
+    if bad:
+        warnings.warn(f"{name}: skipping track(s) {', '.join(bad)}: not audio vcodec can restore, or implausible "
+                      "parameters", VcodecWarning, stacklevel=4)
     kept = [tid for tid, t in found.items() if t is not None]
     return [found[tid] for tid in kept], {tid: i for i, tid in enumerate(kept)}
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bitstream import VcbReader, VcbWriter
+from bitstream import BitstreamError, VcbReader, VcbWriter
 from vcodec.coding import (
     array_windows,
     audio_packet,
@@ -101,7 +101,11 @@ def _progress(enabled: bool, total: int | None, desc: str):
 def _open_vcb(src: Endpoint):
     """A reader on a ``.vcb`` (header and tracks read; no model or tables needed yet)."""
     with reading(src, "a .vcb file") as f:
-        reader = VcbReader(f)
+        try:
+            reader = VcbReader(f)
+        except BitstreamError as e:
+            e.salvageable = False  # the file header and track records are required: --salvage cannot help
+            raise
     with reader:
         yield reader
 

@@ -4,6 +4,8 @@ The CLI only parses arguments and prints; the work is in :mod:`vcodec.api`. Ever
 (bad input, damaged ``.vcb``, missing weights, existing or unwritable output) ends as one line
 ``vcodec: error: ...`` on stderr and exit status 1 (2 for usage errors), without a traceback unless
 ``VCODEC_DEBUG=1``. Warnings (alpha dropped, audio not written, ...) print as ``vcodec: warning: ...``.
+SIGINT (Ctrl-C), SIGTERM and SIGHUP stop a run the same way: the temporary output is removed and the exit status
+is 128 + the signal number.
 
 Adding a subcommand: write it as a ``click.Command`` in its own module and add one line to
 :data:`LAZY_COMMANDS`; it is imported only when used (``vcodec --help`` stays fast), and it gets the same
@@ -18,8 +20,10 @@ import importlib
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import warnings
 
 import click
@@ -80,6 +84,37 @@ def _warnings_to_stderr():
         yield
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) raised where the program was, so that cleanup runs as for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt():
+    """Turn the first stop signal into :class:`Interrupted`; later ones are ignored so cleanup can finish."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 class VcodecGroup(click.Group):
     """A click group with lazily imported subcommands and one error boundary for all of them."""
 
@@ -107,12 +142,14 @@ class VcodecGroup(click.Group):
 
     def invoke(self, ctx):
         try:
-            with _warnings_to_stderr():
+            with _warnings_to_stderr(), _stop_signals_interrupt():
                 return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except KeyboardInterrupt:
-            raise click.Abort() from None
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", signal.SIGINT)
+            click.echo(f"vcodec: interrupted by {signal.Signals(signum).name}", err=True)
+            raise click.exceptions.Exit(128 + signum) from None
         except Exception as e:
             if _debug():
                 raise
@@ -157,7 +194,8 @@ def _with_context(name: str, salvage_hint: bool):
             yield
         except BitstreamError as e:
             hint = ""
-            if salvage_hint and isinstance(e, (ChecksumError, CorruptDataError, TruncatedError)):
+            if salvage_hint and getattr(e, "salvageable", True) and isinstance(
+                    e, (ChecksumError, CorruptDataError, TruncatedError)):
                 hint = " (use --salvage to decode the intact chunks)"
             raise CliError(f"{name}: {_one_line(e)}{hint}") from e
 

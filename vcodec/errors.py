@@ -18,6 +18,7 @@ vcodec) raises its own ``bitstream.BitstreamError`` subclasses, and the API re-r
     │   └── OutputExistsError
     ├── ModelError
     │   └── ModelNotFoundError
+    ├── ResourceError
     └── StreamError  (also bitstream.BitstreamError; one subclass per bitstream error class)
 """
 
@@ -49,6 +50,10 @@ class ModelError(VcodecError):
 
 class ModelNotFoundError(ModelError):
     """The model (weights) named, or the one a ``.vcb`` was made with, is not available here."""
+
+
+class ResourceError(VcodecError):
+    """The work would need more memory than this machine has available (refused before allocating it)."""
 
 
 class VcodecWarning(UserWarning):

@@ -112,3 +112,12 @@ def test_value_fuzzer_bounded(tmp_path):
     assert stats["cases"] >= 100
     assert stats["outcomes"].get("ok", 0) > 0 and len(stats["outcomes"]) >= 5
     assert stats["peak_rss_mb"] - rss0 < 512, f"peak memory grew by {stats['peak_rss_mb'] - rss0:.0f} MB"
+
+
+def test_frames_too_big_for_the_memory_are_refused(tok, bases, monkeypatch):
+    import vcodec.tokenizer
+
+    data = forged(tok, bases[1], width=16384, height=64)
+    monkeypatch.setattr(vcodec.tokenizer, "available_memory", lambda: 2 << 20)
+    with pytest.raises(vcodec.ResourceError, match="window of 16384x64 needs about"):
+        vcodec.decompress(data, tokenizer=tok)

@@ -108,3 +108,23 @@ def test_one_thread_per_op_restores_the_thread_count(tok):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_encode_that_cannot_fit_is_refused_before_reading(tok, monkeypatch, tmp_path):
+    from vcodec.io.synthetic import write_clip
+
+    src = tmp_path / "in.y4m"
+    write_clip(src, width=64, height=48, num_frames=3, codec="rawvideo", pix_fmt="yuv420p")
+    monkeypatch.setattr(tokenizer_mod, "available_memory", lambda: 10_000)
+    with pytest.raises(ResourceError, match=r"encoding a 9-frame window of 64x48 needs about"):
+        vcodec.encode_video(src, tmp_path / "o.vcb", tokenizer=tok)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.y4m"]
+
+
+def test_allocation_failures_are_resource_errors(tok, monkeypatch):
+    def fail(*a, **k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(tok, "encode_window", fail)
+    with pytest.raises(ResourceError, match="out of memory"):
+        vcodec.compress(_frames(1, 8, 8), tokenizer=tok)

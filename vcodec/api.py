@@ -150,6 +150,7 @@ def encode_video(
         q, bits, levels = quality_point(tok, quality)
         si = source.info
         header = stream_header(tok, bits, levels, q, si.width, si.height, si.frame_rate, {"source": si.to_json()})
+        tok.check_encode_memory(tok.window_frames, si.height, si.width, frames_held=False)  # before reading frames
         audio_bytes = 0
         t0 = time.perf_counter()
         with (

@@ -102,12 +102,26 @@ def stream_errors():
         raise stream_error(e) from e.__cause__
 
 
+@contextlib.contextmanager
+def out_of_memory_errors():
+    """An allocation that fails anyway (the estimates before big allocations are estimates) is a
+    :class:`ResourceError`, not an internal error."""
+    try:
+        yield
+    except MemoryError as e:
+        raise ResourceError("out of memory") from e
+    except RuntimeError as e:
+        if "can't allocate memory" not in str(e) and "out of memory" not in str(e):
+            raise
+        raise ResourceError(f"out of memory ({' '.join(str(e).split())[:120]})") from e
+
+
 def raises_stream_errors(fn):
     """Decorator form of :func:`stream_errors`, for the public API functions."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with stream_errors():
+        with stream_errors(), out_of_memory_errors():
             return fn(*args, **kwargs)
 
     return wrapper

@@ -152,6 +152,7 @@ class Tokenizer:
         if not 1 <= levels <= self.max_levels:
             raise ValueError(f"levels must be in 1..{self.max_levels}")
         n, H, W, _ = frames.shape
+        self.check_encode_memory(n, H, W)
         if not self._tiled(H, W):
             return self._encode(frames, levels, bits)
         cfg = self.config
@@ -220,6 +221,24 @@ class Tokenizer:
                 with ThreadPoolExecutor(workers) as pool:
                     list(pool.map(in_thread, tiles))
         return out
+
+    def check_encode_memory(self, num_frames: int, height: int, width: int, frames_held: bool = True) -> None:
+        """Refuse (:class:`ResourceError`) to encode a window that would not fit in the memory available; with
+        ``frames_held=False`` the window's frames themselves (not read yet) are counted too."""
+        cfg = self.config
+        lh, lw = cfg.latent_size(height, width)
+        side = self.TILE_CORE + 2 * self.margins()[0]
+        px = (min(lh, side) * min(lw, side) if self._tiled(height, width) else lh * lw) * cfg.spatial_factor ** 2
+        need = self.encode_bytes(px, cfg.padded_frames(num_frames))
+        if not frames_held:
+            need += 2 * num_frames * height * width * 3
+        check_memory(need, f"encoding a {num_frames}-frame window of {width}x{height}")
+
+    def encode_bytes(self, pixels: int, frames: int) -> int:
+        """About the most memory the encoder network holds for ``pixels`` input pixels of ``frames`` frames."""
+        cfg = self.config
+        per_pixel = max(3.0, cfg.hi_channels / 16 / cfg.temporal_factor, cfg.lo_channels / 64 / cfg.temporal_factor)
+        return int(4 * 4 * per_pixel * pixels * frames)
 
     def decode_bytes(self, pixels: int, latent_frames: int) -> int:
         """About the most memory the decoder network holds for ``pixels`` output pixels of ``latent_frames``

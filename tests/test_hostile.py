@@ -121,3 +121,19 @@ def test_frames_too_big_for_the_memory_are_refused(tok, bases, monkeypatch):
     monkeypatch.setattr(vcodec.tokenizer, "available_memory", lambda: 2 << 20)
     with pytest.raises(vcodec.ResourceError, match="window of 16384x64 needs about"):
         vcodec.decompress(data, tokenizer=tok)
+
+
+@pytest.mark.parametrize("ext", ["mkv", "mp4"])
+def test_audio_packets_the_muxer_refuses_are_dropped_with_a_warning(tok, bases, tmp_path, ext):
+    import struct
+
+    from tests.fuzz_values import join, split
+
+    hdr, recs = split(bases[0])
+    packets = [p for t, p in recs if t == 0x03]
+    assert len(packets) >= 3
+    for p in packets[1:3]:  # timestamps going backwards
+        struct.pack_into("<qq", p, 4, -1000, -1000)
+    with pytest.warns(VcodecWarning, match="audio track 0: dropping packets the muxer refuses"):
+        res = vcodec.decode_video(io.BytesIO(join(hdr, recs)), tmp_path / f"o.{ext}", tokenizer=tok)
+    assert res.frames == 5 and res.audio_tracks == 1

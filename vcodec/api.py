@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bitstream import BadMagicError, VcbReader, VcbWriter
+from bitstream import BadMagicError, BitstreamError, VcbReader, VcbWriter
 from vcodec.coding import (
     array_windows,
     audio_packet,
@@ -112,9 +112,15 @@ def _open_vcb(src: Endpoint):
         except BadMagicError as e:
             kind = _video_kind(src)
             if kind is None:
+                e.salvageable = False  # the file header is required: --salvage cannot help
                 raise
-            raise BadMagicError(f"{e} (this is a {kind} video, not a .vcb; to encode it: vcodec encode "
-                                f"{src.name} -o NAME.vcb)") from None
+            err = BadMagicError(f"{e} (this is a {kind} video, not a .vcb; to encode it: vcodec encode "
+                                f"{src.name} -o NAME.vcb)")
+            err.salvageable = False
+            raise err from None
+        except BitstreamError as e:
+            e.salvageable = False  # the file header and track records are required: --salvage cannot help
+            raise
     with reader:
         yield reader
 
@@ -206,6 +212,7 @@ def encode_video(
         t_end = None if count is None else Fraction(first + count) / si.frame_rate
         measured = Quality() if psnr else None
         header = stream_header(tok, bits, levels, q, si.width, si.height, si.frame_rate, {"source": si.to_json()})
+        tok.check_encode_memory(tok.window_frames, si.height, si.width, frames_held=False)  # before reading frames
         audio_bytes = 0
         t0 = time.perf_counter()
         with (
@@ -423,8 +430,10 @@ def _set_threads(threads: int | None) -> None:
 def _restorable_audio(reader: VcbReader, name: str) -> tuple[list, dict[int, int]]:
     """The stream's audio tracks vcodec can restore, and for each one's track id its index in that list."""
     found = {tid: audio_track(t) for tid, t in reader.tracks.items()}
-    if any(t is None for t in found.values()):
-        warnings.warn(f"{name}: skipping tracks vcodec cannot restore", VcodecWarning, stacklevel=4)
+    bad = [str(tid) for tid, t in found.items() if t is None]
+    if bad:
+        warnings.warn(f"{name}: skipping track(s) {', '.join(bad)}: not audio vcodec can restore, or implausible "
+                      "parameters", VcodecWarning, stacklevel=4)
     kept = [tid for tid, t in found.items() if t is not None]
     return [found[tid] for tid in kept], {tid: i for i, tid in enumerate(kept)}
 

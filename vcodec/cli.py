@@ -2,8 +2,10 @@
 
 The CLI only parses arguments and prints; the work is in :mod:`vcodec.api`. Every failure the user can cause
 (bad input, damaged ``.vcb``, missing weights, existing or unwritable output) ends as one line
-``vcodec: error: ...`` on stderr and exit status 1 (2 for usage errors and values an option does not take,
-130 when interrupted), without a traceback unless ``VCODEC_DEBUG=1``. Warnings (alpha dropped, audio not written, ...) print as ``vcodec: warning: ...``.
+``vcodec: error: ...`` on stderr and exit status 1 (2 for usage errors and values an option does not take),
+without a traceback unless ``VCODEC_DEBUG=1``. Warnings (alpha dropped, audio not written, ...) print as
+``vcodec: warning: ...``. SIGINT (Ctrl-C), SIGTERM and SIGHUP stop a run the same way: the temporary output is
+removed and the exit status is 128 + the signal number (130 for Ctrl-C).
 
 Adding a subcommand: write it as a ``click.Command`` in its own module and add its import path and one-line help
 to :data:`LAZY_COMMANDS`; it is imported only when used (``vcodec --help`` stays fast), and it gets the same
@@ -18,8 +20,10 @@ import importlib
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import warnings
 from fractions import Fraction
 
@@ -89,6 +93,37 @@ def _warnings_to_stderr():
         yield
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) raised where the program was, so that cleanup runs as for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt():
+    """Turn the first stop signal into :class:`Interrupted`; later ones are ignored so cleanup can finish."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 class VcodecGroup(click.Group):
     """A click group with lazily imported subcommands and one error boundary for all of them."""
 
@@ -130,12 +165,14 @@ class VcodecGroup(click.Group):
 
     def invoke(self, ctx):
         try:
-            with _warnings_to_stderr():
+            with _warnings_to_stderr(), _stop_signals_interrupt():
                 return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except KeyboardInterrupt:
-            raise click.Abort() from None
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", None)   # set when a stop signal (not a plain KeyboardInterrupt) arrived
+            click.echo("vcodec: interrupted" + (f" by {signal.Signals(signum).name}" if signum else ""), err=True)
+            raise click.exceptions.Exit(128 + (signum or signal.SIGINT)) from None
         except Exception as e:
             if _debug():
                 raise
@@ -205,7 +242,8 @@ def _with_context(name: str, salvage_hint: bool, verify_hint: bool = False):
             yield
         except BitstreamError as e:
             hint = ""
-            if salvage_hint and isinstance(e, (ChecksumError, CorruptDataError, TruncatedError)):
+            if salvage_hint and getattr(e, "salvageable", True) and isinstance(
+                    e, (ChecksumError, CorruptDataError, TruncatedError)):
                 hint = " (use --salvage to decode the intact chunks)"
             elif verify_hint and isinstance(e, (ChecksumError, CorruptDataError, TruncatedError)):
                 hint = " (use `vcodec info --verify` to see what is intact)"

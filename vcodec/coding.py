@@ -67,7 +67,10 @@ def stream_header(tok: Tokenizer, bits: int, levels: int, quality: int, width: i
 
 def check_geometry(header: StreamHeader, tok: Tokenizer, name: str) -> None:
     """Refuse a header whose token geometry is not the model's (ModelMismatchError): same weights, other grid.
-    A stream may code fewer bits per token than the model has (its low bits)."""
+    A stream may code fewer bits per token than the model has (its low bits), and may use shorter windows than
+    the model's (never longer: a chunk's size, and so the memory its decode takes, is bounded by the model's
+    window, whatever the header says). Runs before any chunk is read; the reader then checks every chunk's
+    token grid against these header values (FORMAT.md 4.2), so no chunk can be larger than the model's window."""
     cfg = tok.config
     want = (cfg.token_bits, tok.max_levels, cfg.temporal_factor, cfg.spatial_factor)
     got = (header.token_bits, header.max_levels, header.temporal_factor, header.spatial_factor)
@@ -75,6 +78,11 @@ def check_geometry(header: StreamHeader, tok: Tokenizer, name: str) -> None:
         raise ModelMismatchError(
             f"{name}: header geometry (token_bits, max_levels, temporal_factor, spatial_factor) = {got} "
             f"is not that of model {tok.name!r}: {want}"
+        )
+    if not 1 <= header.window_frames <= cfg.window_frames:
+        raise ModelMismatchError(
+            f"{name}: header window of {header.window_frames} frames is longer than model {tok.name!r}'s "
+            f"({cfg.window_frames} frames)"
         )
 
 
@@ -84,15 +92,29 @@ def source_info(header: StreamHeader) -> dict:
     return src if isinstance(src, dict) else {}
 
 
+MAX_SAR_TERM = 2**31 - 1  # FFmpeg keeps a sample aspect ratio as a pair of C ints
+MAX_SAR = 1024  # pixels 1024 times wider (or narrower) than tall: beyond any real video
+
+
 def sample_aspect_ratio(header: StreamHeader) -> Fraction | None:
+    """The source's sample aspect ratio from ``extra.source`` (a ``"num/den"`` string), or None when absent.
+    The header is untrusted: anything but a short rational with terms of at most 2^31 - 1 within
+    1/1024..1024 is ignored with a warning (the output then has square pixels)."""
     s = source_info(header).get("sample_aspect_ratio")
-    if not isinstance(s, str):
+    if s is None:
         return None
-    try:
-        f = Fraction(s)
-    except (ValueError, ZeroDivisionError):
+    f = None
+    if isinstance(s, str) and len(s) <= 32:
+        try:
+            f = Fraction(s)
+        except (ValueError, ZeroDivisionError):
+            f = None
+    if f is None or not (0 < f.numerator <= MAX_SAR_TERM and 0 < f.denominator <= MAX_SAR_TERM
+                         and Fraction(1, MAX_SAR) <= f <= MAX_SAR):
+        warnings.warn(f"ignoring implausible sample aspect ratio {str(s)[:40]!r} in the stream header",
+                      VcodecWarning, stacklevel=2)
         return None
-    return f if f > 0 else None
+    return f
 
 
 # ----------------------------------------------------------------------------------------------
@@ -115,10 +137,24 @@ def track_info(t: AudioTrack) -> TrackInfo:
     )
 
 
+MAX_SAMPLE_RATE = 10**6  # Hz; beyond any audio FFmpeg decodes
+MAX_CHANNELS = 64
+MAX_PARAM_STR = 256  # layout and language names
+
+
 def audio_track(info: TrackInfo) -> AudioTrack | None:
-    """The audio track a TrackInfo describes, or None when vcodec cannot restore it."""
+    """The audio track a TrackInfo describes, or None when vcodec cannot restore it: not audio, no FFmpeg
+    template, or a parameter of the wrong type or out of range (``sample_rate`` an int in 0..10^6,
+    ``channels`` an int in 0..64 (0 or absent: unknown), ``layout``/``language`` short strings). The stream is untrusted, so every
+    field is checked here, before FFmpeg sees it."""
     p = info.params
     if info.kind != "audio" or not isinstance(p.get(TEMPLATE_KEY), str):
+        return None
+    rate, channels, layout, language = (p.get(k) for k in ("sample_rate", "channels", "layout", "language"))
+    rate, channels = (0 if v is None else v for v in (rate, channels))  # absent: unknown
+    if not (_int_in(rate, 0, MAX_SAMPLE_RATE) and _int_in(channels, 0, MAX_CHANNELS)
+            and (layout is None or isinstance(layout, str) and len(layout) <= MAX_PARAM_STR)
+            and (language is None or isinstance(language, str) and len(language) <= MAX_PARAM_STR)):
         return None
     try:
         template = base64.b64decode(p[TEMPLATE_KEY], validate=True)
@@ -126,14 +162,18 @@ def audio_track(info: TrackInfo) -> AudioTrack | None:
         return None
     return AudioTrack(
         codec=info.codec,
-        sample_rate=int(p.get("sample_rate") or 0),
-        channels=int(p.get("channels") or 0),
-        layout=str(p.get("layout") or ""),
+        sample_rate=rate,
+        channels=channels,
+        layout=layout or "",
         time_base=Fraction(*info.time_base),
         template=template,
-        language=p.get("language"),
+        language=language,
         extradata=bytes(info.extradata),
     )
+
+
+def _int_in(v, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
 def audio_packet(track: int, p: Packet) -> AudioPacket:

@@ -125,6 +125,7 @@ class VideoSink:
         self._closed = False
         self._templates: list[TemplateStream] = []
         self._audio: list[_AudioOut | None] = []
+        self._dropped: set[int] = set()  # tracks that had packets dropped (warned once)
         pix_fmt = self._pix_fmt(pix_fmt)
         self.description = describe_kind(self.kind, pix_fmt)
         fmt = _FORMATS[self.kind]
@@ -261,12 +262,22 @@ class VideoSink:
             raise OutputError(f"cannot write {self.name}: {getattr(e, 'strerror', None) or e}") from e
 
     def write_audio(self, packets: list[AudioPacket]) -> None:
-        """Mux carried audio packets (times relative to the first frame, in their track's time base)."""
+        """Mux carried audio packets (times relative to the first frame, in their track's time base). A packet
+        the muxer or decoder refuses as invalid (timestamps going backwards, an absurd duration, undecodable data:
+        what a damaged or hostile ``.vcb`` can hold) is dropped with one warning per track; the video goes on."""
         try:
             for p in packets:
                 out = self._audio[p.track] if p.track < len(self._audio) else None
-                if out is not None:
+                if out is None:
+                    continue
+                try:
                     out.write(self._out, p)
+                except (av.error.ArgumentError, av.error.InvalidDataError) as e:
+                    if p.track not in self._dropped:
+                        warnings.warn(f"{self.name}: audio track {p.track}: dropping packets the muxer refuses "
+                                      f"(first at pts {p.pts}: {getattr(e, 'strerror', None) or e})",
+                                      VcodecWarning, stacklevel=2)
+                    self._dropped.add(p.track)
         except (av.FFmpegError, OSError) as e:
             raise OutputError(f"cannot write {self.name}: {getattr(e, 'strerror', None) or e}") from e
 

@@ -24,6 +24,8 @@ How unusual sources are handled (each case that changes pixels or timing raises 
 
 from __future__ import annotations
 
+import errno
+import re
 import struct
 import warnings
 from collections.abc import Iterator
@@ -134,7 +136,7 @@ class VideoSource:
         try:
             self._container = av.open(inp.readable(), "r")
         except av.FFmpegError as e:
-            raise InputError(f"{self.name}: not a video file FFmpeg can read ({_reason(e)})") from e
+            raise InputError(f"{self.name}: not a video file FFmpeg can read ({_open_reason(inp, e)})") from e
         try:
             self._setup(audio)
         except BaseException:
@@ -374,6 +376,35 @@ class VideoSource:
 def _reason(e: BaseException) -> str:
     """FFmpeg's message without the errno and file name PyAV adds."""
     return getattr(e, "strerror", None) or str(e)
+
+
+Y4M_MAGIC = b"YUV4MPEG2 "
+MAX_Y4M_HEADER = 4096
+
+
+def _open_reason(inp, e: BaseException) -> str:
+    """Why FFmpeg could not open ``inp``, in words that fit: FFmpeg's y4m reader answers a header it cannot use
+    with errno values (EBUSY, EINVAL) whose text ("Device or resource busy") would mislead."""
+    head = b""
+    if inp.is_path:
+        try:
+            with open(inp.path, "rb") as f:
+                head = f.read(MAX_Y4M_HEADER + 1)
+        except OSError:
+            head = b""
+    if not head.startswith(Y4M_MAGIC):
+        if getattr(e, "errno", None) == errno.EBUSY:
+            return "FFmpeg cannot use its stream parameters"
+        return _reason(e)
+    line, nl, _ = head.partition(b"\n")
+    if not nl:
+        return f"y4m header line longer than {MAX_Y4M_HEADER} bytes"
+    w, h = (re.search(rb" %s(\d+)" % k, line) for k in (b"W", b"H"))
+    if w is None or h is None:
+        return "y4m header without a frame width and height"
+    size = f"{int(w.group(1))}x{int(h.group(1))}"
+    return f"y4m header declares {size} frames, which FFmpeg cannot read ({_reason(e)})" \
+        if getattr(e, "errno", None) != errno.EBUSY else f"y4m header declares {size} frames, too large for FFmpeg to read"
 
 
 def open_source(src, *, audio: bool = True) -> VideoSource:

@@ -45,6 +45,8 @@ train: data
 
 fuzz: install
 	$(VPY) -m tests.fuzz_long --cases 1000000
+	# lying header values with valid CRCs, through the real decoder (a tiny model) into every output type
+	$(VPY) -m tests.fuzz_values --cases 20000
 
 clean:
 	rm -rf $(VENV) build *.egg-info

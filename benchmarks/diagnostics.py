@@ -100,7 +100,7 @@ def static_bit_flips(tok: Tokenizer, segments, quality: int, threshold: int = 2)
             if not static.any():
                 continue
             diff = (tokens[:, t, :h, :w] ^ tokens[:, t - 1, :h, :w])[:, static]          # (P, N)
-            ones = np.unpackbits(diff.astype("<u4").view(np.uint8).reshape(diff.shape + (4,)), axis=-1,
+            ones = np.unpackbits(np.ascontiguousarray(diff, dtype="<u4").view(np.uint8).reshape(diff.shape + (4,)), axis=-1,
                                  bitorder="little")[..., :bits].sum(axis=(1, 2))
             flips = ones if flips is None else flips + ones
             counts += int(static.sum())
@@ -223,16 +223,20 @@ def main(argv=None) -> None:
     report = {
         "model": tok.name, "weights_hash": tok.weights_hash, "segments": [n for n, _ in segments],
         "command": "python -m benchmarks.diagnostics " + " ".join(argv if argv is not None else os.sys.argv[1:]),
-        "frame_positions": [frame_positions(tok, segments, 1), frame_positions(tok, segments, top)],
-        "rate_points": rate_points(tok, segments),
-        "static_bit_flips": [static_bit_flips(tok, segments, 1), static_bit_flips(tok, segments, top)],
-        "colour": colour_error(tok),
     }
+    sections = [
+        ("frame_positions", lambda: [frame_positions(tok, segments, 1), frame_positions(tok, segments, top)]),
+        ("rate_points", lambda: rate_points(tok, segments)),
+        ("static_bit_flips", lambda: [static_bit_flips(tok, segments, 1), static_bit_flips(tok, segments, top)]),
+        ("colour", lambda: colour_error(tok)),
+    ]
     if args.x265_intra:
-        report["x265_intra"] = x265_intra(args.results)
-    report["seconds"] = time.time() - t0
-    with open(args.output, "w") as fh:
-        json.dump(report, fh, indent=1)
+        sections.append(("x265_intra", lambda: x265_intra(args.results)))
+    for key, run in sections:      # the report is written after each section: a long run keeps what it measured
+        report[key] = run()
+        report["seconds"] = time.time() - t0
+        with open(args.output, "w") as fh:
+            json.dump(report, fh, indent=1)
     print(json.dumps({k: v for k, v in report.items() if k != "segments"}, indent=1)[:6000])
 
 

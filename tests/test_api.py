@@ -138,7 +138,11 @@ def test_salvage_skips_a_damaged_chunk(tok9):
         vcodec.decompress(bytes(data), tokenizer=tok9)
     with pytest.warns(VcodecWarning, match="chunk 1"):
         out = vcodec.decompress(bytes(data), tokenizer=tok9, salvage=True)
-    assert len(out) == 18
+    assert len(out) == 27 and (out[9:18] == out[8]).all()  # the gap is filled: frame 18 stays frame 18
+    data[offsets[0] + 40] ^= 0xFF  # and chunk 0 too: nothing before the gap to repeat, so grey
+    with pytest.warns(VcodecWarning, match=r"frames 0-17 lost \(18 frames\): filled with grey"):
+        out2 = vcodec.decompress(bytes(data), tokenizer=tok9, salvage=True)
+    assert len(out2) == 27 and (out2[:18] == 128).all() and (out2[18:] == out[18:]).all()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -245,16 +249,23 @@ def test_warnings_are_reported_in_the_result(tok9, tmp_path):
     assert any("alpha" in w for w in res.warnings)
 
 
-@pytest.mark.parametrize("ext", ["y4m", "mkv", "mp4"])
+@pytest.mark.parametrize("ext", ["y4m", "mkv", "mp4", "webm", "png"])
 def test_decode_output_containers(tok9, tmp_path, ext):
     data = vcodec.compress(pattern_frames(5, 17, 33), tokenizer=tok9, frame_rate=Fraction(24000, 1001))
     (tmp_path / "a.vcb").write_bytes(data)
-    res = vcodec.decode_video(tmp_path / "a.vcb", tmp_path / f"o.{ext}", tokenizer=tok9)
-    frames, info = _quiet_read(tmp_path / f"o.{ext}")
-    assert frames.shape == (5, 17, 33, 3) and info.frame_rate == Fraction(24000, 1001)
-    assert res.lossy == (ext == "mp4")
-    if ext != "mp4":  # y4m (C444p16) and mkv (FFV1 RGB) carry the decoded RGB exactly
+    out = tmp_path / ("o_%04d.png" if ext == "png" else f"o.{ext}")
+    res = vcodec.decode_video(tmp_path / "a.vcb", out, tokenizer=tok9)
+    frames, info = _quiet_read(out)
+    # .mp4 is 4:2:0 for browsers: odd sizes padded by an edge row/column
+    assert frames.shape == ((5, 18, 34, 3) if ext == "mp4" else (5, 17, 33, 3))
+    if ext != "png":  # an image sequence has no frame rate
+        assert info.frame_rate == Fraction(24000, 1001)
+    assert res.lossy == (ext in ("mp4", "webm"))
+    if not res.lossy:  # y4m (C444p16), mkv (FFV1 RGB) and png carry the decoded RGB exactly
         np.testing.assert_array_equal(frames, vcodec.decompress(data, tokenizer=tok9))
+    if ext == "png":
+        assert sorted(p.name for p in tmp_path.glob("o_*.png")) == [f"o_{i:04d}.png" for i in range(1, 6)]
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
 
 
 def test_unreadable_audio_track_is_skipped_with_a_warning(tok9, tmp_path):

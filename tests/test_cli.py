@@ -250,8 +250,10 @@ def test_salvage_decodes_the_intact_chunks(model, tmp_path):
     assert "chunk 1" in line
     r = run("decode", "--model", model, tmp_path / "b.vcb", "-o", tmp_path / "o.mkv", "--salvage", "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["frames"] == 23 and "vcodec: warning:" in r.stderr and "chunk 1" in r.stderr
-    assert len(_read(tmp_path / "o.mkv")[0]) == 23
+    assert json.loads(r.stdout)["frames"] == 40 and "vcodec: warning:" in r.stderr and "chunk 1" in r.stderr
+    assert "frames 17-33 lost (17 frames): filled with repeats of the last intact frame" in r.stderr
+    out = _read(tmp_path / "o.mkv")[0]
+    assert len(out) == 40 and (out[17:34] == out[16]).all()  # later frames keep their times
 
 
 def test_decode_with_unavailable_weights(tmp_path):
@@ -295,8 +297,8 @@ def test_unwritable_destinations(sample_vcb, model, tmp_path):
 
 
 def test_usage_error_exit_code():
-    r = run("encode", "x.mp4")  # no -o
-    assert r.exit_code == 2 and "Missing option" in r.output
+    r = run("encode")  # no INPUT
+    assert r.exit_code == 2 and "Missing argument" in r.output and r.stderr.startswith("vcodec: error:")
 
 
 # --------------------------------------------------------------------------------------------------

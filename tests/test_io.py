@@ -154,9 +154,12 @@ def test_bad_inputs_raise_input_error(tmp_path, make, match):
 
 
 def test_output_kind_follows_extension():
-    assert [output_kind(x) for x in ("a.y4m", "B.MKV", "c.mp4", "-")] == ["y4m", "mkv", "mp4", "y4m"]
+    assert [output_kind(x) for x in ("a.y4m", "B.MKV", "c.mp4", "-", "d.webm", "f_%05d.png")] == [
+        "y4m", "mkv", "mp4", "y4m", "webm", "png"]
     with pytest.raises(OutputError, match="unknown output format"):
         output_kind("a.avi")
+    with pytest.raises(OutputError, match="frame number pattern"):
+        output_kind("a.png")
 
 
 def test_y4m_default_and_mkv_are_exact_rgb(tmp_path):
@@ -197,17 +200,25 @@ def test_y4m_8bit_layouts(tmp_path):
         write_video(tmp_path / "c.y4m", frames, 25, pix_fmt="rgb24")
 
 
-@pytest.mark.parametrize("size, pix_fmt", [((32, 64), "yuv420p"), ((17, 33), "yuv444p")])
-def test_mp4_is_h264_and_odd_sizes_use_444(tmp_path, size, pix_fmt):
+@pytest.mark.parametrize("size, pix_fmt, coded", [((32, 64), None, (32, 64)), ((17, 33), None, (18, 34)),
+                                                   ((17, 33), "yuv444p", (17, 33))])
+def test_mp4_is_playable_h264_and_odd_sizes_are_padded(tmp_path, size, pix_fmt, coded):
+    """yuv420p (what browsers play) with the index first; 4:2:0 needs even sizes, so odd ones are padded by an
+    edge row/column (warning) unless yuv444p is asked for."""
     frames = pattern_frames(3, *size)
-    with VideoSink(tmp_path / "a.mp4", width=size[1], height=size[0], frame_rate=25) as sink:
-        assert sink.description["lossy"] and sink.description["pix_fmt"] == pix_fmt
-        sink.write(frames)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", VcodecWarning)
+        with VideoSink(tmp_path / "a.mp4", width=size[1], height=size[0], frame_rate=25, pix_fmt=pix_fmt) as sink:
+            assert sink.description["lossy"] and sink.description["pix_fmt"] == (pix_fmt or "yuv420p")
+            sink.write(frames)
+    assert any("padded to 34x18" in str(w.message) for w in caught) == (coded != size)
     with av.open(str(tmp_path / "a.mp4")) as c:
         v = c.streams.video[0]
-        assert v.codec_context.name == "h264" and v.codec_context.pix_fmt == pix_fmt
-    back, _ = read_video(tmp_path / "a.mp4")
-    assert back.shape == frames.shape and _psnr(back, frames) > 28
+        assert v.codec_context.name == "h264" and v.codec_context.pix_fmt == (pix_fmt or "yuv420p")
+    data = (tmp_path / "a.mp4").read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # faststart
+    back, _ = _quiet_read(tmp_path / "a.mp4")
+    assert back.shape[1:3] == coded and _psnr(back[:, : size[0], : size[1]], frames) > 25  # 4:2:0 of tiny frames
 
 
 @pytest.mark.parametrize("ext", ["y4m", "mkv", "mp4"])
@@ -220,11 +231,11 @@ def test_frame_rate_kept_exactly(tmp_path, ext, rate):
     assert len(frames) == 3 and info.frame_rate == rate
 
 
-@pytest.mark.parametrize("ext", ["y4m", "mkv", "mp4"])
+@pytest.mark.parametrize("ext", ["y4m", "mkv", "mp4", "webm"])
 @pytest.mark.parametrize("size, n", [((2, 2), 2), ((17, 33), 2), ((361, 641), 1)])
 def test_odd_sizes_kept(tmp_path, ext, size, n):
     frames = pattern_frames(n, *size)
-    write_video(tmp_path / f"s.{ext}", frames, 25)
+    write_video(tmp_path / f"s.{ext}", frames, 25, **({"pix_fmt": "yuv444p"} if ext == "mp4" else {}))
     back, info = _quiet_read(tmp_path / f"s.{ext}")
     assert back.shape == frames.shape and (info.height, info.width) == size
 

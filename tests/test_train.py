@@ -171,3 +171,38 @@ def test_warm_start_copies_the_overlap_and_silences_new_latent_channels(tmp_path
     assert torch.equal(dst.model.encoder.stem.conv.weight, sd["encoder.stem.conv.weight"])
     for pe, pm in zip(dst.ema.parameters(), dst.model.parameters()):
         assert torch.equal(pe, pm)
+
+
+def test_log_without_heldout_data_is_valid_json(tmp_path):
+    """No held-out clips: the PSNRs are NaN, which the log must write as null (bare NaN is not JSON)."""
+    import json
+
+    c = _corpus()
+    Trainer(TokenizerConfig.tiny(), _cfg(steps=2, eval_every=1), Corpus(c.runs, c.photos, {}), tmp_path / "ck.pt").run()
+    lines = (tmp_path / "ck.log.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and "NaN" not in "".join(lines)
+
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+
+    recs = [json.loads(ln, parse_constant=refuse) for ln in lines]
+    assert recs[0]["psnr_y"] and all(v is None for r in recs for v in r["psnr_y"].values())
+
+
+def test_train_help_describes_every_flag():
+    """`vcodec train --help`: every option has a description, not just its default."""
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    from vcodec.train.command import CONFIG_HELP, train_command
+    from vcodec.train.trainer import TrainConfig
+
+    assert set(CONFIG_HELP) == {f.name for f in dataclasses.fields(TrainConfig)}
+    ctx = train_command.make_context("train", ["x", "-o", "y"], resilient_parsing=True)
+    for p in train_command.params:
+        if isinstance(p, __import__("click").Option):
+            text = p.get_help_record(ctx)[1]
+            assert text and not text.startswith("(default") and not text.startswith("["), p.name
+    out = CliRunner().invoke(train_command, ["--help"]).output
+    assert "--ema FLOAT" in out and "--no-bf16" in out

@@ -25,22 +25,27 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bitstream import VcbReader, VcbWriter
+from bitstream import BadMagicError, BitstreamError, VcbReader, VcbWriter
 from vcodec.coding import (
     array_windows,
     audio_packet,
     audio_track,
     damage_messages,
     decoded,
+    decoded_range,
     decoder_for,
     encode_windows,
     quality_point,
+    regroup,
     sample_aspect_ratio,
     stream_header,
+    to_gray,
     track_info,
     write_audio,
 )
-from vcodec.errors import InputError, VcodecWarning, raises_stream_errors
+from vcodec.compare import Quality
+from vcodec.errors import ArgumentError, InputError, OutputError, VcodecWarning, raises_stream_errors
+from vcodec.io.audio import trim_audio
 from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
 from vcodec.io.sink import VideoSink, output_kind
 from vcodec.io.source import VideoSource
@@ -99,11 +104,56 @@ def _progress(enabled: bool, total: int | None, desc: str):
 
 @contextlib.contextmanager
 def _open_vcb(src: Endpoint):
-    """A reader on a ``.vcb`` (header and tracks read; no model or tables needed yet)."""
+    """A reader on a ``.vcb`` (header and tracks read; no model or tables needed yet). A video given where a
+    ``.vcb`` belongs is told apart from other foreign data, with a hint to encode it."""
     with reading(src, "a .vcb file") as f:
-        reader = VcbReader(f)
+        try:
+            reader = VcbReader(f)
+        except BadMagicError as e:
+            kind = _video_kind(src)
+            if kind is None:
+                e.salvageable = False  # the file header is required: --salvage cannot help
+                raise
+            err = BadMagicError(f"{e} (this is a {kind} video, not a .vcb; to encode it: vcodec encode "
+                                f"{src.name} -o NAME.vcb)")
+            err.salvageable = False
+            raise err from None
+        except BitstreamError as e:
+            e.salvageable = False  # the file header and track records are required: --salvage cannot help
+            raise
     with reader:
         yield reader
+
+
+# first bytes of containers a .vcb is mistaken for -> what to call them
+_VIDEO_MAGIC = ((0, b"RIFF", "RIFF (AVI)"), (0, b"\x1aE\xdf\xa3", "Matroska/WebM"), (0, b"OggS", "Ogg"),
+                (0, b"YUV4MPEG2", "YUV4MPEG2"), (4, b"ftyp", "MP4/QuickTime"), (0, b"\x00\x00\x01\xba", "MPEG-PS"),
+                (0, b"FLV", "FLV"))
+VIDEO_EXTENSIONS = frozenset((".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".y4m", ".ogv", ".mpg", ".mpeg",
+                              ".ts", ".flv", ".png", ".gif"))
+
+
+def _video_kind(src: Endpoint) -> str | None:
+    """The container ``src`` looks like (by its first bytes; paths only), or None."""
+    if not src.is_path:
+        return None
+    try:
+        with open(src.path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    for off, magic, kind in _VIDEO_MAGIC:
+        if head[off:off + len(magic)] == magic:
+            return kind
+    return None
+
+
+def _refuse_video_output(out: Endpoint) -> None:
+    """``encode`` writes a .vcb: an output named like a video is a mix-up (``decode`` makes videos)."""
+    ext = os.path.splitext(out.path)[1].lower() if out.is_path else ""
+    if ext in VIDEO_EXTENSIONS:
+        raise OutputError(f"cannot write {out.name}: encode writes a .vcb stream, not {ext} video (did you mean "
+                          f"`vcodec decode`? To encode, name the output NAME.vcb)")
 
 
 def _warn_skipped(reader: VcbReader, prefix: str) -> list[str]:
@@ -128,6 +178,11 @@ def encode_video(
     overwrite: bool = False,
     progress: bool = False,
     tokenizer: Tokenizer | None = None,
+    start: float | Fraction | None = None,
+    frames: int | None = None,
+    duration: float | Fraction | None = None,
+    psnr: bool = False,
+    threads: int | None = None,
 ) -> EncodeResult:
     """Encode a video into a ``.vcb``.
 
@@ -136,32 +191,56 @@ def encode_video(
     complete), ``"-"`` for stdout, or a writable binary file object. ``quality`` picks a rate point of the
     model (default: its highest); ``model`` a shipped name or a ``.pt`` path; ``tokenizer`` an already loaded
     :class:`vcodec.tokenizer.Tokenizer` (overrides ``model``). Audio tracks are copied into the ``.vcb``.
+
+    ``start`` (seconds), ``frames`` / ``duration`` (seconds): encode only that part (audio cut to match, at
+    packet boundaries). ``psnr``: measure what a decoder will get against the source (the result's
+    ``quality_metrics``, see :mod:`vcodec.compare`). ``threads``: torch CPU threads (default: torch's).
     """
     inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
+    _refuse_video_output(out)
+    _check_range(start, frames, duration)
     notes = _Warnings()
     with notes.collect(), VideoSource(inp) as source:
         t0 = time.perf_counter()
+        _set_threads(threads)
         tok = encoder_tokenizer(tokenizer, model, device)
         load_s = time.perf_counter() - t0
         q, bits, levels = quality_point(tok, quality)
         si = source.info
+        first, count = _frame_range(si.frame_rate, start, frames, duration)
+        t_first = Fraction(first) / si.frame_rate
+        t_end = None if count is None else Fraction(first + count) / si.frame_rate
+        measured = Quality() if psnr else None
         header = stream_header(tok, bits, levels, q, si.width, si.height, si.frame_rate, {"source": si.to_json()})
+        tok.check_encode_memory(tok.window_frames, si.height, si.width, frames_held=False)  # before reading frames
         audio_bytes = 0
         t0 = time.perf_counter()
         with (
             out.writing(overwrite=overwrite, src=src) as target,
             VcbWriter(target, header, tables=tok.tables_for(bits)) as w,
-            _progress(progress, si.frame_count_hint, "encode") as bar,
+            _progress(progress, count if count is not None else si.frame_count_hint, "encode") as bar,
         ):
             ids = [w.add_track(track_info(t)) for t in source.audio_tracks]
 
+            def take_audio():
+                return trim_audio(source.take_audio(), source.audio_tracks, t_first, t_end)
+
             def after_window(n: int) -> None:  # audio read with the window goes in right behind it
                 nonlocal audio_bytes
-                audio_bytes += write_audio(w, ids, source.take_audio())
+                audio_bytes += write_audio(w, ids, take_audio())
                 bar.update(n)
 
-            encode_windows(w, tok, source.windows(tok.window_frames), bits, levels, after_window)
-            audio_bytes += write_audio(w, ids, source.take_audio())
+            def coded(window, tokens) -> None:
+                rec = tok.decode_window(tokens, len(window), si.height, si.width, bits)
+                measured.add(window, to_gray(rec) if si.gray else rec)
+
+            windows = source.windows(tok.window_frames)
+            if first or count is not None:
+                windows = regroup(windows, tok.window_frames, first, count)
+            encode_windows(w, tok, windows, bits, levels, after_window, coded if psnr else None)
+            if w.num_frames == 0:
+                raise InputError(f"{inp.name}: no frames in the range asked for (the video has {source.frames_read})")
+            audio_bytes += write_audio(w, ids, take_audio())
         seconds = time.perf_counter() - t0
     size, frames = out.written(target), w.num_frames
     return EncodeResult(
@@ -184,6 +263,8 @@ def encode_video(
         audio_tracks=len(source.audio_tracks),
         audio_bytes=audio_bytes,
         warnings=notes.messages,
+        start_frame=first,
+        quality_metrics=measured.to_json() if measured is not None else None,
     )
 
 
@@ -199,6 +280,10 @@ def decode_video(
     pix_fmt: str | None = None,
     progress: bool = False,
     tokenizer: Tokenizer | None = None,
+    start: float | Fraction | None = None,
+    frames: int | None = None,
+    duration: float | Fraction | None = None,
+    threads: int | None = None,
 ) -> DecodeResult:
     """Decode a ``.vcb`` to a video file; the container follows ``dst``'s extension (see
     :mod:`vcodec.io.sink`): ``.y4m`` raw and exact, ``.mkv`` FFV1 lossless, ``.mp4`` H.264 (a lossy re-encode),
@@ -208,34 +293,59 @@ def decode_video(
     ``salvage``: skip damaged chunks (each reported as a warning and in ``DecodeResult.skipped``) instead of
     failing at the first. ``model``/``tokenizer`` supply the weights when the ones named in the header are
     not shipped; they must have the same weights hash. ``pix_fmt`` picks the y4m pixel format.
+
+    ``start`` (seconds), ``frames`` / ``duration`` (seconds): decode only that part; on a file only the chunks
+    holding it are decoded (found through the index), and the audio is cut to match. ``threads``: torch CPU
+    threads.
     """
     kind = output_kind(dst)
     inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
+    _check_range(start, frames, duration)
+    ranged = start is not None or frames is not None or duration is not None
+    if ranged and salvage:
+        raise ArgumentError("--salvage decodes the whole stream; it cannot be combined with a frame range")
     notes = _Warnings()
     with notes.collect(), _open_vcb(inp) as reader:
         t0 = time.perf_counter()
+        _set_threads(threads)
         tok = decoder_for(reader, tokenizer=tokenizer, model=model, device=device, name=inp.name)
         load_s = time.perf_counter() - t0
         h = reader.header
+        rate = Fraction(*h.frame_rate)
         tracks, track_of = _restorable_audio(reader, inp.name)
+        first, count = _frame_range(rate, start, frames, duration)
         t0 = time.perf_counter()
         with (
             out.writing(overwrite=overwrite, src=src, binary=False) as target,
             VideoSink(target, kind=kind, width=h.width, height=h.height, frame_rate=Fraction(*h.frame_rate),
                       audio_tracks=tracks, pix_fmt=pix_fmt, sample_aspect_ratio=sample_aspect_ratio(h),
                       name=out.name) as sink,
-            _progress(progress, reader.total_frames if inp.is_path else None, "decode") as bar,
+            _progress(progress, count if count is not None else reader.total_frames if inp.is_path else None,
+                      "decode") as bar,
         ):
-            frames = 0
-            for item in decoded(reader, tok, salvage=salvage):
+            n_out, pending = 0, []
+            for item in _decoded_items(reader, tok, salvage, first, count, ranged, inp.is_path):
                 if isinstance(item, np.ndarray):
                     sink.write(item)
-                    frames += len(item)
+                    n_out += len(item)
                     bar.update(len(item))
                 elif item.track_id in track_of:
-                    sink.write_audio([audio_packet(track_of[item.track_id], item)])
+                    p = audio_packet(track_of[item.track_id], item)
+                    if ranged:
+                        pending.append(p)
+                    else:
+                        sink.write_audio([p])
+            if ranged and tracks:  # the audio of the range, cut to match (on a file: read now, nothing decoded)
+                if inp.is_path:
+                    pending = [audio_packet(track_of[p.track_id], p) for p in reader.packets()
+                               if p.track_id in track_of]
+                sink.write_audio(trim_audio(pending, tracks, Fraction(first) / rate, Fraction(first + n_out) / rate))
+            frames = n_out
             skipped = _warn_skipped(reader, f"{inp.name}: ")
             if frames == 0:
+                if ranged:
+                    raise InputError(f"{inp.name}: no frames in the range asked for (the stream has "
+                                     f"{reader.total_frames} frames)")
                 raise InputError(f"{inp.name}: no intact video chunks to decode")
         seconds = time.perf_counter() - t0
     size, desc = inp.size(), sink.description
@@ -267,11 +377,63 @@ def decode_video(
     )
 
 
+def _decoded_items(reader: VcbReader, tok, salvage: bool, first: int, count: int | None, ranged: bool,
+                   seekable: bool):
+    """What decode_video writes: the whole stream in file order (frames and audio packets), or for a range
+    its frames alone (the audio is added after, cut to match): by the index on a file, else by decoding from the
+    start and dropping what is outside."""
+    if not ranged:
+        yield from decoded(reader, tok, salvage=salvage)
+    elif seekable:
+        yield from decoded_range(reader, tok, first, count)
+    else:  # a pipe: decode from the start, keep the range's frames and every packet
+        pos, end = 0, None if count is None else first + count
+        for x in decoded(reader, tok):
+            if not isinstance(x, np.ndarray):
+                yield x
+                continue
+            lo, hi = max(first - pos, 0), len(x) if end is None else min(len(x), end - pos)
+            pos += len(x)
+            if lo < hi:
+                yield x[lo:hi]
+
+
+def _check_range(start, frames, duration) -> None:
+    if start is not None and start < 0:
+        raise ArgumentError(f"start time {start} is negative")
+    if frames is not None and duration is not None:
+        raise ArgumentError("give the number of frames or the duration, not both")
+    if frames is not None and frames < 1:
+        raise ArgumentError(f"frame count {frames} is not positive")
+    if duration is not None and duration <= 0:
+        raise ArgumentError(f"duration {duration} is not positive")
+
+
+def _frame_range(rate: Fraction, start, frames: int | None, duration) -> tuple[int, int | None]:
+    """(first frame, frame count or None for all) for a start time and a frame count or duration in seconds."""
+    first = round(Fraction(start) * rate) if start else 0
+    if duration is not None:
+        frames = max(1, round(Fraction(duration) * rate))
+    return first, frames
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    if threads < 1:
+        raise ArgumentError(f"threads must be >= 1 (got {threads})")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def _restorable_audio(reader: VcbReader, name: str) -> tuple[list, dict[int, int]]:
     """The stream's audio tracks vcodec can restore, and for each one's track id its index in that list."""
     found = {tid: audio_track(t) for tid, t in reader.tracks.items()}
-    if any(t is None for t in found.values()):
-        warnings.warn(f"{name}: skipping tracks vcodec cannot restore", VcodecWarning, stacklevel=4)
+    bad = [str(tid) for tid, t in found.items() if t is None]
+    if bad:
+        warnings.warn(f"{name}: skipping track(s) {', '.join(bad)}: not audio vcodec can restore, or implausible "
+                      "parameters", VcodecWarning, stacklevel=4)
     kept = [tid for tid, t in found.items() if t is not None]
     return [found[tid] for tid in kept], {tid: i for i, tid in enumerate(kept)}
 
@@ -332,17 +494,26 @@ def decompress(
 
 
 @raises_stream_errors
-def info(src) -> dict:
+def info(src, *, verify: bool = False) -> dict:
     """What a ``.vcb`` holds, without decoding tokens or loading a model: header fields, tracks, chunks,
-    frames, size, bpp."""
+    frames, size, bpp, and the bytes of coded video tokens and of audio packets (``video_bytes``,
+    ``audio_bytes``). ``src``: a path, ``"-"``, a binary file object or the ``bytes`` of a stream.
+
+    ``verify``: also read every record and check its CRC (no model needed); the result's ``"verify"`` says what
+    is damaged and how many frames that costs (see :func:`_verify`). A damaged or truncated stream is then
+    described rather than refused."""
     inp = resolve_input(src)
     with _open_vcb(inp) as reader:
         h = reader.header
-        total = reader.total_frames if inp.is_path else None
-        chunks = reader.num_chunks if inp.is_path else None
-        if total is None:  # a pipe, or no valid end record: walk the records (checks CRCs, decodes nothing)
-            coded = [c.num_frames for c in reader.coded_chunks()]
-            chunks, total = len(coded), sum(coded)
+        checked = _verify(reader)  # reads the records (cheap: no tokens decoded)
+        if not verify and reader.damage:
+            raise reader.damage[0].error
+        total = reader.total_frames
+        if total is None:
+            total = checked["expected_frames"] if checked["expected_frames"] is not None else checked["intact_frames"]
+        chunks = reader.num_chunks
+        if chunks is None:
+            chunks = checked["intact_chunks"] + checked["damaged_chunks"]
         size = inp.size()
         rate = Fraction(*h.frame_rate)
         return {
@@ -369,4 +540,48 @@ def info(src) -> dict:
                 for tid, t in reader.tracks.items()
             ],
             "source": h.extra.get("source"),
+            "video_bytes": checked.pop("video_bytes"),
+            "audio_bytes": checked.pop("audio_bytes"),
+            **({"verify": checked} if verify else {}),
         }
+
+
+def _verify(reader: VcbReader) -> dict:
+    """Read every record of the stream (CRC-checked, tokens not decoded) and say what is damaged:
+    ``ok``, ``intact_chunks``/``intact_frames``, ``damaged_chunks``, ``expected_frames`` (from the end record or
+    the header; None when neither survives), ``lost_frames`` (None when unknown), ``gaps`` (``[first_frame,
+    frames]`` of each run of lost frames), ``truncated``, and one line per damaged part in ``damage``."""
+    from bitstream import CodedChunk, TruncatedError
+
+    intact = intact_frames = frames = next_index = packets = damaged_chunks = video_bytes = audio_bytes = 0
+    gaps: list[list[int]] = []
+    for item in reader.records(salvage=True, decode=False):
+        if isinstance(item, CodedChunk):
+            video_bytes += len(item.data)
+            if item.first_frame > frames:
+                gaps.append([frames, item.first_frame - frames])
+            damaged_chunks += item.index - next_index
+            intact, intact_frames = intact + 1, intact_frames + item.num_frames
+            frames, next_index = item.first_frame + item.num_frames, item.index + 1
+        else:
+            packets += 1
+            audio_bytes += len(item.data)
+    expected = reader.total_frames if reader.total_frames is not None else reader.header.num_frames
+    if reader.num_chunks is not None and reader.num_chunks > next_index:
+        damaged_chunks += reader.num_chunks - next_index
+    if expected is not None and expected > frames:
+        gaps.append([frames, expected - frames])
+    return {
+        "ok": not reader.damage,
+        "intact_chunks": intact,
+        "intact_frames": intact_frames,
+        "damaged_chunks": damaged_chunks,
+        "expected_frames": expected,
+        "lost_frames": None if expected is None else expected - intact_frames,
+        "gaps": gaps,
+        "truncated": any(isinstance(d.error, TruncatedError) for d in reader.damage),
+        "packets": packets,
+        "damage": damage_messages(reader),
+        "video_bytes": video_bytes,
+        "audio_bytes": audio_bytes,
+    }

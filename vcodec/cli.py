@@ -2,11 +2,13 @@
 
 The CLI only parses arguments and prints; the work is in :mod:`vcodec.api`. Every failure the user can cause
 (bad input, damaged ``.vcb``, missing weights, existing or unwritable output) ends as one line
-``vcodec: error: ...`` on stderr and exit status 1 (2 for usage errors), without a traceback unless
-``VCODEC_DEBUG=1``. Warnings (alpha dropped, audio not written, ...) print as ``vcodec: warning: ...``.
+``vcodec: error: ...`` on stderr and exit status 1 (2 for usage errors and values an option does not take),
+without a traceback unless ``VCODEC_DEBUG=1``. Warnings (alpha dropped, audio not written, ...) print as
+``vcodec: warning: ...``. SIGINT (Ctrl-C), SIGTERM and SIGHUP stop a run the same way: the temporary output is
+removed and the exit status is 128 + the signal number (130 for Ctrl-C).
 
-Adding a subcommand: write it as a ``click.Command`` in its own module and add one line to
-:data:`LAZY_COMMANDS`; it is imported only when used (``vcodec --help`` stays fast), and it gets the same
+Adding a subcommand: write it as a ``click.Command`` in its own module and add its import path and one-line help
+to :data:`LAZY_COMMANDS`; it is imported only when used (``vcodec --help`` stays fast), and it gets the same
 error handling. ``vcodec bench`` is not one of them: the benchmarks depend on vcodec, never the reverse, so it
 runs ``python -m benchmarks`` in a child process (installed with the ``[bench]`` extra).
 """
@@ -18,26 +20,37 @@ import importlib
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import warnings
+from fractions import Fraction
 
 import click
 
 from vcodec import __version__
-from vcodec.errors import VcodecError, VcodecWarning
+from vcodec.errors import ArgumentError, VcodecError, VcodecWarning
 from vcodec.models import DEFAULT_MODEL
 
-# name -> "module:attribute" of a click.Command, imported on first use.
-LAZY_COMMANDS: dict[str, str] = {
-    "train": "vcodec.train.command:train_command",
+# name -> ("module:attribute" of a click.Command, its one-line help). Imported on first use, so that
+# `vcodec --help` lists them without importing them (train needs torch: seconds).
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("vcodec.train.command:train_command",
+              "Train the tokenizer on DATA (a pre-decoded corpus .npz, or video files)."),
 }
+
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 class CliError(click.ClickException):
-    """A user-facing failure: printed as ``vcodec: error: MESSAGE``, exit status 1."""
+    """A user-facing failure: printed as ``vcodec: error: MESSAGE``, exit status 1 (2 for a bad argument)."""
 
-    exit_code = 1
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR):
+        super().__init__(message)
+        self.exit_code = exit_code
 
     def show(self, file=None) -> None:
         click.echo(f"vcodec: error: {self.message}", err=True)
@@ -80,6 +93,37 @@ def _warnings_to_stderr():
         yield
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) raised where the program was, so that cleanup runs as for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt():
+    """Turn the first stop signal into :class:`Interrupted`; later ones are ignored so cleanup can finish."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 class VcodecGroup(click.Group):
     """A click group with lazily imported subcommands and one error boundary for all of them."""
 
@@ -90,7 +134,7 @@ class VcodecGroup(click.Group):
         cmd = super().get_command(ctx, name)
         if cmd is not None or name not in LAZY_COMMANDS:
             return cmd
-        module, _, attr = LAZY_COMMANDS[name].partition(":")
+        module, _, attr = LAZY_COMMANDS[name][0].partition(":")
         try:
             cmd = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as e:
@@ -105,20 +149,59 @@ class VcodecGroup(click.Group):
             return unavailable
         return cmd
 
+    def format_commands(self, ctx, formatter) -> None:
+        """The command list, with the lazy commands' help from :data:`LAZY_COMMANDS` (nothing imported)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS and name not in self.commands:
+                rows.append((name, LAZY_COMMANDS[name][1]))
+                continue
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(formatter.width - 6 - max(map(len, self.commands)))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx):
         try:
-            with _warnings_to_stderr():
+            with _warnings_to_stderr(), _stop_signals_interrupt():
                 return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except KeyboardInterrupt:
-            raise click.Abort() from None
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", None)   # set when a stop signal (not a plain KeyboardInterrupt) arrived
+            click.echo("vcodec: interrupted" + (f" by {signal.Signals(signum).name}" if signum else ""), err=True)
+            raise click.exceptions.Exit(128 + (signum or signal.SIGINT)) from None
         except Exception as e:
             if _debug():
                 raise
             if isinstance(e, BrokenPipeError):
                 _silence_stdout()
-            raise CliError(_one_line(e)) from e
+            code = EXIT_USAGE if isinstance(e, ArgumentError) else EXIT_ERROR
+            raise CliError(_one_line(e), exit_code=code) from e
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Click's main, with one message style for every way out: ``vcodec: error: ...`` and status 2 for usage
+        errors, status 1 for other errors, ``vcodec: interrupted`` and status 130 for Ctrl-C."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+            click.echo(f"vcodec: error: {' '.join(e.format_message().split())}{where}", err=True)
+            sys.exit(EXIT_USAGE)
+        except CliError as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(f"vcodec: error: {' '.join(e.format_message().split())}", err=True)
+            sys.exit(e.exit_code)
+        except (click.Abort, KeyboardInterrupt, EOFError):
+            click.echo("vcodec: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def _silence_stdout() -> None:
@@ -135,7 +218,8 @@ def main() -> None:
 
     \b
       vcodec encode in.mp4 -o clip.vcb        encode any video FFmpeg reads
-      vcodec decode clip.vcb -o out.mkv       decode (.y4m, .mkv, .mp4, or - )
+      vcodec decode clip.vcb -o out.mkv       decode (.y4m .mkv .mp4 .webm f_%05d.png -)
+      vcodec compare ref.mp4 out.mkv          PSNR / MS-SSIM of one video against another
       vcodec info clip.vcb                    what a .vcb holds
       vcodec models                           shipped models and their rate points
 
@@ -147,8 +231,9 @@ def _emit_json(obj, to_stderr: bool) -> None:
     click.echo(json.dumps(obj, sort_keys=False), err=to_stderr)
 
 
-def _with_context(name: str, salvage_hint: bool):
-    """Turn a bitstream error into one line that names the file (and suggests --salvage when it can help)."""
+def _with_context(name: str, salvage_hint: bool, verify_hint: bool = False):
+    """Turn a bitstream error into one line that names the file (and suggests --salvage or info --verify when
+    they can help)."""
     from bitstream import BitstreamError, ChecksumError, CorruptDataError, TruncatedError
 
     @contextlib.contextmanager
@@ -157,8 +242,11 @@ def _with_context(name: str, salvage_hint: bool):
             yield
         except BitstreamError as e:
             hint = ""
-            if salvage_hint and isinstance(e, (ChecksumError, CorruptDataError, TruncatedError)):
+            if salvage_hint and getattr(e, "salvageable", True) and isinstance(
+                    e, (ChecksumError, CorruptDataError, TruncatedError)):
                 hint = " (use --salvage to decode the intact chunks)"
+            elif verify_hint and isinstance(e, (ChecksumError, CorruptDataError, TruncatedError)):
+                hint = " (use `vcodec info --verify` to see what is intact)"
             raise CliError(f"{name}: {_one_line(e)}{hint}") from e
 
     return ctx()
@@ -169,20 +257,70 @@ def _refuse_tty(path: str, what: str) -> None:
         raise CliError(f"refusing to write {what} to a terminal; redirect standard output or use -o FILE")
 
 
+def _time(value: str) -> Fraction:
+    """Seconds as ``12.5``, ``1:02.5`` or ``1:00:02.5``."""
+    try:
+        parts = [Fraction(p) for p in value.split(":")]
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter(f"{value!r} is not a time (seconds, or [[hh:]mm:]ss)") from None
+    if len(parts) > 3 or any(p < 0 for p in parts):
+        raise click.BadParameter(f"{value!r} is not a time (seconds, or [[hh:]mm:]ss)")
+    t = Fraction(0)
+    for p in parts:
+        t = t * 60 + p
+    return t
+
+
+class TimeType(click.ParamType):
+    name = "time"
+
+    def convert(self, value, param, ctx):
+        return value if isinstance(value, Fraction) else _time(str(value))
+
+
+TIME = TimeType()
+
+
+def _range_options(f):
+    f = click.option("--duration", type=TIME, default=None, metavar="T", help="only this long (seconds)")(f)
+    f = click.option("--frames", "num_frames", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="only N frames")(f)
+    f = click.option("--start", type=TIME, default=None, metavar="T",
+                     help="start at T (seconds, or [[hh:]mm:]ss)")(f)
+    return f
+
+
+def _threads_option(f):
+    return click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+                        help="CPU threads for the model (default: torch's choice)")(f)
+
+
+def _default_output(input: str, ext: str) -> str:
+    """``in.mp4`` -> ``in.vcb``, ``in.vcb`` -> ``in.mkv`` (beside the input); none for standard input."""
+    if input == "-":
+        raise click.UsageError("-o is required when the input is standard input")
+    return os.path.splitext(input)[0] + ext
+
+
 @main.command()
 @click.argument("input", metavar="INPUT")
-@click.option("-o", "--output", required=True, metavar="OUT.vcb", help="the .vcb to write (- for stdout)")
+@click.option("-o", "--output", default=None, metavar="OUT.vcb",
+              help="the .vcb to write (- for stdout; default: INPUT with .vcb for its extension)")
 @click.option("--quality", type=int, default=None, metavar="N",
               help="rate point of the model (see `vcodec models`); default: its highest")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, metavar="NAME|PATH",
               help="shipped model name or a .pt checkpoint")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_range_options
+@_threads_option
+@click.option("--psnr", is_flag=True, help="also measure the quality of what was encoded (PSNR-Y/YUV, MS-SSIM)")
 @click.option("-y", "--overwrite", is_flag=True, help="replace OUT.vcb if it exists")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON summary (no progress bar)")
 @click.option("--size", default=None, metavar="WxH", help="raw .yuv input: frame size (default: from its name)")
 @click.option("--fps", default=None, metavar="RATE", help="raw .yuv input: frame rate (default: from its name)")
 @click.option("--pix-fmt", default=None, metavar="FMT", help="raw .yuv input: yuv420p, yuv420p10le, ... (default: name)")
-def encode(input, output, quality, model, device, overwrite, as_json, size, fps, pix_fmt):
+def encode(input, output, quality, model, device, start, num_frames, duration, threads, psnr, overwrite, as_json,
+           size, fps, pix_fmt):
     """Encode INPUT (any video FFmpeg opens, .y4m included; - for stdin) into a .vcb.
 
     Frames are read, encoded and written one window at a time, so memory stays flat however long the video.
@@ -191,36 +329,49 @@ def encode(input, output, quality, model, device, overwrite, as_json, size, fps,
     """
     from vcodec import api
 
+    output = output or _default_output(input, ".vcb")
     _refuse_tty(output, "a .vcb")
     if size or fps or pix_fmt or input.lower().endswith(".yuv"):  # raw YUV: format from the name and options
         from vcodec.io.rawyuv import raw_yuv
 
         input = raw_yuv(input, size=size, fps=fps, pix_fmt=pix_fmt)
     res = api.encode_video(input, output, quality=quality, model=model, device=device, overwrite=overwrite,
-                           progress=not as_json)
+                           progress=not as_json, start=start, frames=num_frames, duration=duration, psnr=psnr,
+                           threads=threads)
     if as_json:
         _emit_json(res.to_json(), to_stderr=output == "-")
-    else:
-        click.echo(
-            f"{res.output}: {res.frames} frames {res.width}x{res.height} @ {res.frame_rate} fps, "
-            f"{res.bytes} bytes, {res.bpp:.4f} bpp, {res.seconds:.2f} s ({res.fps:.1f} frames/s), "
-            f"model {res.model} quality {res.quality}",
-            err=True,
-        )
+        return
+    video = res.bytes - res.audio_bytes
+    secs = res.frames / Fraction(res.frame_rate)
+    audio = f", audio {human_bytes(res.audio_bytes)}" if res.audio_tracks else ""
+    click.echo(
+        f"{res.output}: {_n(res.frames, 'frame')} {res.width}x{res.height} @ {human_rate(res.frame_rate)} fps, "
+        f"{human_bytes(res.bytes)} (video {human_bitrate(video, secs)}, {res.bpp:.4f} bpp{audio}), "
+        f"{res.seconds:.2f} s ({res.fps:.1f} frames/s), model {res.model} quality {res.quality}",
+        err=True,
+    )
+    if res.quality_metrics is not None:
+        from vcodec.compare import describe
+
+        click.echo(f"quality: {describe(res.quality_metrics)}", err=True)
 
 
 @main.command()
 @click.argument("input", metavar="IN.vcb")
-@click.option("-o", "--output", required=True, metavar="OUTPUT", help="video to write (.y4m, .mkv, .mp4, or -)")
+@click.option("-o", "--output", default=None, metavar="OUTPUT",
+              help="video to write (.y4m .mkv .mp4 .webm NAME_%05d.png or -; default: IN with .mkv for its extension)")
 @click.option("-y", "--overwrite", is_flag=True, help="replace OUTPUT if it exists")
 @click.option("--salvage", is_flag=True, help="skip damaged chunks and decode the intact ones")
 @click.option("--model", default=None, metavar="NAME|PATH",
               help="weights to decode with, when the ones the header names are not shipped (same hash required)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--pix-fmt", type=click.Choice(["yuv444p16le", "yuv444p", "yuv420p"]), default=None,
-              help="y4m pixel format (default yuv444p16le, exact)")
+              help="y4m pixel format (default yuv444p16le, exact); .mp4: yuv420p (default) or yuv444p")
+@_range_options
+@_threads_option
 @click.option("--json", "as_json", is_flag=True, help="print one JSON summary (no progress bar)")
-def decode(input, output, overwrite, salvage, model, device, pix_fmt, as_json):
+def decode(input, output, overwrite, salvage, model, device, pix_fmt, start, num_frames, duration, threads,
+           as_json):
     """Decode IN.vcb (- for stdin) to OUTPUT.
 
     The output has the stream's frame count, size and exact frame rate; audio tracks are muxed back into
@@ -231,22 +382,28 @@ def decode(input, output, overwrite, salvage, model, device, pix_fmt, as_json):
       .y4m  raw YUV4MPEG2, exact (C444p16: converts back to the decoded RGB
             bit for bit; --pix-fmt yuv444p or yuv420p: 8-bit, not exact)
       .mkv  FFV1 RGB, lossless; audio tracks copied
-      .mp4  H.264 (x264 crf 12): a lossy re-encode for playback; audio copied
+      .mp4  H.264 yuv420p (x264 crf 12), faststart: a lossy re-encode that
+            browsers play (odd sizes padded by one edge row/column, or
+            --pix-fmt yuv444p); audio copied, or AAC where MP4 cannot hold it
+      .webm VP9 (crf 24) + Opus: lossy, for the web
+      NAME_%05d.png  one lossless PNG a frame, numbered from 1
       -     y4m on standard output
     """
     from vcodec import api
 
+    output = output or _default_output(input, ".mkv")
     _refuse_tty(output, "video")
     with _with_context(input if input != "-" else "<stdin>", salvage_hint=not salvage):
         res = api.decode_video(input, output, overwrite=overwrite, salvage=salvage, model=model, device=device,
-                               pix_fmt=pix_fmt, progress=not as_json)
+                               pix_fmt=pix_fmt, progress=not as_json, start=start, frames=num_frames,
+                               duration=duration, threads=threads)
     if as_json:
         _emit_json(res.to_json(), to_stderr=output == "-")
     else:
         lossy = "lossy re-encode" if res.lossy else res.note
-        skipped = f", skipped {len(res.skipped)} damaged part(s)" if res.skipped else ""
+        skipped = f", skipped {_n(len(res.skipped), 'damaged part')}" if res.skipped else ""
         click.echo(
-            f"{res.output}: {res.frames} frames {res.width}x{res.height} @ {res.frame_rate} fps, "
+            f"{res.output}: {_n(res.frames, 'frame')} {res.width}x{res.height} @ {human_rate(res.frame_rate)} fps, "
             f"{res.container} {res.codec} {res.pix_fmt} ({lossy}), {res.seconds:.2f} s "
             f"({res.fps:.1f} frames/s){skipped}",
             err=True,
@@ -255,33 +412,73 @@ def decode(input, output, overwrite, salvage, model, device, pix_fmt, as_json):
 
 @main.command()
 @click.argument("input", metavar="IN.vcb")
+@click.option("--verify", is_flag=True,
+              help="read every record and check its CRC; report what is damaged and how many frames it costs")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def info(input, as_json):
-    """Show what IN.vcb holds (without decoding it)."""
+def info(input, verify, as_json):
+    """Show what IN.vcb holds (without decoding it; no model needed, --verify included).
+
+    With --verify, exit status 1 when anything is damaged."""
     from vcodec import api
 
-    with _with_context(input if input != "-" else "<stdin>", salvage_hint=False):
-        d = api.info(input)
+    with _with_context(input if input != "-" else "<stdin>", salvage_hint=False, verify_hint=not verify):
+        d = api.info(input, verify=verify)
     if as_json:
         _emit_json(d, to_stderr=False)
-        return
+    else:
+        click.echo(_info_text(d))
+    if verify and not d["verify"]["ok"]:
+        sys.exit(EXIT_ERROR)
+
+
+def _info_text(d: dict) -> str:
     bpp = f"{d['bpp']:.4f}" if d["bpp"] is not None else "?"
     lines = [
-        f"file:        {d['file']} ({d['bytes'] if d['bytes'] is not None else '?'} bytes)",
-        f"video:       {d['width']}x{d['height']} @ {d['frame_rate']} fps, {d['frames']} frames "
-        f"({d['duration']:.3f} s) in {d['chunks']} chunks",
+        f"file:        {d['file']} ({human_bytes(d['bytes']) if d['bytes'] is not None else 'size unknown'})",
+        f"video:       {d['width']}x{d['height']} @ {human_rate(d['frame_rate'])} fps, {_n(d['frames'], 'frame')} "
+        f"({d['duration']:.3f} s) in {_n(d['chunks'], 'chunk')}, {_video_rate(d)}",
         f"rate:        {bpp} bpp (quality {d['quality']}, {d['levels']}/{d['max_levels']} levels, "
         f"{d['token_bits']}-bit tokens)",
         f"model:       {d['model']} (weights sha256 {d['weights_hash'][:16]}...)",
         f"coder:       {d['coder']}",
     ]
     for t in d["tracks"]:
-        extra = " ".join(str(t[k]) for k in ("sample_rate", "layout") if t.get(k))
+        extra = " ".join(f"{t[k]} Hz" if k == "sample_rate" else str(t[k]) for k in ("sample_rate", "layout")
+                         if t.get(k))
         lines.append(f"track {t['id']}:     {t['kind']} {t['codec']} {extra}".rstrip())
+    if d["tracks"]:
+        lines.append(f"audio:       {human_bitrate(d.get('audio_bytes'), d['duration'])} (all tracks)")
     src = d.get("source")
     if isinstance(src, dict):
         lines.append("source:      " + ", ".join(f"{k}={v}" for k, v in src.items()))
-    click.echo("\n".join(lines))
+    v = d.get("verify")
+    if v is not None:
+        lines.append(_verify_text(v))
+    return "\n".join(lines)
+
+
+def _verify_text(v: dict) -> str:
+    """``info --verify``'s verdict, a few lines."""
+    intact = f"{_n(v['intact_chunks'], 'chunk')} ({_n(v['intact_frames'], 'frame')}) intact"
+    if v["ok"]:
+        return f"verify:      OK: every record's CRC checks; {intact}"
+    if v["lost_frames"] is not None:
+        lost = f"{_n(v['lost_frames'], 'frame')} of {v['expected_frames']} lost"
+    else:
+        lost = "the total frame count is unknown (the end record is missing)"
+    lines = [f"verify:      DAMAGED: {intact}; {_n(v['damaged_chunks'], 'chunk')} damaged; {lost}"]
+    if v["truncated"]:
+        lines.append("             truncated: the stream ends early")
+    for first, n in v["gaps"]:
+        lines.append(f"             frames {first}-{first + n - 1} lost ({_n(n, 'frame')})")
+    lines += [f"             {m}" for m in v["damage"]]
+    lines.append("             `vcodec decode --salvage` decodes the intact chunks, filling the gaps")
+    return "\n".join(lines)
+
+
+def _n(k: int, noun: str) -> str:
+    """``1 frame``, ``2 frames``."""
+    return f"{k} {noun}" if k == 1 else f"{k} {noun}s"
 
 
 @main.command()
@@ -311,12 +508,80 @@ def models(as_json):
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench(args):
-    """Rate-distortion benchmark against x264/x265/SVT-AV1/VVenC (runs `python -m benchmarks`; see its --help)."""
+    """Rate-distortion benchmark against x264/x265/SVT-AV1/VVenC (runs `python -m benchmarks`; see its --help).
+
+    `--threads N` sets the CPU threads of its processes."""
     if importlib.util.find_spec("benchmarks") is None:
         raise CliError("the benchmarks are not installed here (a source checkout with the [bench] extra has them)")
-    rc = subprocess.call([sys.executable, "-m", "benchmarks", *args])
+    args, env = list(args), dict(os.environ)
+    for i, a in enumerate(args):  # --threads N / --threads=N: CPU threads of every process (torch and FFmpeg)
+        if a == "--threads" or a.startswith("--threads="):
+            value = a.partition("=")[2] or (args[i + 1] if i + 1 < len(args) else "")
+            if not value.isdigit() or int(value) < 1:
+                raise click.BadParameter(f"{value!r} is not a positive integer", param_hint="'--threads'")
+            del args[i:i + (1 if "=" in a else 2)]
+            env.update(OMP_NUM_THREADS=value, MKL_NUM_THREADS=value)
+            break
+    rc = subprocess.call([sys.executable, "-m", "benchmarks", *args], env=env)
     if rc:
         sys.exit(rc)
+
+
+@main.command()
+@click.argument("ref", metavar="REF")
+@click.argument("dist", metavar="DIST")
+@click.option("--json", "as_json", is_flag=True, help="print JSON: means and per-frame values")
+@click.option("--csv", "csv_path", default=None, metavar="FILE.csv", help="write the per-frame values to FILE.csv")
+@click.option("--vmaf", is_flag=True, help="also VMAF (needs an FFmpeg with libvmaf: the [bench] extra's)")
+def compare(ref, dist, as_json, csv_path, vmaf):
+    """Quality of DIST against REF: PSNR-Y, PSNR-YUV (6:1:1, 4:2:0 chroma) and MS-SSIM, per frame and overall.
+
+    Any two videos FFmpeg opens, with the same size and frame count (a .vcb: decode it first). PSNR is
+    reported as the per-frame mean (mean of each frame's PSNR) and, for PSNR-Y, also global (from the MSE over
+    all frames)."""
+    from vcodec.compare import compare_videos, describe, write_csv
+
+    r = compare_videos(ref, dist, vmaf=vmaf)
+    if csv_path:
+        write_csv(csv_path, r)
+    if as_json:
+        _emit_json(r, to_stderr=False)
+        return
+    click.echo(f"{r['dist']} vs {r['ref']}: {_n(r['frames'], 'frame')} {r['width']}x{r['height']}")
+    click.echo(f"  {describe(r['mean'])}")
+    if vmaf:
+        v = r["vmaf"]
+        click.echo(f"  VMAF {v['mean']:.2f} (mean)" if v["available"] else f"  VMAF unavailable: {v['reason']}")
+
+
+def _video_rate(d: dict) -> str:
+    """The video bitrate of ``info``'s dict: the file less its audio packets (header and records count as video)."""
+    video = d["bytes"] - d["audio_bytes"] if d.get("bytes") is not None else d.get("video_bytes")
+    return f"video {human_bitrate(video, d['duration'])}"
+
+
+def human_bytes(n: int | None) -> str:
+    """``812 B``, ``12.3 kB``, ``4.56 MB`` (SI units, as ffmpeg prints sizes)."""
+    if n is None:
+        return "?"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}" if n / size < 100 else f"{n / size:.0f} {unit}"
+    return f"{n} B"
+
+
+def human_rate(rate: str) -> str:
+    """``30000/1001 (29.97)``; whole rates as ``25``."""
+    f = Fraction(rate)
+    return str(f.numerator) if f.denominator == 1 else f"{rate} ({float(f):.3f}".rstrip("0").rstrip(".") + ")"
+
+
+def human_bitrate(nbytes: int | None, seconds) -> str:
+    """Bits per second of ``nbytes`` over ``seconds``: ``812 kbit/s``."""
+    if nbytes is None or not seconds:
+        return "bitrate unknown"
+    kbps = nbytes * 8 / float(seconds) / 1000
+    return f"{kbps:.1f} kbit/s" if kbps < 100 else f"{kbps:.0f} kbit/s"
 
 
 if __name__ == "__main__":  # python -m vcodec.cli

@@ -67,7 +67,10 @@ def stream_header(tok: Tokenizer, bits: int, levels: int, quality: int, width: i
 
 def check_geometry(header: StreamHeader, tok: Tokenizer, name: str) -> None:
     """Refuse a header whose token geometry is not the model's (ModelMismatchError): same weights, other grid.
-    A stream may code fewer bits per token than the model has (its low bits)."""
+    A stream may code fewer bits per token than the model has (its low bits), and may use shorter windows than
+    the model's (never longer: a chunk's size, and so the memory its decode takes, is bounded by the model's
+    window, whatever the header says). Runs before any chunk is read; the reader then checks every chunk's
+    token grid against these header values (FORMAT.md 4.2), so no chunk can be larger than the model's window."""
     cfg = tok.config
     want = (cfg.token_bits, tok.max_levels, cfg.temporal_factor, cfg.spatial_factor)
     got = (header.token_bits, header.max_levels, header.temporal_factor, header.spatial_factor)
@@ -75,6 +78,11 @@ def check_geometry(header: StreamHeader, tok: Tokenizer, name: str) -> None:
         raise ModelMismatchError(
             f"{name}: header geometry (token_bits, max_levels, temporal_factor, spatial_factor) = {got} "
             f"is not that of model {tok.name!r}: {want}"
+        )
+    if not 1 <= header.window_frames <= cfg.window_frames:
+        raise ModelMismatchError(
+            f"{name}: header window of {header.window_frames} frames is longer than model {tok.name!r}'s "
+            f"({cfg.window_frames} frames)"
         )
 
 
@@ -84,15 +92,29 @@ def source_info(header: StreamHeader) -> dict:
     return src if isinstance(src, dict) else {}
 
 
+MAX_SAR_TERM = 2**31 - 1  # FFmpeg keeps a sample aspect ratio as a pair of C ints
+MAX_SAR = 1024  # pixels 1024 times wider (or narrower) than tall: beyond any real video
+
+
 def sample_aspect_ratio(header: StreamHeader) -> Fraction | None:
+    """The source's sample aspect ratio from ``extra.source`` (a ``"num/den"`` string), or None when absent.
+    The header is untrusted: anything but a short rational with terms of at most 2^31 - 1 within
+    1/1024..1024 is ignored with a warning (the output then has square pixels)."""
     s = source_info(header).get("sample_aspect_ratio")
-    if not isinstance(s, str):
+    if s is None:
         return None
-    try:
-        f = Fraction(s)
-    except (ValueError, ZeroDivisionError):
+    f = None
+    if isinstance(s, str) and len(s) <= 32:
+        try:
+            f = Fraction(s)
+        except (ValueError, ZeroDivisionError):
+            f = None
+    if f is None or not (0 < f.numerator <= MAX_SAR_TERM and 0 < f.denominator <= MAX_SAR_TERM
+                         and Fraction(1, MAX_SAR) <= f <= MAX_SAR):
+        warnings.warn(f"ignoring implausible sample aspect ratio {str(s)[:40]!r} in the stream header",
+                      VcodecWarning, stacklevel=2)
         return None
-    return f if f > 0 else None
+    return f
 
 
 # ----------------------------------------------------------------------------------------------
@@ -115,10 +137,24 @@ def track_info(t: AudioTrack) -> TrackInfo:
     )
 
 
+MAX_SAMPLE_RATE = 10**6  # Hz; beyond any audio FFmpeg decodes
+MAX_CHANNELS = 64
+MAX_PARAM_STR = 256  # layout and language names
+
+
 def audio_track(info: TrackInfo) -> AudioTrack | None:
-    """The audio track a TrackInfo describes, or None when vcodec cannot restore it."""
+    """The audio track a TrackInfo describes, or None when vcodec cannot restore it: not audio, no FFmpeg
+    template, or a parameter of the wrong type or out of range (``sample_rate`` an int in 0..10^6,
+    ``channels`` an int in 0..64 (0 or absent: unknown), ``layout``/``language`` short strings). The stream is untrusted, so every
+    field is checked here, before FFmpeg sees it."""
     p = info.params
     if info.kind != "audio" or not isinstance(p.get(TEMPLATE_KEY), str):
+        return None
+    rate, channels, layout, language = (p.get(k) for k in ("sample_rate", "channels", "layout", "language"))
+    rate, channels = (0 if v is None else v for v in (rate, channels))  # absent: unknown
+    if not (_int_in(rate, 0, MAX_SAMPLE_RATE) and _int_in(channels, 0, MAX_CHANNELS)
+            and (layout is None or isinstance(layout, str) and len(layout) <= MAX_PARAM_STR)
+            and (language is None or isinstance(language, str) and len(language) <= MAX_PARAM_STR)):
         return None
     try:
         template = base64.b64decode(p[TEMPLATE_KEY], validate=True)
@@ -126,14 +162,18 @@ def audio_track(info: TrackInfo) -> AudioTrack | None:
         return None
     return AudioTrack(
         codec=info.codec,
-        sample_rate=int(p.get("sample_rate") or 0),
-        channels=int(p.get("channels") or 0),
-        layout=str(p.get("layout") or ""),
+        sample_rate=rate,
+        channels=channels,
+        layout=layout or "",
         time_base=Fraction(*info.time_base),
         template=template,
-        language=p.get("language"),
+        language=language,
         extradata=bytes(info.extradata),
     )
+
+
+def _int_in(v, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
 def audio_packet(track: int, p: Packet) -> AudioPacket:
@@ -160,13 +200,44 @@ def array_windows(frames: np.ndarray, n: int) -> Iterator[np.ndarray]:
 
 
 def encode_windows(w: VcbWriter, tok: Tokenizer, windows: Iterable[np.ndarray], bits: int, levels: int,
-                   after: Callable[[int], None] | None = None) -> None:
+                   after: Callable[[int], None] | None = None,
+                   coded: Callable[[np.ndarray, np.ndarray], None] | None = None) -> None:
     """The window-encode core: each window ``uint8 (n, H, W, 3)`` becomes one chunk of ``levels`` token planes of
-    ``bits`` bits; ``after(n)`` runs after each (to interleave audio, advance a progress bar)."""
+    ``bits`` bits; ``after(n)`` runs after each (to interleave audio, advance a progress bar), ``coded(window,
+    tokens)`` before it (to measure what a decoder will see)."""
     for window in windows:
-        w.write_chunk(tok.encode_window(window, levels, bits), len(window))
+        tokens = tok.encode_window(window, levels, bits)
+        w.write_chunk(tokens, len(window))
+        if coded is not None:
+            coded(window, tokens)
         if after is not None:
             after(len(window))
+
+
+def regroup(frames: Iterable[np.ndarray], n: int, first: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
+    """Frames ``first .. first + count - 1`` (``count`` None: to the end) of a stream of frame groups ``uint8
+    (k, H, W, 3)``, regrouped into groups of ``n`` (the last may be shorter). Stops reading once ``count`` are
+    out."""
+    buf: list[np.ndarray] = []
+    pos = out = 0
+    for group in frames:
+        lo, hi = max(first - pos, 0), len(group)
+        if count is not None:
+            hi = min(hi, first + count - pos)
+        pos += len(group)
+        if lo >= hi:
+            if count is not None and pos >= first + count:
+                break
+            continue
+        buf.extend(group[lo:hi])
+        out += hi - lo
+        while len(buf) >= n:
+            yield np.stack(buf[:n])
+            buf = buf[n:]
+        if count is not None and out >= count:
+            break
+    if buf:
+        yield np.stack(buf)
 
 
 def decoder_for(reader: VcbReader, *, tokenizer: Tokenizer | None, model, device: str, name: str) -> Tokenizer:
@@ -182,15 +253,57 @@ def decoder_for(reader: VcbReader, *, tokenizer: Tokenizer | None, model, device
 def decoded(reader: VcbReader, tok: Tokenizer, *, salvage: bool = False) -> Iterator[np.ndarray | Packet]:
     """The chunk-decode core: the stream's items in file order, each chunk as its frames ``uint8 (n, H, W, 3)``
     (grayscale sources restored to R = G = B), each auxiliary-track packet as itself. With ``salvage``,
-    damaged records are skipped and listed in ``reader.damage``."""
+    damaged records are skipped and listed in ``reader.damage``, and the frames they held are filled in (see
+    :func:`gap_frames`), so that every later frame keeps its time and the audio stays in sync."""
     h = reader.header
     gray = source_info(h).get("gray") is True
+    frames, last = 0, None
     for item in reader.records(salvage=salvage):
         if isinstance(item, Chunk):
+            if item.first_frame > frames:
+                yield from gap_frames(last, item.first_frame - frames, frames, h.height, h.width)
             out = tok.decode_window(item.tokens, item.num_frames, h.height, h.width, h.token_bits)
-            yield to_gray(out) if gray else out
+            out = to_gray(out) if gray else out
+            frames, last = item.first_frame + item.num_frames, out[-1]
+            yield out
         else:
             yield item
+    total = reader.total_frames if salvage else None
+    if total is not None and total > frames and last is not None:
+        yield from gap_frames(last, total - frames, frames, h.height, h.width)
+
+
+GAP_GREY = 128  # what fills frames lost before the first intact one
+
+
+def gap_frames(last: np.ndarray | None, n: int, start: int, height: int, width: int) -> Iterator[np.ndarray]:
+    """``n`` frames standing in for damaged ones from frame ``start`` on: repeats of the last good frame, or mid
+    grey when there is none yet; with a warning that says how many."""
+    what = "repeats of the last intact frame" if last is not None else "grey frames"
+    s = "" if n == 1 else "s"
+    warnings.warn(f"frame{s} {start}-{start + n - 1} lost ({n} frame{s}): filled with {what} to keep the timing",
+                  VcodecWarning, stacklevel=3)
+    fill = last if last is not None else np.full((height, width, 3), GAP_GREY, np.uint8)
+    for s0 in range(0, n, 16):  # a bounded amount at a time: the gap may be long
+        yield np.repeat(fill[None], min(16, n - s0), axis=0)
+
+
+def decoded_range(reader: VcbReader, tok: Tokenizer, first: int, count: int | None) -> Iterator[np.ndarray]:
+    """Frames ``first .. first + count - 1`` (``count`` None: to the end), decoding only the chunks that hold
+    them, found through the stream's index (seekable inputs)."""
+    h = reader.header
+    gray = source_info(h).get("gray") is True
+    end = None if count is None else first + count
+    for e in reader.index():
+        if e.first_frame + e.num_frames <= first:
+            continue
+        if end is not None and e.first_frame >= end:
+            break
+        chunk = reader.read_chunk(e.index)
+        out = tok.decode_window(chunk.tokens, chunk.num_frames, h.height, h.width, h.token_bits)
+        out = to_gray(out) if gray else out
+        lo, hi = max(first - e.first_frame, 0), e.num_frames if end is None else min(e.num_frames, end - e.first_frame)
+        yield out[lo:hi]
 
 
 def damage_messages(reader: VcbReader) -> list[str]:

@@ -17,7 +17,10 @@ vcodec) raises its own ``bitstream.BitstreamError`` subclasses, and the API re-r
     ├── OutputError
     │   └── OutputExistsError
     ├── ModelError
-    │   └── ModelNotFoundError
+    │   ├── ModelNotFoundError
+    │   └── QualityError  (also an ArgumentError)
+    ├── ArgumentError  (also ValueError; the CLI exits with status 2 for these, as for usage errors)
+    ├── ResourceError
     └── StreamError  (also bitstream.BitstreamError; one subclass per bitstream error class)
 """
 
@@ -49,6 +52,18 @@ class ModelError(VcodecError):
 
 class ModelNotFoundError(ModelError):
     """The model (weights) named, or the one a ``.vcb`` was made with, is not available here."""
+
+
+class ArgumentError(VcodecError, ValueError):
+    """An argument's value is not one the call accepts (the command line treats it as a usage error)."""
+
+
+class QualityError(ModelError, ArgumentError):
+    """The quality asked for is not one of the model's rate points."""
+
+
+class ResourceError(VcodecError):
+    """The work would need more memory than this machine has available (refused before allocating it)."""
 
 
 class VcodecWarning(UserWarning):
@@ -97,12 +112,26 @@ def stream_errors():
         raise stream_error(e) from e.__cause__
 
 
+@contextlib.contextmanager
+def out_of_memory_errors():
+    """An allocation that fails anyway (the estimates before big allocations are estimates) is a
+    :class:`ResourceError`, not an internal error."""
+    try:
+        yield
+    except MemoryError as e:
+        raise ResourceError("out of memory") from e
+    except RuntimeError as e:
+        if "can't allocate memory" not in str(e) and "out of memory" not in str(e):
+            raise
+        raise ResourceError(f"out of memory ({' '.join(str(e).split())[:120]})") from e
+
+
 def raises_stream_errors(fn):
     """Decorator form of :func:`stream_errors`, for the public API functions."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with stream_errors():
+        with stream_errors(), out_of_memory_errors():
             return fn(*args, **kwargs)
 
     return wrapper

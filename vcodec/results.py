@@ -30,6 +30,10 @@ class EncodeResult:
     audio_tracks: int
     audio_bytes: int
     warnings: list[str] = field(default_factory=list)
+    start_frame: int = 0  # first source frame encoded (a range was asked for)
+    # with psnr=True: the decoded result against the source (vcodec.compare.Quality.to_json: per-frame mean
+    # PSNR-Y/PSNR-YUV, global PSNR-Y, MS-SSIM)
+    quality_metrics: dict | None = None
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -7,12 +7,13 @@ cropped back on decode. Which file a name means, and the cache of loaded models,
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .errors import ModelError
+from .errors import ModelError, QualityError, ResourceError
 from .model.autoencoder import VideoTokenizer
 from .model.checkpoint import (
     RatePoint,
@@ -92,7 +93,7 @@ class Tokenizer:
             if rp.quality == quality:
                 return (rp.bits or self.token_bits), rp.levels
         qs = ", ".join(str(rp.quality) for rp in self.rate_points)
-        raise ModelError(f"quality {quality} is not offered by model {self.name} (choose one of {qs})")
+        raise QualityError(f"quality {quality} is not offered by model {self.name} (choose one of {qs})")
 
     def tables_for(self, bits: int) -> np.ndarray | None:
         """The coder's initial count tables for a stream of ``bits``-bit tokens (the tables of a token's low
@@ -102,14 +103,70 @@ class Tokenizer:
         return np.ascontiguousarray(self.coder_tables[:, :bits])
 
     # ---- coding ----------------------------------------------------------------------------------
+    #
+    # Frames larger than TILE_ABOVE pixels run in spatial tiles, so that memory does not grow with resolution
+    # beyond the frames themselves. The network is convolutional (per-position norms, no attention, no global
+    # pooling), so a tile extended by the layers' receptive field on every side gives its interior exactly the
+    # values of the whole frame; only the interior of each tile is kept (see :meth:`margins`). Tiles are aligned
+    # to the latent grid, so the patching steps (Haar, space-to-depth) see the same pixel groups as untiled.
+    #
+    # Decoding runs every convolution with one intra-op thread (tiles in parallel instead): oneDNN splits its
+    # sums differently for different thread counts, which moved some decoded pixels by 1 between
+    # OMP_NUM_THREADS=1 and 2. With one thread per operation the pixels depend on the machine's instruction set
+    # only (see docs/CLI.md for the measured bound), not on the thread count.
+
+    TILE_ABOVE = 1280 * 768  # frames with more pixels than this are coded in tiles
+    TILE_CORE = 64  # latent positions per tile side, before the overlap (512 pixels at spatial factor 8)
+
+    def margins(self) -> tuple[int, int]:
+        """(encoder, decoder) tile overlap in latent positions: each network's spatial receptive field, from its
+        layers (every convolution's reach times the pixels one of its input positions spans), rounded up."""
+        if getattr(self, "_margins", None) is None:
+            sf = self.config.spatial_factor
+            probe = 4 * sf
+            enc = _conv_reach(self.model.encoder, torch.zeros(1, 3, 1, probe, probe, device=self.device), probe)
+            lat = torch.zeros(1, self.config.channels, 1, probe // sf, probe // sf, device=self.device)
+            dec = _conv_reach(self.model.decoder, lat, probe)
+            self._margins = (-(-enc // sf) + 1, -(-dec // sf) + 1)
+        return self._margins
+
+    def _tiles(self, lh: int, lw: int, margin: int):
+        """((y0, y1, x0, x1) tile core, (a0, a1, b0, b1) the core plus ``margin``) in latent positions."""
+        c = self.TILE_CORE
+        for y0 in range(0, lh, c):
+            for x0 in range(0, lw, c):
+                y1, x1 = min(lh, y0 + c), min(lw, x0 + c)
+                yield (y0, y1, x0, x1), (max(0, y0 - margin), min(lh, y1 + margin), max(0, x0 - margin),
+                                         min(lw, x1 + margin))
+
+    def _tiled(self, height: int, width: int) -> bool:
+        return height * width > self.TILE_ABOVE
+
     @torch.inference_mode()
     def encode_window(self, frames: np.ndarray, levels: int, bits: int | None = None) -> np.ndarray:
         """frames uint8 (n, H, W, 3) -> tokens uint32 (levels, config.latent_frames(n), *config.latent_size(H, W)):
-        the first ``levels`` token planes, each holding the low ``bits`` bits (default all)."""
+        the first ``levels`` token planes, each holding the low ``bits`` bits (default all). Frames of more than
+        :attr:`TILE_ABOVE` pixels are encoded in overlapping tiles (the same tokens, bounded memory)."""
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
             raise ValueError(f"expected uint8 frames (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}")
         if not 1 <= levels <= self.max_levels:
             raise ValueError(f"levels must be in 1..{self.max_levels}")
+        n, H, W, _ = frames.shape
+        self.check_encode_memory(n, H, W)
+        if not self._tiled(H, W):
+            return self._encode(frames, levels, bits)
+        cfg = self.config
+        sf = cfg.spatial_factor
+        lh, lw = cfg.latent_size(H, W)
+        out = np.empty((levels, cfg.latent_frames(n), lh, lw), np.uint32)
+        for (y0, y1, x0, x1), (a0, a1, b0, b1) in self._tiles(lh, lw, self.margins()[0]):
+            rows = np.minimum(np.arange(a0 * sf, a1 * sf), H - 1)  # edge replication, as the untiled path pads
+            cols = np.minimum(np.arange(b0 * sf, b1 * sf), W - 1)
+            tile = frames[:, rows][:, :, cols]                                      # (n, th, tw, 3)
+            out[:, :, y0:y1, x0:x1] = self._encode(tile, levels, bits)[:, :, y0 - a0 : y1 - a0, x0 - b0 : x1 - b0]
+        return out
+
+    def _encode(self, frames: np.ndarray, levels: int, bits: int | None) -> np.ndarray:
         cfg = self.config
         n, H, W, _ = frames.shape
         T = cfg.padded_frames(n)
@@ -126,14 +183,141 @@ class Tokenizer:
     @torch.inference_mode()
     def decode_window(self, tokens: np.ndarray, num_frames: int, height: int, width: int,
                       bits: int | None = None) -> np.ndarray:
-        """tokens uint32 (L, T', h, w) with ``bits`` coded bits each -> frames uint8 (num_frames, height, width, 3)."""
+        """tokens uint32 (L, T', h, w) with ``bits`` coded bits each -> frames uint8 (num_frames, height, width, 3).
+        Frames of more than :attr:`TILE_ABOVE` pixels are decoded in overlapping tiles, several at a time."""
         L, Tl, h, w = tokens.shape
         if not 1 <= L <= self.max_levels:
             raise ValueError(f"token grid has {L} levels; model {self.name} has at most {self.max_levels}")
-        idx = torch.from_numpy(tokens.astype(np.int64)).unsqueeze(0).to(self.device)
-        video = self.model.decode_indices(idx, bits)                              # (1, 3, T, f*h, f*w)
-        out = model_to_frames(video[:, :, :num_frames, :height, :width])[0]       # (num_frames, height, width, 3)
-        return out.contiguous().cpu().numpy()
+        sf = self.config.spatial_factor
+        tiles = list(self._tiles(h, w, self.margins()[1])) if self._tiled(height, width) else \
+            [((0, h, 0, w), (0, h, 0, w))]
+        workers = max(1, min(len(tiles), torch.get_num_threads())) if self.device.type == "cpu" else 1
+        core_px = min(h, self.TILE_CORE + 2 * self.margins()[1]) * min(w, self.TILE_CORE + 2 * self.margins()[1]) \
+            if len(tiles) > 1 else h * w
+        check_memory(num_frames * height * width * 3 + workers * self.decode_bytes(core_px * sf * sf, Tl),
+                     f"decoding a {num_frames}-frame window of {width}x{height}")
+        out = np.empty((num_frames, height, width, 3), np.uint8)
+
+        def run(tile):
+            (y0, y1, x0, x1), (a0, a1, b0, b1) = tile
+            idx = torch.from_numpy(tokens[:, :, a0:a1, b0:b1].astype(np.int64)).unsqueeze(0).to(self.device)
+            video = self.model.decode_indices(idx, bits)                          # (1, 3, T, f*th, f*tw)
+            py1, px1 = min(y1 * sf, height), min(x1 * sf, width)
+            oy, ox = (y0 - a0) * sf, (x0 - b0) * sf
+            part = video[:, :, :num_frames, oy : oy + py1 - y0 * sf, ox : ox + px1 - x0 * sf]
+            out[:, y0 * sf : py1, x0 * sf : px1] = model_to_frames(part)[0].cpu().numpy()
+
+        with one_thread_per_op(self.device):
+            if workers == 1:
+                for t in tiles:
+                    run(t)
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                def in_thread(t):
+                    with torch.inference_mode():
+                        run(t)
+
+                with ThreadPoolExecutor(workers) as pool:
+                    list(pool.map(in_thread, tiles))
+        return out
+
+    def check_encode_memory(self, num_frames: int, height: int, width: int, frames_held: bool = True) -> None:
+        """Refuse (:class:`ResourceError`) to encode a window that would not fit in the memory available; with
+        ``frames_held=False`` the window's frames themselves (not read yet) are counted too."""
+        cfg = self.config
+        lh, lw = cfg.latent_size(height, width)
+        side = self.TILE_CORE + 2 * self.margins()[0]
+        px = (min(lh, side) * min(lw, side) if self._tiled(height, width) else lh * lw) * cfg.spatial_factor ** 2
+        need = self.encode_bytes(px, cfg.padded_frames(num_frames))
+        if not frames_held:
+            need += 2 * num_frames * height * width * 3
+        check_memory(need, f"encoding a {num_frames}-frame window of {width}x{height}")
+
+    def encode_bytes(self, pixels: int, frames: int) -> int:
+        """About the most memory the encoder network holds for ``pixels`` input pixels of ``frames`` frames."""
+        cfg = self.config
+        per_pixel = max(3.0, cfg.hi_channels / 16 / cfg.temporal_factor, cfg.lo_channels / 64 / cfg.temporal_factor)
+        return int(4 * 4 * per_pixel * pixels * frames)
+
+    def decode_bytes(self, pixels: int, latent_frames: int) -> int:
+        """About the most memory the decoder network holds for ``pixels`` output pixels of ``latent_frames``
+        latent frames (a few of its widest activations at once)."""
+        cfg = self.config
+        per_pixel = max(cfg.hi_channels / 4, cfg.lo_channels / 16, 3 * 16 * cfg.temporal_factor / 16,
+                        3 * cfg.temporal_factor)
+        return int(4 * 4 * per_pixel * pixels * latent_frames)
+
+
+def _conv_reach(net: torch.nn.Module, probe: torch.Tensor, out_px: int) -> int:
+    """How far, in full-resolution pixels, ``net``'s convolutions reach sideways: the sum over every convolution
+    of its one-sided kernel reach times the pixels one position of its input spans (``out_px`` pixels across the
+    probe's full-resolution width). Assumes spatial mixing happens in convolutions only (tested: tiled == untiled)."""
+    reach = 0.0
+    convs = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
+
+    def hook(mod, inp, _out):
+        nonlocal reach
+        k, d, p = mod.kernel_size[-1], mod.dilation[-1], mod.padding[-1]
+        p = p if isinstance(p, int) else (k - 1) * d // 2
+        reach += max(p, (k - 1) * d - p, mod.stride[-1] - 1) * out_px / inp[0].shape[-1]
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, convs)]
+    try:
+        with torch.inference_mode():
+            net(probe)
+    finally:
+        for h in handles:
+            h.remove()
+    return int(np.ceil(reach))
+
+
+class one_thread_per_op:  # noqa: N801 -- used as a context manager
+    """Run torch's CPU operations single-threaded inside (restoring the thread count after), so that results do
+    not depend on the thread count; callers parallelise over independent pieces instead."""
+
+    def __init__(self, device):
+        self.cpu = torch.device(device).type == "cpu"
+
+    def __enter__(self):
+        if self.cpu:
+            self.threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        if self.cpu:
+            torch.set_num_threads(self.threads)
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: MemAvailable, and the address-space limit when one is set."""
+    out = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    out = int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:
+                used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            out = min(out if out is not None else soft, soft - used)
+    except (ImportError, OSError, ValueError):
+        pass
+    return out
+
+
+def check_memory(need: int, what: str) -> None:
+    """Refuse (:class:`ResourceError`) work that needs more memory than is available, before allocating it."""
+    have = available_memory()
+    if have is not None and need > have:
+        raise ResourceError(f"{what} needs about {need / 2**30:.1f} GiB of memory; "
+                            f"{max(have, 0) / 2**30:.1f} GiB is available")
 
 
 def _round_to_fp16(model: VideoTokenizer) -> VideoTokenizer:

@@ -92,3 +92,24 @@ def to_av_packet(p: AudioPacket, time_base: Fraction) -> av.Packet:
     pkt.time_base = time_base
     pkt.is_keyframe = p.keyframe
     return pkt
+
+
+def trim_audio(packets: list[AudioPacket], tracks, t0: Fraction, t1: Fraction | None) -> list[AudioPacket]:
+    """The packets that sound between ``t0`` and ``t1`` seconds (``t1`` None: to the end), times moved so that
+    ``t0`` becomes 0. Compressed audio is cut at packet boundaries (a packet overlapping either end is kept)."""
+    if not t0 and t1 is None:
+        return packets
+    out = []
+    for p in packets:
+        tb = tracks[p.track].time_base
+        if p.pts is None:
+            continue
+        start, end = p.pts * tb, (p.pts + max(p.duration, 0)) * tb
+        before = end <= t0 if p.duration > 0 else start < t0
+        if before or (t1 is not None and start >= t1):
+            continue
+        shift = round(t0 / tb)
+        out.append(AudioPacket(track=p.track, data=p.data, pts=p.pts - shift,
+                               dts=None if p.dts is None else p.dts - shift, duration=p.duration,
+                               keyframe=p.keyframe))
+    return out

@@ -6,12 +6,23 @@ and the readers and writers then ask it (its name for messages, what to open, ho
 Outputs that are paths are safe files: written to a temporary file next to the target and renamed when
 complete. A failed or interrupted run leaves no partial output behind, an existing file is replaced only when
 asked, and the input is never opened for writing (an output that names the input file is refused).
+
+A symbolic link as output is followed: its target is what gets written (the link stays). A FIFO or a character
+device (``/dev/null``, a terminal) is written straight into: it is not a file that could be replaced. Temporary
+files are named ``.NAME.PID.XXXXXXXX.partEXT``: a run killed outright (``kill -9``, a power cut) cannot remove its
+own, so each later run writing NAME removes those whose process is gone (same user, same directory, the PID no
+longer running on this machine).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import os
+import re
+import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -38,13 +49,51 @@ def is_path(obj) -> bool:
     return isinstance(obj, (str, os.PathLike)) and os.fspath(obj) != STDIO
 
 
+def _stat_error(name: str, e: OSError, exc):
+    if e.errno == errno.ELOOP:
+        return exc(f"{name}: too many levels of symbolic links (a symlink loop?)")
+    if e.errno == errno.ENOENT:
+        return exc(f"{name}: no such file")
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return exc(f"{name}: permission denied")
+    return exc(f"{name}: {e.strerror or e}")
+
+
+def is_stream_device(path) -> bool:
+    """True when ``path`` (symlinks followed) is a FIFO or a character device: written into, never replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def output_target(dst) -> Path:
+    """The file an output path names: a symbolic link is followed to its (final) target, which may not exist
+    yet. A symlink loop is :class:`OutputError`."""
+    name = os.fspath(dst)
+    if not os.path.islink(name):
+        return Path(name)
+    try:
+        os.stat(name)
+    except OSError as e:
+        if e.errno != errno.ENOENT:  # a dangling link is fine: its target is created
+            raise _stat_error(f"cannot write {name}", e, OutputError) from None
+    return Path(os.path.realpath(name))
+
+
 def check_output(dst, *, overwrite: bool, src=None) -> Path:
     """Validate an output path before any work: refuse an existing file without ``overwrite``, a directory,
-    a missing parent directory, and the input itself. Returns the path."""
-    path = Path(os.fspath(dst))
+    a missing parent directory, a block device or socket, and the input itself. Returns the path to write
+    (a symlink's target). A FIFO or character device is accepted as is, ``overwrite`` or not."""
     name = os.fspath(dst)
+    path = output_target(dst)
     if path.is_dir():
         raise OutputError(f"cannot write {name}: it is a directory")
+    if path.exists() and not path.is_file():
+        if is_stream_device(path):
+            return path
+        raise OutputError(f"cannot write {name}: not a regular file, FIFO or character device")
     parent = path.parent
     if not parent.exists():
         raise OutputError(f"cannot write {name}: directory {os.fspath(parent)} does not exist")
@@ -59,15 +108,60 @@ def check_output(dst, *, overwrite: bool, src=None) -> Path:
     return path
 
 
+def _temp_pattern(path: Path) -> re.Pattern:
+    # mkstemp's random part is 8 characters of [a-z0-9_]
+    return re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[a-z0-9_]{{8}}\.part{re.escape(path.suffix)}\Z")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a PID we wrote: keep the file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[str]:
+    """Remove the temporary files that killed runs writing ``path`` left beside it: only this output name's,
+    only regular files of this user, only those whose writer's PID is not running. Returns what was removed."""
+    pat, removed = _temp_pattern(path), []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return removed
+    for n in names:
+        m = pat.match(n)
+        if not m or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+            continue
+        p = os.path.join(path.parent, n)
+        with contextlib.suppress(OSError):
+            st = os.lstat(p)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid():
+                os.unlink(p)
+                removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(dst, *, overwrite: bool, src=None) -> Iterator[str]:
     """Yield a temporary path in ``dst``'s directory; on success it replaces ``dst``, on any error it is removed.
 
-    The temporary name keeps ``dst``'s extension so that tools inferring a format from the name still work.
+    The temporary name keeps ``dst``'s extension so that tools inferring a format from the name still work, and
+    holds this process's PID so that a later run can tell a dead run's leftovers (:func:`remove_stale_temps`).
+    A symlink's target is replaced (the link stays); a FIFO or character device is yielded as itself.
     """
     path = check_output(dst, overwrite=overwrite, src=src)
+    if is_stream_device(path):
+        yield os.fspath(path)
+        return
+    remove_stale_temps(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{path.suffix}", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=f".part{path.suffix}",
+                                   dir=path.parent)
     except OSError as e:
         raise OutputError(f"cannot write {os.fspath(dst)}: {e.strerror or e}") from e
     os.close(fd)
@@ -84,6 +178,47 @@ def atomic_output(dst, *, overwrite: bool, src=None) -> Iterator[str]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def is_pattern(path) -> bool:
+    """Whether ``path``'s file name holds one printf-style frame number (``%d``, ``%05d``), as image sequences
+    (``frames_%05d.png``) need."""
+    name = os.path.basename(os.fspath(path))
+    return name.count("%") == 1 and re.search(r"%0?\d*d", name) is not None
+
+
+def pattern_files(pattern, first: int = 1) -> Iterator[str]:
+    """The files a frame pattern names, in order from number ``first``, while they exist."""
+    i = first
+    while os.path.lexists(os.fspath(pattern) % i):
+        yield os.fspath(pattern) % i
+        i += 1
+
+
+@contextlib.contextmanager
+def pattern_output(pattern, *, overwrite: bool) -> Iterator[str]:
+    """:func:`atomic_output` for an image sequence: yields a pattern in a temporary directory beside the target;
+    on success its files replace the target's (all earlier ones of that pattern removed), on any error the
+    temporary directory goes. Existing files of the pattern are refused without ``overwrite``."""
+    pattern = os.fspath(pattern)
+    check_output(pattern, overwrite=overwrite)
+    old = list(pattern_files(pattern))
+    if old and not overwrite:
+        raise OutputExistsError(f"{old[0]} already exists (use -y / overwrite=True to replace the sequence)")
+    parent = os.path.dirname(pattern) or "."
+    try:
+        tmpdir = tempfile.mkdtemp(prefix=f".{os.path.basename(pattern).split('%')[0]}", suffix=".part", dir=parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {pattern}: {e.strerror or e}") from e
+    try:
+        tmp = os.path.join(tmpdir, os.path.basename(pattern))
+        yield tmp
+        for f in pattern_files(pattern):
+            os.unlink(f)
+        for i, f in enumerate(pattern_files(tmp), start=1):
+            os.replace(f, pattern % i)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -119,8 +254,14 @@ class Endpoint:
         """For a path: refuse a missing file, a directory and an unreadable file (:class:`InputError`)."""
         if self.kind != "path":
             return
-        if not os.path.exists(self.obj):
-            raise InputError(f"{self.name}: no such file")
+        if is_pattern(self.obj) and not os.path.exists(self.obj):  # an image sequence, frames_%05d.png
+            if next(pattern_files(self.obj), None) is None and next(pattern_files(self.obj, 0), None) is None:
+                raise InputError(f"{self.name}: no such files ({os.fspath(self.obj) % 1} ...)")
+            return
+        try:
+            os.stat(self.obj)
+        except OSError as e:
+            raise _stat_error(self.name, e, InputError) from None
         if os.path.isdir(self.obj):
             raise InputError(f"{self.name}: is a directory, not {what}")
         if not os.access(self.obj, os.R_OK):
@@ -138,7 +279,14 @@ class Endpoint:
         file objects the binary stream (wrapped to count its bytes when ``binary``). OS errors inside become
         :class:`OutputError` naming the output."""
         try:
-            if self.kind == "path":
+            if self.kind == "path" and is_pattern(self.obj):
+                with pattern_output(self.obj, overwrite=overwrite) as tmp:
+                    yield tmp
+            elif self.kind == "path" and binary and is_stream_device(self.obj):
+                check_output(self.obj, overwrite=overwrite, src=src)
+                with open(self.obj, "wb") as f:
+                    yield CountingWriter(f)
+            elif self.kind == "path":
                 with atomic_output(self.obj, overwrite=overwrite, src=src) as tmp:
                     yield tmp
             else:
@@ -148,13 +296,19 @@ class Endpoint:
 
     def written(self, target) -> int:
         """Bytes written, after :meth:`writing` with ``binary`` (``target`` is what it yielded)."""
-        return os.path.getsize(self.obj) if self.kind == "path" else target.count
+        if isinstance(target, CountingWriter):
+            return target.count
+        if is_pattern(self.obj):
+            return sum(os.path.getsize(f) for f in pattern_files(self.obj))
+        return os.path.getsize(self.obj)
 
 
 def endpoint(obj, *, output: bool) -> Endpoint:
     """Tell a path, ``"-"`` (standard input or output) and a binary file object apart; checks nothing."""
     if isinstance(obj, Endpoint):
         return obj
+    if not output and isinstance(obj, (bytes, bytearray, memoryview)):  # e.g. what vcodec.compress returned
+        return Endpoint("file", "<bytes>", io.BytesIO(bytes(obj)))
     if is_path(obj):
         return Endpoint("path", os.fspath(obj), os.fspath(obj), output=output, raw=obj if isinstance(obj, RawYuv) else None)
     if isinstance(obj, (str, os.PathLike)):
@@ -165,7 +319,7 @@ def endpoint(obj, *, output: bool) -> Endpoint:
 
 
 def resolve_input(src) -> Endpoint:
-    """A path, ``"-"`` (standard input) or a readable binary file object."""
+    """A path, ``"-"`` (standard input), a readable binary file object, or ``bytes`` (read from memory)."""
     return endpoint(src, output=False)
 
 

@@ -7,9 +7,15 @@
           8-bit layouts instead (not exact: within 2 code values for 4:4:4; 4:2:0 also halves chroma).
           Standard output (``"-"``) is always y4m.
 ``.mkv``  Matroska with FFV1 in ``bgr0``: lossless, the decoder's RGB bit for bit. Audio tracks are copied.
-``.mp4``  H.264 (libx264, CRF 12, preset medium, BT.601 limited range, tagged): a **lossy re-encode** for
-          playback, ``yuv420p`` when width and height are even, else ``yuv444p`` (4:2:0 needs even sizes).
-          Audio is copied when MP4 can hold its codec, else re-encoded to AAC (warning).
+``.mp4``  H.264 (libx264, CRF 12, preset medium, fixed thread counts, BT.601 limited range, tagged), index
+          first (faststart): a **lossy re-encode** that browsers play. ``yuv420p``; odd sizes are padded by
+          repeating the last row/column (4:2:0 needs even sizes; warning), or ``pix_fmt="yuv444p"`` keeps the
+          size. Audio is copied when MP4 can hold its codec, else re-encoded to AAC at the nearest sample rate
+          AAC offers (warning).
+``.webm`` VP9 (libvpx-vp9, CRF 24, one thread), ``yuv420p``, BT.601: lossy, for the web. Audio copied when WebM
+          can hold it (Opus, Vorbis), else re-encoded to Opus.
+``.png``  An image sequence, the name a frame-number pattern (``frames_%05d.png``, numbered from 1): lossless
+          RGB, no audio, no frame rate.
 ========  ===========================================================================================
 
 Frames are written with timestamps 0, 1, 2, ... in a time base of 1/frame_rate: the output is constant rate at
@@ -20,6 +26,7 @@ always give the same bytes.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import os
 import warnings
@@ -31,9 +38,12 @@ from av.video.reformatter import ColorRange, Colorspace
 
 from vcodec.errors import OutputError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack, TemplateStream, to_av_packet
-from vcodec.io.files import endpoint
+from vcodec.io.files import endpoint, is_pattern
 
-KINDS = {".y4m": "y4m", ".mkv": "mkv", ".mp4": "mp4"}
+KINDS = {".y4m": "y4m", ".mkv": "mkv", ".mp4": "mp4", ".webm": "webm", ".png": "png"}
+_FORMATS = {"y4m": "yuv4mpegpipe", "mkv": "matroska", "mp4": "mp4", "webm": "webm", "png": "image2"}
+_CODECS = {"y4m": "rawvideo", "mkv": "ffv1", "mp4": "libx264", "webm": "libvpx-vp9", "png": "png"}
+VP9_CRF = 24
 RATE_TAG = "VCODEC_FRAME_RATE"  # stream tag holding the exact frame rate (see _setup_video)
 Y4M_PIX_FMTS = ("yuv444p16le", "yuv444p", "yuv420p")
 DEFAULT_Y4M_PIX_FMT = "yuv444p16le"
@@ -43,18 +53,23 @@ _AVCOL_SPC_SMPTE170M = 6  # AVColorSpace value for BT.601 (525/625 share the mat
 
 
 def output_kind(dst) -> str:
-    """``"y4m"``, ``"mkv"`` or ``"mp4"`` from the output's extension; ``"-"`` and file objects are y4m."""
+    """``"y4m"``, ``"mkv"``, ``"mp4"``, ``"webm"`` or ``"png"`` from the output's extension; ``"-"`` and file
+    objects are y4m. A ``.png`` output must be a numbered pattern such as ``frames_%05d.png``."""
     out = endpoint(dst, output=True)
     if not out.is_path:
         return "y4m"
     ext = os.path.splitext(out.path)[1].lower()
     try:
-        return KINDS[ext]
+        kind = KINDS[ext]
     except KeyError:
         raise OutputError(
             f"cannot write {out.path}: unknown output format {ext or '(no extension)'!r} "
-            f"(use .y4m, .mkv, .mp4, or - for y4m on stdout)"
+            f"(use .y4m, .mkv, .mp4, .webm, NAME_%05d.png, or - for y4m on stdout)"
         ) from None
+    if kind == "png" and not is_pattern(out.path):
+        raise OutputError(f"cannot write {out.path}: a .png output is a frame sequence; name it with a frame "
+                          f"number pattern, e.g. frames_%05d.png")
+    return kind
 
 
 def describe_kind(kind: str, pix_fmt: str | None = None) -> dict:
@@ -66,6 +81,12 @@ def describe_kind(kind: str, pix_fmt: str | None = None) -> dict:
         return {"container": "y4m", "codec": "rawvideo", "pix_fmt": p, "lossy": not exact, "note": note}
     if kind == "mkv":
         return {"container": "mkv", "codec": "ffv1", "pix_fmt": "bgr0", "lossy": False, "note": "lossless"}
+    if kind == "png":
+        return {"container": "png", "codec": "png", "pix_fmt": "rgb24", "lossy": False,
+                "note": "lossless, one file a frame"}
+    if kind == "webm":
+        return {"container": "webm", "codec": "vp9", "pix_fmt": "yuv420p", "lossy": True,
+                "note": f"lossy re-encode (VP9 crf {VP9_CRF})"}
     return {
         "container": "mp4",
         "codec": "h264",
@@ -104,11 +125,25 @@ class VideoSink:
         self._closed = False
         self._templates: list[TemplateStream] = []
         self._audio: list[_AudioOut | None] = []
+        self._dropped: set[int] = set()  # tracks that had packets dropped (warned once)
         pix_fmt = self._pix_fmt(pix_fmt)
         self.description = describe_kind(self.kind, pix_fmt)
-        fmt = {"y4m": "yuv4mpegpipe", "mkv": "matroska", "mp4": "mp4"}[self.kind]
+        fmt = _FORMATS[self.kind]
         # bitexact: no random Matroska segment UID or muxing date, so the same frames give the same file.
         options = {"strict": "-1"} if self.kind == "y4m" else {"fflags": "+bitexact"}
+        if self.kind == "mp4":
+            options["movflags"] = "+faststart"  # the index first: browsers play it while it downloads
+        if self.kind == "png":
+            options = {}
+        # 4:2:0 H.264 needs even sizes: pad by one edge row/column (the coded size; see _pix_fmt)
+        self._coded = (self.width, self.height)
+        if self.kind == "mp4" and pix_fmt == "yuv420p":
+            self._coded = (self.width + self.width % 2, self.height + self.height % 2)
+            if self._coded != (self.width, self.height):
+                warnings.warn(f"{self.name}: {self.width}x{self.height} padded to {self._coded[0]}x"
+                              f"{self._coded[1]} by repeating the last row/column (4:2:0 H.264, which browsers "
+                              f"play, needs even sizes; --pix-fmt yuv444p keeps the size)", VcodecWarning,
+                              stacklevel=2)
         try:
             self._out = av.open(target, "w", format=fmt, options=options)
         except (av.FFmpegError, OSError) as e:
@@ -126,41 +161,48 @@ class VideoSink:
             if p not in Y4M_PIX_FMTS:
                 raise OutputError(f"cannot write {self.name}: y4m pixel format {p!r} not offered ({Y4M_PIX_FMTS})")
             return p
+        if self.kind == "mp4" and pix_fmt in ("yuv420p", "yuv444p"):
+            return pix_fmt
         if pix_fmt is not None:
-            raise OutputError(f"cannot write {self.name}: a pixel format can be chosen for .y4m output only")
-        if self.kind == "mkv":
-            return "bgr0"
-        return "yuv420p" if self.width % 2 == 0 and self.height % 2 == 0 else "yuv444p"
+            raise OutputError(f"cannot write {self.name}: a pixel format can be chosen for .y4m (and yuv420p/yuv444p "
+                              f"for .mp4) only")
+        return {"mkv": "bgr0", "png": "rgb24"}.get(self.kind, "yuv420p")
 
     def _setup_video(self, pix_fmt: str, sar: Fraction | None) -> None:
-        codec = {"y4m": "rawvideo", "mkv": "ffv1", "mp4": "libx264"}[self.kind]
-        s = self._out.add_stream(codec, rate=self.frame_rate)
-        s.width, s.height, s.pix_fmt = self.width, self.height, pix_fmt
+        s = self._out.add_stream(_CODECS[self.kind], rate=self.frame_rate)
+        (s.width, s.height), s.pix_fmt = self._coded, pix_fmt
         cc = s.codec_context
         cc.time_base = 1 / self.frame_rate
         # Conversion from RGB in one swscale thread: its slice threading gives wrong rows now and then.
         self._conv = dict(format=pix_fmt, threads=1)
         if self.kind == "mkv":
             s.options = {"threads": "1"}  # slice threading would make bytes depend on the machine
-        if self.kind == "y4m" or self.kind == "mp4":
+        if self.kind in ("y4m", "mp4", "webm"):
             cc.color_range = ColorRange.MPEG
             cc.colorspace = _AVCOL_SPC_SMPTE170M
             self._conv.update(dst_colorspace=Colorspace.ITU601, dst_color_range=ColorRange.MPEG)
         if self.kind == "mp4":
-            # A fixed thread count: x264's output depends on it, and the bytes should not depend on the machine.
-            s.options = {"crf": str(X264_CRF), "preset": X264_PRESET, "threads": "4"}
-        if sar is not None and self.kind != "y4m":
+            s.options = _x264_options()
+        if self.kind == "webm":
+            # one thread, no row multithreading: the same frames give the same bytes on any machine
+            s.options = {"crf": str(VP9_CRF), "b": "0", "deadline": "good", "cpu-used": "4", "threads": "1",
+                         "row-mt": "0", "tile-columns": "0"}
+        if sar is not None and self.kind not in ("y4m", "png"):
             cc.sample_aspect_ratio = Fraction(sar)
-        if self.kind != "y4m":
+            if self.kind in ("mkv", "webm") and not _set_stream_sar(s, Fraction(sar)):
+                warnings.warn(f"{self.name}: the sample aspect ratio {sar} could not be recorded (this PyAV build "
+                              f"does not let vcodec set it on a Matroska stream)", VcodecWarning, stacklevel=3)
+        if self.kind not in ("y4m", "png"):
             # Matroska keeps times in ms and FFmpeg reads its rate back as a fraction with numerator <= 30000,
             # so e.g. 60000/1001 would come back as 19001/317: keep the exact rate in a tag too.
             s.metadata[RATE_TAG] = f"{self.frame_rate.numerator}/{self.frame_rate.denominator}"
         self._stream = s
 
     def _setup_audio(self, tracks: list[AudioTrack]) -> None:
-        if tracks and self.kind == "y4m":
+        if tracks and self.kind in ("y4m", "png"):
             warnings.warn(
-                f"{self.name}: {len(tracks)} audio track(s) not written (y4m holds video only; use .mkv or .mp4)",
+                f"{self.name}: {len(tracks)} audio track(s) not written ({self.kind} holds video only; use .mkv, "
+                f".mp4 or .webm)",
                 VcodecWarning,
                 stacklevel=3,
             )
@@ -181,13 +223,17 @@ class VideoSink:
                 s.time_base = t.time_base
                 self._audio.append(_AudioOut(s, t, None))
             else:
+                codec, label = ("libopus", "Opus") if self.kind == "webm" else ("aac", "AAC")
+                rate = audio_rate(codec, t.sample_rate)
+                at = "" if rate == t.sample_rate else f" at {rate} Hz ({label} cannot code {t.sample_rate} Hz)"
                 warnings.warn(
-                    f"{self.name}: audio track {i} ({t.codec}) re-encoded to AAC ({self.kind} cannot hold {t.codec})",
+                    f"{self.name}: audio track {i} ({t.codec}) re-encoded to {label}{at} ({self.kind} cannot hold "
+                    f"{t.codec})",
                     VcodecWarning,
                     stacklevel=3,
                 )
                 try:
-                    self._audio.append(_AudioOut.transcoding(self._out, tpl.stream, t))
+                    self._audio.append(_AudioOut.transcoding(self._out, tpl.stream, t, codec))
                 except (av.FFmpegError, ValueError) as e:
                     warnings.warn(f"{self.name}: audio track {i} ({t.codec}) cannot be re-encoded and is not "
                                   f"written ({e})", VcodecWarning, stacklevel=3)
@@ -202,6 +248,9 @@ class VideoSink:
             raise ValueError(
                 f"expected uint8 frames of shape (T, {self.height}, {self.width}, 3), got {frames.dtype} {frames.shape}"
             )
+        pad = (self._coded[1] - self.height, self._coded[0] - self.width)
+        if any(pad):
+            frames = np.pad(frames, ((0, 0), (0, pad[0]), (0, pad[1]), (0, 0)), mode="edge")
         try:
             for f in frames:
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24").reformat(**self._conv)
@@ -213,12 +262,22 @@ class VideoSink:
             raise OutputError(f"cannot write {self.name}: {getattr(e, 'strerror', None) or e}") from e
 
     def write_audio(self, packets: list[AudioPacket]) -> None:
-        """Mux carried audio packets (times relative to the first frame, in their track's time base)."""
+        """Mux carried audio packets (times relative to the first frame, in their track's time base). A packet
+        the muxer or decoder refuses as invalid (timestamps going backwards, an absurd duration, undecodable data:
+        what a damaged or hostile ``.vcb`` can hold) is dropped with one warning per track; the video goes on."""
         try:
             for p in packets:
                 out = self._audio[p.track] if p.track < len(self._audio) else None
-                if out is not None:
+                if out is None:
+                    continue
+                try:
                     out.write(self._out, p)
+                except (av.error.ArgumentError, av.error.InvalidDataError) as e:
+                    if p.track not in self._dropped:
+                        warnings.warn(f"{self.name}: audio track {p.track}: dropping packets the muxer refuses "
+                                      f"(first at pts {p.pts}: {getattr(e, 'strerror', None) or e})",
+                                      VcodecWarning, stacklevel=2)
+                    self._dropped.add(p.track)
         except (av.FFmpegError, OSError) as e:
             raise OutputError(f"cannot write {self.name}: {getattr(e, 'strerror', None) or e}") from e
 
@@ -290,6 +349,47 @@ def _can_copy(fmt: str, template_stream, track: AudioTrack) -> bool:
         return False
 
 
+class _Rational(ctypes.Structure):
+    _fields_ = [("num", ctypes.c_int), ("den", ctypes.c_int)]
+
+
+def _set_stream_sar(stream, sar: Fraction) -> bool:
+    """Set ``AVStream.sample_aspect_ratio``, which the Matroska muxer writes (as DisplayWidth/DisplayHeight)
+    instead of the codec's. PyAV offers no setter, so the field is written through the stream's pointer; the
+    layout is checked first (the stream index and time base must read back as PyAV reports them) and nothing is
+    written when it does not match. Returns whether it was set."""
+    try:
+        # a Cython object: PyObject header (16 bytes), vtable pointer, then ``AVStream *ptr``
+        ptr = ctypes.c_void_p.from_address(id(stream) + 24).value
+        if not ptr:
+            return False
+        index = ctypes.c_int.from_address(ptr + 8).value  # AVStream: av_class, index, id, codecpar, priv_data,
+        tb = _Rational.from_address(ptr + 32)  # time_base, start_time, duration, nb_frames, disposition, discard,
+        field = _Rational.from_address(ptr + 72)  # sample_aspect_ratio
+        want_tb = Fraction(stream.time_base) if stream.time_base else None
+        got_tb = Fraction(tb.num, tb.den) if tb.num and tb.den else None
+        if index != stream.index or got_tb != want_tb or field.num != 0:
+            return False
+        field.num, field.den = sar.numerator, sar.denominator
+        return True
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
+def _x264_options() -> dict:
+    """x264 settings with nothing left to the machine: x264's output depends on its thread counts, which it would
+    otherwise derive from the number of CPUs, so the same frames would give other bytes elsewhere."""
+    return {"crf": str(X264_CRF), "preset": X264_PRESET, "threads": "4",
+            "x264-params": "lookahead-threads=1:sliced-threads=0"}
+
+
+def audio_rate(codec: str, rate: int) -> int:
+    """The sample rate ``codec`` will encode ``rate`` at: ``rate`` itself when the encoder offers it, else the
+    nearest rate it offers (e.g. 11024 Hz PCM -> 11025 Hz for AAC, 12000 Hz for Opus)."""
+    offered = av.Codec(codec, "w").audio_rates or (48000,)
+    return min(offered, key=lambda r: (abs(r - rate), -r))
+
+
 class _AudioOut:
     """One output audio stream: packets copied as they are, or (``decoder`` set) re-encoded to AAC."""
 
@@ -297,10 +397,15 @@ class _AudioOut:
         self.stream, self.track, self.decoder, self.resampler = stream, track, decoder, resampler
 
     @classmethod
-    def transcoding(cls, out, template_stream, track: AudioTrack) -> _AudioOut:
-        s = out.add_stream("aac", rate=track.sample_rate)
+    def transcoding(cls, out, template_stream, track: AudioTrack, codec: str = "aac") -> _AudioOut:
+        rate = audio_rate(codec, track.sample_rate)
+        s = out.add_stream(codec, rate=rate)
         s.codec_context.layout = "mono" if track.channels == 1 else "stereo"  # more channels: downmixed
-        resampler = av.AudioResampler(format="fltp", layout=s.codec_context.layout, rate=track.sample_rate)
+        # Open the encoder now, not at the first packet: a failure must be known before any video is written,
+        # so that the caller can still leave the track out.
+        s.codec_context.open()
+        fmt = s.codec_context.format.name if s.codec_context.format is not None else "fltp"
+        resampler = av.AudioResampler(format=fmt, layout=s.codec_context.layout, rate=rate)
         return cls(s, track, template_stream.codec_context, resampler)
 
     def write(self, out, p: AudioPacket) -> None:

@@ -16,12 +16,16 @@ How unusual sources are handled (each case that changes pixels or timing raises 
   kept, in order, and the output is constant rate at the average rate (warning naming the first irregular frame).
 - **Audio.** Audio tracks are demuxed alongside the video and their packets buffered until
   :meth:`VideoSource.take_audio` collects them (see :mod:`vcodec.io.audio`).
+- **Cropping.** The codec's picture cropping (H.264 SPS cropping, Theora picture offsets, ...) is applied exactly,
+  so frames have the size the stream declares, as with the ``ffmpeg`` tool.
 - Non-square pixels are kept as stored; the sample aspect ratio is recorded and restored in ``.mkv``/``.mp4``.
   Interlaced video is coded as progressive frames.
 """
 
 from __future__ import annotations
 
+import errno
+import re
 import struct
 import warnings
 from collections.abc import Iterator
@@ -134,7 +138,7 @@ class VideoSource:
             fmt, opts = av_open_args(inp)  # raw .yuv: format from the name or a RawYuv (vcodec.io.rawyuv)
             self._container = av.open(inp.readable(), "r", format=fmt, options=opts)
         except av.FFmpegError as e:
-            raise InputError(f"{self.name}: not a video file FFmpeg can read ({_reason(e)})") from e
+            raise InputError(f"{self.name}: not a video file FFmpeg can read ({_open_reason(inp, e)})") from e
         try:
             self._setup(audio)
         except BaseException:
@@ -149,6 +153,10 @@ class VideoSource:
             raise InputError(f"{self.name}: not a video ({kind})")
         self._video = c.streams.video[0]
         self._video.thread_type = "AUTO"  # frame order and values do not depend on threading in FFmpeg
+        # Apply the stream's cropping exactly (as the ffmpeg tool does): by default libavcodec crops the left/top
+        # edge only down to an aligned position, so e.g. a 214-wide picture with a 4-pixel left offset would
+        # come out 218 wide.
+        self._video.codec_context.flags |= av.codec.context.Flags.unaligned
         self._audio = []
         self.audio_tracks: list[AudioTrack] = []
         for s in c.streams.audio if audio else ():
@@ -158,8 +166,15 @@ class VideoSource:
             except (av.FFmpegError, ValueError) as e:
                 warnings.warn(f"{self.name}: audio track {s.index} ({s.codec_context.name}) cannot be carried and is "
                               f"dropped ({e})", VcodecWarning, stacklevel=3)
+        extra = [f"{len(ss)} {kind} stream{'s' if len(ss) > 1 else ''}"
+                 for kind, ss in (("other video", c.streams.video[1:]), ("subtitle", c.streams.subtitles)) if ss]
+        if extra:
+            warnings.warn(f"{self.name}: {' and '.join(extra)} not carried (vcodec codes the first video stream "
+                          f"and the audio)", VcodecWarning, stacklevel=3)
         self._audio_offsets = [self._audio_offset(s) for s in self._audio]
         self._pending_audio: list[AudioPacket] = []
+        self._read_error: str | None = None
+        self._first = None
         self._frames = self._decode()
         self._index = 0
         self._last_time: float | None = None
@@ -251,7 +266,9 @@ class VideoSource:
                         )
                     )
         except av.FFmpegError as e:
-            raise InputError(f"{self.name}: cannot decode video after {self._index} frames ({_reason(e)})") from e
+            if self._first is None and self._index == 0:  # nothing read yet: not a usable video
+                raise InputError(f"{self.name}: cannot decode video after {self._index} frames ({_reason(e)})") from e
+            self._read_error = _reason(e)  # a damaged or cut tail: keep what was read (warned about at the end)
 
     def _check_timing(self, frame: av.VideoFrame) -> None:
         t = frame.time
@@ -292,7 +309,8 @@ class VideoSource:
         return rgb
 
     def frames(self) -> Iterator[np.ndarray]:
-        """Yield frames, uint8 (H, W, 3) RGB, in presentation order."""
+        """Yield frames, uint8 (H, W, 3) RGB, in presentation order. A source that ends well short of the frame
+        count its container declares (a truncated file) gets a warning at the end."""
         frame = self._first
         while frame is not None:
             self._check_timing(frame)
@@ -301,6 +319,22 @@ class VideoSource:
             self._first = None
             yield rgb
             frame = next(self._frames, None)
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        if self._read_error is not None:
+            warnings.warn(f"{self.name}: reading stopped after {self._index} frames ({self._read_error}): the file "
+                          f"looks truncated or damaged; encoding the frames read", VcodecWarning, stacklevel=4)
+            return
+        declared = self._video.frames or None  # an exact count where the container has one (MP4, AVI)
+        if declared is None:
+            declared = self.info.frame_count_hint  # from the duration: allow for rounding and edit lists
+            if declared is not None and self._index >= declared - max(2, declared // 20):
+                return
+        if declared is not None and self._index < declared:
+            warnings.warn(f"{self.name}: only {self._index} of the {declared} frames the container declares could "
+                          f"be read (truncated or damaged file?); encoding what was read", VcodecWarning,
+                          stacklevel=4)
 
     def windows(self, n: int) -> Iterator[np.ndarray]:
         """Yield groups of ``n`` frames, uint8 (n, H, W, 3); the last may be shorter. Memory holds one group."""
@@ -344,6 +378,35 @@ class VideoSource:
 def _reason(e: BaseException) -> str:
     """FFmpeg's message without the errno and file name PyAV adds."""
     return getattr(e, "strerror", None) or str(e)
+
+
+Y4M_MAGIC = b"YUV4MPEG2 "
+MAX_Y4M_HEADER = 4096
+
+
+def _open_reason(inp, e: BaseException) -> str:
+    """Why FFmpeg could not open ``inp``, in words that fit: FFmpeg's y4m reader answers a header it cannot use
+    with errno values (EBUSY, EINVAL) whose text ("Device or resource busy") would mislead."""
+    head = b""
+    if inp.is_path:
+        try:
+            with open(inp.path, "rb") as f:
+                head = f.read(MAX_Y4M_HEADER + 1)
+        except OSError:
+            head = b""
+    if not head.startswith(Y4M_MAGIC):
+        if getattr(e, "errno", None) == errno.EBUSY:
+            return "FFmpeg cannot use its stream parameters"
+        return _reason(e)
+    line, nl, _ = head.partition(b"\n")
+    if not nl:
+        return f"y4m header line longer than {MAX_Y4M_HEADER} bytes"
+    w, h = (re.search(rb" %s(\d+)" % k, line) for k in (b"W", b"H"))
+    if w is None or h is None:
+        return "y4m header without a frame width and height"
+    size = f"{int(w.group(1))}x{int(h.group(1))}"
+    return f"y4m header declares {size} frames, which FFmpeg cannot read ({_reason(e)})" \
+        if getattr(e, "errno", None) != errno.EBUSY else f"y4m header declares {size} frames, too large for FFmpeg to read"
 
 
 def open_source(src, *, audio: bool = True) -> VideoSource:

@@ -45,10 +45,12 @@ def write_clip(
     options: dict | None = None,
     pts: list[int] | None = None,
     time_base: Fraction | None = None,
+    sample_aspect_ratio: Fraction | None = None,
 ) -> np.ndarray:
     """Write a synthetic clip and return the RGB frames that went in. ``audio`` names an audio encoder
     (``"aac"``, ``"flac"``, ``"pcm_s16le"``, ``"ac3"``...) for a 440 Hz stereo tone as long as the video.
-    ``pts``/``time_base`` give explicit (e.g. irregular) timestamps; ``rotation`` sets a display matrix."""
+    ``pts``/``time_base`` give explicit (e.g. irregular) timestamps; ``rotation`` sets a display matrix;
+    ``sample_aspect_ratio`` is set on the codec (kept by MP4, not by Matroska)."""
     rate = Fraction(rate)
     frames = pattern_frames(num_frames, height, width)
     with av.open(str(path), "w", format=fmt) as c:
@@ -63,6 +65,8 @@ def write_clip(
         v.options = opts
         if rotation is not None:
             v.set_display_rotation(rotation)
+        if sample_aspect_ratio is not None:
+            v.codec_context.sample_aspect_ratio = sample_aspect_ratio
         a = None
         if audio:
             a = c.add_stream(audio, rate=audio_rate)

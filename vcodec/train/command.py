@@ -12,11 +12,40 @@ import click
 
 from ..model.config import TokenizerConfig
 
+# One line for each TrainConfig field, for --help (a test checks that every field has one).
+CONFIG_HELP = {
+    "steps": "stop after this many optimizer steps (total, across resumes)",
+    "max_minutes": "stop after this much wall time in this invocation (0 = no limit)",
+    "batch": "clips per step per process",
+    "frames": "frames per training clip (1 + 4k)",
+    "size": "crop size in pixels (a multiple of 8)",
+    "photo_prob": "share of clips made by panning over still photos",
+    "lr": "peak learning rate (AdamW)",
+    "weight_decay": "AdamW weight decay",
+    "warmup": "learning-rate warm-up steps",
+    "ema": "decay of the weights' exponential moving average (the EMA weights are evaluated and exported)",
+    "ssim_weight": "weight of the SSIM term on every 4th frame (distortion l1mse)",
+    "distortion": "l1mse (L1 + 2 MSE + SSIM) or psnr_yuv (mean over frames of -PSNR-YUV 6:1:1)",
+    "rate_weight": "dB of PSNR traded for coding all of a rate point's raw bits (0 = no rate term)",
+    "aux_gain": "scale of the quantizer's commitment/confidence terms against the distortion",
+    "adv_weight": "adversarial loss weight (0 = off)",
+    "adv_start": "step at which the adversarial loss starts",
+    "lpips_weight": "LPIPS perceptual loss weight; needs local pretrained weights",
+    "checkpoint_minutes": "minutes between checkpoints",
+    "eval_every": "steps between held-out evaluations (logged to OUTPUT's .log.jsonl)",
+    "seed": "random seed (sampling and initialisation)",
+    "threads": "torch CPU threads (0 = torch's default)",
+    "bf16": "bfloat16 autocast where it is fast (GPUs; CPUs with native bf16); ignored elsewhere",
+}
+
 
 def _config_options(func):
     for f in reversed(dataclasses.fields(_train_config_cls())):
-        func = click.option(f"--{f.name.replace('_', '-')}", type=type(f.default), default=None,
-                            help=f"(default {f.default})")(func)
+        flag = f"--{f.name.replace('_', '-')}"
+        if f.type in (bool, "bool"):
+            flag = f"{flag}/--no-{f.name.replace('_', '-')}"
+        func = click.option(flag, f.name, type=None if f.type in (bool, "bool") else type(f.default), default=None,
+                            help=f"{CONFIG_HELP.get(f.name, '')} (default {f.default})".lstrip())(func)
     return func
 
 
@@ -40,7 +69,8 @@ RECIPES = {
 @click.option("--resume/--no-resume", default=False, help="continue from OUTPUT if it exists (exactly)")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="start from the weights of this checkpoint (e.g. the shipped model) with a fresh optimizer")
-@click.option("--device", default="cpu", type=click.Choice(["cpu", "cuda"]), show_default=True)
+@click.option("--device", default="cpu", type=click.Choice(["cpu", "cuda"]), show_default=True,
+              help="device to train on (under torchrun: one process per GPU)")
 @click.option("--model-config", "model_config", default="default",
               type=click.Choice(["default", "v2", "tiny"]), show_default=True,
               help="network for a new run: default = v1 layout, v2 = rate-distortion model, tiny = tests")

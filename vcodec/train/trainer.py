@@ -287,7 +287,8 @@ class Trainer:
                        "psnr_y": heldout_psnr}
                 self.history.append(rec)
                 with open(log, "a") as f:
-                    f.write(json.dumps({**rec, **stats}) + "\n")
+                    # no held-out data gives NaN PSNRs: written as null (bare NaN is not JSON)
+                    f.write(json.dumps(_nan_to_none({**rec, **stats})) + "\n")
             bar.update(1)
             bar.set_postfix(loss=f"{stats['loss']:.4f}", mse=f"{stats['mse']:.5f}", bpp=f"{stats['bpp']:.3f}",
                             heldout_psnr=" ".join(f"{v:.1f}" for v in heldout_psnr.values()), refresh=False)
@@ -311,3 +312,14 @@ def setup_distributed(device: str) -> str:
         torch.cuda.set_device(local)
         return f"cuda:{local}"
     return device
+
+
+def _nan_to_none(x):
+    """``x`` with every NaN float (nested in dicts and lists) as None, i.e. JSON ``null``."""
+    if isinstance(x, float) and x != x:
+        return None
+    if isinstance(x, dict):
+        return {k: _nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_nan_to_none(v) for v in x]
+    return x

@@ -1,0 +1,130 @@
+"""Big frames run in spatial tiles with the layers' receptive field as overlap: tiled == untiled, exactly; memory
+that cannot be had is refused before allocating; decoded pixels do not depend on the thread count."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vcodec
+import vcodec.tokenizer as tokenizer_mod
+from vcodec.errors import ResourceError
+from vcodec.io.synthetic import pattern_frames
+from vcodec.testing import tiny_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "vcodec" / "samples" / "bikes_17f.mp4"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer(window_frames=9)
+
+
+def _frames(n=5, h=75, w=106):
+    rng = np.random.default_rng(1)
+    base = pattern_frames(n, h, w).astype(np.int16)
+    return np.clip(base + rng.integers(-40, 40, base.shape), 0, 255).astype(np.uint8)
+
+
+def _tiled(tok, monkeypatch, core=3):
+    monkeypatch.setattr(tok, "TILE_ABOVE", 0)
+    monkeypatch.setattr(tok, "TILE_CORE", core)
+
+
+def test_margins_are_the_receptive_field_of_the_layers(tok):
+    # tiny: encoder stem 4 px + one 1/4-res block (2 convs x 4 px) + one 1/8-res block (2 x 8 px) = 28 px
+    #       decoder 8 px + one 1/8-res block (16 px) + one 1/4-res block (8 px) + last conv 4 px = 36 px
+    assert tok.margins() == (-(-28 // 8) + 1, -(-36 // 8) + 1)
+    deeper = tiny_tokenizer(window_frames=9, enc_lo_blocks=3, dec_hi_blocks=4)
+    assert deeper.margins() == (-(-60 // 8) + 1, -(-60 // 8) + 1)
+
+
+def test_tiled_encode_gives_the_untiled_tokens(tok, monkeypatch):
+    frames = _frames()
+    whole = tok.encode_window(frames, tok.max_levels)
+    _tiled(tok, monkeypatch)
+    tiled = tok.encode_window(frames, tok.max_levels)
+    assert tiled.shape == whole.shape and np.array_equal(tiled, whole)
+    # the overlap matters: without it the tiles' edges see zero padding and tokens change
+    monkeypatch.setattr(tok, "_margins", (0, 0))
+    assert not np.array_equal(tok.encode_window(frames, tok.max_levels), whole)
+
+
+def test_tiled_decode_gives_the_untiled_frames(tok, monkeypatch):
+    frames = _frames()
+    tokens = tok.encode_window(frames, tok.max_levels)
+    whole = tok.decode_window(tokens, 5, 75, 106)
+    _tiled(tok, monkeypatch)
+    tiled = tok.decode_window(tokens, 5, 75, 106)
+    assert tiled.shape == whole.shape == (5, 75, 106, 3) and np.array_equal(tiled, whole)
+    monkeypatch.setattr(tok, "_margins", (0, 0))
+    assert not np.array_equal(tok.decode_window(tokens, 5, 75, 106), whole)
+
+
+def test_tiles_through_the_api_round_trip(tok, monkeypatch):
+    frames = _frames(7, 40, 57)
+    data = vcodec.compress(frames, tokenizer=tok)
+    whole = vcodec.decompress(data, tokenizer=tok)
+    _tiled(tok, monkeypatch, core=2)
+    assert vcodec.compress(frames, tokenizer=tok) == data
+    assert np.array_equal(vcodec.decompress(data, tokenizer=tok), whole)
+
+
+def test_decode_that_cannot_fit_is_refused_before_allocating(tok, monkeypatch):
+    data = vcodec.compress(_frames(3, 40, 57), tokenizer=tok)
+    monkeypatch.setattr(tokenizer_mod, "available_memory", lambda: 10_000)
+    with pytest.raises(ResourceError, match=r"decoding a 3-frame window of 57x40 needs about .* GiB of memory"):
+        vcodec.decompress(data, tokenizer=tok)
+
+
+def test_decoded_frames_do_not_depend_on_the_thread_count(tmp_path):
+    """The shipped model on the sample clip: before decoding ran one thread per operation, 35 values of these
+    17 frames differed by 1 between OMP_NUM_THREADS=1 and 2 (oneDNN splits its sums by thread count)."""
+    vcb = tmp_path / "bikes.vcb"
+    vcodec.encode_video(SAMPLE, vcb, model="default", device="cpu")
+    outs = []
+    for threads in (1, 2):
+        out = tmp_path / f"t{threads}.y4m"
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
+        p = subprocess.run([sys.executable, "-m", "vcodec.cli", "decode", str(vcb), "-o", str(out), "--device", "cpu",
+                            "--json"], capture_output=True, env=env, timeout=600)
+        assert p.returncode == 0, p.stderr.decode()
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_one_thread_per_op_restores_the_thread_count(tok):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        tok.decode_window(tok.encode_window(_frames(1, 16, 16), 1), 1, 16, 16)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_encode_that_cannot_fit_is_refused_before_reading(tok, monkeypatch, tmp_path):
+    from vcodec.io.synthetic import write_clip
+
+    src = tmp_path / "in.y4m"
+    write_clip(src, width=64, height=48, num_frames=3, codec="rawvideo", pix_fmt="yuv420p")
+    monkeypatch.setattr(tokenizer_mod, "available_memory", lambda: 10_000)
+    with pytest.raises(ResourceError, match=r"encoding a 9-frame window of 64x48 needs about"):
+        vcodec.encode_video(src, tmp_path / "o.vcb", tokenizer=tok)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.y4m"]
+
+
+def test_allocation_failures_are_resource_errors(tok, monkeypatch):
+    def fail(*a, **k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(tok, "encode_window", fail)
+    with pytest.raises(ResourceError, match="out of memory"):
+        vcodec.compress(_frames(1, 8, 8), tokenizer=tok)

@@ -264,6 +264,28 @@ def run_job(job: Job) -> dict:
     return {"row": row}
 
 
+def run_clip(spec, codec_specs, frames, want_lpips, want_vmaf, streams_dir) -> dict:
+    """One clip through every codec and rate point in this process, uncached (the former per-clip worker, which
+    benchmarks/diagnostics.py uses). `codec_specs`: [(codec name, constructor kwargs)]. Returns
+    {"rows": [...], "errors": [...], "clip": {...}}."""
+    _init_worker((spec,), dict(codec_specs), frames, want_lpips, want_vmaf, streams_dir)
+    rows, errors = [], []
+    for name, _ in codec_specs:
+        try:
+            points = _codec(name).rate_points()
+        except Exception as e:
+            errors.append({"codec": name, "clip": spec.name, "point": None, "error": f"{type(e).__name__}: {e}"})
+            continue
+        for point in points:
+            out = run_job(Job(0, 0, name, point, ""))
+            if "row" in out:
+                rows.append(out["row"])
+            else:
+                errors.append(out["error"])
+    clip = _clip(0)
+    return {"rows": rows, "errors": errors, "clip": {"name": clip.name, **clip.source, "fps": clip.fps}}
+
+
 # ------------------------------------------------------------------ the result cache
 CACHE_FORMAT = "vcodec-bench-cache/1"
 # fields that measure the machine, not the codec: they differ between runs of the same job

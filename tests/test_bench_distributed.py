@@ -232,3 +232,12 @@ def test_dask_local_cluster_with_two_workers_equals_the_serial_run(tmp_path):
     other = _run(tmp_path / "other", tmp_path / "c3", codec_options={"x265": {"points": (42, 27), "preset": "fast"}})
     same, text = compare(str(tmp_path / "serial"), str(tmp_path / "other"))
     assert not same and "first difference" in text and other["run"]["computed"] == 4
+
+
+def test_run_clip_still_runs_one_clip_in_process():
+    """benchmarks/diagnostics.py runs one clip with changed codec settings through `run_clip`."""
+    from benchmarks.clips import SMOKE
+
+    res = runner.run_clip(SMOKE[0], [("x265", {"points": (42,), "intra_period": 1})], 3, False, False, None)
+    assert not res["errors"] and len(res["rows"]) == 1 and res["clip"]["name"] == "smoke_pan"
+    assert res["rows"][0]["frames"] == 3 and "keyint=1" in res["rows"][0]["command"]

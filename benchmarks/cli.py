@@ -67,7 +67,7 @@ def bench(suite, codecs, conditions, frames, size, fps, pix_fmt, anchors, device
     config = BenchConfig(
         out_dir=out_dir, suite=suite, codecs=names, frames=frames, device=device, model=model,
         jobs=jobs or workers, keep_streams=keep_streams, force=force, resume=resume, conditions=conditions,
-        shard=shard, dask=dask, cache_dir=cache_dir, plots=not no_plots, raw=raw, anchors=anchor_names, command_line=list(sys.argv),
+        shard=shard, dask=dask, cache_dir=cache_dir, plots=not no_plots, raw=raw, anchors=anchor_names, command_line=_command_line(sys.argv),
     )  # fmt: skip
     try:
         results = run(config, progress=lambda msg: click.echo(msg, err=True))
@@ -81,6 +81,13 @@ def bench(suite, codecs, conditions, frames, size, fps, pix_fmt, anchors, device
     )
     if results["errors"]:
         raise click.ClickException(f"{len(results['errors'])} encode/decode errors; see results.json 'errors'")
+
+
+def _command_line(argv: list[str]) -> list[str]:
+    """The command as typed: `python -m benchmarks ...` rather than the path of __main__.py."""
+    if argv and argv[0].endswith("__main__.py"):
+        return ["python", "-m", "benchmarks", *argv[1:]]
+    return list(argv)
 
 
 @click.command("merge")

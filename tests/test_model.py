@@ -255,10 +255,10 @@ def test_config_geometry_and_strict_loading(tmp_path):
 
 
 def test_shipped_checkpoint_config_still_loads():
-    """The shipped default.pt was written with the legacy spatial_factor key."""
+    """The shipped v1.pt (the first default) was written with the legacy spatial_factor key."""
     from vcodec.models import model_path
 
-    ck = load_checkpoint(model_path("default"))
+    ck = load_checkpoint(model_path("v1"))
     assert ck["config"].get("spatial_factor") == 8
     assert TokenizerConfig.from_dict(ck["config"]).spatial_factor == 8
 

@@ -29,14 +29,17 @@ from vcodec.model.checkpoint import load_checkpoint, weights_hash
 from vcodec.models import load_tokenizer, model_path
 from vcodec.tokenizer import Tokenizer
 
-SHIPPED_WEIGHTS_HASH = "7954417e35ad9203052f9eda14dafd7595f4ffb259648df3f961b76df255df18"
+SHIPPED_WEIGHTS_HASH = "af77f13331a183f8e817297aa4e186a2846febfced0ded99cf4d69690cfde59a"
+# the previous default (model v1), shipped as v1.pt so that its streams still decode
+V1_WEIGHTS_HASH = "7954417e35ad9203052f9eda14dafd7595f4ffb259648df3f961b76df255df18"
 SAMPLE = Path(vcodec.__file__).parent / "samples" / "bikes_17f.mp4"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 GOLDEN_VCB, GOLDEN_JSON = GOLDEN / "shipped_default_q2.vcb", GOLDEN / "shipped_default_q2.json"
+V1_GOLDEN_VCB, V1_GOLDEN_JSON = GOLDEN / "shipped_v1_q2.vcb", GOLDEN / "shipped_v1_q2.json"
 REGEN = os.environ.get("VCODEC_REGEN_GOLDEN") == "1"
 # Whole sample clip (17 frames, 640x272) through compress/decompress, measured on 2026-11-25 (x86_64, torch 2.14.1):
 # quality -> (bpp, PSNR-Y BT.709 limited). A broken model lands far outside (random weights: < 15 dB).
-SAMPLE_BANDS = {1: (0.0773, 29.50), 4: (0.4464, 30.38)}
+SAMPLE_BANDS = {1: (0.0044, 26.40), 8: (0.1629, 34.13)}
 
 torch.set_num_threads(1)
 
@@ -70,7 +73,9 @@ def test_coder_tables_are_valid(tok):
     grid = np.random.default_rng(0).integers(0, 2**32, (tok.max_levels, 2, 3, 5), dtype=np.uint64).astype(np.uint32)
     data = bitstream.encode_tokens(grid, tok.token_bits, tok.coder_tables)
     assert np.array_equal(bitstream.decode_tokens(data, grid.shape, tok.token_bits, tok.coder_tables), grid)
-    assert [rp.levels for rp in tok.rate_points] == list(range(1, tok.max_levels + 1))
+    assert [(rp.bits, rp.levels) for rp in tok.rate_points] == list(tok.config.qualities)
+    bpps = [rp.bpp for rp in tok.rate_points]
+    assert bpps == sorted(bpps) and bpps[0] <= 0.01
 
 
 @pytest.mark.slow
@@ -106,3 +111,14 @@ def test_golden_stream_of_the_shipped_model(tok, sample):
     assert hashlib.sha256(decoded.tobytes()).hexdigest() == expected["frames_sha256"]
     assert psnr_y_bt709_limited(src, decoded) == pytest.approx(expected["psnr_y_bt709_limited"], abs=1e-3)
     assert expected["weights_hash"] == SHIPPED_WEIGHTS_HASH and facts == expected
+
+
+def test_streams_of_the_previous_default_still_decode():
+    """A .vcb written by model v1 (when it was `default`) names `default` with v1's weights hash: the hash finds
+    v1.pt, and the frames are the ones recorded then."""
+    expected = json.loads(V1_GOLDEN_JSON.read_text())
+    assert expected["weights_hash"] == V1_WEIGHTS_HASH
+    decoded = vcodec.decompress(V1_GOLDEN_VCB.read_bytes())
+    assert list(decoded.shape) == expected["shape"]
+    assert hashlib.sha256(decoded.tobytes()).hexdigest() == expected["frames_sha256"]
+    assert load_checkpoint(model_path("v1"))["weights_hash"] == V1_WEIGHTS_HASH

@@ -12,10 +12,10 @@
 3. Replaces the existing shipped model only when held-out PSNR-Y improves at equal rate (its PSNR-Y
    interpolated at the old rate points, averaged), unless ``--force``. The shipped model is measured again on the
    same segments with the same metric for this comparison (never compared with numbers stored by older code).
-4. Writes the .pt, ``MODEL_CARD.md`` and ``training_curve.png`` next to it.
+4. Writes the .pt, its card and training curve next to it (:func:`card_paths`).
 
 ``--card-only`` measures a checkpoint or an already shipped model (with its stored coder tables, steps and history)
-and writes only ``MODEL_CARD.md`` next to ``-o``: the shipped weights stay byte for byte as they are.
+and writes only the card next to ``-o``: the shipped weights stay byte for byte as they are.
 """
 from __future__ import annotations
 
@@ -133,6 +133,13 @@ def plot_curve(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def card_paths(output: Path) -> tuple[Path, Path]:
+    """Where the card and the training curve of the shipped model ``output`` go: ``MODEL_CARD.md`` and
+    ``training_curve.png`` for ``default``, ``MODEL_CARD_<name>.md`` and ``training_curve_<name>.png`` otherwise."""
+    suffix = "" if output.stem == "default" else f"_{output.stem}"
+    return output.with_name(f"MODEL_CARD{suffix}.md"), output.with_name(f"training_curve{suffix}.png")
+
+
 def write_card(path: Path, card: dict) -> None:
     rp = card["rate_points"]
     lines = [
@@ -174,7 +181,7 @@ def write_card(path: Path, card: dict) -> None:
     for c in rp[-1]["per_clip"]:
         lines.append(f"| {c['clip']} | {c['bpp']:.4f} | {c[PSNR_KEY]:.2f} | {c[MS_SSIM_KEY]:.4f} |")
     lines += ["", "## Held-out PSNR-Y during training", "",
-              "![training curve](training_curve.png)", "",
+              f"![training curve]({card.get('curve', 'training_curve.png')})", "",
               "(192x192 centre crops of the held-out segments, EMA weights, measured by the training loop. Points "
               "recorded before the metric unification of 2026-11-25 (all of the `default` model's up to step 7600) "
               "used the old PSNR-Y: BT.601 full range, PSNR of the whole segment's MSE, about 1.4 dB below "
@@ -193,11 +200,11 @@ def main(argv=None) -> None:
     ap.add_argument("-o", "--output", type=Path, default=Path(__file__).resolve().parents[1] / "weights" / "default.pt")
     ap.add_argument("--force", action="store_true", help="replace the shipped model even if not better")
     ap.add_argument("--card-only", action="store_true",
-                    help="only measure and write MODEL_CARD.md next to -o; never write the .pt (a shipped model "
+                    help="only measure and write the card next to -o; never write the .pt (a shipped model "
                          "keeps its coder tables, steps and history)")
     ap.add_argument("--manifest", type=Path, default=None,
                     help="held-out segments from this manifest (default DATA/manifest.json); the shipped model's "
-                         "own is vcodec/weights/default_manifest.json")
+                         "own is vcodec/weights/<name>_manifest.json")
     ap.add_argument("--train-command", default="make train")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -249,15 +256,17 @@ def main(argv=None) -> None:
         f"{torch.get_num_threads()} threads", "command": "python -m vcodec.train.export " + " ".join(argv or sys.argv[1:]),
         "train_command": prev.get("train_command", args.train_command), "measure_seconds": time.time() - t0,
     }
+    card_md, curve_png = card_paths(args.output)
+    card["curve"] = curve_png.name
     if args.card_only:
-        write_card(args.output.with_name("MODEL_CARD.md"), card)
-        print(f"wrote {args.output.with_name('MODEL_CARD.md')} ({args.output} unchanged)")
+        write_card(card_md, card)
+        print(f"wrote {card_md} ({args.output} unchanged)")
         return
     shipped = export_inference(ckpt, rate_points=[{"quality": r["quality"], "levels": r["levels"], "bpp": r["bpp"],
                                                    "bits": r["bits"]} for r in rows], coder_tables=tables, card=card)
     atomic_save(shipped, args.output)
-    write_card(args.output.with_name("MODEL_CARD.md"), card)
-    plot_curve(history, args.output.with_name("training_curve.png"))
+    write_card(card_md, card)
+    plot_curve(history, curve_png)
     print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB)")
 
 

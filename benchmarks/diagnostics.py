@@ -132,7 +132,7 @@ def x265_intra(results_path: str) -> dict:
     from benchmarks.clips import STANDARD
     from benchmarks.runner import run_clip
     with open(results_path) as fh:
-        committed = [r for r in json.load(fh)["rows"] if r["codec"] == "x265"]
+        committed = [r for c in json.load(fh)["codecs"] for r in c["results"] if r["codec"] == "x265"]
     out = {}
     for spec in STANDARD:
         res = run_clip(spec, [("x265", {"intra_period": 1})], None, False, False, None)

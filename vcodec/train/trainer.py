@@ -230,12 +230,14 @@ class Trainer:
             else:
                 loss, stats = reconstruction_loss(rec, x, ssim_weight=cfg.ssim_weight)
                 dist = loss.expand(B)
-            coded_bits = self.rate_model(out.bits, mask)                          # (B,) bits under the coder
+            # without a rate term the proxy still learns (its rate is reported) but must not steer the model
+            bits = out.bits if cfg.rate_weight else out.bits.detach()
+            coded_bits = self.rate_model(bits, mask)                              # (B,) bits under the coder
             raw_bits = mask.sum(dim=(1, 2)) * out.bits[0, 0, 0].numel()
             rate_frac = coded_bits / raw_bits
             loss = (dist + cfg.rate_weight * rate_frac).mean() + cfg.aux_gain * out.aux_loss
-            if cfg.rate_weight == 0:      # the proxy still learns (its rate is reported), without steering the model
-                loss = loss + (self.rate_model(out.bits.detach(), mask) / raw_bits).mean()
+            if cfg.rate_weight == 0:
+                loss = loss + rate_frac.mean()
             stats["rate_frac"] = rate_frac.mean().item()
             stats["bpp"] = (coded_bits / (x.shape[2] * x.shape[3] * x.shape[4])).mean().item()
             if self.lpips is not None:

@@ -1,6 +1,6 @@
 """Tokenizer speed: encode and decode frames/s and peak memory at 640x360 and 1280x720.
 
-    python -m benchmarks.tokenizer_speed [--model default] [--device cpu] [--threads N] [--frames 17]
+    python -m benchmarks.tokenizer_speed [--model default] [--device cpu] [--threads N] [--frames 17] [--clip F]
 
 Each (size, direction) runs in a fresh subprocess so that its peak RSS (ru_maxrss) is its own.
 Speed is the median of ``--repeats`` timed runs after one warm-up run; input is real footage
@@ -19,16 +19,32 @@ import time
 SIZES = [(640, 360), (1280, 720)]
 
 
-def _frames(width: int, height: int, n: int):
+def _source_clip(clip: str | None):
+    """(T, H, W, 3) uint8: the shipped sample clip (PyAV), or the first held-out segment of a corpus .npz
+    (raw or JPEG-packed; for machines without PyAV)."""
     from pathlib import Path
 
+    import numpy as np
+
+    import vcodec
+    if clip and clip.endswith(".npz"):
+        from vcodec.train.packed import INDEX_PREFIX, PACKED_PREFIX, unpack_array
+        with np.load(clip) as z:
+            raw = sorted(k for k in z.files if k.startswith("heldout/"))
+            if raw:
+                return z[raw[0]]
+            key = sorted(k for k in z.files if k.startswith(PACKED_PREFIX + "heldout/"))[0][len(PACKED_PREFIX):]
+            return unpack_array(z[PACKED_PREFIX + key], z[INDEX_PREFIX + key])
+    from vcodec.data.decode import decode_frames
+    return decode_frames(Path(clip) if clip else Path(vcodec.__file__).parent / "samples" / "bikes_17f.mp4")[0]
+
+
+def _frames(width: int, height: int, n: int, clip: str | None = None):
     import numpy as np
     import torch
     import torch.nn.functional as F
 
-    import vcodec
-    from vcodec.data.decode import decode_frames
-    clip, _ = decode_frames(Path(vcodec.__file__).parent / "samples" / "bikes_17f.mp4")
+    clip = _source_clip(clip)
     clip = np.concatenate([clip] * (n // len(clip) + 1))[:n]
     x = torch.from_numpy(clip).permute(0, 3, 1, 2).float()
     x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
@@ -43,7 +59,7 @@ def _worker(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     tok = load_tokenizer(args.model, device=args.device)
-    frames = _frames(args.width, args.height, args.frames)
+    frames = _frames(args.width, args.height, args.frames, args.clip)
     levels = tok.max_levels
     tokens = tok.encode_window(frames, levels)
 
@@ -79,6 +95,8 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--frames", type=int, default=17)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--clip", default=None, help="video file, or corpus .npz (its first held-out segment), to time "
+                    "on (default: the shipped sample clip)")
     ap.add_argument("--json", dest="json_out", default=None, help="also write the rows to this file")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--width", type=int, default=0, help=argparse.SUPPRESS)
@@ -93,7 +111,7 @@ def main(argv=None) -> None:
         for direction in ("encode", "decode"):
             cmd = [sys.executable, "-m", "benchmarks.tokenizer_speed", "--worker", "--model", args.model,
                    "--device", args.device, "--threads", str(args.threads), "--frames", str(args.frames),
-                   "--repeats", str(args.repeats), "--width", str(w), "--height", str(h), "--direction", direction]
+                   "--repeats", str(args.repeats), *(["--clip", args.clip] if args.clip else []), "--width", str(w), "--height", str(h), "--direction", direction]
             res = subprocess.run(cmd, capture_output=True, text=True, check=True)
             row = json.loads(res.stdout.strip().splitlines()[-1])
             rows.append(row)

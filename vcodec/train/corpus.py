@@ -1,4 +1,5 @@
-"""Training data: a pre-decoded corpus file (numpy only) or video files decoded with PyAV.
+"""Training data: a pre-decoded corpus file (numpy only; a JPEG-packed one needs Pillow) or video files decoded
+with PyAV.
 
 A sample is a clip (T, S, S, 3) uint8: a random crop of a stored run of frames, or a synthetic
 pan/zoom over a still photo. All randomness comes from one ``numpy.random.Generator`` whose state
@@ -10,6 +11,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from .packed import unpack_entries
 
 
 class Corpus:
@@ -27,15 +30,17 @@ class Corpus:
             p = Path(p)
             if p.suffix == ".npz":
                 with np.load(p) as z:
-                    for k in sorted(z.files):
-                        if k.startswith("train/"):
-                            runs.append(z[k])
-                        elif k.startswith("photo/"):
-                            photos.append(z[k])
-                        elif k.startswith("heldout/"):
-                            heldout[k.split("/", 1)[1]] = z[k]
-                        elif k == "manifest.json":
-                            manifest = json.loads(bytes(z[k]).decode())
+                    entries = {k: z[k] for k in z.files if not k.startswith(("jpeg/", "jpeg_index/"))}
+                    entries.update(unpack_entries(z))     # a JPEG-packed corpus (vcodec.train.packed)
+                for k in sorted(entries):
+                    if k.startswith("train/"):
+                        runs.append(entries[k])
+                    elif k.startswith("photo/"):
+                        photos.append(entries[k])
+                    elif k.startswith("heldout/"):
+                        heldout[k.split("/", 1)[1]] = entries[k]
+                    elif k == "manifest.json":
+                        manifest = json.loads(bytes(entries[k]).decode())
             else:
                 runs.extend(_decode_video_runs(p))
         if not runs and not photos:

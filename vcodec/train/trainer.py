@@ -47,6 +47,11 @@ class TrainConfig:
     ssim_weight: float = 0.2      # (distortion "l1mse") SSIM term on every 4th frame
     distortion: str = "l1mse"     # "l1mse" (v1: L1 + 2 MSE + SSIM) or "psnr_yuv" (mean over frames of -PSNR-YUV 6:1:1)
     rate_weight: float = 0.0      # dB of PSNR traded for coding all of a rate point's raw bits (0 = no rate term)
+    restart_step: int = 0         # step at which the current schedule began (a fresh optimizer, e.g. on another
+                                  # machine): learning-rate warm-up and cosine run from here to `steps`
+    rate_free_steps: int = 0      # steps after restart_step without the rate term (lets latent channels that
+                                  # the rate term has silenced carry information again) ...
+    rate_ramp_steps: int = 0      # ... then this many steps of a linear ramp up to rate_weight
     aux_gain: float = 1.0         # scale of the quantizer's commitment/confidence terms against the distortion
     adv_weight: float = 0.0       # adversarial loss weight (0 = off)
     adv_start: int = 2000         # step at which the adversarial loss starts
@@ -207,14 +212,26 @@ class Trainer:
 
     # ---- one optimizer step --------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
-        warm = min(1.0, (step + 1) / max(1, self.cfg.warmup))
-        progress = min(1.0, step / max(1, self.cfg.steps))
+        """Linear warm-up, then cosine decay to a tenth, over restart_step .. steps."""
+        s, total = step - self.cfg.restart_step, self.cfg.steps - self.cfg.restart_step
+        warm = min(1.0, (s + 1) / max(1, self.cfg.warmup))
+        progress = min(1.0, max(0, s) / max(1, total))
         return self.cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
-    def train_step(self) -> dict:
+    def rate_weight_at(self, step: int) -> float:
+        """rate_weight, held at 0 for rate_free_steps after restart_step, then ramped up linearly."""
+        s = step - self.cfg.restart_step - self.cfg.rate_free_steps
+        if s < 0:
+            return 0.0
+        return self.cfg.rate_weight * min(1.0, (s + 1) / max(1, self.cfg.rate_ramp_steps))
+
+    def train_step(self, clips: np.ndarray | torch.Tensor | None = None) -> dict:
+        """One optimizer step on ``clips`` (B, T, S, S, 3) uint8 (default: the next batch of the sampler)."""
         self.model.train()
         cfg = self.cfg
-        x = to_model_range(self.sampler.batch(cfg.batch), self.device)        # (B, 3, T, S, S)
+        if clips is None:
+            clips = self.sampler.batch(cfg.batch)
+        x = frames_to_model(torch.as_tensor(clips).to(self.device, non_blocking=True))   # (B, 3, T, S, S)
         B = x.shape[0]
         points = torch.tensor(self.mcfg.qualities)                             # (Q, 2): bits, planes
         q = torch.randint(0, len(points), (B,), generator=self.level_rng)
@@ -231,12 +248,13 @@ class Trainer:
                 loss, stats = reconstruction_loss(rec, x, ssim_weight=cfg.ssim_weight)
                 dist = loss.expand(B)
             # without a rate term the proxy still learns (its rate is reported) but must not steer the model
-            bits = out.bits if cfg.rate_weight else out.bits.detach()
+            rate_weight = self.rate_weight_at(self.step)
+            bits = out.bits if rate_weight else out.bits.detach()
             coded_bits = self.rate_model(bits, mask)                              # (B,) bits under the coder
             raw_bits = mask.sum(dim=(1, 2)) * out.bits[0, 0, 0].numel()
             rate_frac = coded_bits / raw_bits
-            loss = (dist + cfg.rate_weight * rate_frac).mean() + cfg.aux_gain * out.aux_loss
-            if cfg.rate_weight == 0:
+            loss = (dist + rate_weight * rate_frac).mean() + cfg.aux_gain * out.aux_loss
+            if rate_weight == 0:
                 loss = loss + rate_frac.mean()
             stats["rate_frac"] = rate_frac.mean().item()
             stats["bpp"] = (coded_bits / (x.shape[2] * x.shape[3] * x.shape[4])).mean().item()

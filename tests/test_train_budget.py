@@ -1,0 +1,104 @@
+"""Training on a lent machine: the JPEG-packed corpus, the restartable schedule, the split checkpoint files,
+the time-budgeted run and the revival of silent latent channels."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.test_train import _cfg, _corpus, _tiny_v2, _write_corpus
+from vcodec.metrics import psnr_frames
+from vcodec.model.checkpoint import load_checkpoint
+from vcodec.train import budget
+from vcodec.train.corpus import Corpus
+from vcodec.train.packed import pack_array, pack_corpus, unpack_array
+from vcodec.train.revive import revive_silent_channels, sign_entropy
+from vcodec.train.trainer import Trainer
+
+torch.set_num_threads(1)
+
+
+def _smooth_clip(t=3, h=32, w=40) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    frames = [np.stack([(x * 6 + k * 3) % 256, (y * 7) % 256, (x + y + 40 * k) % 256], -1) for k in range(t)]
+    return np.asarray(frames, dtype=np.uint8)
+
+
+def test_packed_array_round_trip_keeps_shape_and_quality():
+    clip = _smooth_clip()
+    blob, index = pack_array(clip)
+    back = unpack_array(blob, index)
+    assert back.shape == clip.shape and back.dtype == np.uint8
+    assert min(psnr_frames(clip, back)) > 30
+    photo = clip[0]
+    blob, index = pack_array(photo)
+    assert index[0] == 0 and unpack_array(blob, index).shape == photo.shape
+
+
+def test_packed_corpus_loads_like_the_raw_one(tmp_path):
+    _write_corpus(tmp_path / "raw.npz")
+    sizes = pack_corpus(tmp_path / "raw.npz", tmp_path / "packed.npz")
+    assert sizes["raw_bytes"] > 0 and sizes["packed_bytes"] > 0
+    raw, packed = Corpus.load([tmp_path / "raw.npz"]), Corpus.load([tmp_path / "packed.npz"])
+    assert [r.shape for r in raw.runs] == [r.shape for r in packed.runs]
+    assert [p.shape for p in raw.photos] == [p.shape for p in packed.photos]
+    assert raw.heldout.keys() == packed.heldout.keys()
+
+
+def test_schedule_restarts_at_restart_step(tmp_path):
+    t = Trainer(_tiny_v2(), _cfg(steps=1100, restart_step=100, warmup=10, lr=1e-3, rate_weight=2.0,
+                                 rate_free_steps=50, rate_ramp_steps=100), _corpus(), tmp_path / "s.pt")
+    assert t.lr_at(100) == pytest.approx(1e-4)                 # warm-up starts again at restart_step
+    assert t.lr_at(109) == pytest.approx(1e-3, rel=1e-3)
+    assert t.lr_at(1100) == pytest.approx(1e-4)                # cosine down to a tenth at `steps`
+    assert t.rate_weight_at(149) == 0.0 and t.rate_weight_at(150) == pytest.approx(0.02)
+    assert t.rate_weight_at(249) == pytest.approx(2.0) and t.rate_weight_at(5000) == 2.0
+
+
+def test_split_files_join_into_a_resumable_checkpoint(tmp_path):
+    t = Trainer(_tiny_v2(), _cfg(distortion="psnr_yuv", rate_weight=3.0, frames=9), _corpus(), tmp_path / "a.pt")
+    t.train_step()
+    budget.save_split(t, tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == sorted(budget.SPLIT_FILES)
+    t.train_step()                                              # the live optimizer still has its moments
+    budget.join_state(tmp_path, tmp_path / "joined.pt")
+    resumed = Trainer(_tiny_v2(), _cfg(distortion="psnr_yuv", rate_weight=3.0, frames=9), _corpus(), tmp_path / "b.pt")
+    resumed.load(tmp_path / "joined.pt")
+    assert resumed.step == 1
+    assert set(resumed.opt.state_dict()["state"][0]) == {"step", "exp_avg", "exp_avg_sq"}
+    resumed.train_step()
+
+
+def test_budgeted_run_fits_the_schedule_and_writes_every_file(tmp_path):
+    _write_corpus(tmp_path / "c.npz")
+    t = Trainer(_tiny_v2(), _cfg(distortion="psnr_yuv", rate_weight=3.0, frames=9), _corpus(), tmp_path / "init.pt")
+    t.save()
+    out = tmp_path / "out"
+    budget.main([str(tmp_path / "c.npz"), "--init", str(tmp_path / "init.pt"), "--out", str(out), "--minutes", "0.15",
+                 "--device", "cpu", "--batch", "1", "--size", "16", "--probe-steps", "3", "--reserve-s", "1",
+                 "--eval-every", "1000", "--loaders", "2", "--revive-below", "0.05"])
+    summary = json.loads((out / "summary.json").read_text())
+    cfg = summary["train_config"]
+    assert cfg["restart_step"] == 0 and summary["end_step"] > 3
+    assert cfg["steps"] == summary["planned_steps"] and cfg["rate_free_steps"] == int(0.2 * summary["planned_steps"])
+    state = load_checkpoint(out / "state.pt")
+    assert state["step"] == summary["end_step"] and "optimizer" not in state and "model" not in state
+
+
+def test_revive_redraws_only_silent_channels():
+    t = Trainer(_tiny_v2(), _cfg(), _corpus(), "unused.pt")
+    model = t.model
+    clips = [_smooth_clip(t=5, h=32, w=32)]
+    with torch.no_grad():                                       # silence channel 3: constant positive output
+        model.encoder.to_latent.conv.weight[3] = 0
+        model.encoder.to_latent.conv.bias[3] = 1.0
+    assert sign_entropy(model, clips)[3] == pytest.approx(0, abs=1e-4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    silent = revive_silent_channels(model, clips, min_bits=0.01)
+    assert 3 in silent
+    after = model.state_dict()
+    enc, dec = "encoder.to_latent.conv.weight", "decoder.from_latent.conv.weight"
+    assert not torch.equal(after[enc][3], before[enc][3]) and after[enc][3].std() > 0
+    live = [c for c in range(after[enc].shape[0]) if c not in silent]
+    assert torch.equal(after[enc][live], before[enc][live]) and torch.equal(after[dec][:, live], before[dec][:, live])
+    assert all(torch.equal(after[k], before[k]) for k in before if k not in (enc, dec, "encoder.to_latent.conv.bias"))

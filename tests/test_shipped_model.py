@@ -29,17 +29,19 @@ from vcodec.model.checkpoint import load_checkpoint, weights_hash
 from vcodec.models import load_tokenizer, model_path
 from vcodec.tokenizer import Tokenizer
 
-SHIPPED_WEIGHTS_HASH = "af77f13331a183f8e817297aa4e186a2846febfced0ded99cf4d69690cfde59a"
+SHIPPED_WEIGHTS_HASH = "bbc4c2afe4c3a1971f9c5c39a75d5cdb1a6ce144c836929bec92b9af6f9a43ec"
 # the previous default (model v1), shipped as v1.pt so that its streams still decode
 V1_WEIGHTS_HASH = "7954417e35ad9203052f9eda14dafd7595f4ffb259648df3f961b76df255df18"
 SAMPLE = Path(vcodec.__file__).parent / "samples" / "bikes_17f.mp4"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 GOLDEN_VCB, GOLDEN_JSON = GOLDEN / "shipped_default_q2.vcb", GOLDEN / "shipped_default_q2.json"
-V1_GOLDEN_VCB, V1_GOLDEN_JSON = GOLDEN / "shipped_v1_q2.vcb", GOLDEN / "shipped_v1_q2.json"
+# earlier defaults, kept so that their streams still decode: name -> weights hash
+PREVIOUS_DEFAULTS = {"v1": V1_WEIGHTS_HASH,
+                     "v2-step1569": "af77f13331a183f8e817297aa4e186a2846febfced0ded99cf4d69690cfde59a"}
 REGEN = os.environ.get("VCODEC_REGEN_GOLDEN") == "1"
-# Whole sample clip (17 frames, 640x272) through compress/decompress, measured on 2026-11-25 (x86_64, torch 2.14.1):
+# Whole sample clip (17 frames, 640x272) through compress/decompress, measured on 2026-11-26 (x86_64, torch 2.14.1):
 # quality -> (bpp, PSNR-Y BT.709 limited). A broken model lands far outside (random weights: < 15 dB).
-SAMPLE_BANDS = {1: (0.0044, 26.40), 8: (0.1629, 34.13)}
+SAMPLE_BANDS = {1: (0.00512, 31.01), 8: (0.1613, 38.97)}
 
 torch.set_num_threads(1)
 
@@ -113,12 +115,13 @@ def test_golden_stream_of_the_shipped_model(tok, sample):
     assert expected["weights_hash"] == SHIPPED_WEIGHTS_HASH and facts == expected
 
 
-def test_streams_of_the_previous_default_still_decode():
-    """A .vcb written by model v1 (when it was `default`) names `default` with v1's weights hash: the hash finds
-    v1.pt, and the frames are the ones recorded then."""
-    expected = json.loads(V1_GOLDEN_JSON.read_text())
-    assert expected["weights_hash"] == V1_WEIGHTS_HASH
-    decoded = vcodec.decompress(V1_GOLDEN_VCB.read_bytes())
+@pytest.mark.parametrize("name", sorted(PREVIOUS_DEFAULTS))
+def test_streams_of_previous_defaults_still_decode(name):
+    """A .vcb written by an earlier default model names `default` with that model's weights hash: the hash finds
+    the kept weights (vcodec/weights/NAME.pt), and the frames are the ones recorded then."""
+    expected = json.loads((GOLDEN / f"shipped_{name}_q2.json").read_text())
+    assert expected["weights_hash"] == PREVIOUS_DEFAULTS[name]
+    decoded = vcodec.decompress((GOLDEN / f"shipped_{name}_q2.vcb").read_bytes())
     assert list(decoded.shape) == expected["shape"]
     assert hashlib.sha256(decoded.tobytes()).hexdigest() == expected["frames_sha256"]
-    assert load_checkpoint(model_path("v1"))["weights_hash"] == V1_WEIGHTS_HASH
+    assert load_checkpoint(model_path(name))["weights_hash"] == PREVIOUS_DEFAULTS[name]

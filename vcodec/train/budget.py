@@ -129,6 +129,12 @@ def run(args) -> dict:
         print(f"revived {len(silent)} silent latent channels: {silent}", flush=True)
     print(f"start at step {trainer.step} ({trainer.train_seconds / 3600:.2f} h), bf16={trainer.use_bf16}, "
           f"batch {cfg.batch} x {cfg.frames} x {cfg.size}^2", flush=True)
+    # a history record at the start: hours before it belong to the machine that made the init checkpoint
+    t_eval = time.time()
+    psnr = evaluate(trainer.ema, corpus.heldout, device)
+    eval_s = time.time() - t_eval
+    trainer.history.append({"step": trainer.step, "hours": trainer.train_seconds / 3600,
+                            "device": ck.get("device_type", "cpu"), "psnr_y": psnr})
     samplers = [trainer.sampler] + [ClipSampler(corpus, frames=cfg.frames, size=cfg.size, photo_prob=cfg.photo_prob,
                                                 seed=cfg.seed * 1000 + 100 + i) for i in range(1, args.loaders)]
     feed = Prefetcher(samplers, cfg.batch, pin=device.type == "cuda")
@@ -137,17 +143,16 @@ def run(args) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    t_train, seconds0 = time.time(), trainer.train_seconds
     # probe the step time (the first steps also tune cuDNN), then fit the schedule into what is left
     for i in range(args.probe_steps):
         if i == args.probe_steps // 3:
             sync()
             t_probe = time.time()
         trainer.train_step(feed.next())
+        trainer.train_seconds = seconds0 + time.time() - t_train
     sync()
     step_s = (time.time() - t_probe) / (args.probe_steps - args.probe_steps // 3)
-    eval_s = time.time()
-    evaluate(trainer.ema, corpus.heldout, device)
-    eval_s = time.time() - eval_s
     left = budget - (time.time() - t_start) - args.reserve_s
     n_evals_guess = left / step_s / cfg.eval_every
     total = max(1, int((left - n_evals_guess * eval_s) / step_s)) + args.probe_steps
@@ -160,8 +165,6 @@ def run(args) -> dict:
 
     log = out / "log.jsonl"
     last_save = time.time()
-    t_train = time.time()
-    seconds0 = trainer.train_seconds
     while trainer.step < cfg.steps and time.time() - t_start < budget - args.reserve_s / 2:
         stats = trainer.train_step(feed.next())
         trainer.train_seconds = seconds0 + time.time() - t_train
@@ -193,7 +196,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m vcodec.train.budget", description=__doc__.split("\n\n")[0])
     p.add_argument("corpus", help="corpus .npz (raw or JPEG-packed)")
     p.add_argument("--init", required=True, help="training checkpoint to start from (weights; optimizer is fresh)")
-    p.add_argument("--out", required=True, help="directory for state.pt, optimizer.pt, log.jsonl, summary.json")
+    p.add_argument("--out", required=True, help="directory for the checkpoint files (SPLIT_FILES), log.jsonl, summary.json")
     p.add_argument("--minutes", type=float, required=True, help="wall-clock budget, loading and saving included")
     p.add_argument("--device", default="cuda")
     p.add_argument("--batch", type=int, default=32)

@@ -59,6 +59,7 @@ def fit_coder_tables(tok: Tokenizer, corpus: Path, max_runs: int = 24) -> np.nda
     return bitstream.fit_tables(grids, tok.token_bits)
 
 
+V1_CONFIG_NAME = "vcodec-default"   # model v1, whose training curve mixes the old and the unified PSNR-Y
 PSNR_KEY, MS_SSIM_KEY = "psnr_y_bt709_limited", "ms_ssim_rgb"   # card keys name the metric's formula
 
 
@@ -182,10 +183,11 @@ def write_card(path: Path, card: dict) -> None:
         lines.append(f"| {c['clip']} | {c['bpp']:.4f} | {c[PSNR_KEY]:.2f} | {c[MS_SSIM_KEY]:.4f} |")
     lines += ["", "## Held-out PSNR-Y during training", "",
               f"![training curve]({card.get('curve', 'training_curve.png')})", "",
-              "(192x192 centre crops of the held-out segments, EMA weights, measured by the training loop. Points "
-              "recorded before the metric unification of 2026-11-25 (all of the `default` model's up to step 7600) "
-              "used the old PSNR-Y: BT.601 full range, PSNR of the whole segment's MSE, about 1.4 dB below "
-              "`psnr_y_bt709_limited` on the same frames.)", ""]
+              "(192x192 centre crops of the held-out segments, EMA weights, measured by the training loop."
+              + (" Points recorded before the metric unification of 2026-11-25 (model v1's, up to step 7600) used the "
+                 "old PSNR-Y: BT.601 full range, PSNR of the whole segment's MSE, about 1.4 dB below "
+                 "`psnr_y_bt709_limited` on the same frames." if card["config"].get("name") == V1_CONFIG_NAME else "")
+              + ")", ""]
     path.write_text("\n".join(lines))
 
 

@@ -128,3 +128,38 @@ def test_allocation_failures_are_resource_errors(tok, monkeypatch):
     monkeypatch.setattr(tok, "encode_window", fail)
     with pytest.raises(ResourceError, match="out of memory"):
         vcodec.compress(_frames(1, 8, 8), tokenizer=tok)
+
+
+def _whole_window_reference(tok, frames, tokens):
+    """The network run on the whole window at once (no stream), as the tokenizer did before it streamed."""
+    from vcodec.model.pixels import frames_to_model, model_to_frames
+    n, H, W, _ = frames.shape
+    lh, lw = tok.config.latent_size(H, W)
+    sf = tok.config.spatial_factor
+    rows, cols = np.minimum(np.arange(lh * sf), H - 1), np.minimum(np.arange(lw * sf), W - 1)
+    padded = frames[np.minimum(np.arange(tok.config.padded_frames(n)), n - 1)][:, rows][:, :, cols]
+    with torch.inference_mode():
+        enc = tok.model.encode_indices(frames_to_model(torch.from_numpy(padded)[None]), tok.max_levels)
+        dec = tok.model.decode_indices(torch.from_numpy(tokens.astype(np.int64))[None])
+    return enc[0].numpy().astype(np.uint32), model_to_frames(dec[:, :, :n, :H, :W])[0].numpy()
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_windows_stream_one_latent_frame_at_a_time(tok, monkeypatch, tiled):
+    """encode_window and decode_pieces run the causal networks as a stream (the first frame, then groups of 4),
+    tiles each their own stream: tokens equal the whole window's, frames within one level of it, and progress
+    comes every latent frame (<= 4 frames)."""
+    frames = _frames(n=7)
+    if tiled:
+        _tiled(tok, monkeypatch)
+    steps = []
+    tokens = tok.encode_window(frames, tok.max_levels, progress=steps.append)
+    assert steps == [1, 4, 2]                                   # 7 frames: 1 + 4 + 2 (the rest is padding)
+    pieces = list(tok.decode_pieces(tokens, 7, 75, 106))
+    assert [len(p) for p in pieces] == [1, 4, 2]
+    joined = np.concatenate(pieces)
+    assert np.array_equal(joined, tok.decode_window(tokens, 7, 75, 106))
+    ref_tokens, ref_frames = _whole_window_reference(tok, frames, tokens)
+    assert np.array_equal(tokens, ref_tokens)
+    diff = np.abs(joined.astype(np.int16) - ref_frames)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3

@@ -96,6 +96,7 @@ class _Warnings:
 
 
 def _progress(enabled: bool, total: int | None, desc: str):
+    """A progress bar on stderr (cleared when done); ``total`` None: a step with no count ("loading model")."""
     from tqdm import tqdm
 
     return tqdm(total=total, unit="frame", desc=desc, file=sys.stderr, disable=not enabled, leave=False,
@@ -203,7 +204,8 @@ def encode_video(
     with notes.collect(), VideoSource(inp) as source:
         t0 = time.perf_counter()
         _set_threads(threads)
-        tok = encoder_tokenizer(tokenizer, model, device)
+        with _progress(progress and sys.stderr.isatty(), None, "loading model"):
+            tok = encoder_tokenizer(tokenizer, model, device)
         load_s = time.perf_counter() - t0
         q, bits, levels = quality_point(tok, quality)
         si = source.info
@@ -228,7 +230,6 @@ def encode_video(
             def after_window(n: int) -> None:  # audio read with the window goes in right behind it
                 nonlocal audio_bytes
                 audio_bytes += write_audio(w, ids, take_audio())
-                bar.update(n)
 
             def coded(window, tokens) -> None:
                 rec = tok.decode_window(tokens, len(window), si.height, si.width, bits)
@@ -237,7 +238,7 @@ def encode_video(
             windows = source.windows(tok.window_frames)
             if first or count is not None:
                 windows = regroup(windows, tok.window_frames, first, count)
-            encode_windows(w, tok, windows, bits, levels, after_window, coded if psnr else None)
+            encode_windows(w, tok, windows, bits, levels, after_window, coded if psnr else None, bar.update)
             if w.num_frames == 0:
                 raise InputError(f"{inp.name}: no frames in the range asked for (the video has {source.frames_read})")
             audio_bytes += write_audio(w, ids, take_audio())
@@ -308,7 +309,8 @@ def decode_video(
     with notes.collect(), _open_vcb(inp) as reader:
         t0 = time.perf_counter()
         _set_threads(threads)
-        tok = decoder_for(reader, tokenizer=tokenizer, model=model, device=device, name=inp.name)
+        with _progress(progress and sys.stderr.isatty(), None, "loading model"):
+            tok = decoder_for(reader, tokenizer=tokenizer, model=model, device=device, name=inp.name)
         load_s = time.perf_counter() - t0
         h = reader.header
         rate = Fraction(*h.frame_rate)

@@ -201,12 +201,13 @@ def array_windows(frames: np.ndarray, n: int) -> Iterator[np.ndarray]:
 
 def encode_windows(w: VcbWriter, tok: Tokenizer, windows: Iterable[np.ndarray], bits: int, levels: int,
                    after: Callable[[int], None] | None = None,
-                   coded: Callable[[np.ndarray, np.ndarray], None] | None = None) -> None:
+                   coded: Callable[[np.ndarray, np.ndarray], None] | None = None,
+                   progress: Callable[[int], None] | None = None) -> None:
     """The window-encode core: each window ``uint8 (n, H, W, 3)`` becomes one chunk of ``levels`` token planes of
-    ``bits`` bits; ``after(n)`` runs after each (to interleave audio, advance a progress bar), ``coded(window,
-    tokens)`` before it (to measure what a decoder will see)."""
+    ``bits`` bits; ``after(n)`` runs after each (to interleave audio), ``coded(window, tokens)`` before it (to
+    measure what a decoder will see), ``progress(k)`` after each latent frame (``k`` frames, at most 4)."""
     for window in windows:
-        tokens = tok.encode_window(window, levels, bits)
+        tokens = tok.encode_window(window, levels, bits, progress)
         w.write_chunk(tokens, len(window))
         if coded is not None:
             coded(window, tokens)
@@ -251,8 +252,8 @@ def decoder_for(reader: VcbReader, *, tokenizer: Tokenizer | None, model, device
 
 
 def decoded(reader: VcbReader, tok: Tokenizer, *, salvage: bool = False) -> Iterator[np.ndarray | Packet]:
-    """The chunk-decode core: the stream's items in file order, each chunk as its frames ``uint8 (n, H, W, 3)``
-    (grayscale sources restored to R = G = B), each auxiliary-track packet as itself. With ``salvage``,
+    """The chunk-decode core: the stream's items in file order, each chunk's frames ``uint8 (k, H, W, 3)`` one
+    latent frame at a time (k <= 4; grayscale sources restored to R = G = B), each auxiliary-track packet as itself. With ``salvage``,
     damaged records are skipped and listed in ``reader.damage``, and the frames they held are filled in (see
     :func:`gap_frames`), so that every later frame keeps its time and the audio stays in sync."""
     h = reader.header
@@ -262,10 +263,11 @@ def decoded(reader: VcbReader, tok: Tokenizer, *, salvage: bool = False) -> Iter
         if isinstance(item, Chunk):
             if item.first_frame > frames:
                 yield from gap_frames(last, item.first_frame - frames, frames, h.height, h.width)
-            out = tok.decode_window(item.tokens, item.num_frames, h.height, h.width, h.token_bits)
-            out = to_gray(out) if gray else out
-            frames, last = item.first_frame + item.num_frames, out[-1]
-            yield out
+            for out in tok.decode_pieces(item.tokens, item.num_frames, h.height, h.width, h.token_bits):
+                out = to_gray(out) if gray else out
+                last = out[-1]
+                yield out
+            frames = item.first_frame + item.num_frames
         else:
             yield item
     total = reader.total_frames if salvage else None

@@ -7,7 +7,12 @@ cropped back on decode. Which file a name means, and the cache of loaded models,
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
+import queue
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +29,7 @@ from .model.checkpoint import (
     weights_hash,
 )
 from .model.config import TokenizerConfig
+from .model.layers import streaming
 from .model.pixels import frames_to_model, model_to_frames
 
 
@@ -142,85 +148,111 @@ class Tokenizer:
     def _tiled(self, height: int, width: int) -> bool:
         return height * width > self.TILE_ABOVE
 
+    def _time_pieces(self, n: int) -> list[tuple[int, int]]:
+        """Frame ranges ``[a, b)`` of a window of ``n`` frames, padded to ``config.padded_frames(n)``, that make one
+        latent frame each: the first frame alone, then groups of ``temporal_factor``."""
+        tf, T = self.config.temporal_factor, self.config.padded_frames(n)
+        return [(0, 1)] + [(a, a + tf) for a in range(1, T, tf)]
+
     @torch.inference_mode()
-    def encode_window(self, frames: np.ndarray, levels: int, bits: int | None = None) -> np.ndarray:
+    def encode_window(self, frames: np.ndarray, levels: int, bits: int | None = None,
+                      progress: Callable[[int], None] | None = None) -> np.ndarray:
         """frames uint8 (n, H, W, 3) -> tokens uint32 (levels, config.latent_frames(n), *config.latent_size(H, W)):
-        the first ``levels`` token planes, each holding the low ``bits`` bits (default all). Frames of more than
-        :attr:`TILE_ABOVE` pixels are encoded in overlapping tiles (the same tokens, bounded memory)."""
+        the first ``levels`` token planes, each holding the low ``bits`` bits (default all).
+
+        The causal encoder runs as a stream, one latent frame at a time (the first frame, then groups of
+        ``temporal_factor``), so memory holds one latent frame's activations; ``progress(k)`` is called after
+        each with the number of the window's frames it took. Frames of more than :attr:`TILE_ABOVE` pixels are
+        encoded in overlapping tiles, each tile its own stream (the same tokens, bounded memory)."""
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
             raise ValueError(f"expected uint8 frames (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}")
         if not 1 <= levels <= self.max_levels:
             raise ValueError(f"levels must be in 1..{self.max_levels}")
         n, H, W, _ = frames.shape
         self.check_encode_memory(n, H, W)
-        if not self._tiled(H, W):
-            return self._encode(frames, levels, bits)
         cfg = self.config
         sf = cfg.spatial_factor
         lh, lw = cfg.latent_size(H, W)
+        tiles = list(self._tiles(lh, lw, self.margins()[0])) if self._tiled(H, W) else [((0, lh, 0, lw),) * 2]
+        states = [None] * len(tiles)                                      # each tile's stream state
         out = np.empty((levels, cfg.latent_frames(n), lh, lw), np.uint32)
-        for (y0, y1, x0, x1), (a0, a1, b0, b1) in self._tiles(lh, lw, self.margins()[0]):
-            rows = np.minimum(np.arange(a0 * sf, a1 * sf), H - 1)  # edge replication, as the untiled path pads
-            cols = np.minimum(np.arange(b0 * sf, b1 * sf), W - 1)
-            tile = frames[:, rows][:, :, cols]                                      # (n, th, tw, 3)
-            out[:, :, y0:y1, x0:x1] = self._encode(tile, levels, bits)[:, :, y0 - a0 : y1 - a0, x0 - b0 : x1 - b0]
+        with streaming(self.model.encoder) as stream:
+            for t, (f0, f1) in enumerate(self._time_pieces(n)):
+                piece = frames[np.minimum(np.arange(f0, f1), n - 1)]          # padded by repeating the last frame
+                for i, ((y0, y1, x0, x1), (a0, a1, b0, b1)) in enumerate(tiles):
+                    rows = np.minimum(np.arange(a0 * sf, a1 * sf), H - 1)    # edge replication to the latent grid
+                    cols = np.minimum(np.arange(b0 * sf, b1 * sf), W - 1)
+                    x = frames_to_model(torch.from_numpy(piece[:, rows][:, :, cols]).to(self.device).unsqueeze(0))
+                    stream.load(states[i])
+                    idx = self.model.encode_indices(x, levels, bits, first=t == 0)   # (1, L, 1, th, tw)
+                    states[i] = stream.state()
+                    out[:, t, y0:y1, x0:x1] = idx[0, :, 0, y0 - a0:y1 - a0, x0 - b0:x1 - b0].cpu().numpy()
+                if progress is not None:
+                    progress(max(0, min(f1, n) - f0))
         return out
 
-    def _encode(self, frames: np.ndarray, levels: int, bits: int | None) -> np.ndarray:
-        cfg = self.config
-        n, H, W, _ = frames.shape
-        T = cfg.padded_frames(n)
-        lh, lw = cfg.latent_size(H, W)
-        ph, pw = lh * cfg.spatial_factor - H, lw * cfg.spatial_factor - W
-        x = frames_to_model(torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).unsqueeze(0))  # (1,3,n,H,W)
-        if ph or pw:
-            x = torch.nn.functional.pad(x, (0, pw, 0, ph, 0, 0), mode="replicate")
-        if T > n:
-            x = torch.cat([x, x[:, :, -1:].expand(-1, -1, T - n, -1, -1)], dim=2)       # (1, 3, T, lh*f, lw*f)
-        idx = self.model.encode_indices(x, levels, bits)                          # (1, L, T', h, w)
-        return idx[0].cpu().numpy().astype(np.uint32)
-
     @torch.inference_mode()
-    def decode_window(self, tokens: np.ndarray, num_frames: int, height: int, width: int,
-                      bits: int | None = None) -> np.ndarray:
-        """tokens uint32 (L, T', h, w) with ``bits`` coded bits each -> frames uint8 (num_frames, height, width, 3).
+    def decode_pieces(self, tokens: np.ndarray, num_frames: int, height: int, width: int,
+                      bits: int | None = None) -> Iterator[np.ndarray]:
+        """tokens uint32 (L, T', h, w) with ``bits`` coded bits each -> the window's frames uint8 (k, height,
+        width, 3), yielded one latent frame at a time (the first frame, then ``temporal_factor`` frames; together
+        ``num_frames``). The causal decoder runs as a stream, so memory holds one latent frame's activations.
         Frames of more than :attr:`TILE_ABOVE` pixels are decoded in overlapping tiles, several at a time."""
         L, Tl, h, w = tokens.shape
         if not 1 <= L <= self.max_levels:
             raise ValueError(f"token grid has {L} levels; model {self.name} has at most {self.max_levels}")
         sf = self.config.spatial_factor
-        tiles = list(self._tiles(h, w, self.margins()[1])) if self._tiled(height, width) else \
-            [((0, h, 0, w), (0, h, 0, w))]
+        tiles = list(self._tiles(h, w, self.margins()[1])) if self._tiled(height, width) else [((0, h, 0, w),) * 2]
         workers = max(1, min(len(tiles), torch.get_num_threads())) if self.device.type == "cpu" else 1
         core_px = min(h, self.TILE_CORE + 2 * self.margins()[1]) * min(w, self.TILE_CORE + 2 * self.margins()[1]) \
             if len(tiles) > 1 else h * w
-        check_memory(num_frames * height * width * 3 + workers * self.decode_bytes(core_px * sf * sf, Tl),
+        piece_frames = self.config.temporal_factor
+        check_memory(piece_frames * height * width * 3 + workers * self.decode_bytes(core_px * sf * sf, 1),
                      f"decoding a {num_frames}-frame window of {width}x{height}")
-        out = np.empty((num_frames, height, width, 3), np.uint8)
+        pieces = self._time_pieces(num_frames)[:Tl]
+        states = [None] * len(tiles)                                      # each tile's stream state
+        # one decoder per worker thread (the main one when there is one worker); a tile's state moves between them
+        nets: queue.Queue = queue.Queue()
+        for k in range(workers):
+            nets.put(self.model.decoder if k == 0 else copy.deepcopy(self.model.decoder))
 
-        def run(tile):
-            (y0, y1, x0, x1), (a0, a1, b0, b1) = tile
-            idx = torch.from_numpy(tokens[:, :, a0:a1, b0:b1].astype(np.int64)).unsqueeze(0).to(self.device)
-            video = self.model.decode_indices(idx, bits)                          # (1, 3, T, f*th, f*tw)
+        def run(t: int, f0: int, f1: int, i: int, out: np.ndarray) -> None:
+            (y0, y1, x0, x1), (a0, a1, b0, b1) = tiles[i]
+            idx = torch.from_numpy(tokens[:, t:t + 1, a0:a1, b0:b1].astype(np.int64)).unsqueeze(0).to(self.device)
+            net = nets.get()
+            try:
+                with torch.inference_mode(), streaming(net) as stream:
+                    stream.load(states[i])
+                    video = self.model.decode_indices(idx, bits, first=t == 0, decoder=net)   # (1, 3, k, f*th, f*tw)
+                    states[i] = stream.state()
+            finally:
+                nets.put(net)
             py1, px1 = min(y1 * sf, height), min(x1 * sf, width)
             oy, ox = (y0 - a0) * sf, (x0 - b0) * sf
-            part = video[:, :, :num_frames, oy : oy + py1 - y0 * sf, ox : ox + px1 - x0 * sf]
-            out[:, y0 * sf : py1, x0 * sf : px1] = model_to_frames(part)[0].cpu().numpy()
+            part = video[:, :, :f1 - f0, oy:oy + py1 - y0 * sf, ox:ox + px1 - x0 * sf]
+            out[:, y0 * sf:py1, x0 * sf:px1] = model_to_frames(part)[0].cpu().numpy()
 
-        with one_thread_per_op(self.device):
-            if workers == 1:
-                for t in tiles:
-                    run(t)
-            else:
-                from concurrent.futures import ThreadPoolExecutor
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(one_thread_per_op(self.device))
+            pool = stack.enter_context(ThreadPoolExecutor(workers)) if workers > 1 else None
+            for t, (f0, f1) in enumerate(pieces):
+                f1 = min(f1, num_frames)
+                if f1 <= f0:       # a latent frame made only of padding
+                    continue
+                out = np.empty((f1 - f0, height, width, 3), np.uint8)
+                jobs = [(t, f0, f1, i, out) for i in range(len(tiles))]
+                if pool is None:
+                    for job in jobs:
+                        run(*job)
+                else:
+                    list(pool.map(lambda job: run(*job), jobs))
+                yield out
 
-                def in_thread(t):
-                    with torch.inference_mode():
-                        run(t)
-
-                with ThreadPoolExecutor(workers) as pool:
-                    list(pool.map(in_thread, tiles))
-        return out
+    def decode_window(self, tokens: np.ndarray, num_frames: int, height: int, width: int,
+                      bits: int | None = None) -> np.ndarray:
+        """tokens uint32 (L, T', h, w) with ``bits`` coded bits each -> frames uint8 (num_frames, height, width, 3)
+        (:meth:`decode_pieces`, joined)."""
+        return np.concatenate(list(self.decode_pieces(tokens, num_frames, height, width, bits)))
 
     def check_encode_memory(self, num_frames: int, height: int, width: int, frames_held: bool = True) -> None:
         """Refuse (:class:`ResourceError`) to encode a window that would not fit in the memory available; with
@@ -229,7 +261,7 @@ class Tokenizer:
         lh, lw = cfg.latent_size(height, width)
         side = self.TILE_CORE + 2 * self.margins()[0]
         px = (min(lh, side) * min(lw, side) if self._tiled(height, width) else lh * lw) * cfg.spatial_factor ** 2
-        need = self.encode_bytes(px, cfg.padded_frames(num_frames))
+        need = self.encode_bytes(px, cfg.temporal_factor)   # one latent frame at a time (a stream)
         if not frames_held:
             need += 2 * num_frames * height * width * 3
         check_memory(need, f"encoding a {num_frames}-frame window of {width}x{height}")

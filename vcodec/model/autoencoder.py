@@ -39,17 +39,22 @@ class VideoTokenizer(nn.Module):
         return AutoencoderOutput(self.decoder(q.quantized), q.indices, q.bits, q.aux_loss, q.stats)
 
     @torch.no_grad()
-    def encode_indices(self, video: torch.Tensor, planes: int, bits: int | None = None) -> torch.Tensor:
+    def encode_indices(self, video: torch.Tensor, planes: int, bits: int | None = None, *, first: bool = True,
+                       encoder: nn.Module | None = None) -> torch.Tensor:
         """video (B, 3, T, H, W) in [-1, 1] -> token planes (B, planes, T', H/8, W/8) int64 holding the low
-        ``bits`` bits (default all)."""
-        z = self.encoder(video)
+        ``bits`` bits (default all). ``first=False`` continues a stream (see :func:`vcodec.model.layers.streaming`);
+        ``encoder``: a copy of :attr:`encoder` holding another stream's state (default: this one's)."""
+        z = (encoder or self.encoder)(video, first=first)
         _, signs = self.quantizer.quantize(z, self.cfg.max_levels)
         idx = self.quantizer.signs_to_indices(signs)[:, :planes]
         bits = self.cfg.token_bits if bits is None else bits
         return idx & ((1 << bits) - 1)
 
     @torch.no_grad()
-    def decode_indices(self, indices: torch.Tensor, bits: int | None = None) -> torch.Tensor:
-        """token planes (B, P, T', h, w) with ``bits`` coded bits each -> video (B, 3, T, 8h, 8w) in [-1, 1]."""
-        dtype = next(self.decoder.parameters()).dtype
-        return self.decoder(self.quantizer.indices_to_codes(indices, dtype, bits)).clamp(-1, 1)
+    def decode_indices(self, indices: torch.Tensor, bits: int | None = None, *, first: bool = True,
+                       decoder: nn.Module | None = None) -> torch.Tensor:
+        """token planes (B, P, T', h, w) with ``bits`` coded bits each -> video (B, 3, T, 8h, 8w) in [-1, 1].
+        ``first`` and ``decoder`` as for :meth:`encode_indices`."""
+        decoder = decoder or self.decoder
+        dtype = next(decoder.parameters()).dtype
+        return decoder(self.quantizer.indices_to_codes(indices, dtype, bits), first=first).clamp(-1, 1)

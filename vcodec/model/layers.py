@@ -111,6 +111,16 @@ class streaming:  # noqa: N801  (a context manager used like a function)
         for c in self.convs:
             c.history = None
 
+    def state(self) -> list:
+        """The stream's state (every convolution's history), to :meth:`load` later: one network can then carry
+        several streams in turn (e.g. one per spatial tile)."""
+        return [c.history for c in self.convs]
+
+    def load(self, state: list | None) -> None:
+        """Continue the stream whose :meth:`state` this is (None: start a new one)."""
+        for c, h in zip(self.convs, state or [None] * len(self.convs)):
+            c.history = h
+
     def __enter__(self) -> "streaming":
         self.reset()
         for c in self.convs:

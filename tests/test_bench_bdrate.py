@@ -52,3 +52,17 @@ def test_dominated_points_are_dropped_and_order_does_not_matter():
     a = bd_rate([0.4, 0.1, 0.2, 0.8], [34, 30, 32, 36], [0.08, 0.16, 0.32, 0.64], [30, 32, 34, 36])
     assert a.value == pytest.approx(-20.0, abs=1e-9)
     assert math.isfinite(a.value)
+
+
+def test_model_bdrate_compares_one_codec_across_two_results_files():
+    from benchmarks.model_bdrate import table
+
+    def results(scale):
+        rows = [{"clip": c, "bpp": b * scale, "psnr_yuv": q, "psnr_y": q + 1, "ms_ssim_db": q / 2, "vmaf": None}
+                for c in ("a", "b") for b, q in ((0.01, 30.0), (0.02, 33.0), (0.04, 35.0), (0.08, 36.5))]
+        return {"codecs": [{"name": "vcodec", "results": rows}]}
+
+    text, summary = table(results(1.0), results(0.5), "vcodec")
+    assert summary["psnr_yuv"]["mean"] == pytest.approx(-50.0, abs=0.01) and summary["psnr_yuv"]["clips"] == 2
+    assert summary["vmaf"]["mean"] is None and "n/a" in text
+    assert table(results(1.0), results(1.0), "vcodec")[1]["psnr_y"]["mean"] == pytest.approx(0.0, abs=1e-9)

@@ -148,11 +148,14 @@ class Tokenizer:
     def _tiled(self, height: int, width: int) -> bool:
         return height * width > self.TILE_ABOVE
 
-    def _time_pieces(self, n: int) -> list[tuple[int, int]]:
-        """Frame ranges ``[a, b)`` of a window of ``n`` frames, padded to ``config.padded_frames(n)``, that make one
-        latent frame each: the first frame alone, then groups of ``temporal_factor``."""
-        tf, T = self.config.temporal_factor, self.config.padded_frames(n)
-        return [(0, 1)] + [(a, a + tf) for a in range(1, T, tf)]
+    def _time_pieces(self, n: int, stream: bool) -> list[tuple[int, int, int, int]]:
+        """``(l0, l1, f0, f1)``: latent frames ``[l0, l1)`` and the frames ``[f0, f1)`` of the window (``n`` frames,
+        padded to ``config.padded_frames(n)``) that make them, in the order the networks run. ``stream``: one latent
+        frame at a time (the first frame, then groups of ``temporal_factor``); else the whole window at once."""
+        tf, T, Tl = self.config.temporal_factor, self.config.padded_frames(n), self.config.latent_frames(n)
+        if not stream:
+            return [(0, Tl, 0, T)]
+        return [(0, 1, 0, 1)] + [(k, k + 1, 1 + tf * (k - 1), 1 + tf * k) for k in range(1, Tl)]
 
     @torch.inference_mode()
     def encode_window(self, frames: np.ndarray, levels: int, bits: int | None = None,
@@ -160,10 +163,11 @@ class Tokenizer:
         """frames uint8 (n, H, W, 3) -> tokens uint32 (levels, config.latent_frames(n), *config.latent_size(H, W)):
         the first ``levels`` token planes, each holding the low ``bits`` bits (default all).
 
-        The causal encoder runs as a stream, one latent frame at a time (the first frame, then groups of
-        ``temporal_factor``), so memory holds one latent frame's activations; ``progress(k)`` is called after
-        each with the number of the window's frames it took. Frames of more than :attr:`TILE_ABOVE` pixels are
-        encoded in overlapping tiles, each tile its own stream (the same tokens, bounded memory)."""
+        Frames of more than :attr:`TILE_ABOVE` pixels are encoded in overlapping spatial tiles, and the causal
+        encoder runs as a stream, one latent frame at a time (the first frame, then groups of
+        ``temporal_factor``), each tile its own stream: the same tokens, with memory for one latent frame of one
+        tile. Smaller frames run as one piece (streaming small pieces costs ~1.5-2x the time on a CPU).
+        ``progress(k)`` is called after each piece with the number of the window's frames it took."""
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
             raise ValueError(f"expected uint8 frames (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}")
         if not 1 <= levels <= self.max_levels:
@@ -173,20 +177,21 @@ class Tokenizer:
         cfg = self.config
         sf = cfg.spatial_factor
         lh, lw = cfg.latent_size(H, W)
-        tiles = list(self._tiles(lh, lw, self.margins()[0])) if self._tiled(H, W) else [((0, lh, 0, lw),) * 2]
+        tiled = self._tiled(H, W)
+        tiles = list(self._tiles(lh, lw, self.margins()[0])) if tiled else [((0, lh, 0, lw),) * 2]
         states = [None] * len(tiles)                                      # each tile's stream state
         out = np.empty((levels, cfg.latent_frames(n), lh, lw), np.uint32)
         with streaming(self.model.encoder) as stream:
-            for t, (f0, f1) in enumerate(self._time_pieces(n)):
+            for l0, l1, f0, f1 in self._time_pieces(n, stream=tiled):
                 piece = frames[np.minimum(np.arange(f0, f1), n - 1)]          # padded by repeating the last frame
                 for i, ((y0, y1, x0, x1), (a0, a1, b0, b1)) in enumerate(tiles):
                     rows = np.minimum(np.arange(a0 * sf, a1 * sf), H - 1)    # edge replication to the latent grid
                     cols = np.minimum(np.arange(b0 * sf, b1 * sf), W - 1)
                     x = frames_to_model(torch.from_numpy(piece[:, rows][:, :, cols]).to(self.device).unsqueeze(0))
                     stream.load(states[i])
-                    idx = self.model.encode_indices(x, levels, bits, first=t == 0)   # (1, L, 1, th, tw)
+                    idx = self.model.encode_indices(x, levels, bits, first=l0 == 0)   # (1, L, l1 - l0, th, tw)
                     states[i] = stream.state()
-                    out[:, t, y0:y1, x0:x1] = idx[0, :, 0, y0 - a0:y1 - a0, x0 - b0:x1 - b0].cpu().numpy()
+                    out[:, l0:l1, y0:y1, x0:x1] = idx[0, :, :, y0 - a0:y1 - a0, x0 - b0:x1 - b0].cpu().numpy()
                 if progress is not None:
                     progress(max(0, min(f1, n) - f0))
         return out
@@ -195,35 +200,38 @@ class Tokenizer:
     def decode_pieces(self, tokens: np.ndarray, num_frames: int, height: int, width: int,
                       bits: int | None = None) -> Iterator[np.ndarray]:
         """tokens uint32 (L, T', h, w) with ``bits`` coded bits each -> the window's frames uint8 (k, height,
-        width, 3), yielded one latent frame at a time (the first frame, then ``temporal_factor`` frames; together
-        ``num_frames``). The causal decoder runs as a stream, so memory holds one latent frame's activations.
-        Frames of more than :attr:`TILE_ABOVE` pixels are decoded in overlapping tiles, several at a time."""
+        width, 3), in pieces that together make ``num_frames``. Frames of more than :attr:`TILE_ABOVE` pixels are
+        decoded in overlapping tiles, several at a time, and the causal decoder runs as a stream (each tile its
+        own): one latent frame per piece (the first frame, then ``temporal_factor`` frames), with memory for one
+        latent frame. Smaller frames come as one piece (see :meth:`encode_window`)."""
         L, Tl, h, w = tokens.shape
         if not 1 <= L <= self.max_levels:
             raise ValueError(f"token grid has {L} levels; model {self.name} has at most {self.max_levels}")
         sf = self.config.spatial_factor
-        tiles = list(self._tiles(h, w, self.margins()[1])) if self._tiled(height, width) else [((0, h, 0, w),) * 2]
+        tiled = self._tiled(height, width)
+        tiles = list(self._tiles(h, w, self.margins()[1])) if tiled else [((0, h, 0, w),) * 2]
         workers = max(1, min(len(tiles), torch.get_num_threads())) if self.device.type == "cpu" else 1
         core_px = min(h, self.TILE_CORE + 2 * self.margins()[1]) * min(w, self.TILE_CORE + 2 * self.margins()[1]) \
             if len(tiles) > 1 else h * w
-        piece_frames = self.config.temporal_factor
-        check_memory(piece_frames * height * width * 3 + workers * self.decode_bytes(core_px * sf * sf, 1),
+        pieces = self._time_pieces(num_frames, stream=tiled)
+        piece_latents = max(l1 - l0 for l0, l1, _, _ in pieces)
+        check_memory(piece_latents * self.config.temporal_factor * height * width * 3
+                     + workers * self.decode_bytes(core_px * sf * sf, piece_latents),
                      f"decoding a {num_frames}-frame window of {width}x{height}")
-        pieces = self._time_pieces(num_frames)[:Tl]
         states = [None] * len(tiles)                                      # each tile's stream state
         # one decoder per worker thread (the main one when there is one worker); a tile's state moves between them
         nets: queue.Queue = queue.Queue()
         for k in range(workers):
             nets.put(self.model.decoder if k == 0 else copy.deepcopy(self.model.decoder))
 
-        def run(t: int, f0: int, f1: int, i: int, out: np.ndarray) -> None:
+        def run(l0: int, l1: int, f0: int, f1: int, i: int, out: np.ndarray) -> None:
             (y0, y1, x0, x1), (a0, a1, b0, b1) = tiles[i]
-            idx = torch.from_numpy(tokens[:, t:t + 1, a0:a1, b0:b1].astype(np.int64)).unsqueeze(0).to(self.device)
+            idx = torch.from_numpy(tokens[:, l0:l1, a0:a1, b0:b1].astype(np.int64)).unsqueeze(0).to(self.device)
             net = nets.get()
             try:
                 with torch.inference_mode(), streaming(net) as stream:
                     stream.load(states[i])
-                    video = self.model.decode_indices(idx, bits, first=t == 0, decoder=net)   # (1, 3, k, f*th, f*tw)
+                    video = self.model.decode_indices(idx, bits, first=l0 == 0, decoder=net)  # (1, 3, k, f*th, f*tw)
                     states[i] = stream.state()
             finally:
                 nets.put(net)
@@ -235,12 +243,12 @@ class Tokenizer:
         with contextlib.ExitStack() as stack:
             stack.enter_context(one_thread_per_op(self.device))
             pool = stack.enter_context(ThreadPoolExecutor(workers)) if workers > 1 else None
-            for t, (f0, f1) in enumerate(pieces):
-                f1 = min(f1, num_frames)
-                if f1 <= f0:       # a latent frame made only of padding
+            for l0, l1, f0, f1 in pieces:
+                l1, f1 = min(l1, Tl), min(f1, num_frames)
+                if f1 <= f0 or l1 <= l0:       # a latent frame made only of padding
                     continue
                 out = np.empty((f1 - f0, height, width, 3), np.uint8)
-                jobs = [(t, f0, f1, i, out) for i in range(len(tiles))]
+                jobs = [(l0, l1, f0, f1, i, out) for i in range(len(tiles))]
                 if pool is None:
                     for job in jobs:
                         run(*job)
@@ -261,7 +269,7 @@ class Tokenizer:
         lh, lw = cfg.latent_size(height, width)
         side = self.TILE_CORE + 2 * self.margins()[0]
         px = (min(lh, side) * min(lw, side) if self._tiled(height, width) else lh * lw) * cfg.spatial_factor ** 2
-        need = self.encode_bytes(px, cfg.temporal_factor)   # one latent frame at a time (a stream)
+        need = self.encode_bytes(px, cfg.temporal_factor if self._tiled(height, width) else cfg.padded_frames(num_frames))
         if not frames_held:
             need += 2 * num_frames * height * width * 3
         check_memory(need, f"encoding a {num_frames}-frame window of {width}x{height}")

@@ -240,20 +240,19 @@ class Tokenizer:
             part = video[:, :, :f1 - f0, oy:oy + py1 - y0 * sf, ox:ox + px1 - x0 * sf]
             out[:, y0 * sf:py1, x0 * sf:px1] = model_to_frames(part)[0].cpu().numpy()
 
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(one_thread_per_op(self.device))
-            pool = stack.enter_context(ThreadPoolExecutor(workers)) if workers > 1 else None
+        with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
             for l0, l1, f0, f1 in pieces:
                 l1, f1 = min(l1, Tl), min(f1, num_frames)
                 if f1 <= f0 or l1 <= l0:       # a latent frame made only of padding
                     continue
                 out = np.empty((f1 - f0, height, width, 3), np.uint8)
                 jobs = [(l0, l1, f0, f1, i, out) for i in range(len(tiles))]
-                if pool is None:
-                    for job in jobs:
-                        run(*job)
-                else:
-                    list(pool.map(lambda job: run(*job), jobs))
+                with one_thread_per_op(self.device):       # not across the yield: the caller keeps its threads
+                    if pool is None:
+                        for job in jobs:
+                            run(*job)
+                    else:
+                        list(pool.map(lambda job: run(*job), jobs))
                 yield out
 
     def decode_window(self, tokens: np.ndarray, num_frames: int, height: int, width: int,

@@ -169,13 +169,8 @@ def run(args) -> dict:
         stats = trainer.train_step(feed.next())
         trainer.train_seconds = seconds0 + time.time() - t_train
         if trainer.step % cfg.eval_every == 0 or trainer.step >= cfg.steps:
-            psnr = evaluate(trainer.ema, corpus.heldout, device)
-            rec = {"step": trainer.step, "hours": trainer.train_seconds / 3600, "device": device.type,
-                   "psnr_y": psnr}
-            trainer.history.append(rec)
-            with open(log, "a") as f:
-                f.write(json.dumps({**rec, **stats, "rate_weight": trainer.rate_weight_at(trainer.step - 1),
-                                    "lr": trainer.lr_at(trainer.step - 1)}) + "\n")
+            psnr = trainer.record_heldout(log, {**stats, "rate_weight": trainer.rate_weight_at(trainer.step - 1),
+                                                "lr": trainer.lr_at(trainer.step - 1)})
             print(f"step {trainer.step}: bpp {stats['bpp']:.3f} held-out PSNR-Y "
                   + " ".join(f"{v:.2f}" for v in psnr.values()), flush=True)
         if time.time() - last_save > args.save_minutes * 60:

@@ -287,6 +287,17 @@ class Trainer:
         stats.update({f"H{i}": v for i, v in enumerate(out.stats.get("codebook_entropy_bits", []))})
         return stats
 
+    def record_heldout(self, log: Path, stats: dict) -> dict:
+        """Evaluate the EMA weights on the held-out clips, add the result to ``history`` and append it with
+        ``stats`` (the last step's) as one JSON line to ``log``; returns {quality: PSNR-Y}."""
+        psnr = evaluate(self.ema, self.corpus.heldout, self.device)
+        rec = {"step": self.step, "hours": self.train_seconds / 3600, "device": self.device.type, "psnr_y": psnr}
+        self.history.append(rec)
+        with open(log, "a") as f:
+            # no held-out data gives NaN PSNRs: written as null (bare NaN is not JSON)
+            f.write(json.dumps(_nan_to_none({**rec, **stats})) + "\n")
+        return psnr
+
     # ---- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
         cfg = self.cfg
@@ -302,13 +313,7 @@ class Trainer:
             stats = self.train_step()
             self.train_seconds = seconds_at_start + time.time() - start
             if self.step % cfg.eval_every == 0 and _rank() == 0:
-                heldout_psnr = evaluate(self.ema, self.corpus.heldout, self.device)
-                rec = {"step": self.step, "hours": self.train_seconds / 3600, "device": self.device.type,
-                       "psnr_y": heldout_psnr}
-                self.history.append(rec)
-                with open(log, "a") as f:
-                    # no held-out data gives NaN PSNRs: written as null (bare NaN is not JSON)
-                    f.write(json.dumps(_nan_to_none({**rec, **stats})) + "\n")
+                heldout_psnr = self.record_heldout(log, stats)
             bar.update(1)
             bar.set_postfix(loss=f"{stats['loss']:.4f}", mse=f"{stats['mse']:.5f}", bpp=f"{stats['bpp']:.3f}",
                             heldout_psnr=" ".join(f"{v:.1f}" for v in heldout_psnr.values()), refresh=False)

@@ -17,6 +17,7 @@ from .coder import (
     CODER_ID,
     CODER_VERSION,
     NUM_CONTEXTS,
+    CoderContext,
     check_tables,
     decode_tokens,
     encode_tokens,
@@ -44,7 +45,7 @@ __vcodec_format__ = FORMAT_VERSION  # marker: this is vcodec's bitstream, VCB fo
 __version__ = "0.1.0"
 
 __all__ = [
-    "CODER_ID", "CODER_VERSION", "NUM_CONTEXTS", "FORMAT_VERSION", "MAGIC",
+    "CODER_ID", "CODER_VERSION", "NUM_CONTEXTS", "CoderContext", "FORMAT_VERSION", "MAGIC",
     "encode_tokens", "decode_tokens", "fit_tables", "check_tables", "tables_hash",
     "encode_chunk", "decode_chunk", "CoderTables",
     "StreamHeader", "TrackInfo", "Packet", "Chunk", "CodedChunk", "IndexEntry", "Damage", "VcbWriter", "VcbReader",

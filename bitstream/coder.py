@@ -146,6 +146,40 @@ class _Model:
             cnt[over] = np.maximum(cnt[over] * ADAPT_LIMIT // tot[over, None], 1)
 
 
+class CoderContext:
+    """The adaptive state a continuing chunk inherits from the chunk before it (FORMAT.md 6.5): every level's
+    count table and its last latent frame of bits. Empty at a keyframe (``counts is None``): the grid then starts
+    from the initial tables. :func:`encode_tokens` / :func:`decode_tokens` given a context start from it and,
+    once the grid is coded (decoded without error), leave in it the state after the grid's last latent frame."""
+
+    def __init__(self):
+        self.counts: np.ndarray | None = None  # (L, B * NUM_CONTEXTS, 2) int64
+        self.prev: list[np.ndarray] | None = None  # per level: (H * W, B) uint8 bits of the last latent frame
+
+    @property
+    def empty(self) -> bool:
+        return self.counts is None
+
+    def reset(self) -> None:
+        """Start afresh (a keyframe)."""
+        self.counts, self.prev = None, None
+
+    def _start(self, model: "_Model", levels: int, exc) -> list:
+        """The ``prev`` planes to code a grid with, after loading the counts into ``model``."""
+        if self.empty:
+            return [None] * levels
+        want = (levels, model.bits * NUM_CONTEXTS, 2)
+        if self.counts.shape != want or self.prev[0].shape != (model.h * model.w, model.bits):
+            raise exc(f"a continuing grid of {levels} levels x {model.bits} bits on {model.h}x{model.w} positions "
+                      f"does not match the grid it continues ({self.counts.shape[0]} levels, "
+                      f"{self.counts.shape[1] // NUM_CONTEXTS} bits, {self.prev[0].shape[0]} positions)")
+        model.counts = self.counts.copy()
+        return list(self.prev)
+
+    def _keep(self, model: "_Model", prev: list) -> None:
+        self.counts, self.prev = model.counts, prev
+
+
 def _walk(levels: int, frames: int):
     """Coding order: latent frame outer, level inner (so the coarser level is always known)."""
     for t in range(frames):
@@ -258,20 +292,22 @@ def _check_grid(tokens, token_bits: int) -> np.ndarray:
     return arr
 
 
-def encode_tokens(tokens: np.ndarray, token_bits: int, tables: np.ndarray | None = None) -> bytes:
+def encode_tokens(tokens: np.ndarray, token_bits: int, tables: np.ndarray | None = None,
+                  context: CoderContext | None = None) -> bytes:
     """Range-code a token grid ``(L, T, H, W)`` -> bytes (little-endian uint32 words).
 
-    The grid is coded on its own: contexts start from ``tables`` (or a uniform prior).
+    Without a ``context`` (or with an empty one) the grid's contexts start from ``tables`` (or a uniform prior);
+    with one, from the state the previous grid of the stream left there, and the context is updated.
     """
     token_bits = _check_bits(token_bits, ValueError)
     grid = _check_grid(tokens, token_bits)
     levels, frames, h, w = grid.shape
     tab = check_tables(tables, token_bits, levels)
     model = _Model(levels, token_bits, h, w, tab)
+    prev, cur = (context or CoderContext())._start(model, levels, ValueError), None
     family = constriction.stream.model.Bernoulli(perfect=False)
     enc = constriction.stream.queue.RangeEncoder()
     flat = grid.reshape(levels, frames, h * w)
-    prev, cur = [None] * levels, None
     for t, lv in _walk(levels, frames):
         plane = _unpack(flat[lv, t], token_bits)  # (H*W, B)
         coarse = cur if lv else None
@@ -281,11 +317,15 @@ def encode_tokens(tokens: np.ndarray, token_bits: int, tables: np.ndarray | None
             enc.encode(sym, family, model.probabilities(lv, ctx))
             model.update(lv, ctx, sym)
         prev[lv] = cur = plane
+    if context is not None:
+        context._keep(model, prev)
     return enc.get_compressed().astype("<u4", copy=False).tobytes()
 
 
-def decode_tokens(data, shape, token_bits: int, tables: np.ndarray | None = None) -> np.ndarray:
-    """Inverse of :func:`encode_tokens`: bytes -> ``uint32 (L, T, H, W)``.
+def decode_tokens(data, shape, token_bits: int, tables: np.ndarray | None = None,
+                  context: CoderContext | None = None) -> np.ndarray:
+    """Inverse of :func:`encode_tokens`: bytes -> ``uint32 (L, T, H, W)`` (``context`` as there: it is updated
+    only when the grid decodes without error).
 
     ``shape`` and ``token_bits`` are validated before anything is allocated; corrupt data raises
     :class:`CorruptDataError` (never another exception).
@@ -307,11 +347,11 @@ def decode_tokens(data, shape, token_bits: int, tables: np.ndarray | None = None
         raise CorruptDataError(f"coded token data is too long ({len(data)} bytes) for grid {shape}")
     tab = check_tables(tables, token_bits, levels)
     model = _Model(levels, token_bits, h, w, tab)
+    prev, cur = (context or CoderContext())._start(model, levels, CorruptDataError), None
     family = constriction.stream.model.Bernoulli(perfect=False)
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     dec = constriction.stream.queue.RangeDecoder(words)
     out = np.empty((levels, frames, h * w), dtype=np.uint32)
-    prev, cur = [None] * levels, None
     try:
         for t, lv in _walk(levels, frames):
             plane = np.zeros((h * w, token_bits), dtype=np.uint8)
@@ -330,12 +370,15 @@ def decode_tokens(data, shape, token_bits: int, tables: np.ndarray | None = None
         raise CorruptDataError(f"coded token data is corrupt ({type(e).__name__}: {e})") from None
     if not exhausted:
         raise CorruptDataError("coded token data has trailing words after the last symbol")
+    if context is not None:
+        context._keep(model, prev)
     return out.reshape(shape)
 
 
 __all__ = [
     "CODER_ID",
     "CODER_VERSION",
+    "CoderContext",
     "NUM_CONTEXTS",
     "encode_tokens",
     "decode_tokens",

@@ -5,6 +5,7 @@ Everything here is bytes and plain values: no token coding (``coder`` / ``chunks
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import struct
@@ -30,16 +31,19 @@ from .errors import (
 # constants (FORMAT.md sections 2-5)
 
 MAGIC = b"\x89VCB"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what the writer writes
+READABLE_VERSIONS = (1, 2)  # version 1 = version 2 without continuing chunks (FORMAT.md section 7)
 SYNC = b"\xd6VCR"
 
 FILE_HEADER = struct.Struct("<4sBBHII")  # magic, version, flags, reserved, json_len, header_crc
 RECORD_HEADER = struct.Struct("<4sBBHIII")  # sync, type, flags, reserved, length, payload_crc, header_crc
-CHUNK_HEADER = struct.Struct("<IIQB3xIII")  # index, num_frames, first_frame, levels, t_lat, h_lat, w_lat
+CHUNK_HEADER = struct.Struct("<IIQBBHIII")  # index, num_frames, first_frame, levels, flags, reserved, t_lat, h_lat, w_lat
+CHUNK_CONTINUES = 1  # CHUNK flags bit 0: the chunk continues the previous one (no keyframe; FORMAT.md 4.2)
 TRACK_HEADER = struct.Struct("<HHI")  # track_id, reserved, json_len
 PACKET_HEADER = struct.Struct("<HBBqqq")  # track_id, flags, reserved, pts, dts, duration
 INDEX_HEADER = struct.Struct("<II")  # count, reserved
-INDEX_ENTRY = np.dtype([("offset", "<u8"), ("first_frame", "<u8"), ("num_frames", "<u4"), ("index", "<u4")])
+INDEX_ENTRY = np.dtype([("offset", "<u8"), ("first_frame", "<u8"), ("num_frames", "<u2"), ("flags", "<u2"),
+                        ("index", "<u4")])  # version 1 wrote num_frames as u32: the same bytes, flags 0
 END_PAYLOAD = struct.Struct("<QQQ")  # num_chunks, total_frames, index_offset
 
 REC_TRACK, REC_CHUNK, REC_PACKET, REC_INDEX, REC_END = 0x01, 0x02, 0x03, 0x0E, 0x0F
@@ -130,6 +134,7 @@ class StreamHeader:
     coder_version: int = CODER_VERSION
     tables_hash: str | None = None  # sha256 of the coder tables; the writer fills it in
     extra: dict = field(default_factory=dict)  # JSON-able, for the application
+    format_version: int = FORMAT_VERSION  # of the stream read (not in the JSON); version 1 has no continuing chunks
 
     def __post_init__(self):
         if isinstance(self.frame_rate, list):  # accept [num, den] as well
@@ -143,9 +148,16 @@ class StreamHeader:
     def latent_width(self) -> int:
         return -(-self.width // self.spatial_factor)
 
-    def latent_frames(self, num_frames: int) -> int:
-        """Latent frames of a window of ``num_frames`` video frames: 1 + ceil((n - 1) / tf)."""
-        return 1 + -(-(num_frames - 1) // self.temporal_factor)
+    def latent_frames(self, num_frames: int, continues: bool = False) -> int:
+        """Latent frames of a chunk of ``num_frames`` video frames: 1 + ceil((n - 1) / tf) for a chunk that starts
+        a stream (its first frame alone makes a latent frame), ceil(n / tf) for one that continues the previous."""
+        tf = self.temporal_factor
+        return -(-num_frames // tf) if continues else 1 + -(-(num_frames - 1) // tf)
+
+    def continuable(self, num_frames: int, continues: bool) -> bool:
+        """Whether a chunk of ``num_frames`` frames (itself continuing or not) can be continued: only when it
+        ends on a whole latent frame, with no padding frames (FORMAT.md 4.2)."""
+        return (num_frames if continues else num_frames - 1) % self.temporal_factor == 0
 
     def check_model(self, name: str, weights_hash: str) -> None:
         """Raise :class:`ModelMismatchError` unless the stream was made by this model."""
@@ -335,8 +347,9 @@ def read_file_header(src) -> StreamHeader:
     if len(head) < FILE_HEADER.size:
         raise TruncatedError(f"stream truncated in the file header: {len(head)} bytes")
     _, version, flags, reserved, json_len, header_crc = FILE_HEADER.unpack(head)
-    if version != FORMAT_VERSION:
-        raise UnsupportedVersionError(f"VCB format version {version} is not supported (this reader has {FORMAT_VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise UnsupportedVersionError(f"VCB format version {version} is not supported (this reader reads "
+                                      f"{', '.join(map(str, READABLE_VERSIONS))})")
     if flags or reserved:
         raise HeaderError(f"file header flags/reserved are nonzero ({flags}, {reserved})")
     if not 2 <= json_len <= MAX_HEADER_JSON:
@@ -344,4 +357,5 @@ def read_file_header(src) -> StreamHeader:
     raw = src.read_exact(json_len, "the header JSON")
     if crc(head[:12], raw) != header_crc:
         raise ChecksumError("stream header fails CRC32", offset=0)
-    return StreamHeader.from_json(parse_json(raw, "stream header", HeaderError))
+    header = StreamHeader.from_json(parse_json(raw, "stream header", HeaderError))
+    return dataclasses.replace(header, format_version=version)

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 
 from .chunks import Chunk, CoderTables, decode_chunk
+from .coder import CoderContext
 from .errors import (
     BitstreamError,
     ChecksumError,
@@ -21,6 +22,7 @@ from .errors import (
     TruncatedError,
 )
 from .header import (
+    CHUNK_CONTINUES,
     CHUNK_HEADER,
     END_RECORD_SIZE,
     MAX_TRACKS,
@@ -42,6 +44,7 @@ from .records import (
     Packet,
     RecordHeaderError,
     Source,
+    check_chunk_flags,
     parse_chunk,
     parse_end,
     parse_index,
@@ -96,11 +99,25 @@ class VcbReader:
         self._tables = CoderTables(tables, self.header)
         self._tables_from = None
 
-    def decode(self, chunk: CodedChunk) -> Chunk:
-        """Decode one coded chunk's tokens with this reader's tables."""
+    def decode(self, chunk: CodedChunk, context: CoderContext | None = None) -> Chunk:
+        """Decode one coded chunk's tokens with this reader's tables; a continuing chunk needs the ``context`` that
+        decoding its previous chunk left (see :func:`bitstream.decode_chunk`)."""
         if self._tables is None:
             self.set_tables(self._tables_from(self.header) if self._tables_from is not None else None)
-        return decode_chunk(self.header, chunk, self._tables)
+        return decode_chunk(self.header, chunk, self._tables, context)
+
+    def _check_continues(self, chunk: CodedChunk, last: tuple[int, int, int, bool] | None) -> None:
+        """CorruptDataError unless a continuing chunk follows, intact, a chunk it can continue (FORMAT.md 4.2);
+        ``last`` = (index, levels, num_frames, continues) of the last intact chunk before it, None after damage."""
+        if not chunk.continues:
+            return
+        if last is None or last[0] != chunk.index - 1:
+            raise CorruptDataError(f"{chunk.name}: continues chunk {chunk.index - 1}, which was lost: skipped up to "
+                                   "the next keyframe chunk")
+        _, levels, frames, continues = last
+        if levels != chunk.levels or not self.header.continuable(frames, continues):
+            raise CorruptDataError(f"{chunk.name}: cannot continue chunk {chunk.index - 1} ({levels} levels, "
+                                   f"{frames} frames; this one has {chunk.levels} levels)")
 
     # -- context manager -----------------------------------------------------------------------
 
@@ -146,6 +163,7 @@ class VcbReader:
         src = self._src
         next_index, frames, seen = 0, 0, []
         index_seen: tuple[int, list[IndexEntry]] | None = None
+        context, last = CoderContext(), None  # coder state and (index, levels, frames, continues) of the last chunk
         while True:
             off = src.pos
             if salvage:
@@ -155,9 +173,10 @@ class VcbReader:
                 if rec is None:
                     raise TruncatedError(f"stream ends at offset {off} without an end-of-stream record")
                 if rec.type == REC_CHUNK:
-                    chunk = parse_chunk(rec, self.header)
-                    if decode:
-                        chunk = self.decode(chunk)
+                    prev, last = last, None  # None until this chunk proves intact: what continues it is lost
+                    coded = parse_chunk(rec, self.header)
+                    self._check_continues(coded, prev)
+                    chunk = self.decode(coded, context) if decode else coded
                     if chunk.index != next_index or chunk.first_frame != frames:
                         if not salvage or chunk.index < next_index or chunk.first_frame < frames:
                             raise CorruptDataError(
@@ -165,7 +184,8 @@ class VcbReader:
                                 f"(expected chunk {next_index} starting at frame {frames})"
                             )
                     next_index, frames = chunk.index + 1, chunk.first_frame + chunk.num_frames
-                    seen.append(off)
+                    last = (coded.index, coded.levels, coded.num_frames, coded.continues)
+                    seen.append((off, coded.continues))
                     yield chunk
                 elif rec.type == REC_PACKET:
                     yield parse_packet(rec, self.tracks)
@@ -173,7 +193,7 @@ class VcbReader:
                     raise CorruptDataError(f"track record at offset {off} comes after the first chunk or packet")
                 elif rec.type == REC_INDEX:
                     entries = parse_index(rec)
-                    if not salvage and [e.offset for e in entries] != seen:
+                    if not salvage and [(e.offset, e.continues) for e in entries] != seen:
                         raise CorruptDataError(f"index record at offset {off} does not match the chunks in the stream")
                     index_seen = (off, entries)
                 elif rec.type == REC_END:
@@ -319,13 +339,50 @@ class VcbReader:
                 ch = CHUNK_HEADER.unpack(src.read_exact(CHUNK_HEADER.size, f"chunk record at offset {off}"))
                 if ch[0] != len(out) or ch[2] != frames or ch[1] < 1:
                     raise CorruptDataError(f"chunk record at offset {off} is out of sequence")
-                out.append(IndexEntry(offset=off, first_frame=frames, num_frames=ch[1], index=ch[0]))
+                check_chunk_flags(ch[4], ch[5], ch[0], self.header, f"chunk {ch[0]} (record at offset {off})")
+                out.append(IndexEntry(offset=off, first_frame=frames, num_frames=ch[1], index=ch[0],
+                                      continues=bool(ch[4] & CHUNK_CONTINUES)))
                 frames += ch[1]
                 length -= CHUNK_HEADER.size
             src.seek(src.pos + length)
 
     def read_chunk(self, i: int, decode: bool = True) -> Chunk | CodedChunk:
-        """Chunk ``i`` alone, decoded (or as bytes with ``decode=False``); seekable inputs only."""
+        """Chunk ``i`` alone, decoded (or as bytes with ``decode=False``); seekable inputs only. A continuing
+        chunk's tokens decode only after the chunks before it from the last keyframe chunk: those are decoded
+        too (see :meth:`read_chunks`)."""
+        if not decode:
+            return self._read_coded(i)
+        *_, chunk = self.read_chunks(i, i + 1)
+        return chunk
+
+    def keyframe_chunk(self, i: int) -> int:
+        """The keyframe chunk that decoding chunk ``i`` starts from: ``i`` itself, or the last chunk before it that
+        does not continue its previous one (from the index)."""
+        entries = self.index()
+        if not is_int(i) or not 0 <= i < len(entries):
+            raise IndexError(f"chunk {i} out of range (stream has {len(entries)})")
+        while i > 0 and entries[i].continues:
+            i -= 1
+        return i
+
+    def read_chunks(self, first: int, stop: int | None = None) -> Iterator[Chunk]:
+        """The chunks that decoding chunks ``first .. stop - 1`` (``stop`` None: to the end) takes, decoded in
+        order; seekable inputs only. They start at :meth:`keyframe_chunk` of ``first``: a tokenizer decoding a
+        continuing chunk needs the state of the chunks before it too (``chunk.index < first``: for that only)."""
+        entries = self.index()
+        stop = len(entries) if stop is None else min(stop, len(entries))
+        context, last = CoderContext(), None
+        for i in range(self.keyframe_chunk(first), stop):
+            coded = self._read_coded(i)
+            if coded.continues != entries[i].continues:
+                raise CorruptDataError(f"{coded.name}: the index says it {'does not ' * coded.continues}continue"
+                                       f"{'s' * (not coded.continues)} its previous chunk; it does{' not' * (not coded.continues)}")
+            self._check_continues(coded, last)
+            chunk = self.decode(coded, context)
+            last = (coded.index, coded.levels, coded.num_frames, coded.continues)
+            yield chunk
+
+    def _read_coded(self, i: int) -> CodedChunk:
         entries = self.index()
         if not is_int(i) or not 0 <= i < len(entries):
             raise IndexError(f"chunk {i} out of range (stream has {len(entries)})")
@@ -335,8 +392,6 @@ class VcbReader:
         if rec is None or rec.type != REC_CHUNK:
             raise CorruptDataError(f"index points chunk {i} to offset {entries[i].offset}, where there is no chunk")
         chunk = parse_chunk(rec, self.header)
-        if decode:
-            chunk = self.decode(chunk)
         if chunk.index != i:
             raise CorruptDataError(f"index points chunk {i} to offset {entries[i].offset}, which holds chunk {chunk.index}")
         return chunk

@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import BitstreamError, ChecksumError, CorruptDataError, TruncatedError
 from .header import (
+    CHUNK_CONTINUES,
     CHUNK_HEADER,
     END_PAYLOAD,
     INDEX_ENTRY,
@@ -78,6 +79,7 @@ class CodedChunk:
     grid: tuple[int, int, int]  # (t_lat, h_lat, w_lat)
     data: bytes
     offset: int | None = None
+    continues: bool = False  # decodes only after the previous chunk (no keyframe); FORMAT.md 4.2
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -96,6 +98,7 @@ class IndexEntry:
     first_frame: int
     num_frames: int
     index: int
+    continues: bool = False  # the chunk continues the previous one: decoding starts at a chunk that does not
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ def track_payload(track_id: int, info: TrackInfo) -> bytes:
 
 
 def chunk_payload(chunk: CodedChunk) -> bytes:
-    return CHUNK_HEADER.pack(chunk.index, chunk.num_frames, chunk.first_frame, chunk.levels, *chunk.grid) + chunk.data
+    flags = CHUNK_CONTINUES if chunk.continues else 0
+    return CHUNK_HEADER.pack(chunk.index, chunk.num_frames, chunk.first_frame, chunk.levels, flags, 0, *chunk.grid) + chunk.data
 
 
 def packet_payload(track_id: int, data: bytes, pts: int | None, dts: int | None, duration: int,
@@ -161,7 +165,8 @@ def packet_payload(track_id: int, data: bytes, pts: int | None, dts: int | None,
     return PACKET_HEADER.pack(track_id, flags, 0, pts or 0, dts or 0, duration) + bytes(data)
 
 
-def index_payload(entries: list[tuple[int, int, int, int]]) -> bytes:
+def index_payload(entries: list[tuple[int, int, int, int, int]]) -> bytes:
+    """INDEX payload from (offset, first_frame, num_frames, flags, index) per chunk."""
     arr = np.array(entries, dtype=INDEX_ENTRY) if entries else np.zeros(0, INDEX_ENTRY)
     return INDEX_HEADER.pack(len(arr), 0) + arr.tobytes()
 
@@ -276,19 +281,31 @@ def parse_chunk(rec: Record, header: StreamHeader) -> CodedChunk:
     p, h = rec.payload, header
     if len(p) < CHUNK_HEADER.size:
         raise CorruptDataError(f"chunk record at offset {rec.offset} is too short")
-    index, nframes, first, levels, t_lat, h_lat, w_lat = CHUNK_HEADER.unpack_from(p)
+    index, nframes, first, levels, flags, reserved, t_lat, h_lat, w_lat = CHUNK_HEADER.unpack_from(p)
     name = f"chunk {index} (record at offset {rec.offset})"
+    check_chunk_flags(flags, reserved, index, h, name)
+    continues = bool(flags & CHUNK_CONTINUES)
     if not 1 <= nframes <= h.window_frames:
         raise CorruptDataError(f"{name}: implausible frame count {nframes} (window is {h.window_frames})")
     if not 1 <= levels <= h.max_levels:
         raise CorruptDataError(f"{name}: implausible level count {levels} (max {h.max_levels})")
-    want = (h.latent_frames(nframes), h.latent_height, h.latent_width)
+    want = (h.latent_frames(nframes, continues), h.latent_height, h.latent_width)
     if (t_lat, h_lat, w_lat) != want:
         raise CorruptDataError(f"{name}: latent grid {(t_lat, h_lat, w_lat)} does not match the header {want}")
     if first + nframes > MAX_FRAMES:
         raise CorruptDataError(f"{name}: frame position {first} is implausible")
     return CodedChunk(index=index, num_frames=nframes, first_frame=first, levels=levels, grid=want,
-                      data=bytes(memoryview(p)[CHUNK_HEADER.size :]), offset=rec.offset)
+                      data=bytes(memoryview(p)[CHUNK_HEADER.size :]), offset=rec.offset, continues=continues)
+
+
+def check_chunk_flags(flags: int, reserved: int, index: int, header: StreamHeader, name: str) -> None:
+    """CorruptDataError unless a CHUNK's flags are possible: only bit 0 (continues), never on chunk 0 nor in a
+    version-1 stream, and the reserved field 0."""
+    if flags & ~CHUNK_CONTINUES or reserved:
+        raise CorruptDataError(f"{name}: unknown flags {flags:#x} / reserved {reserved:#x}")
+    if flags & CHUNK_CONTINUES and (index == 0 or header.format_version < 2):
+        why = "the first chunk" if index == 0 else f"format version {header.format_version}"
+        raise CorruptDataError(f"{name}: marked as continuing a previous chunk, impossible in {why}")
 
 
 def parse_packet(rec: Record, tracks: dict) -> Packet:
@@ -320,8 +337,9 @@ def parse_index(rec: Record) -> list[IndexEntry]:
     arr = np.frombuffer(p, dtype=INDEX_ENTRY, offset=INDEX_HEADER.size, count=count)
     out, frames = [], 0
     for i, e in enumerate(arr.tolist()):
-        entry = IndexEntry(offset=e[0], first_frame=e[1], num_frames=e[2], index=e[3])
-        if entry.index != i or entry.first_frame != frames or entry.num_frames < 1 or (out and entry.offset <= out[-1].offset):
+        entry = IndexEntry(offset=e[0], first_frame=e[1], num_frames=e[2], index=e[4],
+                           continues=bool(e[3] & CHUNK_CONTINUES))
+        if e[3] & ~CHUNK_CONTINUES or (i == 0 and entry.continues) or entry.index != i or entry.first_frame != frames or entry.num_frames < 1 or (out and entry.offset <= out[-1].offset):
             raise CorruptDataError(f"index record at offset {rec.offset} is inconsistent at entry {i}")
         frames += entry.num_frames
         out.append(entry)

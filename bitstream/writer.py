@@ -12,9 +12,10 @@ from typing import BinaryIO
 import numpy as np
 
 from .chunks import check_chunk_tokens, encode_chunk
-from .coder import CODER_ID, CODER_VERSION, check_tables, tables_hash
+from .coder import CODER_ID, CODER_VERSION, CoderContext, check_tables, tables_hash
 from .errors import UnknownCoderError, UnsupportedVersionError
 from .header import (
+    CHUNK_CONTINUES,
     END_PAYLOAD,
     MAX_FRAMES,
     MAX_TRACKS,
@@ -50,13 +51,15 @@ class VcbWriter:
         if header.coder_version != CODER_VERSION:
             raise UnsupportedVersionError(f"cannot write entropy coder version {header.coder_version}")
         self._tables = check_tables(tables, header.token_bits)
+        self._context = CoderContext()  # the coder state the next continuing chunk starts from
         self.header = dataclasses.replace(header, tables_hash=tables_hash(tables))
         file_header = encode_file_header(self.header)
         self._own = isinstance(dst, (str, os.PathLike))
         self._f: BinaryIO = open(dst, "wb") if self._own else dst
         self._pos = 0
         self._index_on = index
-        self._entries: list[tuple[int, int, int, int]] = []
+        self._entries: list[tuple[int, int, int, int, int]] = []  # (offset, first_frame, num_frames, flags, index)
+        self._last: tuple[int, int, bool] | None = None  # (levels, num_frames, continues) of the last chunk
         self._frames = 0
         self._tracks: dict[int, TrackInfo] = {}
         self._started = False
@@ -98,34 +101,53 @@ class VcbWriter:
         if len(self._entries) >= 2**32 - 1:
             raise ValueError("too many chunks")
 
-    def write_chunk(self, tokens: np.ndarray, num_frames: int) -> int:
+    def write_chunk(self, tokens: np.ndarray, num_frames: int, continues: bool = False) -> int:
         """Code one temporal window of ``num_frames`` video frames; returns the chunk index.
 
         ``tokens``: uint32 ``(L, T_lat, H_lat, W_lat)`` with ``1 <= L <= max_levels``,
-        ``T_lat = header.latent_frames(num_frames)`` and the header's latent height/width.
+        ``T_lat = header.latent_frames(num_frames, continues)`` and the header's latent height/width.
+        ``continues``: the window continues the previous chunk's stream (no keyframe): its coder contexts go on
+        from where the previous chunk's ended, and a decoder needs that chunk first (FORMAT.md 4.2).
         """
-        arr = check_chunk_tokens(self.header, tokens, num_frames)
+        arr = check_chunk_tokens(self.header, tokens, num_frames, continues)
         self._check_room(num_frames)
-        return self.write_coded_chunk(encode_chunk(self.header, arr, num_frames, self._tables), num_frames, len(arr))
+        self._check_continues(len(arr), continues)
+        data = encode_chunk(self.header, arr, num_frames, self._tables, self._context, continues)
+        return self.write_coded_chunk(data, num_frames, len(arr), continues)
 
-    def write_coded_chunk(self, data: bytes, num_frames: int, levels: int) -> int:
+    def _check_continues(self, levels: int, continues: bool) -> None:
+        if not continues:
+            return
+        if self._last is None:
+            raise ValueError("the first chunk cannot continue a previous one")
+        last_levels, last_frames, last_continues = self._last
+        if last_levels != levels or not self.header.continuable(last_frames, last_continues):
+            raise ValueError(f"chunk {len(self._entries)} cannot continue chunk {len(self._entries) - 1}: that one "
+                             f"has {last_levels} levels (this one {levels}) and {last_frames} frames (a continued "
+                             "chunk must end on a whole latent frame)")
+
+    def write_coded_chunk(self, data: bytes, num_frames: int, levels: int, continues: bool = False) -> int:
         """Append one window whose ``levels``-level token grid is entropy-coded already (``data``, e.g. from
-        :func:`bitstream.encode_chunk` with this writer's tables); returns the chunk index."""
+        :func:`bitstream.encode_chunk` with this writer's tables, and a context of its own for ``continues``
+        chunks); returns the chunk index."""
         h = self.header
         if not is_int(num_frames) or not 1 <= num_frames <= h.window_frames:
             raise ValueError(f"num_frames must lie in 1..{h.window_frames}, got {num_frames!r}")
         if not is_int(levels) or not 1 <= levels <= h.max_levels:
             raise ValueError(f"levels must lie in 1..{h.max_levels}, got {levels!r}")
         self._check_room(num_frames)
+        self._check_continues(levels, continues)
         chunk = CodedChunk(index=len(self._entries), num_frames=num_frames, first_frame=self._frames, levels=levels,
-                           grid=(h.latent_frames(num_frames), h.latent_height, h.latent_width), data=bytes(data))
+                           grid=(h.latent_frames(num_frames, continues), h.latent_height, h.latent_width),
+                           data=bytes(data), continues=continues)
         payload = chunk_payload(chunk)
         if len(payload) > h.max_chunk_payload:
             raise ValueError(f"coded chunk is {len(payload)} bytes, over the format limit")
         self._started = True
         offset = self._pos
         self._emit(record(REC_CHUNK, payload))
-        self._entries.append((offset, self._frames, num_frames, chunk.index))
+        self._entries.append((offset, self._frames, num_frames, CHUNK_CONTINUES if continues else 0, chunk.index))
+        self._last = (levels, num_frames, continues)
         self._frames += num_frames
         return chunk.index
 

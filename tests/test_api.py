@@ -14,7 +14,7 @@ import torch
 
 import bitstream
 import vcodec
-from vcodec.errors import InputError, ModelNotFoundError, OutputExistsError, VcodecError, VcodecWarning
+from vcodec.errors import ArgumentError, InputError, ModelNotFoundError, OutputExistsError, VcodecError, VcodecWarning
 from vcodec.io import read_video
 from vcodec.io.synthetic import pattern_frames, write_clip
 from vcodec.testing import save_tokenizer, tiny_tokenizer
@@ -131,7 +131,7 @@ def test_decompress_refuses_other_weights(tok9):
 
 
 def test_salvage_skips_a_damaged_chunk(tok9):
-    data = bytearray(vcodec.compress(pattern_frames(27, 16, 16), tokenizer=tok9))  # 3 chunks of 9
+    data = bytearray(vcodec.compress(pattern_frames(27, 16, 16), tokenizer=tok9, keyint=9))  # 3 keyframe chunks of 9
     offsets = [e.offset for e in bitstream.VcbReader(io.BytesIO(bytes(data))).index()]
     data[offsets[1] + 40] ^= 0xFF  # inside chunk 1's payload
     with pytest.raises(bitstream.ChecksumError, match="chunk 1"):
@@ -143,6 +143,23 @@ def test_salvage_skips_a_damaged_chunk(tok9):
     with pytest.warns(VcodecWarning, match=r"frames 0-17 lost \(18 frames\): filled with grey"):
         out2 = vcodec.decompress(bytes(data), tokenizer=tok9, salvage=True)
     assert len(out2) == 27 and (out2[:18] == 128).all() and (out2[18:] == out[18:]).all()
+
+
+def test_keyframe_periods(tok9):
+    """keyint 18 with a 9-frame window: chunks 9 (keyframe) + 8 + 1 (continuing), then the next period. Continuing
+    chunks decode after their keyframe chunk; a damaged chunk loses the rest of its period (filled), and
+    the next period decodes exactly as in the intact stream."""
+    frames = pattern_frames(27, 16, 16)
+    data = bytearray(vcodec.compress(frames, tokenizer=tok9, keyint=18))
+    r = bitstream.VcbReader(io.BytesIO(bytes(data)))
+    assert [(e.num_frames, e.continues) for e in r.index()] == [(9, False), (8, True), (1, True), (9, False)]
+    intact = vcodec.decompress(bytes(data), tokenizer=tok9)
+    data[r.index()[1].offset + 40] ^= 0xFF
+    with pytest.warns(VcodecWarning, match=r"frames 9-17 lost \(9 frames\)"):
+        out = vcodec.decompress(bytes(data), tokenizer=tok9, salvage=True)
+    assert (out[:9] == intact[:9]).all() and (out[9:18] == out[8]).all() and (out[18:] == intact[18:]).all()
+    with pytest.raises(ArgumentError, match="keyint"):
+        vcodec.compress(frames, tokenizer=tok9, keyint=0)
 
 
 # --------------------------------------------------------------------------------------------------

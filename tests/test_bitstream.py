@@ -160,13 +160,13 @@ def test_import_is_light_and_ours():
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     info = json.loads(out.stdout)
     assert Path(info["file"]).resolve().is_relative_to(REPO / "bitstream")
-    assert info["marker"] == 1
+    assert info["marker"] == bitstream.FORMAT_VERSION == 2
     assert not info["torch"] and not info["vcodec"]
 
 
 def test_marker_in_process():
     assert Path(bitstream.__file__).resolve().parent == REPO / "bitstream"
-    assert bitstream.__vcodec_format__ == bitstream.FORMAT_VERSION == 1
+    assert bitstream.__vcodec_format__ == bitstream.FORMAT_VERSION == 2
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,22 +183,31 @@ def _golden_tokens(levels, frames, h, w, bits, salt):
     return (np.where(change, noise >> 3, smooth) & mask).astype(np.uint32)
 
 
+GOLDEN_HEADER = dict(model_name="golden-tiny", weights_hash=hashlib.sha256(b"golden").hexdigest(), token_bits=10,
+                     levels=2, max_levels=3, width=30, height=20, frame_rate=(24000, 1001), window_frames=9)
+
+
+def _golden_tables() -> np.ndarray:
+    return fit_tables([_golden_tokens(3, 3, 3, 4, 10, salt=11)], 10)
+
+
+# (num_frames, continues, levels, salt) of the golden stream's chunks: a keyframe chunk of 9 frames (1 + 2 x 4), two
+# chunks that continue it (8 frames = 2 latent frames; 5 frames, padded to 8), then a keyframe chunk of 5 frames
+GOLDEN_CHUNKS = ((9, False, 2, 1), (8, True, 2, 2), (5, True, 2, 3), (5, False, 3, 4))
+
+
 def _golden_stream() -> tuple[bytes, list[np.ndarray], np.ndarray]:
-    h = StreamHeader(
-        model_name="golden-tiny", weights_hash=hashlib.sha256(b"golden").hexdigest(), token_bits=10,
-        levels=2, max_levels=3, width=30, height=20, frame_rate=(24000, 1001), window_frames=9,
-        extra={"note": "golden v1"},
-    )
-    train = _golden_tokens(3, 3, h.latent_height, h.latent_width, 10, salt=11)
-    tables = fit_tables([train], 10)
-    grids = [_golden_tokens(2, 3, 3, 4, 10, salt=1), _golden_tokens(3, 2, 3, 4, 10, salt=2)]
+    h = StreamHeader(**GOLDEN_HEADER, extra={"note": "golden v2"})
+    tables = _golden_tables()
+    grids = [_golden_tokens(lv, h.latent_frames(n, c), 3, 4, 10, salt=salt) for n, c, lv, salt in GOLDEN_CHUNKS]
     buf = io.BytesIO()
     with VcbWriter(buf, h, tables) as w:
         tid = w.add_track(TrackInfo("audio", "opus", (1, 48000), {"channels": 1, "sample_rate": 48000}, b"OpusHead"))
-        w.write_chunk(grids[0], 9)
-        w.write_packet(tid, b"\x01\x02\x03", pts=0, dts=0, duration=960, keyframe=True)
-        w.write_chunk(grids[1], 5)
-        w.write_packet(tid, b"\x04\x05", pts=960, dts=None, duration=960)
+        for k, ((n, c, _, _), g) in enumerate(zip(GOLDEN_CHUNKS, grids)):
+            w.write_chunk(g, n, continues=c)
+            if k < 2:
+                w.write_packet(tid, bytes([k + 1] * (3 - k)), pts=960 * k, dts=0 if k == 0 else None, duration=960,
+                               keyframe=k == 0)
     return buf.getvalue(), grids, tables
 
 
@@ -214,11 +223,30 @@ def _check_golden(name: str, data: bytes) -> None:
 
 def test_golden_stream_bytes():
     data, grids, tables = _golden_stream()
-    _check_golden("small_v1.vcb", data)
-    # and the golden file still decodes to the tokens it was made from
+    _check_golden("small_v2.vcb", data)
+    # and the golden file still decodes to the tokens it was made from, by streaming and by random access
+    r = VcbReader(io.BytesIO((GOLDEN / "small_v2.vcb").read_bytes()), tables)
+    chunks = list(r.chunks())
+    assert [(c.num_frames, c.continues) for c in chunks] == [(n, c) for n, c, _, _ in GOLDEN_CHUNKS]
+    assert r.total_frames == 27 and r.header.format_version == 2
+    for c, g in zip(chunks, grids):
+        np.testing.assert_array_equal(c.tokens, g)
+    assert [p.data for p in r.packets()] == [b"\x01\x01\x01", b"\x02\x02"]
+    assert [e.continues for e in r.index()] == [False, True, True, False]
+    assert [r.keyframe_chunk(i) for i in range(4)] == [0, 0, 0, 3]
+    for i in (2, 1, 3, 0):
+        np.testing.assert_array_equal(r.read_chunk(i).tokens, grids[i])
+
+
+def test_format_v1_files_still_decode():
+    """Format version 1 (no continuing chunks) is read as it always was: its golden file, written by the version-1
+    writer, decodes to the tokens it was made from."""
+    tables = _golden_tables()
+    grids = [_golden_tokens(2, 3, 3, 4, 10, salt=1), _golden_tokens(3, 2, 3, 4, 10, salt=2)]
     r = VcbReader(io.BytesIO((GOLDEN / "small_v1.vcb").read_bytes()), tables)
     chunks = list(r.chunks())
-    assert [c.num_frames for c in chunks] == [9, 5] and r.total_frames == 14
+    assert r.header.format_version == 1 and r.header.extra == {"note": "golden v1"}
+    assert [c.num_frames for c in chunks] == [9, 5] and r.total_frames == 14 and not any(c.continues for c in chunks)
     for c, g in zip(chunks, grids):
         np.testing.assert_array_equal(c.tokens, g)
     assert [p.data for p in r.packets()] == [b"\x01\x02\x03", b"\x04\x05"]
@@ -520,10 +548,10 @@ def test_bad_magic(good):
 
 def test_unsupported_version(good):
     data = bytearray(good[0])
-    data[4] = 2
+    data[4] = 3
     with pytest.raises(UnsupportedVersionError) as e:
         VcbReader(io.BytesIO(bytes(data)))
-    assert "version 2" in one_line(e.value)
+    assert "version 3" in one_line(e.value)
 
 
 def test_header_checksum(good):

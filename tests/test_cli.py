@@ -239,7 +239,7 @@ def test_decode_damaged_vcb(sample_vcb, model, tmp_path, how, match):
 def test_salvage_decodes_the_intact_chunks(model, tmp_path):
     src = tmp_path / "in.mkv"
     write_clip(src, width=16, height=16, num_frames=40, codec="ffv1", pix_fmt="yuv420p")  # chunks 17+17+6
-    assert run("encode", src, "-o", tmp_path / "a.vcb", "--model", model).exit_code == 0
+    assert run("encode", src, "-o", tmp_path / "a.vcb", "--model", model, "--keyint", "17").exit_code == 0
     import bitstream
 
     offsets = [e.offset for e in bitstream.VcbReader(str(tmp_path / "a.vcb")).index()]

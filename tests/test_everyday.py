@@ -274,13 +274,15 @@ def _damage(vcb: Path, dst: Path, chunk: int) -> Path:
 def test_info_verify(clip_vcb, tmp_path):
     r = run("info", "--verify", clip_vcb)
     assert r.exit_code == 0 and "verify:      OK" in r.stdout
-    bad = _damage(clip_vcb, tmp_path / "bad.vcb", 1)  # chunks of 5: frames 5-9
+    # one keyframe period of chunks of 5 + 4 + 3 frames: damage in chunk 1 (frames 5-8) takes chunk 2, which
+    # continues it, along
+    bad = _damage(clip_vcb, tmp_path / "bad.vcb", 1)
     r = run("info", "--verify", "--json", bad)
     v = json.loads(r.stdout)["verify"]
     assert r.exit_code == 1 and not v["ok"]
-    assert (v["lost_frames"], v["gaps"], v["damaged_chunks"], v["intact_frames"]) == (5, [[5, 5]], 1, 7)
+    assert (v["lost_frames"], v["gaps"], v["damaged_chunks"], v["intact_frames"]) == (7, [[5, 7]], 2, 5)
     r = run("info", "--verify", bad)
-    assert "DAMAGED" in r.stdout and "frames 5-9 lost (5 frames)" in r.stdout
+    assert "DAMAGED" in r.stdout and "frames 5-11 lost (7 frames)" in r.stdout
     data = clip_vcb.read_bytes()
     (tmp_path / "cut.vcb").write_bytes(data[: len(data) * 2 // 3])
     assert "info --verify" in run("info", tmp_path / "cut.vcb").stderr  # the hint
@@ -293,9 +295,9 @@ def test_salvage_keeps_timing_and_audio(clip_vcb, model, tmp_path):
     bad = _damage(clip_vcb, tmp_path / "bad.vcb", 1)
     r = run("decode", bad, "-o", tmp_path / "o.mkv", "--model", model, "--salvage")
     assert r.exit_code == 0, r.output
-    assert "frames 5-9 lost (5 frames): filled with repeats" in r.stderr
+    assert "frames 5-11 lost (7 frames): filled with repeats" in r.stderr  # chunk 1 and chunk 2, which continues it
     frames, info = _quiet_read(tmp_path / "o.mkv")
-    assert len(frames) == 12 and (frames[5:10] == frames[4]).all()
+    assert len(frames) == 12 and (frames[5:12] == frames[4]).all()
     with av.open(str(tmp_path / "o.mkv")) as c:
         assert c.streams.audio[0].codec_context.name == "flac"
 
@@ -454,16 +456,16 @@ def test_decode_range_decodes_only_the_chunks_it_needs(model, tmp_path, monkeypa
 
     src = tmp_path / "in.mkv"
     write_clip(src, width=16, height=16, num_frames=22, codec="ffv1", pix_fmt="yuv420p", audio="aac")
-    assert run("encode", src, "-o", tmp_path / "a.vcb", "--model", model).exit_code == 0  # chunks of 5
+    assert run("encode", src, "-o", tmp_path / "a.vcb", "--model", model).exit_code == 0  # chunks 5 4 4 4 4 1
     assert run("decode", tmp_path / "a.vcb", "-o", tmp_path / "all.mkv", "--model", model).exit_code == 0
     full, _ = _quiet_read(tmp_path / "all.mkv")
     calls = []
     real = Tokenizer.decode_window
     monkeypatch.setattr(Tokenizer, "decode_window", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
     r = run("decode", tmp_path / "a.vcb", "-o", tmp_path / "part.mkv", "--model", model, "--start", "0.28",
-            "--frames", "4")  # frames 7..10: chunks 1 and 2
+            "--frames", "4")  # frames 7..10: chunks 1 and 2, which continue chunk 0 (decoded for its state)
     assert r.exit_code == 0, r.output
-    assert len(calls) == 2
+    assert len(calls) == 3
     part, info = _quiet_read(tmp_path / "part.mkv")
     assert np.array_equal(part, full[7:11]) and info.frame_rate == 25
     with av.open(str(tmp_path / "part.mkv")) as c:

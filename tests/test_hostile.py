@@ -66,7 +66,7 @@ def _with_source(tok, base: bytes, source: dict | None = None, tracks=()) -> byt
         for t in tracks:
             w.add_track(t)
         for c in VcbReader(io.BytesIO(base)).chunks():
-            w.write_chunk(c.tokens, c.num_frames)
+            w.write_chunk(c.tokens, c.num_frames, continues=c.continues)
     return buf.getvalue()
 
 

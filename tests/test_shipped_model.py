@@ -8,6 +8,7 @@ After deliberately replacing the shipped model, update SHIPPED_WEIGHTS_HASH and 
 """
 
 import hashlib
+import io
 import json
 import os
 import warnings
@@ -92,7 +93,10 @@ def test_sample_clip_lands_in_its_quality_band(tok, sample, quality):
 
 
 def _golden_source(sample: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(sample[:5, 104:168, 256:352])  # 5 frames, 96x64, the riders
+    """33 frames, 96x64, the riders: the clip forwards then backwards, so that the stream holds a keyframe chunk
+    (17 frames) and a chunk that continues it (16)."""
+    riders = sample[:, 104:168, 256:352]
+    return np.ascontiguousarray(np.concatenate([riders, riders[-2::-1]]))
 
 
 def test_golden_stream_of_the_shipped_model(tok, sample):
@@ -108,6 +112,7 @@ def test_golden_stream_of_the_shipped_model(tok, sample):
     expected = json.loads(GOLDEN_JSON.read_text())
     golden = GOLDEN_VCB.read_bytes()
     assert data == golden                                    # the encoder makes the same bytes
+    assert [c.continues for c in bitstream.VcbReader(io.BytesIO(golden)).coded_chunks()] == [False, True]
     decoded = vcodec.decompress(golden)                      # found by the model name in the header
     assert list(decoded.shape) == expected["shape"]
     assert hashlib.sha256(decoded.tobytes()).hexdigest() == expected["frames_sha256"]

@@ -162,3 +162,27 @@ def test_big_frames_stream_one_latent_frame_at_a_time(tok, monkeypatch, tiled):
     assert np.array_equal(tokens, ref_tokens)
     diff = np.abs(joined.astype(np.int16) - ref_frames)
     assert diff.max() <= (1 if tiled else 0) and (diff > 0).mean() < 1e-3
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_windows_that_continue_a_stream_code_as_one_window(tok, monkeypatch, tiled):
+    """A 5-frame window, then 4- and 3-frame windows that continue its stream (StreamState): the tokens are exactly
+    those of the 12 frames as one window, the frames those of decoding it at once (within one level),
+    and a window that ends inside a latent frame (3 of 4 frames) leaves the stream empty: the next is a keyframe."""
+    from vcodec.stream import StreamState
+    frames = _frames(n=12)
+    if tiled:
+        _tiled(tok, monkeypatch)
+    whole = tok.encode_window(frames, tok.max_levels)
+    enc, parts = StreamState(), []
+    for a, b in ((0, 5), (5, 9), (9, 12)):
+        parts.append(tok.encode_window(frames[a:b], tok.max_levels, stream=enc))
+    assert [p.shape[1] for p in parts] == [2, 1, 1] and not enc.started
+    assert np.array_equal(np.concatenate(parts, axis=1), whole)
+    dec = StreamState()
+    out = np.concatenate([tok.decode_window(p, n, 75, 106, stream=dec) for p, n in zip(parts, (5, 4, 3))])
+    diff = np.abs(out.astype(np.int16) - tok.decode_window(whole, 12, 75, 106))  # (sums split differently)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3 and not dec.started
+    tok.decode_window(parts[0], 5, 75, 106, stream=dec)
+    with pytest.raises(ValueError, match="latent frames"):   # a grid that does not fit a continuing window
+        tok.decode_window(parts[1], 5, 75, 106, stream=dec)

@@ -27,7 +27,6 @@ import numpy as np
 
 from bitstream import BadMagicError, BitstreamError, VcbReader, VcbWriter
 from vcodec.coding import (
-    array_windows,
     audio_packet,
     audio_track,
     damage_messages,
@@ -36,8 +35,8 @@ from vcodec.coding import (
     decoder_for,
     encode_windows,
     quality_point,
-    regroup,
     sample_aspect_ratio,
+    stream_chunks,
     stream_header,
     to_gray,
     track_info,
@@ -51,6 +50,7 @@ from vcodec.io.sink import VideoSink, output_kind
 from vcodec.io.source import VideoSource
 from vcodec.models import DEFAULT_MODEL, encoder_tokenizer, list_models, load_tokenizer, resolve_device
 from vcodec.results import DecodeResult, EncodeResult, rate_str
+from vcodec.stream import DEFAULT_KEYINT, StreamState
 
 if TYPE_CHECKING:
     from vcodec.tokenizer import Tokenizer
@@ -184,6 +184,7 @@ def encode_video(
     duration: float | Fraction | None = None,
     psnr: bool = False,
     threads: int | None = None,
+    keyint: int = DEFAULT_KEYINT,
 ) -> EncodeResult:
     """Encode a video into a ``.vcb``.
 
@@ -196,10 +197,13 @@ def encode_video(
     ``start`` (seconds), ``frames`` / ``duration`` (seconds): encode only that part (audio cut to match, at
     packet boundaries). ``psnr``: measure what a decoder will get against the source (the result's
     ``quality_metrics``, see :mod:`vcodec.compare`). ``threads``: torch CPU threads (default: torch's).
+    ``keyint``: frames per keyframe period (decoding can start only at a period's first frame; ``keyint`` up to
+    the model's window, 17, codes every window on its own).
     """
     inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
     _refuse_video_output(out)
     _check_range(start, frames, duration)
+    _check_keyint(keyint)
     notes = _Warnings()
     with notes.collect(), VideoSource(inp) as source:
         t0 = time.perf_counter()
@@ -213,7 +217,8 @@ def encode_video(
         t_first = Fraction(first) / si.frame_rate
         t_end = None if count is None else Fraction(first + count) / si.frame_rate
         measured = Quality() if psnr else None
-        header = stream_header(tok, bits, levels, q, si.width, si.height, si.frame_rate, {"source": si.to_json()})
+        header = stream_header(tok, bits, levels, q, si.width, si.height, si.frame_rate,
+                               {"source": si.to_json(), "keyint": keyint})
         tok.check_encode_memory(tok.window_frames, si.height, si.width, frames_held=False)  # before reading frames
         audio_bytes = 0
         t0 = time.perf_counter()
@@ -231,14 +236,16 @@ def encode_video(
                 nonlocal audio_bytes
                 audio_bytes += write_audio(w, ids, take_audio())
 
-            def coded(window, tokens) -> None:
-                rec = tok.decode_window(tokens, len(window), si.height, si.width, bits)
+            decoder_stream = StreamState()
+
+            def coded(window, tokens, continues) -> None:
+                if not continues:
+                    decoder_stream.reset()
+                rec = tok.decode_window(tokens, len(window), si.height, si.width, bits, decoder_stream)
                 measured.add(window, to_gray(rec) if si.gray else rec)
 
-            windows = source.windows(tok.window_frames)
-            if first or count is not None:
-                windows = regroup(windows, tok.window_frames, first, count)
-            encode_windows(w, tok, windows, bits, levels, after_window, coded if psnr else None, bar.update)
+            chunks = stream_chunks(source.windows(tok.window_frames), tok, keyint, first, count)
+            encode_windows(w, tok, chunks, bits, levels, after_window, coded if psnr else None, bar.update)
             if w.num_frames == 0:
                 raise InputError(f"{inp.name}: no frames in the range asked for (the video has {source.frames_read})")
             audio_bytes += write_audio(w, ids, take_audio())
@@ -411,6 +418,14 @@ def _check_range(start, frames, duration) -> None:
         raise ArgumentError(f"duration {duration} is not positive")
 
 
+MAX_KEYINT = 10**7  # frames: a keyframe period as long as the longest stream the format holds
+
+
+def _check_keyint(keyint) -> None:
+    if isinstance(keyint, bool) or not isinstance(keyint, int) or not 1 <= keyint <= MAX_KEYINT:
+        raise ArgumentError(f"keyint must be a whole number of frames in 1..{MAX_KEYINT}, got {keyint!r}")
+
+
 def _frame_range(rate: Fraction, start, frames: int | None, duration) -> tuple[int, int | None]:
     """(first frame, frame count or None for all) for a start time and a frame count or duration in seconds."""
     first = round(Fraction(start) * rate) if start else 0
@@ -453,8 +468,11 @@ def compress(
     device: str = "auto",
     frame_rate: Fraction | int | float = 25,
     tokenizer: Tokenizer | None = None,
+    keyint: int = DEFAULT_KEYINT,
 ) -> bytes:
-    """Encode ``frames`` (``uint8`` ``(T, H, W, 3)`` RGB, T >= 1) into the bytes of a ``.vcb`` stream."""
+    """Encode ``frames`` (``uint8`` ``(T, H, W, 3)`` RGB, T >= 1) into the bytes of a ``.vcb`` stream
+    (``keyint`` as for :func:`encode_video`)."""
+    _check_keyint(keyint)
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape) < 1:
         raise InputError(f"frames must be uint8 (T, H, W, 3) with T, H, W >= 1; got {frames.dtype} {frames.shape}")
@@ -462,10 +480,10 @@ def compress(
     q, bits, levels = quality_point(tok, quality)
     rate = Fraction(frame_rate).limit_denominator(1001) if isinstance(frame_rate, float) else Fraction(frame_rate)
     T, H, W, _ = frames.shape
-    header = stream_header(tok, bits, levels, q, W, H, rate, {}, num_frames=T)
+    header = stream_header(tok, bits, levels, q, W, H, rate, {"keyint": keyint}, num_frames=T)
     buf = io.BytesIO()
     with VcbWriter(buf, header, tables=tok.tables_for(bits)) as w:
-        encode_windows(w, tok, array_windows(frames, tok.window_frames), bits, levels)
+        encode_windows(w, tok, stream_chunks([frames], tok, keyint), bits, levels)
     return buf.getvalue()
 
 

@@ -32,6 +32,7 @@ import click
 from vcodec import __version__
 from vcodec.errors import ArgumentError, VcodecError, VcodecWarning
 from vcodec.models import DEFAULT_MODEL
+from vcodec.stream import DEFAULT_KEYINT
 
 # name -> ("module:attribute" of a click.Command, its one-line help). Imported on first use, so that
 # `vcodec --help` lists them without importing them (train needs torch: seconds).
@@ -308,6 +309,9 @@ def _default_output(input: str, ext: str) -> str:
               help="the .vcb to write (- for stdout; default: INPUT with .vcb for its extension)")
 @click.option("--quality", type=int, default=None, metavar="N",
               help="rate point of the model (see `vcodec models`); default: its highest")
+@click.option("--keyint", type=click.IntRange(1, 10**7), default=DEFAULT_KEYINT, show_default=True, metavar="N",
+              help="frames per keyframe period: seeking and --salvage restart at keyframes; up to 17 codes every "
+                   "17-frame window on its own")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, metavar="NAME|PATH",
               help="shipped model name or a .pt checkpoint")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -319,8 +323,8 @@ def _default_output(input: str, ext: str) -> str:
 @click.option("--size", default=None, metavar="WxH", help="raw .yuv input: frame size (default: from its name)")
 @click.option("--fps", default=None, metavar="RATE", help="raw .yuv input: frame rate (default: from its name)")
 @click.option("--pix-fmt", default=None, metavar="FMT", help="raw .yuv input: yuv420p, yuv420p10le, ... (default: name)")
-def encode(input, output, quality, model, device, start, num_frames, duration, threads, psnr, overwrite, as_json,
-           size, fps, pix_fmt):
+def encode(input, output, quality, keyint, model, device, start, num_frames, duration, threads, psnr, overwrite,
+           as_json, size, fps, pix_fmt):
     """Encode INPUT (any video FFmpeg opens, .y4m included; - for stdin) into a .vcb.
 
     Frames are read, encoded and written one window at a time, so memory stays flat however long the video.
@@ -337,7 +341,7 @@ def encode(input, output, quality, model, device, start, num_frames, duration, t
         input = raw_yuv(input, size=size, fps=fps, pix_fmt=pix_fmt)
     res = api.encode_video(input, output, quality=quality, model=model, device=device, overwrite=overwrite,
                            progress=not as_json, start=start, frames=num_frames, duration=duration, psnr=psnr,
-                           threads=threads)
+                           threads=threads, keyint=keyint)
     if as_json:
         _emit_json(res.to_json(), to_stderr=output == "-")
         return

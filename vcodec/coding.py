@@ -21,6 +21,7 @@ from bitstream.header import MAX_RATE
 from vcodec.errors import VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack
 from vcodec.models import stream_tokenizer
+from vcodec.stream import DEFAULT_KEYINT, StreamState, chunk_plan
 
 if TYPE_CHECKING:
     from vcodec.tokenizer import Tokenizer
@@ -193,32 +194,13 @@ def write_audio(w: VcbWriter, ids: list[int], packets) -> int:
 # the two cores
 
 
-def array_windows(frames: np.ndarray, n: int) -> Iterator[np.ndarray]:
-    """``frames`` ``(T, H, W, 3)`` in consecutive windows of at most ``n`` frames."""
-    for s in range(0, len(frames), n):
-        yield np.ascontiguousarray(frames[s : s + n])
-
-
-def encode_windows(w: VcbWriter, tok: Tokenizer, windows: Iterable[np.ndarray], bits: int, levels: int,
-                   after: Callable[[int], None] | None = None,
-                   coded: Callable[[np.ndarray, np.ndarray], None] | None = None,
-                   progress: Callable[[int], None] | None = None) -> None:
-    """The window-encode core: each window ``uint8 (n, H, W, 3)`` becomes one chunk of ``levels`` token planes of
-    ``bits`` bits; ``after(n)`` runs after each (to interleave audio), ``coded(window, tokens)`` before it (to
-    measure what a decoder will see), ``progress(k)`` after each latent frame (``k`` frames, at most 4)."""
-    for window in windows:
-        tokens = tok.encode_window(window, levels, bits, progress)
-        w.write_chunk(tokens, len(window))
-        if coded is not None:
-            coded(window, tokens)
-        if after is not None:
-            after(len(window))
-
-
-def regroup(frames: Iterable[np.ndarray], n: int, first: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
+def plan_chunks(frames: Iterable[np.ndarray], plan: Iterable[tuple[int, object]], first: int = 0,
+                count: int | None = None) -> Iterator[tuple[np.ndarray, object]]:
     """Frames ``first .. first + count - 1`` (``count`` None: to the end) of a stream of frame groups ``uint8
-    (k, H, W, 3)``, regrouped into groups of ``n`` (the last may be shorter). Stops reading once ``count`` are
-    out."""
+    (k, H, W, 3)``, cut into chunks of the sizes ``plan`` gives, each with its tag: ``(chunk, tag)`` (the last chunk
+    may be shorter). Stops reading once ``count`` are out."""
+    plan = iter(plan)
+    n, tag = next(plan)
     buf: list[np.ndarray] = []
     pos = out = 0
     for group in frames:
@@ -233,12 +215,43 @@ def regroup(frames: Iterable[np.ndarray], n: int, first: int = 0, count: int | N
         buf.extend(group[lo:hi])
         out += hi - lo
         while len(buf) >= n:
-            yield np.stack(buf[:n])
+            yield np.stack(buf[:n]), tag
             buf = buf[n:]
+            n, tag = next(plan)
         if count is not None and out >= count:
             break
     if buf:
-        yield np.stack(buf)
+        yield np.stack(buf), tag
+
+
+def stream_chunks(frames: Iterable[np.ndarray], tok: Tokenizer, keyint: int = DEFAULT_KEYINT, first: int = 0,
+                  count: int | None = None) -> Iterator[tuple[np.ndarray, bool]]:
+    """``(chunk, continues)``: the frames (as :func:`plan_chunks`) in the chunks :func:`chunk_plan` lays out for
+    ``tok``'s window."""
+    return plan_chunks(frames, chunk_plan(tok.window_frames, tok.config.temporal_factor, keyint), first, count)
+
+
+def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarray, bool]], bits: int, levels: int,
+                   after: Callable[[int], None] | None = None,
+                   coded: Callable[[np.ndarray, np.ndarray, bool], None] | None = None,
+                   progress: Callable[[int], None] | None = None) -> None:
+    """The window-encode core: each ``(window, continues)`` of :func:`stream_chunks` (window ``uint8 (n, H, W,
+    3)``) becomes one chunk of ``levels`` token planes of ``bits`` bits, continuing the previous chunk's stream
+    (model state and coder contexts) when ``continues``; ``after(n)`` runs after each (to interleave audio),
+    ``coded(window, tokens, continues)`` before it (to measure what a decoder will see), ``progress(k)`` after each
+    latent frame (``k`` frames, at most 4)."""
+    stream = StreamState()
+    for window, continues in chunks:
+        if not continues:
+            stream.reset()
+        elif not stream.started:
+            raise ValueError("a chunk can continue only a chunk that ends on a whole latent frame")
+        tokens = tok.encode_window(window, levels, bits, progress, stream)
+        w.write_chunk(tokens, len(window), continues=continues)
+        if coded is not None:
+            coded(window, tokens, continues)
+        if after is not None:
+            after(len(window))
 
 
 def decoder_for(reader: VcbReader, *, tokenizer: Tokenizer | None, model, device: str, name: str) -> Tokenizer:
@@ -258,12 +271,14 @@ def decoded(reader: VcbReader, tok: Tokenizer, *, salvage: bool = False) -> Iter
     :func:`gap_frames`), so that every later frame keeps its time and the audio stays in sync."""
     h = reader.header
     gray = source_info(h).get("gray") is True
-    frames, last = 0, None
+    frames, last, stream = 0, None, StreamState()
     for item in reader.records(salvage=salvage):
         if isinstance(item, Chunk):
             if item.first_frame > frames:
                 yield from gap_frames(last, item.first_frame - frames, frames, h.height, h.width)
-            for out in tok.decode_pieces(item.tokens, item.num_frames, h.height, h.width, h.token_bits):
+            if not item.continues:
+                stream.reset()
+            for out in tok.decode_pieces(item.tokens, item.num_frames, h.height, h.width, h.token_bits, stream):
                 out = to_gray(out) if gray else out
                 last = out[-1]
                 yield out
@@ -292,19 +307,24 @@ def gap_frames(last: np.ndarray | None, n: int, start: int, height: int, width: 
 
 def decoded_range(reader: VcbReader, tok: Tokenizer, first: int, count: int | None) -> Iterator[np.ndarray]:
     """Frames ``first .. first + count - 1`` (``count`` None: to the end), decoding only the chunks that hold
-    them, found through the stream's index (seekable inputs)."""
+    them, from the keyframe chunk before the first of them (found through the stream's index; seekable inputs)."""
     h = reader.header
     gray = source_info(h).get("gray") is True
     end = None if count is None else first + count
-    for e in reader.index():
-        if e.first_frame + e.num_frames <= first:
-            continue
-        if end is not None and e.first_frame >= end:
-            break
-        chunk = reader.read_chunk(e.index)
-        out = tok.decode_window(chunk.tokens, chunk.num_frames, h.height, h.width, h.token_bits)
+    entries = reader.index()
+    held = [e.index for e in entries if e.first_frame + e.num_frames > first and (end is None or e.first_frame < end)]
+    if not held:
+        return
+    stream = StreamState()
+    for chunk in reader.read_chunks(held[0], held[-1] + 1):
+        if not chunk.continues:
+            stream.reset()
+        out = tok.decode_window(chunk.tokens, chunk.num_frames, h.height, h.width, h.token_bits, stream)
+        if chunk.index < held[0]:
+            continue  # decoded for the stream state only
         out = to_gray(out) if gray else out
-        lo, hi = max(first - e.first_frame, 0), e.num_frames if end is None else min(e.num_frames, end - e.first_frame)
+        f0 = chunk.first_frame
+        lo, hi = max(first - f0, 0), chunk.num_frames if end is None else min(chunk.num_frames, end - f0)
         yield out[lo:hi]
 
 

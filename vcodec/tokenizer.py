@@ -31,6 +31,7 @@ from .model.checkpoint import (
 from .model.config import TokenizerConfig
 from .model.layers import streaming
 from .model.pixels import frames_to_model, model_to_frames
+from .stream import StreamState
 
 
 class Tokenizer:
@@ -148,20 +149,27 @@ class Tokenizer:
     def _tiled(self, height: int, width: int) -> bool:
         return height * width > self.TILE_ABOVE
 
-    def _time_pieces(self, n: int, stream: bool) -> list[tuple[int, int, int, int]]:
+    def _time_pieces(self, n: int, stream: bool, continues: bool = False) -> list[tuple[int, int, int, int]]:
         """``(l0, l1, f0, f1)``: latent frames ``[l0, l1)`` and the frames ``[f0, f1)`` of the window (``n`` frames,
-        padded to ``config.padded_frames(n)``) that make them, in the order the networks run. ``stream``: one latent
-        frame at a time (the first frame, then groups of ``temporal_factor``); else the whole window at once."""
-        tf, T, Tl = self.config.temporal_factor, self.config.padded_frames(n), self.config.latent_frames(n)
+        padded to ``config.padded_frames(n, continues)``) that make them, in the order the networks run.
+        ``stream``: one latent frame at a time (the first frame, then groups of ``temporal_factor``); else the
+        whole window at once. A window that ``continues`` a stream has no lone first frame."""
+        cfg = self.config
+        tf, T, Tl = cfg.temporal_factor, cfg.padded_frames(n, continues), cfg.latent_frames(n, continues)
         if not stream:
             return [(0, Tl, 0, T)]
+        if continues:
+            return [(k, k + 1, tf * k, tf * (k + 1)) for k in range(Tl)]
         return [(0, 1, 0, 1)] + [(k, k + 1, 1 + tf * (k - 1), 1 + tf * k) for k in range(1, Tl)]
 
     @torch.inference_mode()
     def encode_window(self, frames: np.ndarray, levels: int, bits: int | None = None,
-                      progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """frames uint8 (n, H, W, 3) -> tokens uint32 (levels, config.latent_frames(n), *config.latent_size(H, W)):
-        the first ``levels`` token planes, each holding the low ``bits`` bits (default all).
+                      progress: Callable[[int], None] | None = None, stream: StreamState | None = None) -> np.ndarray:
+        """frames uint8 (n, H, W, 3) -> tokens uint32 (levels, config.latent_frames(n, continues),
+        *config.latent_size(H, W)): the first ``levels`` token planes, each holding the low ``bits`` bits (default
+        all). ``stream``: the causal state of the stream the window belongs to; when it holds the state of the
+        window before (``stream.started``), this window continues it (no lone first frame: the tokens are those of
+        the two windows encoded as one), and it is left holding this window's state for the next.
 
         Frames of more than :attr:`TILE_ABOVE` pixels are encoded in overlapping spatial tiles, and the causal
         encoder runs as a stream, one latent frame at a time (the first frame, then groups of
@@ -179,46 +187,54 @@ class Tokenizer:
         lh, lw = cfg.latent_size(H, W)
         tiled = self._tiled(H, W)
         tiles = list(self._tiles(lh, lw, self.margins()[0])) if tiled else [((0, lh, 0, lw),) * 2]
-        states = [None] * len(tiles)                                      # each tile's stream state
-        out = np.empty((levels, cfg.latent_frames(n), lh, lw), np.uint32)
-        with streaming(self.model.encoder) as stream:
-            for l0, l1, f0, f1 in self._time_pieces(n, stream=tiled):
+        continues = stream is not None and stream.started
+        states = stream.take(len(tiles), (H, W)) if continues else [None] * len(tiles)  # each tile's stream state
+        out = np.empty((levels, cfg.latent_frames(n, continues), lh, lw), np.uint32)
+        with streaming(self.model.encoder) as net:
+            for l0, l1, f0, f1 in self._time_pieces(n, stream=tiled, continues=continues):
                 piece = frames[np.minimum(np.arange(f0, f1), n - 1)]          # padded by repeating the last frame
                 for i, ((y0, y1, x0, x1), (a0, a1, b0, b1)) in enumerate(tiles):
                     rows = np.minimum(np.arange(a0 * sf, a1 * sf), H - 1)    # edge replication to the latent grid
                     cols = np.minimum(np.arange(b0 * sf, b1 * sf), W - 1)
                     x = frames_to_model(torch.from_numpy(piece[:, rows][:, :, cols]).to(self.device).unsqueeze(0))
-                    stream.load(states[i])
-                    idx = self.model.encode_indices(x, levels, bits, first=l0 == 0)   # (1, L, l1 - l0, th, tw)
-                    states[i] = stream.state()
+                    net.load(states[i])
+                    idx = self.model.encode_indices(x, levels, bits, first=l0 == 0 and not continues)
+                    states[i] = net.state()
                     out[:, l0:l1, y0:y1, x0:x1] = idx[0, :, :, y0 - a0:y1 - a0, x0 - b0:x1 - b0].cpu().numpy()
                 if progress is not None:
                     progress(max(0, min(f1, n) - f0))
+        if stream is not None:
+            stream.keep(states, (H, W), cfg.padded_frames(n, continues) == n)
         return out
 
     @torch.inference_mode()
     def decode_pieces(self, tokens: np.ndarray, num_frames: int, height: int, width: int,
-                      bits: int | None = None) -> Iterator[np.ndarray]:
+                      bits: int | None = None, stream: StreamState | None = None) -> Iterator[np.ndarray]:
         """tokens uint32 (L, T', h, w) with ``bits`` coded bits each -> the window's frames uint8 (k, height,
         width, 3), in pieces that together make ``num_frames``. Frames of more than :attr:`TILE_ABOVE` pixels are
         decoded in overlapping tiles, several at a time, and the causal decoder runs as a stream (each tile its
         own): one latent frame per piece (the first frame, then ``temporal_factor`` frames), with memory for one
-        latent frame. Smaller frames come as one piece (see :meth:`encode_window`)."""
+        latent frame. Smaller frames come as one piece (see :meth:`encode_window`). ``stream`` as for
+        :meth:`encode_window`: a started one makes this window continue the one before."""
         L, Tl, h, w = tokens.shape
         if not 1 <= L <= self.max_levels:
             raise ValueError(f"token grid has {L} levels; model {self.name} has at most {self.max_levels}")
         sf = self.config.spatial_factor
         tiled = self._tiled(height, width)
         tiles = list(self._tiles(h, w, self.margins()[1])) if tiled else [((0, h, 0, w),) * 2]
+        continues = stream is not None and stream.started
+        if Tl != self.config.latent_frames(num_frames, continues):
+            raise ValueError(f"token grid has {Tl} latent frames; a {num_frames}-frame window "
+                             f"{'continuing a stream ' * continues}has {self.config.latent_frames(num_frames, continues)}")
         workers = max(1, min(len(tiles), torch.get_num_threads())) if self.device.type == "cpu" else 1
         core_px = min(h, self.TILE_CORE + 2 * self.margins()[1]) * min(w, self.TILE_CORE + 2 * self.margins()[1]) \
             if len(tiles) > 1 else h * w
-        pieces = self._time_pieces(num_frames, stream=tiled)
+        pieces = self._time_pieces(num_frames, stream=tiled, continues=continues)
         piece_latents = max(l1 - l0 for l0, l1, _, _ in pieces)
         check_memory(piece_latents * self.config.temporal_factor * height * width * 3
                      + workers * self.decode_bytes(core_px * sf * sf, piece_latents),
                      f"decoding a {num_frames}-frame window of {width}x{height}")
-        states = [None] * len(tiles)                                      # each tile's stream state
+        states = stream.take(len(tiles), (height, width)) if continues else [None] * len(tiles)  # per tile
         # one decoder per worker thread (the main one when there is one worker); a tile's state moves between them
         nets: queue.Queue = queue.Queue()
         for k in range(workers):
@@ -229,10 +245,10 @@ class Tokenizer:
             idx = torch.from_numpy(tokens[:, l0:l1, a0:a1, b0:b1].astype(np.int64)).unsqueeze(0).to(self.device)
             net = nets.get()
             try:
-                with torch.inference_mode(), streaming(net) as stream:
-                    stream.load(states[i])
-                    video = self.model.decode_indices(idx, bits, first=l0 == 0, decoder=net)  # (1, 3, k, f*th, f*tw)
-                    states[i] = stream.state()
+                with torch.inference_mode(), streaming(net) as run_stream:
+                    run_stream.load(states[i])
+                    video = self.model.decode_indices(idx, bits, first=l0 == 0 and not continues, decoder=net)
+                    states[i] = run_stream.state()                                       # (1, 3, k, f*th, f*tw)
             finally:
                 nets.put(net)
             py1, px1 = min(y1 * sf, height), min(x1 * sf, width)
@@ -254,12 +270,14 @@ class Tokenizer:
                     else:
                         list(pool.map(lambda job: run(*job), jobs))
                 yield out
+        if stream is not None:
+            stream.keep(states, (height, width), self.config.padded_frames(num_frames, continues) == num_frames)
 
     def decode_window(self, tokens: np.ndarray, num_frames: int, height: int, width: int,
-                      bits: int | None = None) -> np.ndarray:
+                      bits: int | None = None, stream: StreamState | None = None) -> np.ndarray:
         """tokens uint32 (L, T', h, w) with ``bits`` coded bits each -> frames uint8 (num_frames, height, width, 3)
         (:meth:`decode_pieces`, joined)."""
-        return np.concatenate(list(self.decode_pieces(tokens, num_frames, height, width, bits)))
+        return np.concatenate(list(self.decode_pieces(tokens, num_frames, height, width, bits, stream)))
 
     def check_encode_memory(self, num_frames: int, height: int, width: int, frames_held: bool = True) -> None:
         """Refuse (:class:`ResourceError`) to encode a window that would not fit in the memory available; with

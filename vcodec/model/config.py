@@ -71,14 +71,18 @@ class TokenizerConfig:
         """Pixels per latent position along each axis: 2-level Haar patching (4x) then one learned 2x."""
         return SPATIAL_FACTOR
 
-    def latent_frames(self, num_frames: int) -> int:
+    def latent_frames(self, num_frames: int, continues: bool = False) -> int:
         """Latent frames of a window of ``num_frames`` >= 1 video frames: the first alone, then one per
-        ``temporal_factor`` frames, i.e. ``1 + ceil((num_frames - 1) / temporal_factor)``."""
-        return 1 + -(-(num_frames - 1) // self.temporal_factor)
+        ``temporal_factor`` frames, i.e. ``1 + ceil((num_frames - 1) / temporal_factor)``; a window that
+        ``continues`` a stream has no lone first frame: ``ceil(num_frames / temporal_factor)``."""
+        tf = self.temporal_factor
+        return -(-num_frames // tf) if continues else 1 + -(-(num_frames - 1) // tf)
 
-    def padded_frames(self, num_frames: int) -> int:
-        """Video frames the network sees for ``num_frames``: padded up to ``1 + k * temporal_factor``."""
-        return 1 + (self.latent_frames(num_frames) - 1) * self.temporal_factor
+    def padded_frames(self, num_frames: int, continues: bool = False) -> int:
+        """Video frames the network sees for ``num_frames``: padded up to ``1 + k * temporal_factor`` (``k *
+        temporal_factor`` when the window ``continues`` a stream)."""
+        tf = self.temporal_factor
+        return self.latent_frames(num_frames, True) * tf if continues else 1 + (self.latent_frames(num_frames) - 1) * tf
 
     def latent_size(self, height: int, width: int) -> tuple[int, int]:
         """Latent grid ``(rows, columns)`` of a ``height`` x ``width`` picture (padded up to a multiple of

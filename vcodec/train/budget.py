@@ -114,7 +114,8 @@ def run(args) -> dict:
     mcfg = TokenizerConfig.from_dict(ck["config"])
     stored = dict(ck.get("train_config") or {})
     step0 = int(ck.get("step", 0))
-    cfg = TrainConfig(**{**stored, "batch": args.batch, "size": args.size, "lr": args.lr, "warmup": args.warmup,
+    cfg = TrainConfig(**{**stored, "batch": args.batch, "size": args.size,
+                         "frames": args.frames or stored.get("frames", 17), "lr": args.lr, "warmup": args.warmup,
                          "eval_every": args.eval_every, "seed": step0 + 1, "restart_step": step0,
                          "steps": step0 + 10**9, "checkpoint_minutes": 10**9, "max_minutes": 0.0})
     corpus = Corpus.load([args.corpus])
@@ -196,6 +197,8 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cuda")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--size", type=int, default=128)
+    p.add_argument("--frames", type=int, default=0, help="frames per training clip, 1 + 4k (0: the init's); "
+                   "longer clips than the 17-frame window teach the causal state of a stream across chunks")
     p.add_argument("--lr", type=float, default=8e-4)
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--rate-free", type=float, default=0.2, help="share of the steps without the rate term")

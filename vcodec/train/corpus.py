@@ -55,6 +55,14 @@ def _decode_video_runs(path: Path, run_frames: int = 11, max_runs: int = 64) -> 
     return [frames[s:s + run_frames] for s in range(0, max(1, len(frames) - run_frames + 1), run_frames)][:max_runs]
 
 
+def ping_pong(n: int, t: int) -> np.ndarray:
+    """Indices of ``t`` frames that play ``n`` frames forwards, backwards, forwards, ... (0 1 2 1 0 1 ...)."""
+    if n == 1:
+        return np.zeros(t, np.int64)
+    period = np.concatenate([np.arange(n), np.arange(n - 2, 0, -1)])
+    return period[np.arange(t) % len(period)]
+
+
 class ClipSampler:
     """Draws training clips of ``frames`` frames and ``size``x``size`` pixels."""
 
@@ -84,8 +92,8 @@ class ClipSampler:
         run = self.corpus.runs[self.rng.choice(len(self.corpus.runs), p=self.weights)]
         T, H, W, _ = run.shape
         t = self.frames
-        if T < t:   # short run: repeat the last frame
-            run = np.concatenate([run, np.repeat(run[-1:], t - T, axis=0)])
+        if T < t:   # short run: play it back and forth (real motion, not a frozen tail)
+            run = run[ping_pong(T, t)]
             T = t
         s = min(self.size, H, W)
         t0 = self.rng.integers(0, T - t + 1)

@@ -60,24 +60,28 @@ def make_corpus() -> list[tuple[bytes, np.ndarray | None]]:
         (6, 2, 24, 17, 9, [9, 5], False, True, True),
         (5, 3, 16, 16, 5, [5, 1, 5], True, False, False),
         (12, 2, 9, 30, 17, [17], True, True, True),
+        # two keyframe periods of chunks that continue their keyframe chunk (format version 2)
+        (7, 2, 20, 12, 9, [9, (8, True), (8, True), (3, True), 9, (4, True)], True, True, True),
     ]
     for bits, max_levels, width, height, window, frames, use_tables, use_track, use_index in specs:
         header = StreamHeader(
             model_name="fuzz-model", weights_hash=_HASH, token_bits=bits, levels=max_levels,
             max_levels=max_levels, width=width, height=height, frame_rate=(30000, 1001), window_frames=window,
         )
-        grids = [
-            _grid(rng, rng.integers(1, max_levels + 1), header.latent_frames(n), header.latent_height, header.latent_width, bits)
-            for n in frames
-        ]
+        plan = [f if isinstance(f, tuple) else (f, False) for f in frames]
+        grids, levels = [], 0
+        for n, continues in plan:  # a continuing chunk keeps the levels of the chunk it continues
+            levels = levels if continues else rng.integers(1, max_levels + 1)
+            grids.append(_grid(rng, levels, header.latent_frames(n, continues), header.latent_height,
+                               header.latent_width, bits))
         tables = bitstream.fit_tables(grids, bits) if use_tables else None
         if tables is not None and tables.shape[0] < max_levels:
             tables = np.concatenate([tables, np.ones((max_levels - tables.shape[0], *tables.shape[1:]), tables.dtype)])
         buf = io.BytesIO()
         with VcbWriter(buf, header, tables, index=use_index) as w:
             tid = w.add_track(TrackInfo("audio", "opus", (1, 48000), {"channels": 2}, b"OpusHead")) if use_track else None
-            for i, (g, n) in enumerate(zip(grids, frames)):
-                w.write_chunk(g, n)
+            for i, (g, (n, continues)) in enumerate(zip(grids, plan)):
+                w.write_chunk(g, n, continues=continues)
                 if tid is not None:
                     w.write_packet(tid, bytes(rng.integers(0, 256, 7, dtype=np.uint8)), pts=960 * i, dts=960 * i, duration=960, keyframe=True)
         out.append((buf.getvalue(), tables))

@@ -1,12 +1,15 @@
-"""Token coder on real video: coded vs raw bits per token, and the coder's share of codec time.
+"""Token coder on real video: coded vs raw bits per token at every rate point, and the coder's share of codec time.
 
-    python -m benchmarks.coder_real [--model default] [--json out.json]
+    python -m benchmarks.coder_real [--model default] [--keyint 129] [--json out.json]
 
-For every clip of the standard suite (frames never trained on), each 17-frame window is tokenized at the
-highest rate point with the shipped model; the token grids are range-coded with the model's learned
-context tables (what `vcodec encode` does) and with a uniform prior. Reports bits per token, the saving
-against raw LFQ bits, coder encode/decode throughput (tokens/s, one thread) and the coder's share of
-total encode / decode time (tokenizer + coder) for the same windows.
+For every clip of the standard suite (frames never trained on), the shipped model tokenizes the clip as
+`vcodec encode` does (keyframe periods of ``--keyint`` frames: a 17-frame keyframe chunk, then 16-frame chunks
+that continue it), once with every token plane and bit; each rate point's grids are the prefix of planes and bits
+that the quality setting codes. They are range-coded with the model's learned context tables as the stream does,
+the contexts carried across the chunks of a period ("carried", what a .vcb holds), and, for comparison, restarted
+at every chunk ("per chunk", format version 1) and with a uniform prior. Reports bits per token against the raw
+LFQ bits (``bits`` per token and plane), and, at the highest rate point, coder encode/decode throughput (tokens/s,
+one thread) and the coder's share of total encode / decode time (tokenizer + coder) for the same chunks.
 """
 from __future__ import annotations
 
@@ -17,67 +20,106 @@ import time
 import numpy as np
 
 
+def _code(grids: list[np.ndarray], continues: list[bool], bits: int, tables, carried: bool) -> tuple[int, float, float]:
+    """(coded bits, encode seconds, decode seconds) of a clip's grids; decoding is checked to give them back."""
+    import bitstream
+
+    enc, dec = bitstream.CoderContext(), bitstream.CoderContext()
+    total, t_enc, t_dec = 0, 0.0, 0.0
+    for g, c in zip(grids, continues):
+        if not (c and carried):
+            enc.reset()
+            dec.reset()
+        t = time.perf_counter()
+        data = bitstream.encode_tokens(g, bits, tables, enc)
+        t_enc += time.perf_counter() - t
+        t = time.perf_counter()
+        back = bitstream.decode_tokens(data, g.shape, bits, tables, dec)
+        t_dec += time.perf_counter() - t
+        assert np.array_equal(back, g)
+        total += len(data) * 8
+    return total, t_enc, t_dec
+
+
 def main(argv=None) -> None:
     import torch
 
-    import bitstream
     from vcodec.models import load_tokenizer
+    from vcodec.stream import DEFAULT_KEYINT, StreamState, chunk_plan
 
     from .clips import STANDARD, get_clip
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")
+    ap.add_argument("--keyint", type=int, default=DEFAULT_KEYINT)
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     tok = load_tokenizer(args.model, device="cpu")
     rows = []
     for spec in STANDARD:
-        clip = get_clip(spec)
-        frames = clip.rgb
+        frames = get_clip(spec).rgb
         n, H, W, _ = frames.shape
-        agg = {"tokens": 0, "raw_bits": 0, "coded_bits": 0, "uniform_bits": 0,
-               "t_tok_enc": 0.0, "t_tok_dec": 0.0, "t_enc": 0.0, "t_dec": 0.0}
-        for s in range(0, n, tok.window_frames):
-            win = frames[s:s + tok.window_frames]
+        grids, continues, t_tok_enc, t_tok_dec = [], [], 0.0, 0.0
+        enc_state, dec_state = StreamState(), StreamState()
+        plan, s = chunk_plan(tok.window_frames, tok.config.temporal_factor, args.keyint), 0
+        while s < n:
+            k, c = next(plan)
+            win = frames[s:s + k]
+            s += len(win)
+            if not c:
+                enc_state.reset()
+                dec_state.reset()
             t = time.perf_counter()
-            grid = tok.encode_window(win, tok.max_levels)
-            agg["t_tok_enc"] += time.perf_counter() - t
+            grids.append(tok.encode_window(win, tok.max_levels, stream=enc_state))
+            t_tok_enc += time.perf_counter() - t
             t = time.perf_counter()
-            tok.decode_window(grid, len(win), H, W)
-            agg["t_tok_dec"] += time.perf_counter() - t
-            t = time.perf_counter()
-            data = bitstream.encode_tokens(grid, tok.token_bits, tok.coder_tables)
-            agg["t_enc"] += time.perf_counter() - t
-            t = time.perf_counter()
-            back = bitstream.decode_tokens(data, grid.shape, tok.token_bits, tok.coder_tables)
-            agg["t_dec"] += time.perf_counter() - t
-            assert np.array_equal(back, grid)
-            agg["tokens"] += grid.size
-            agg["raw_bits"] += grid.size * tok.token_bits
-            agg["coded_bits"] += len(data) * 8
-            agg["uniform_bits"] += len(bitstream.encode_tokens(grid, tok.token_bits, None)) * 8
-        row = {"clip": spec.name, "width": W, "height": H, "frames": n, "levels": tok.max_levels,
-               "raw_bits_per_token": tok.token_bits,
-               "coded_bits_per_token": agg["coded_bits"] / agg["tokens"],
-               "uniform_prior_bits_per_token": agg["uniform_bits"] / agg["tokens"],
-               "saving_vs_raw": 1 - agg["coded_bits"] / agg["raw_bits"],
-               "coder_encode_tokens_per_s": agg["tokens"] / agg["t_enc"],
-               "coder_decode_tokens_per_s": agg["tokens"] / agg["t_dec"],
-               "coder_share_of_encode": agg["t_enc"] / (agg["t_enc"] + agg["t_tok_enc"]),
-               "coder_share_of_decode": agg["t_dec"] / (agg["t_dec"] + agg["t_tok_dec"])}
-        rows.append(row)
-        print(f"{spec.name:13s} {row['coded_bits_per_token']:6.2f} bits/token of {tok.token_bits} raw "
-              f"(saving {100 * row['saving_vs_raw']:4.1f}%, uniform prior {row['uniform_prior_bits_per_token']:.2f}); "
-              f"coder {row['coder_encode_tokens_per_s'] / 1e6:.2f}/{row['coder_decode_tokens_per_s'] / 1e6:.2f} "
-              f"Mtok/s enc/dec = {100 * row['coder_share_of_encode']:.1f}% / {100 * row['coder_share_of_decode']:.1f}% "
-              f"of codec time", flush=True)
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if isinstance(rows[0][k], float)}
-    print("mean: " + ", ".join(f"{k} {v:.3f}" for k, v in mean.items()))
+            tok.decode_window(grids[-1], len(win), H, W, stream=dec_state)
+            t_tok_dec += time.perf_counter() - t
+            continues.append(c)
+        for rp in tok.rate_points:
+            bits, planes = tok.quality_point(rp.quality)
+            mask = np.uint32((1 << bits) - 1) if bits < 32 else np.uint32(0xFFFFFFFF)
+            sub = [np.ascontiguousarray(g[:planes] & mask) for g in grids]
+            tokens = sum(g.size for g in sub)
+            tables = tok.tables_for(bits)
+            carried, t_enc, t_dec = _code(sub, continues, bits, tables, carried=True)
+            per_chunk = _code(sub, continues, bits, tables, carried=False)[0]
+            uniform = _code(sub, continues, bits, None, carried=True)[0]
+            row = {"clip": spec.name, "width": W, "height": H, "frames": n, "keyint": args.keyint,
+                   "quality": rp.quality, "bits": bits, "planes": planes, "raw_bits_per_token": bits,
+                   "coded_bits_per_token": carried / tokens, "per_chunk_bits_per_token": per_chunk / tokens,
+                   "uniform_prior_bits_per_token": uniform / tokens, "saving_vs_raw": 1 - carried / (tokens * bits),
+                   "per_chunk_saving_vs_raw": 1 - per_chunk / (tokens * bits)}
+            if rp.quality == tok.rate_points[-1].quality:
+                row.update({"coder_encode_tokens_per_s": tokens / t_enc, "coder_decode_tokens_per_s": tokens / t_dec,
+                            "coder_share_of_encode": t_enc / (t_enc + t_tok_enc),
+                            "coder_share_of_decode": t_dec / (t_dec + t_tok_dec)})
+            rows.append(row)
+        top = rows[-1]
+        print(f"{spec.name:13s} saving vs raw by quality: "
+              + " ".join(f"q{r['quality']} {100 * r['saving_vs_raw']:.0f}%" for r in rows if r["clip"] == spec.name)
+              + f"; coder {top['coder_encode_tokens_per_s'] / 1e6:.2f}/{top['coder_decode_tokens_per_s'] / 1e6:.2f} "
+              f"Mtok/s enc/dec = {100 * top['coder_share_of_encode']:.1f}% / {100 * top['coder_share_of_decode']:.1f}% "
+              "of codec time", flush=True)
+    by_quality = {}
+    for q in sorted({r["quality"] for r in rows}):
+        mine = [r for r in rows if r["quality"] == q]
+        by_quality[q] = {k: float(np.mean([r[k] for r in mine])) for k in
+                         ("coded_bits_per_token", "per_chunk_bits_per_token", "uniform_prior_bits_per_token",
+                          "saving_vs_raw", "per_chunk_saving_vs_raw")}
+        b = by_quality[q]
+        print(f"quality {q} ({mine[0]['bits']} bits x {mine[0]['planes']} planes): saving vs raw {100 * b['saving_vs_raw']:.1f}% "
+              f"(contexts restarted per chunk: {100 * b['per_chunk_saving_vs_raw']:.1f}%), "
+              f"{b['coded_bits_per_token']:.2f} bits/token (uniform prior {b['uniform_prior_bits_per_token']:.2f})")
+    tops = [r for r in rows if "coder_share_of_encode" in r]
+    timing = {k: float(np.mean([r[k] for r in tops])) for k in
+              ("coder_encode_tokens_per_s", "coder_decode_tokens_per_s", "coder_share_of_encode", "coder_share_of_decode")}
+    print("highest quality: " + ", ".join(f"{k} {v:.3f}" for k, v in timing.items()))
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump({"model": tok.name, "weights_hash": tok.weights_hash, "threads": 1, "rows": rows,
-                       "mean": mean}, f, indent=1)
+            json.dump({"model": tok.name, "weights_hash": tok.weights_hash, "threads": 1, "keyint": args.keyint,
+                       "rows": rows, "by_quality": by_quality, "timing_at_highest_quality": timing}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import bitstream
 import vcodec
 from bitstream.coder import FIT_TOTAL
 from vcodec.cli import main as cli_main
-from vcodec.errors import VcodecWarning
+from vcodec.errors import ModelNotFoundError, VcodecWarning
 from vcodec.io import read_video
 from vcodec.metrics import psnr_y_bt709_limited
 from vcodec.model.checkpoint import load_checkpoint, weights_hash
@@ -38,7 +38,9 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 GOLDEN_VCB, GOLDEN_JSON = GOLDEN / "shipped_default_q2.vcb", GOLDEN / "shipped_default_q2.json"
 # earlier defaults, kept so that their streams still decode: name -> weights hash
 PREVIOUS_DEFAULTS = {"v1": V1_WEIGHTS_HASH,
-                     "v2-step1569": "af77f13331a183f8e817297aa4e186a2846febfced0ded99cf4d69690cfde59a"}
+                     "v2-step23482": "bbc4c2afe4c3a1971f9c5c39a75d5cdb1a6ce144c836929bec92b9af6f9a43ec"}
+# earlier defaults no longer shipped: their streams are refused with one line naming the model they need
+RETIRED_DEFAULTS = {"v2-step1569": "af77f13331a183f8e817297aa4e186a2846febfced0ded99cf4d69690cfde59a"}
 REGEN = os.environ.get("VCODEC_REGEN_GOLDEN") == "1"
 # Whole sample clip (17 frames, 640x272) through compress/decompress, measured on 2026-11-26 (x86_64, torch 2.14.1):
 # quality -> (bpp, PSNR-Y BT.709 limited). A broken model lands far outside (random weights: < 15 dB).
@@ -118,6 +120,17 @@ def test_golden_stream_of_the_shipped_model(tok, sample):
     assert hashlib.sha256(decoded.tobytes()).hexdigest() == expected["frames_sha256"]
     assert psnr_y_bt709_limited(src, decoded) == pytest.approx(expected["psnr_y_bt709_limited"], abs=1e-3)
     assert expected["weights_hash"] == SHIPPED_WEIGHTS_HASH and facts == expected
+
+
+@pytest.mark.parametrize("name", sorted(RETIRED_DEFAULTS))
+def test_streams_of_retired_defaults_are_refused_by_name(name):
+    """An intermediate default that is no longer shipped (its weights are in the git history): its streams are
+    refused with one line that names the model and its weights hash."""
+    data = (GOLDEN / f"shipped_{name}_q2.vcb").read_bytes()
+    with pytest.raises(ModelNotFoundError) as e:
+        vcodec.decompress(data)
+    msg = str(e.value)
+    assert "\n" not in msg and "'default'" in msg and RETIRED_DEFAULTS[name][:12] in msg and "--model PATH" in msg
 
 
 @pytest.mark.parametrize("name", sorted(PREVIOUS_DEFAULTS))

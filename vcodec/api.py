@@ -541,6 +541,7 @@ def info(src, *, verify: bool = False) -> dict:
             "bytes": size,
             "frames": total,
             "chunks": chunks,
+            "keyframe_chunks": checked.pop("keyframe_chunks"),  # intact ones: seeking and salvage restart there
             "width": h.width,
             "height": h.height,
             "frame_rate": rate_str(rate),
@@ -553,6 +554,8 @@ def info(src, *, verify: bool = False) -> dict:
             "max_levels": h.max_levels,
             "token_bits": h.token_bits,
             "window_frames": h.window_frames,
+            "keyint": h.extra.get("keyint") if isinstance(h.extra.get("keyint"), int) else None,
+            "format_version": h.format_version,
             "coder": f"{h.coder_id} v{h.coder_version}",
             "tracks": [
                 {"id": tid, "kind": t.kind, "codec": t.codec,
@@ -574,10 +577,12 @@ def _verify(reader: VcbReader) -> dict:
     from bitstream import CodedChunk, TruncatedError
 
     intact = intact_frames = frames = next_index = packets = damaged_chunks = video_bytes = audio_bytes = 0
+    keyframes = 0
     gaps: list[list[int]] = []
     for item in reader.records(salvage=True, decode=False):
         if isinstance(item, CodedChunk):
             video_bytes += len(item.data)
+            keyframes += not item.continues
             if item.first_frame > frames:
                 gaps.append([frames, item.first_frame - frames])
             damaged_chunks += item.index - next_index
@@ -604,4 +609,5 @@ def _verify(reader: VcbReader) -> dict:
         "damage": damage_messages(reader),
         "video_bytes": video_bytes,
         "audio_bytes": audio_bytes,
+        "keyframe_chunks": keyframes,
     }

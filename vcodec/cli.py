@@ -349,8 +349,7 @@ def encode(input, output, quality, keyint, model, device, start, num_frames, dur
     secs = res.frames / Fraction(res.frame_rate)
     audio = f", audio {human_bytes(res.audio_bytes)}" if res.audio_tracks else ""
     click.echo(
-        f"{res.output}: {_n(res.frames, 'frame')} {res.width}x{res.height} @ {human_rate(res.frame_rate)} fps, "
-        f"{human_bytes(res.bytes)} (video {human_bitrate(video, secs)}, {res.bpp:.4f} bpp{audio}), "
+        f"{_summary_head(res)}, {human_bytes(res.bytes)} (video {human_bitrate(video, secs)}, {res.bpp:.4f} bpp{audio}), "
         f"{res.seconds:.2f} s ({res.fps:.1f} frames/s), model {res.model} quality {res.quality}",
         err=True,
     )
@@ -407,11 +406,15 @@ def decode(input, output, overwrite, salvage, model, device, pix_fmt, start, num
         lossy = "lossy re-encode" if res.lossy else res.note
         skipped = f", skipped {_n(len(res.skipped), 'damaged part')}" if res.skipped else ""
         click.echo(
-            f"{res.output}: {_n(res.frames, 'frame')} {res.width}x{res.height} @ {human_rate(res.frame_rate)} fps, "
-            f"{res.container} {res.codec} {res.pix_fmt} ({lossy}), {res.seconds:.2f} s "
+            f"{_summary_head(res)}, {res.container} {res.codec} {res.pix_fmt} ({lossy}), {res.seconds:.2f} s "
             f"({res.fps:.1f} frames/s){skipped}",
             err=True,
         )
+
+
+def _summary_head(res) -> str:
+    """The start of the one-line summary of an encode or decode: output, frames, size, rate."""
+    return f"{res.output}: {_n(res.frames, 'frame')} {res.width}x{res.height} @ {human_rate(res.frame_rate)} fps"
 
 
 @main.command()
@@ -441,6 +444,8 @@ def _info_text(d: dict) -> str:
         f"file:        {d['file']} ({human_bytes(d['bytes']) if d['bytes'] is not None else 'size unknown'})",
         f"video:       {d['width']}x{d['height']} @ {human_rate(d['frame_rate'])} fps, {_n(d['frames'], 'frame')} "
         f"({d['duration']:.3f} s) in {_n(d['chunks'], 'chunk')}, {_video_rate(d)}",
+        f"keyframes:   {_n(d['keyframe_chunks'], 'keyframe chunk')}"
+        + (f" (every {d['keyint']} frames)" if d.get("keyint") else "") + f", format version {d['format_version']}",
         f"rate:        {bpp} bpp (quality {d['quality']}, {d['levels']}/{d['max_levels']} levels, "
         f"{d['token_bits']}-bit tokens)",
         f"model:       {d['model']} (weights sha256 {d['weights_hash'][:16]}...)",

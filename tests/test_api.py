@@ -160,6 +160,9 @@ def test_keyframe_periods(tok9):
     assert (out[:9] == intact[:9]).all() and (out[9:18] == out[8]).all() and (out[18:] == intact[18:]).all()
     with pytest.raises(ArgumentError, match="keyint"):
         vcodec.compress(frames, tokenizer=tok9, keyint=0)
+    # keyint up to the window codes every window on its own, as format version 1 did
+    alone = bitstream.VcbReader(io.BytesIO(vcodec.compress(frames, tokenizer=tok9, keyint=9)))
+    assert [(e.num_frames, e.continues) for e in alone.index()] == [(9, False)] * 3
 
 
 # --------------------------------------------------------------------------------------------------

@@ -72,6 +72,22 @@ def summarise(rows: list[dict], keyints: list[int]) -> list[dict]:
     return out
 
 
+def compare_models(old: dict, new: dict) -> None:
+    """Print the BD-rate (PSNR-Y) of ``new``'s model against ``old``'s on the clips and keyints both measured."""
+    print(f"BD-rate PSNR-Y of {new['model']} ({new['weights_hash'][:12]}) vs {old['model']} ({old['weights_hash'][:12]})")
+    keys = sorted({(r["clip"], r["keyint"]) for r in new["rows"]} & {(r["clip"], r["keyint"]) for r in old["rows"]})
+    by_keyint: dict[int, list[float]] = {}
+    for clip, k in keys:
+        a = sorted((r for r in old["rows"] if (r["clip"], r["keyint"]) == (clip, k)), key=lambda r: r["bpp"])
+        b = sorted((r for r in new["rows"] if (r["clip"], r["keyint"]) == (clip, k)), key=lambda r: r["bpp"])
+        bd = bd_rate([r["bpp"] for r in a], [r["psnr_y"] for r in a], [r["bpp"] for r in b], [r["psnr_y"] for r in b])
+        print(f"  {clip} keyint {k}: {bd.text()}")
+        if bd.status == "ok":
+            by_keyint.setdefault(k, []).append(bd.value)
+    for k, v in sorted(by_keyint.items()):
+        print(f"  mean keyint {k}: {np.mean(v):+.1f}% ({len(v)} clips)")
+
+
 def markdown(rows: list[dict], summary: list[dict], keyints: list[int], command: str) -> str:
     lines = ["# Keyframe periods: one causal stream vs window-independent coding", "",
              f"`{command}`", "", __doc__.split("\n\n", 2)[2].strip(), "",
@@ -111,7 +127,12 @@ def main(argv=None) -> None:
     ap.add_argument("-o", "--output", default="bench-out/keyint.json")
     ap.add_argument("--md", default=None, help="also write the markdown table here")
     ap.add_argument("--report", default=None, metavar="JSON", help="only rewrite the tables from a results JSON")
+    ap.add_argument("--compare", nargs=2, default=None, metavar=("OLD.json", "NEW.json"),
+                    help="only print the BD-rate (PSNR-Y) of NEW's model against OLD's, per clip and keyint")
     args = ap.parse_args(argv)
+    if args.compare:
+        compare_models(*(json.loads(Path(p).read_text()) for p in args.compare))
+        return
     if args.report:
         saved = json.loads(Path(args.report).read_text())
         keyints = sorted({r["keyint"] for r in saved["rows"]})

@@ -152,7 +152,10 @@ def markdown(reports: list[dict]) -> str:
     """The human-readable diagnostics of one or more models (one report each, as :func:`main` writes them)."""
     out = ["# vcodec diagnostics", "",
            "Where the bits and the errors go. Held-out segments of `data/manifest.json` (17 frames each, native size); "
-           "PSNR-Y = `vcodec.metrics.psnr_y_bt709_limited` (per-frame mean). Made by:", ""]
+           "PSNR-Y = `vcodec.metrics.psnr_y_bt709_limited` (per-frame mean). Each segment is coded as one 17-frame "
+           "window on its own (a keyframe chunk); in a stream, the windows after the first of a keyframe period "
+           "continue its causal state and have no lone first frame, so the frame-0 row below applies once per "
+           "period (`--keyint`, default 129 frames): see `keyint.md` for streams. Made by:", ""]
     out += [f"    {r['command']}" for r in reports]
     for r in reports:
         out += ["", f"## Model `{r['model']}` ({r['weights_hash'][:12]})", "",

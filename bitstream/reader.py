@@ -375,8 +375,8 @@ class VcbReader:
         for i in range(self.keyframe_chunk(first), stop):
             coded = self._read_coded(i)
             if coded.continues != entries[i].continues:
-                raise CorruptDataError(f"{coded.name}: the index says it {'does not ' * coded.continues}continue"
-                                       f"{'s' * (not coded.continues)} its previous chunk; it does{' not' * (not coded.continues)}")
+                raise CorruptDataError(f"{coded.name}: its continues flag ({coded.continues}) is not the index's "
+                                       f"({entries[i].continues})")
             self._check_continues(coded, last)
             chunk = self.decode(coded, context)
             last = (coded.index, coded.levels, coded.num_frames, coded.continues)

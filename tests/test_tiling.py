@@ -186,3 +186,18 @@ def test_windows_that_continue_a_stream_code_as_one_window(tok, monkeypatch, til
     tok.decode_window(parts[0], 5, 75, 106, stream=dec)
     with pytest.raises(ValueError, match="latent frames"):   # a grid that does not fit a continuing window
         tok.decode_window(parts[1], 5, 75, 106, stream=dec)
+
+
+def test_frames_from_720p_stream_without_tiles(tok, monkeypatch):
+    """From STREAM_FROM pixels (1280x720) the networks run one latent frame at a time even untiled: the same
+    tokens, progress every latent frame, frames within one level of the whole window's."""
+    frames = _frames(n=7)
+    whole = tok.encode_window(frames, tok.max_levels)
+    whole_frames = tok.decode_window(whole, 7, 75, 106)
+    monkeypatch.setattr(tok, "STREAM_FROM", 75 * 106)
+    steps = []
+    assert np.array_equal(tok.encode_window(frames, tok.max_levels, progress=steps.append), whole)
+    pieces = list(tok.decode_pieces(whole, 7, 75, 106))
+    assert steps == [len(p) for p in pieces] == [1, 4, 2]
+    diff = np.abs(np.concatenate(pieces).astype(np.int16) - whole_frames)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3

@@ -123,6 +123,9 @@ class Tokenizer:
     # only (see docs/CLI.md for the measured bound), not on the thread count.
 
     TILE_ABOVE = 1280 * 768  # frames with more pixels than this are coded in tiles
+    # frames with at least this many pixels run the networks one latent frame at a time (as tiles do): at 1280x720
+    # that costs no measurable time on a CPU and moves the progress every 4 frames; at 960x540 it costs ~1.7x
+    STREAM_FROM = 1280 * 720
     TILE_CORE = 64  # latent positions per tile side, before the overlap (512 pixels at spatial factor 8)
 
     def margins(self) -> tuple[int, int]:
@@ -149,6 +152,9 @@ class Tokenizer:
     def _tiled(self, height: int, width: int) -> bool:
         return height * width > self.TILE_ABOVE
 
+    def _streamed(self, height: int, width: int) -> bool:
+        return self._tiled(height, width) or height * width >= self.STREAM_FROM
+
     def _time_pieces(self, n: int, stream: bool, continues: bool = False) -> list[tuple[int, int, int, int]]:
         """``(l0, l1, f0, f1)``: latent frames ``[l0, l1)`` and the frames ``[f0, f1)`` of the window (``n`` frames,
         padded to ``config.padded_frames(n, continues)``) that make them, in the order the networks run.
@@ -171,10 +177,11 @@ class Tokenizer:
         window before (``stream.started``), this window continues it (no lone first frame: the tokens are those of
         the two windows encoded as one), and it is left holding this window's state for the next.
 
-        Frames of more than :attr:`TILE_ABOVE` pixels are encoded in overlapping spatial tiles, and the causal
-        encoder runs as a stream, one latent frame at a time (the first frame, then groups of
-        ``temporal_factor``), each tile its own stream: the same tokens, with memory for one latent frame of one
-        tile. Smaller frames run as one piece (streaming small pieces costs ~1.5-2x the time on a CPU).
+        Frames of more than :attr:`TILE_ABOVE` pixels are encoded in overlapping spatial tiles, and from
+        :attr:`STREAM_FROM` pixels (1280x720) the causal encoder runs as a stream, one latent frame at a time (the
+        first frame, then groups of ``temporal_factor``), each tile its own stream: the same tokens, with memory
+        for one latent frame of one tile. Smaller frames run as one piece (streaming small pieces costs ~1.5-2x
+        the time on a CPU).
         ``progress(k)`` is called after each piece with the number of the window's frames it took."""
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
             raise ValueError(f"expected uint8 frames (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}")
@@ -191,7 +198,7 @@ class Tokenizer:
         states = stream.take(len(tiles), (H, W)) if continues else [None] * len(tiles)  # each tile's stream state
         out = np.empty((levels, cfg.latent_frames(n, continues), lh, lw), np.uint32)
         with streaming(self.model.encoder) as net:
-            for l0, l1, f0, f1 in self._time_pieces(n, stream=tiled, continues=continues):
+            for l0, l1, f0, f1 in self._time_pieces(n, stream=self._streamed(H, W), continues=continues):
                 piece = frames[np.minimum(np.arange(f0, f1), n - 1)]          # padded by repeating the last frame
                 for i, ((y0, y1, x0, x1), (a0, a1, b0, b1)) in enumerate(tiles):
                     rows = np.minimum(np.arange(a0 * sf, a1 * sf), H - 1)    # edge replication to the latent grid
@@ -212,9 +219,9 @@ class Tokenizer:
                       bits: int | None = None, stream: StreamState | None = None) -> Iterator[np.ndarray]:
         """tokens uint32 (L, T', h, w) with ``bits`` coded bits each -> the window's frames uint8 (k, height,
         width, 3), in pieces that together make ``num_frames``. Frames of more than :attr:`TILE_ABOVE` pixels are
-        decoded in overlapping tiles, several at a time, and the causal decoder runs as a stream (each tile its
-        own): one latent frame per piece (the first frame, then ``temporal_factor`` frames), with memory for one
-        latent frame. Smaller frames come as one piece (see :meth:`encode_window`). ``stream`` as for
+        decoded in overlapping tiles, several at a time, and from :attr:`STREAM_FROM` pixels the causal decoder runs
+        as a stream (each tile its own): one latent frame per piece (the first frame, then ``temporal_factor``
+        frames), with memory for one latent frame. Smaller frames come as one piece (see :meth:`encode_window`). ``stream`` as for
         :meth:`encode_window`: a started one makes this window continue the one before."""
         L, Tl, h, w = tokens.shape
         if not 1 <= L <= self.max_levels:
@@ -229,7 +236,7 @@ class Tokenizer:
         workers = max(1, min(len(tiles), torch.get_num_threads())) if self.device.type == "cpu" else 1
         core_px = min(h, self.TILE_CORE + 2 * self.margins()[1]) * min(w, self.TILE_CORE + 2 * self.margins()[1]) \
             if len(tiles) > 1 else h * w
-        pieces = self._time_pieces(num_frames, stream=tiled, continues=continues)
+        pieces = self._time_pieces(num_frames, stream=self._streamed(height, width), continues=continues)
         piece_latents = max(l1 - l0 for l0, l1, _, _ in pieces)
         check_memory(piece_latents * self.config.temporal_factor * height * width * 3
                      + workers * self.decode_bytes(core_px * sf * sf, piece_latents),
@@ -286,7 +293,7 @@ class Tokenizer:
         lh, lw = cfg.latent_size(height, width)
         side = self.TILE_CORE + 2 * self.margins()[0]
         px = (min(lh, side) * min(lw, side) if self._tiled(height, width) else lh * lw) * cfg.spatial_factor ** 2
-        need = self.encode_bytes(px, cfg.temporal_factor if self._tiled(height, width) else cfg.padded_frames(num_frames))
+        need = self.encode_bytes(px, cfg.temporal_factor if self._streamed(height, width) else cfg.padded_frames(num_frames))
         if not frames_held:
             need += 2 * num_frames * height * width * 3
         check_memory(need, f"encoding a {num_frames}-frame window of {width}x{height}")

@@ -19,9 +19,12 @@ class VCodec(Codec):
     name = "vcodec"
     extension = ".vcb"
 
-    def __init__(self, model=None, device: str = "cpu", points=None):
+    def __init__(self, model=None, device: str = "cpu", points=None, keyint: int | None = None):
+        from vcodec.stream import DEFAULT_KEYINT
+
         self.model_arg = model
         self.device = device
+        self.keyint = DEFAULT_KEYINT if keyint is None else keyint  # frames per keyframe period, as `vcodec encode`
         self._points = list(points) if points is not None else None
 
     @functools.cached_property
@@ -55,6 +58,7 @@ class VCodec(Codec):
     def description(self) -> dict:
         import torch
 
+        import bitstream
         import vcodec
 
         tok = self.tokenizer
@@ -70,6 +74,8 @@ class VCodec(Codec):
                 for rp in getattr(tok, "rate_points", [])
             ],
             "window_frames": getattr(tok, "window_frames", None),
+            "keyint": self.keyint,
+            "format_version": bitstream.FORMAT_VERSION,
             "device": self.device,
             "torch": torch.__version__,
             "input": "RGB uint8, full range",
@@ -77,13 +83,14 @@ class VCodec(Codec):
 
     def command_line(self, point) -> str:
         model = self.model_arg if isinstance(self.model_arg, (str, os.PathLike)) else getattr(self.tokenizer, "name", "?")
-        return f"vcodec encode IN -o OUT.vcb --model {model or 'default'} --quality {point} --device {self.device}"
+        return (f"vcodec encode IN -o OUT.vcb --model {model or 'default'} --quality {point} --keyint {self.keyint} "
+                f"--device {self.device}")
 
     def encode(self, clip: Clip, point, path: str) -> Encoded:
         import vcodec
 
         data = vcodec.compress(
-            clip.rgb, quality=point, tokenizer=self.tokenizer, device=self.device, frame_rate=clip.fps
+            clip.rgb, quality=point, tokenizer=self.tokenizer, device=self.device, frame_rate=clip.fps, keyint=self.keyint
         )
         with open(path, "wb") as f:
             f.write(data)

@@ -38,6 +38,13 @@ def _cfg(**kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
+def test_ping_pong_plays_short_runs_back_and_forth():
+    from vcodec.train.corpus import ping_pong
+
+    assert ping_pong(4, 11).tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2]
+    assert ping_pong(1, 3).tolist() == [0, 0, 0] and ping_pong(5, 3).tolist() == [0, 1, 2]
+
+
 def test_sampler_shapes_and_determinism():
     c = _corpus()
     a = ClipSampler(c, frames=5, size=16, photo_prob=0.5, seed=3).batch(4)

@@ -76,10 +76,10 @@ def test_budgeted_run_fits_the_schedule_and_writes_every_file(tmp_path):
     out = tmp_path / "out"
     budget.main([str(tmp_path / "c.npz"), "--init", str(tmp_path / "init.pt"), "--out", str(out), "--minutes", "0.15",
                  "--device", "cpu", "--batch", "1", "--size", "16", "--probe-steps", "3", "--reserve-s", "1",
-                 "--eval-every", "1000", "--loaders", "2", "--revive-below", "0.05"])
+                 "--eval-every", "1000", "--loaders", "2", "--revive-below", "0.05", "--frames", "13"])
     summary = json.loads((out / "summary.json").read_text())
     cfg = summary["train_config"]
-    assert cfg["restart_step"] == 0 and summary["end_step"] > 3
+    assert cfg["restart_step"] == 0 and summary["end_step"] > 3 and cfg["frames"] == 13  # longer than the init's 9
     assert cfg["steps"] == summary["planned_steps"] and cfg["rate_free_steps"] == int(0.2 * summary["planned_steps"])
     state = load_checkpoint(out / "state.pt")
     assert state["step"] == summary["end_step"] and "optimizer" not in state and "model" not in state

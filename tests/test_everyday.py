@@ -434,7 +434,8 @@ def test_encode_range_codes_just_those_frames(model, tmp_path):
     frames, _ = _quiet_read(src)  # as vcodec reads them
     r = run("encode", src, "-o", tmp_path / "a.vcb", "--model", model, "--start", "0.2", "--frames", "7", "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["frames"] == 7 and json.loads(r.stdout)["start_frame"] == 5
+    res = json.loads(r.stdout)
+    assert res["frames"] == 7 and res["start_frame"] == 5 and res["keyint"] == 129
     tok = Tokenizer.load(model)
     want = vcodec.decompress(vcodec.compress(frames[5:12], tokenizer=tok), tokenizer=tok)
     assert run("decode", tmp_path / "a.vcb", "-o", tmp_path / "o.mkv", "--model", model).exit_code == 0

@@ -272,6 +272,7 @@ def encode_video(
         audio_bytes=audio_bytes,
         warnings=notes.messages,
         start_frame=first,
+        keyint=keyint,
         quality_metrics=measured.to_json() if measured is not None else None,
     )
 

@@ -159,6 +159,16 @@ class StreamHeader:
         ends on a whole latent frame, with no padding frames (FORMAT.md 4.2)."""
         return (num_frames if continues else num_frames - 1) % self.temporal_factor == 0
 
+    def continuation_problem(self, levels: int, previous: tuple[int, int, bool]) -> str | None:
+        """Why a chunk of ``levels`` planes cannot continue the chunk before it, ``previous`` = (levels,
+        num_frames, continues) of that chunk; None when it can (FORMAT.md 4.2: same levels, and the previous chunk
+        ends on a whole latent frame)."""
+        last_levels, last_frames, last_continues = previous
+        if last_levels != levels or not self.continuable(last_frames, last_continues):
+            return (f"the chunk before has {last_levels} levels (this one {levels}) and {last_frames} frames (a "
+                    "continued chunk must have the same levels and end on a whole latent frame)")
+        return None
+
     def check_model(self, name: str, weights_hash: str) -> None:
         """Raise :class:`ModelMismatchError` unless the stream was made by this model."""
         if name != self.model_name or weights_hash != self.weights_hash:

@@ -114,10 +114,9 @@ class VcbReader:
         if last is None or last[0] != chunk.index - 1:
             raise CorruptDataError(f"{chunk.name}: continues chunk {chunk.index - 1}, which was lost: skipped up to "
                                    "the next keyframe chunk")
-        _, levels, frames, continues = last
-        if levels != chunk.levels or not self.header.continuable(frames, continues):
-            raise CorruptDataError(f"{chunk.name}: cannot continue chunk {chunk.index - 1} ({levels} levels, "
-                                   f"{frames} frames; this one has {chunk.levels} levels)")
+        problem = self.header.continuation_problem(chunk.levels, last[1:])
+        if problem is not None:
+            raise CorruptDataError(f"{chunk.name}: cannot continue chunk {chunk.index - 1}: {problem}")
 
     # -- context manager -----------------------------------------------------------------------
 

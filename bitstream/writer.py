@@ -113,23 +113,26 @@ class VcbWriter:
         self._check_room(num_frames)
         self._check_continues(len(arr), continues)
         data = encode_chunk(self.header, arr, num_frames, self._tables, self._context, continues)
-        return self.write_coded_chunk(data, num_frames, len(arr), continues)
+        return self._append(data, num_frames, len(arr), continues)
 
     def _check_continues(self, levels: int, continues: bool) -> None:
         if not continues:
             return
         if self._last is None:
             raise ValueError("the first chunk cannot continue a previous one")
-        last_levels, last_frames, last_continues = self._last
-        if last_levels != levels or not self.header.continuable(last_frames, last_continues):
-            raise ValueError(f"chunk {len(self._entries)} cannot continue chunk {len(self._entries) - 1}: that one "
-                             f"has {last_levels} levels (this one {levels}) and {last_frames} frames (a continued "
-                             "chunk must end on a whole latent frame)")
+        problem = self.header.continuation_problem(levels, self._last)
+        if problem is not None:
+            raise ValueError(f"chunk {len(self._entries)} cannot continue chunk {len(self._entries) - 1}: {problem}")
 
     def write_coded_chunk(self, data: bytes, num_frames: int, levels: int, continues: bool = False) -> int:
         """Append one window whose ``levels``-level token grid is entropy-coded already (``data``, e.g. from
         :func:`bitstream.encode_chunk` with this writer's tables, and a context of its own for ``continues``
-        chunks); returns the chunk index."""
+        chunks); returns the chunk index. The writer's own coder context no longer follows the stream, so a
+        :meth:`write_chunk` that continues this chunk is refused."""
+        self._context.reset()
+        return self._append(data, num_frames, levels, continues)
+
+    def _append(self, data: bytes, num_frames: int, levels: int, continues: bool) -> int:
         h = self.header
         if not is_int(num_frames) or not 1 <= num_frames <= h.window_frames:
             raise ValueError(f"num_frames must lie in 1..{h.window_frames}, got {num_frames!r}")

@@ -97,6 +97,12 @@ def test_writer_refuses_impossible_continuations():
         with VcbWriter(io.BytesIO(), h) as w:
             w.write_chunk(_grid(h, 9, False, 0), 9)
             w.write_chunk(_grid(h, 8, True, 1, levels=1), 8, continues=True)
+    # a chunk coded elsewhere leaves the writer without the context a continuing write_chunk would need
+    with pytest.raises(ValueError, match="coder context"):
+        with VcbWriter(io.BytesIO(), h) as w:
+            w.write_chunk(_grid(h, 9, False, 0), 9)
+            w.write_coded_chunk(encode_tokens(_grid(h, 9, False, 1), h.token_bits), 9, 2)
+            w.write_chunk(_grid(h, 8, True, 2), 8, continues=True)
 
 
 def _chunk_offsets(data):

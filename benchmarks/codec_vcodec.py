@@ -76,10 +76,20 @@ class VCodec(Codec):
             "window_frames": getattr(tok, "window_frames", None),
             "keyint": self.keyint,
             "format_version": bitstream.FORMAT_VERSION,
+            "coder": self._coder(),
             "device": self.device,
             "torch": torch.__version__,
             "input": "RGB uint8, full range",
         }
+
+    def _coder(self) -> dict:
+        """Per token width the rate points code: the entropy coder version and tables (hash prefix) it uses."""
+        import bitstream
+
+        tok = self.tokenizer
+        widths = sorted({tok.quality_point(rp.quality)[0] for rp in tok.rate_points})
+        return {str(b): f"{bitstream.CODER_ID} v{tok.coder_version(b)} "
+                        f"{(bitstream.tables_hash(tok.tables_for(b)) or 'uniform prior')[:16]}" for b in widths}
 
     def command_line(self, point) -> str:
         model = self.model_arg if isinstance(self.model_arg, (str, os.PathLike)) else getattr(self.tokenizer, "name", "?")

@@ -5,9 +5,10 @@
 For every clip of the standard suite (frames never trained on), the shipped model tokenizes the clip as
 `vcodec encode` does (keyframe periods of ``--keyint`` frames: a 17-frame keyframe chunk, then 16-frame chunks
 that continue it), once with every token plane and bit; each rate point's grids are the prefix of planes and bits
-that the quality setting codes. They are range-coded with the model's learned context tables as the stream does,
-the contexts carried across the chunks of a period ("carried", what a .vcb holds), and, for comparison, restarted
-at every chunk ("per chunk", format version 1) and with a uniform prior. Reports bits per token against the raw
+that the quality setting codes. They are range-coded with the coder version and learned tables the stream uses
+(version 2 where the model has its tables), the contexts carried across the chunks of a period ("carried", what a
+.vcb holds), and, for comparison, restarted at every chunk ("per chunk", format version 1), with a uniform prior,
+and with coder version 1 and its tables. Reports bits per token against the raw
 LFQ bits (``bits`` per token and plane), and, at the highest rate point, coder encode/decode throughput (tokens/s,
 one thread) and the coder's share of total encode / decode time (tokenizer + coder) for the same chunks.
 """
@@ -20,7 +21,8 @@ import time
 import numpy as np
 
 
-def _code(grids: list[np.ndarray], continues: list[bool], bits: int, tables, carried: bool) -> tuple[int, float, float]:
+def _code(grids: list[np.ndarray], continues: list[bool], bits: int, tables, carried: bool,
+          version: int) -> tuple[int, float, float]:
     """(coded bits, encode seconds, decode seconds) of a clip's grids; decoding is checked to give them back."""
     import bitstream
 
@@ -31,10 +33,10 @@ def _code(grids: list[np.ndarray], continues: list[bool], bits: int, tables, car
             enc.reset()
             dec.reset()
         t = time.perf_counter()
-        data = bitstream.encode_tokens(g, bits, tables, enc)
+        data = bitstream.encode_tokens(g, bits, tables, enc, version)
         t_enc += time.perf_counter() - t
         t = time.perf_counter()
-        back = bitstream.decode_tokens(data, g.shape, bits, tables, dec)
+        back = bitstream.decode_tokens(data, g.shape, bits, tables, dec, version)
         t_dec += time.perf_counter() - t
         assert np.array_equal(back, g)
         total += len(data) * 8
@@ -82,14 +84,17 @@ def main(argv=None) -> None:
             mask = np.uint32((1 << bits) - 1) if bits < 32 else np.uint32(0xFFFFFFFF)
             sub = [np.ascontiguousarray(g[:planes] & mask) for g in grids]
             tokens = sum(g.size for g in sub)
-            tables = tok.tables_for(bits)
-            carried, t_enc, t_dec = _code(sub, continues, bits, tables, carried=True)
-            per_chunk = _code(sub, continues, bits, tables, carried=False)[0]
-            uniform = _code(sub, continues, bits, None, carried=True)[0]
+            version = tok.coder_version(bits)
+            tables = tok.tables_for(bits, version)
+            carried, t_enc, t_dec = _code(sub, continues, bits, tables, True, version)
+            per_chunk = _code(sub, continues, bits, tables, False, version)[0]
+            uniform = _code(sub, continues, bits, None, True, version)[0]
+            v1 = _code(sub, continues, bits, tok.tables_for(bits, 1), True, 1)[0] if version != 1 else carried
             row = {"clip": spec.name, "width": W, "height": H, "frames": n, "keyint": args.keyint,
                    "quality": rp.quality, "bits": bits, "planes": planes, "raw_bits_per_token": bits,
                    "coded_bits_per_token": carried / tokens, "per_chunk_bits_per_token": per_chunk / tokens,
                    "uniform_prior_bits_per_token": uniform / tokens, "saving_vs_raw": 1 - carried / (tokens * bits),
+                   "coder_version": version, "v1_bits_per_token": v1 / tokens, "saving_vs_v1": 1 - carried / v1,
                    "per_chunk_saving_vs_raw": 1 - per_chunk / (tokens * bits)}
             if rp.quality == tok.rate_points[-1].quality:
                 row.update({"coder_encode_tokens_per_s": tokens / t_enc, "coder_decode_tokens_per_s": tokens / t_dec,
@@ -107,11 +112,12 @@ def main(argv=None) -> None:
         mine = [r for r in rows if r["quality"] == q]
         by_quality[q] = {k: float(np.mean([r[k] for r in mine])) for k in
                          ("coded_bits_per_token", "per_chunk_bits_per_token", "uniform_prior_bits_per_token",
-                          "saving_vs_raw", "per_chunk_saving_vs_raw")}
+                          "saving_vs_raw", "per_chunk_saving_vs_raw", "v1_bits_per_token", "saving_vs_v1")}
         b = by_quality[q]
         print(f"quality {q} ({mine[0]['bits']} bits x {mine[0]['planes']} planes): saving vs raw {100 * b['saving_vs_raw']:.1f}% "
               f"(contexts restarted per chunk: {100 * b['per_chunk_saving_vs_raw']:.1f}%), "
-              f"{b['coded_bits_per_token']:.2f} bits/token (uniform prior {b['uniform_prior_bits_per_token']:.2f})")
+              f"{b['coded_bits_per_token']:.2f} bits/token (uniform prior {b['uniform_prior_bits_per_token']:.2f}; "
+              f"coder v1 {b['v1_bits_per_token']:.2f}: {100 * b['saving_vs_v1']:+.1f}% fewer bits)")
     tops = [r for r in rows if "coder_share_of_encode" in r]
     timing = {k: float(np.mean([r[k] for r in tops])) for k in
               ("coder_encode_tokens_per_s", "coder_decode_tokens_per_s", "coder_share_of_encode", "coder_share_of_decode")}

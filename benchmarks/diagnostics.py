@@ -47,7 +47,7 @@ def code_at(tok: Tokenizer, frames: np.ndarray, quality: int) -> tuple[np.ndarra
     """One window at a quality setting -> (decoded frames, token grid, coded payload bytes)."""
     bits, planes = tok.quality_point(quality)
     tokens = tok.encode_window(frames, planes, bits)
-    nbytes = len(bitstream.encode_tokens(tokens, bits, tok.tables_for(bits)))
+    nbytes = len(bitstream.encode_tokens(tokens, bits, tok.tables_for(bits), version=tok.coder_version(bits)))
     rec = tok.decode_window(tokens, len(frames), frames.shape[1], frames.shape[2], bits)
     return rec, tokens, nbytes
 

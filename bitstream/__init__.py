@@ -16,13 +16,16 @@ from .chunks import Chunk, CoderTables, decode_chunk, encode_chunk
 from .coder import (
     CODER_ID,
     CODER_VERSION,
+    CODER_VERSIONS,
     NUM_CONTEXTS,
     CoderContext,
+    MixTables,
     check_tables,
     decode_tokens,
     encode_tokens,
     fit_tables,
     tables_hash,
+    tables_version,
 )
 from .errors import (
     BadMagicError,
@@ -45,7 +48,7 @@ __vcodec_format__ = FORMAT_VERSION  # marker: this is vcodec's bitstream, VCB fo
 __version__ = "0.1.0"
 
 __all__ = [
-    "CODER_ID", "CODER_VERSION", "NUM_CONTEXTS", "CoderContext", "FORMAT_VERSION", "MAGIC",
+    "CODER_ID", "CODER_VERSION", "CODER_VERSIONS", "NUM_CONTEXTS", "CoderContext", "MixTables", "tables_version", "FORMAT_VERSION", "MAGIC",
     "encode_tokens", "decode_tokens", "fit_tables", "check_tables", "tables_hash",
     "encode_chunk", "decode_chunk", "CoderTables",
     "StreamHeader", "TrackInfo", "Packet", "Chunk", "CodedChunk", "IndexEntry", "Damage", "VcbWriter", "VcbReader",

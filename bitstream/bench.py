@@ -2,6 +2,7 @@
 
     python -m bitstream.bench TOKENS.npz [TOKENS.npz ...] [--json out.json]
     python -m bitstream.bench --synthetic            # a correlated synthetic grid instead
+    python -m bitstream.bench ... --coder-version 1  # the older coder
 
 An ``.npz`` holds ``tokens``: uint32 ``(L, T, H, W)`` (one chunk) or ``(N, L, T, H, W)``
 (N chunks of one video), and optionally ``token_bits`` (else the smallest width that fits).
@@ -20,7 +21,7 @@ import time
 
 import numpy as np
 
-from .coder import decode_tokens, encode_tokens, fit_tables
+from .coder import CODER_VERSION, CODER_VERSIONS, MixTables, decode_tokens, encode_tokens, fit_tables
 
 
 def synthetic_tokens(
@@ -68,16 +69,16 @@ def _load(path: str) -> tuple[np.ndarray, int]:
     return tokens.astype(np.uint32), bits
 
 
-def _measure(chunks: np.ndarray, bits: int, tables, repeat: int) -> dict:
+def _measure(chunks: np.ndarray, bits: int, tables, repeat: int, version: int) -> dict:
     n_tokens = int(sum(c.size for c in chunks))
     coded, enc_t, dec_t = 0, float("inf"), float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
-        blobs = [encode_tokens(c, bits, tables) for c in chunks]
+        blobs = [encode_tokens(c, bits, tables, version=version) for c in chunks]
         enc_t = min(enc_t, time.perf_counter() - t0)
         t0 = time.perf_counter()
         for b, c in zip(blobs, chunks):
-            out = decode_tokens(b, c.shape, bits, tables)
+            out = decode_tokens(b, c.shape, bits, tables, version=version)
             if not np.array_equal(out, c):
                 raise SystemExit("round trip failed: decoded tokens differ")
         dec_t = min(dec_t, time.perf_counter() - t0)
@@ -90,7 +91,18 @@ def _measure(chunks: np.ndarray, bits: int, tables, repeat: int) -> dict:
     }
 
 
-def bench(inputs: dict[str, tuple[np.ndarray, int]], repeat: int = 3) -> list[dict]:
+def _pad_levels(tables, levels: int):
+    """Tables extended with a uniform prior for levels the fit never saw (either coder version's)."""
+    def pad(a, fill):
+        extra = np.full((levels - a.shape[0], *a.shape[1:]), fill, a.dtype)
+        return np.concatenate([a, extra]) if len(extra) else a
+
+    if isinstance(tables, MixTables):
+        return MixTables(pad(tables.weights, 0), pad(tables.counts, 1))
+    return pad(tables, 1)
+
+
+def bench(inputs: dict[str, tuple[np.ndarray, int]], repeat: int = 3, version: int = CODER_VERSION) -> list[dict]:
     results = []
     names = list(inputs)
     for name in names:
@@ -103,18 +115,15 @@ def bench(inputs: dict[str, tuple[np.ndarray, int]], repeat: int = 3) -> list[di
             fit_on, test, how = chunks[:half], chunks[half:], f"fitted on chunks 0..{half - 1}, tested on the rest"
         else:
             fit_on, test, how = chunks, chunks, "fitted in-sample (optimistic)"
-        tables = fit_tables(list(fit_on), bits)
-        levels = max(c.shape[0] for c in test)
-        if tables.shape[0] < levels:  # pad with a uniform prior for levels the fit never saw
-            pad = np.ones((levels - tables.shape[0], *tables.shape[1:]), tables.dtype)
-            tables = np.concatenate([tables, pad])
+        tables = _pad_levels(fit_tables(list(fit_on), bits, version=version), max(c.shape[0] for c in test))
         res = {
+            "coder_version": version,
             "input": name,
             "shape": list(chunks.shape),
             "token_bits": bits,
             "raw_bits_per_token": bits,
-            "uniform_prior": _measure(test, bits, None, repeat),
-            "fitted_tables": dict(_measure(test, bits, tables, repeat), how=how),
+            "uniform_prior": _measure(test, bits, None, repeat, version),
+            "fitted_tables": dict(_measure(test, bits, tables, repeat, version), how=how),
         }
         results.append(res)
     return results
@@ -138,11 +147,12 @@ def main(argv=None) -> int:
     ap.add_argument("--synthetic", action="store_true", help="add a correlated synthetic grid (default without inputs)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", help="also write the results as JSON here")
+    ap.add_argument("--coder-version", type=int, choices=CODER_VERSIONS, default=CODER_VERSION)
     args = ap.parse_args(argv)
     inputs = {p: _load(p) for p in args.inputs}
     if args.synthetic or not inputs:
         inputs["synthetic (4 chunks, 4 levels, 5x45x80, 18 bits)"] = (synthetic_tokens(), 18)
-    results = bench(inputs, repeat=args.repeat)
+    results = bench(inputs, repeat=args.repeat, version=args.coder_version)
     _print(results)
     if args.json:
         with open(args.json, "w") as f:

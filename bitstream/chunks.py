@@ -30,10 +30,11 @@ class Chunk:
 
 
 class CoderTables:
-    """Coder tables checked once against a stream header: the array (None = uniform prior) and its hash."""
+    """Coder tables checked once against a stream header (for its coder version): ``array`` (version 1's count
+    array or version 2's :class:`~bitstream.MixTables`; None = uniform prior) and its hash."""
 
     def __init__(self, tables, header: StreamHeader):
-        self.array = check_tables(tables, header.token_bits)
+        self.array = check_tables(tables, header.token_bits, version=header.coder_version)
         self.hash = tables_hash(tables)
 
     def check_stream(self, header: StreamHeader) -> None:
@@ -68,7 +69,7 @@ def encode_chunk(header: StreamHeader, tokens, num_frames: int, tables=None, con
         context.reset()
     if continues and (context is None or context.empty):
         raise ValueError("a continuing chunk needs the coder context its previous chunk left")
-    return encode_tokens(arr, header.token_bits, tables, context)
+    return encode_tokens(arr, header.token_bits, tables, context, header.coder_version)
 
 
 def decode_chunk(header: StreamHeader, chunk: CodedChunk, tables: CoderTables, context: CoderContext | None = None) -> Chunk:
@@ -76,14 +77,15 @@ def decode_chunk(header: StreamHeader, chunk: CodedChunk, tables: CoderTables, c
     undecodable data is CorruptDataError naming the chunk. A continuing chunk decodes on from ``context`` (the
     state its previous chunk left: CorruptDataError without it); ``context`` is then updated for the next chunk."""
     tables.check_stream(header)
-    if tables.array is not None and tables.array.shape[0] < chunk.levels:
-        raise TablesMismatchError(f"{chunk.name}: coder tables cover {tables.array.shape[0]} levels, chunk has {chunk.levels}")
+    covered = None if tables.array is None else len(tables.array.weights if header.coder_version == 2 else tables.array)
+    if covered is not None and covered < chunk.levels:
+        raise TablesMismatchError(f"{chunk.name}: coder tables cover {covered} levels, chunk has {chunk.levels}")
     if context is not None and not chunk.continues:
         context.reset()
     if chunk.continues and (context is None or context.empty):
         raise CorruptDataError(f"{chunk.name}: continues a previous chunk that was not decoded")
     try:
-        tokens = decode_tokens(chunk.data, chunk.shape, header.token_bits, tables.array, context)
+        tokens = decode_tokens(chunk.data, chunk.shape, header.token_bits, tables.array, context, header.coder_version)
     except CorruptDataError as e:
         raise CorruptDataError(f"{chunk.name}: {e}") from None
     return Chunk(index=chunk.index, num_frames=chunk.num_frames, tokens=tokens, first_frame=chunk.first_frame,

@@ -1,4 +1,8 @@
-"""Context-adaptive binary range coding of LFQ token grids (coder id ``vcb-ctxbin``, version 1).
+"""Context-adaptive binary range coding of LFQ token grids (coder id ``vcb-ctxbin``, versions 1 and 2).
+
+Version 2 (written by default) is the learned context-mixing model of :mod:`bitstream.coder_mix`; version 1,
+described here, is read (and can still be written) for streams and models that have only its tables.
+
 
 A token grid is ``uint32 (L, T, H, W)``; each value holds ``token_bits`` bits and bit ``k`` is the
 sign of latent channel ``k``. We code bits, not tokens: for every latent frame ``t``, level ``l``
@@ -28,10 +32,13 @@ from collections.abc import Iterable
 import constriction
 import numpy as np
 
+from . import coder_mix
+from .coder_mix import MixModel, MixTables
 from .errors import CorruptDataError, TablesMismatchError
 
 CODER_ID = "vcb-ctxbin"
-CODER_VERSION = 1
+CODER_VERSION = 2  # what new streams use
+CODER_VERSIONS = (1, 2)  # what this package reads and writes
 
 NUM_CONTEXTS = 108  # per (level, bit): 2 groups x 3 prev x 6 spatial x 3 coarse
 PROB_BITS = 16  # probabilities are q / 2**16 with integer q
@@ -153,7 +160,7 @@ class CoderContext:
     once the grid is coded (decoded without error), leave in it the state after the grid's last latent frame."""
 
     def __init__(self):
-        self.counts: np.ndarray | None = None  # (L, B * NUM_CONTEXTS, 2) int64
+        self.counts: np.ndarray | None = None  # the model's adaptive counts, int64 (shape by coder version)
         self.prev: list[np.ndarray] | None = None  # per level: (H * W, B) uint8 bits of the last latent frame
 
     @property
@@ -164,19 +171,19 @@ class CoderContext:
         """Start afresh (a keyframe)."""
         self.counts, self.prev = None, None
 
-    def _start(self, model: "_Model", levels: int, exc) -> list:
-        """The ``prev`` planes to code a grid with, after loading the counts into ``model``."""
+    def _start(self, model, levels: int, exc) -> list:
+        """The ``prev`` planes to code a grid with, after loading the counts into ``model`` (either version's)."""
         if self.empty:
             return [None] * levels
-        want = (levels, model.bits * NUM_CONTEXTS, 2)
-        if self.counts.shape != want or self.prev[0].shape != (model.h * model.w, model.bits):
+        n = model.h * model.w
+        if self.counts.shape != model.counts.shape or self.prev[0].shape != (n, model.bits):
             raise exc(f"a continuing grid of {levels} levels x {model.bits} bits on {model.h}x{model.w} positions "
-                      f"does not match the grid it continues ({self.counts.shape[0]} levels, "
-                      f"{self.counts.shape[1] // NUM_CONTEXTS} bits, {self.prev[0].shape[0]} positions)")
+                      f"does not match the grid it continues ({len(self.prev)} levels, "
+                      f"{self.prev[0].shape[1]} bits, {self.prev[0].shape[0]} positions)")
         model.counts = self.counts.copy()
         return list(self.prev)
 
-    def _keep(self, model: "_Model", prev: list) -> None:
+    def _keep(self, model, prev: list) -> None:
         self.counts, self.prev = model.counts, prev
 
 
@@ -191,21 +198,35 @@ def _walk(levels: int, frames: int):
 # tables
 
 
-def check_tables(tables, token_bits: int, levels: int | None = None) -> np.ndarray | None:
-    """Validate initial count tables; returns them as int64 ``(Lt, token_bits, NUM_CONTEXTS, 2)``.
+def tables_version(tables) -> int | None:
+    """The coder version whose tables these are: 1 for a count array, 2 for :class:`MixTables` (or its dict);
+    None for None (the uniform prior, valid for either)."""
+    if tables is None:
+        return None
+    return 2 if isinstance(tables, (MixTables, dict)) else 1
 
-    Raises :class:`TablesMismatchError` for a table built for another coder layout, another
-    ``token_bits`` or fewer than ``levels`` levels.
+
+def check_tables(tables, token_bits: int, levels: int | None = None, version: int = CODER_VERSION):
+    """Validate initial tables for coder ``version``: version 1's count array is returned as int64 ``(Lt,
+    token_bits, NUM_CONTEXTS, 2)``, version 2's :class:`MixTables` with int64 arrays; None stays None.
+
+    Raises :class:`TablesMismatchError` for tables of another coder version or layout, another ``token_bits``
+    or fewer than ``levels`` levels.
     """
     if tables is None:
         return None
+    if tables_version(tables) != version:
+        raise TablesMismatchError(f"these are coder version {tables_version(tables)} tables, the stream uses "
+                                  f"{CODER_ID} version {version}")
+    if version == 2:
+        return coder_mix.check_mix_tables(tables, token_bits, levels, MAX_TABLE_COUNT)
     arr = np.asarray(tables)
     if arr.dtype.kind not in "iu":
         raise TablesMismatchError(f"coder tables must be integers, got dtype {arr.dtype}")
     if arr.ndim != 4 or arr.shape[2:] != (NUM_CONTEXTS, 2) or not 1 <= arr.shape[0] <= MAX_LEVELS:
         raise TablesMismatchError(
             f"coder tables have shape {arr.shape}, expected (levels<={MAX_LEVELS}, token_bits, "
-            f"{NUM_CONTEXTS}, 2) for {CODER_ID} v{CODER_VERSION}"
+            f"{NUM_CONTEXTS}, 2) for {CODER_ID} v1"
         )
     if arr.shape[1] != token_bits:
         raise TablesMismatchError(f"coder tables are for {arr.shape[1]}-bit tokens, stream has {token_bits}")
@@ -217,9 +238,12 @@ def check_tables(tables, token_bits: int, levels: int | None = None) -> np.ndarr
 
 
 def tables_hash(tables) -> str | None:
-    """Hex sha256 identifying a table (``None`` for the uniform prior). Independent of dtype."""
+    """Hex sha256 identifying tables of either version (``None`` for the uniform prior). Independent of dtype."""
     if tables is None:
         return None
+    if tables_version(tables) == 2:
+        t = tables if isinstance(tables, MixTables) else MixTables(tables["weights"], tables["counts"])
+        return coder_mix.mix_tables_hash(t)
     arr = np.asarray(tables)
     h = hashlib.sha256(b"vcb-ctxbin-tables-v1\0")
     h.update(struct.pack("<4I", *arr.shape) if arr.ndim == 4 else repr(arr.shape).encode())
@@ -227,14 +251,20 @@ def tables_hash(tables) -> str | None:
     return h.hexdigest()
 
 
-def fit_tables(grids: Iterable[np.ndarray], token_bits: int) -> np.ndarray:
-    """Learn initial context counts from example token grids.
+def fit_tables(grids: Iterable[np.ndarray], token_bits: int, version: int = CODER_VERSION, seed: int = 0):
+    """Learn coder ``version``'s tables from example token grids ``uint32 (L, T, H, W)`` (each one stream's
+    latent frames in order); store them with the model and pass them as ``tables=`` to writer and reader.
 
-    Returns ``int32 (L, token_bits, NUM_CONTEXTS, 2)`` with L the largest level count seen: for
-    each context, ``(n0, n1)`` = observed counts + 1, scaled down to ``n0 + n1 <= FIT_TOTAL``
-    (so coding still adapts to the chunk at hand). Store it with the model; pass it as
-    ``tables=`` to both writer and reader.
+    Version 1: ``int32 (L, token_bits, NUM_CONTEXTS, 2)`` with L the largest level count seen: for each context,
+    ``(n0, n1)`` = observed counts + 1, scaled down to ``n0 + n1 <= FIT_TOTAL`` (so coding still adapts to the
+    chunk at hand). Version 2: :class:`MixTables`, the logistic weights fitted to (at most
+    ``coder_mix.FIT_SAMPLES`` per level and group, drawn with ``seed``) then the adaptive stage's initial counts
+    counted as for version 1 with those weights.
     """
+    if version == 2:
+        return _fit_mix_tables(list(grids), _check_bits(token_bits, ValueError), np.random.default_rng(seed))
+    if version != 1:
+        raise ValueError(f"coder version must be one of {CODER_VERSIONS}, got {version!r}")
     token_bits = _check_bits(token_bits, ValueError)
     size = token_bits * NUM_CONTEXTS
     acc = np.zeros((0, size * 2), dtype=np.int64)
@@ -260,6 +290,50 @@ def fit_tables(grids: Iterable[np.ndarray], token_bits: int) -> np.ndarray:
     tot = counts.sum(axis=-1, keepdims=True)
     scaled = np.maximum(counts * FIT_TOTAL // np.maximum(tot, FIT_TOTAL), 1)
     return scaled.astype(np.int32)
+
+
+def _fit_mix_tables(grids: list, token_bits: int, rng) -> MixTables:
+    grids = [_check_grid(g, token_bits) for g in grids]
+    if not grids:
+        raise ValueError("fit_tables needs at least one token grid")
+    levels = max(g.shape[0] for g in grids)
+    rows: dict[tuple[int, int], list] = {}
+
+    def keep(lv, g, model, bits_):  # the bits of a group and the inputs the logistic stage saw
+        x, nbp = model.inputs
+        rows.setdefault((lv, g), []).append(np.concatenate([2 * bits_.astype(np.int8) - 1, x, nbp], axis=1))
+
+    for grid in grids:
+        for _ in _mix_walk(grid, token_bits, None, keep):
+            pass
+    sampled = {}
+    for key, parts in rows.items():
+        a = np.concatenate(parts)
+        if len(a) > coder_mix.FIT_SAMPLES:
+            a = a[np.sort(rng.choice(len(a), coder_mix.FIT_SAMPLES, replace=False))]
+        sampled[key] = a
+    weights = coder_mix.fit_weights(sampled, levels, token_bits)
+    flat_counts = np.ones((levels, 2, token_bits, coder_mix.NUM_SSE, 2), np.int64)
+    uniform = MixTables(weights.astype(np.int64), flat_counts)
+    acc = np.zeros_like(flat_counts)
+    for grid in grids:
+        for lv, g, k, ctx, sym in _mix_walk(grid, token_bits, uniform):
+            acc[lv, g, k] += np.bincount(ctx * 2 + sym, minlength=coder_mix.NUM_SSE * 2).reshape(-1, 2)
+    counts = acc + 1
+    tot = counts.sum(axis=-1, keepdims=True)
+    counts = np.maximum(counts * FIT_TOTAL // np.maximum(tot, FIT_TOTAL), 1)
+    return MixTables(weights, counts.astype(np.int32))
+
+
+def _mix_model(levels: int, token_bits: int, h: int, w: int, tables: MixTables | None) -> MixModel:
+    return MixModel(levels, token_bits, h, w, tables, _geometry(h, w), PROB_BITS, PROB_MIN, ADAPT_LIMIT)
+
+
+def _mix_walk(grid: np.ndarray, token_bits: int, tables: MixTables | None, on_group=None):
+    """:func:`coder_mix.encode_walk` over one checked grid on its own (for fitting)."""
+    levels, frames, h, w = grid.shape
+    model = _mix_model(levels, token_bits, h, w, tables)
+    yield from coder_mix.encode_walk(model, grid.reshape(levels, frames, h * w), [None] * levels, _unpack, on_group)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -292,38 +366,69 @@ def _check_grid(tokens, token_bits: int) -> np.ndarray:
     return arr
 
 
-def encode_tokens(tokens: np.ndarray, token_bits: int, tables: np.ndarray | None = None,
-                  context: CoderContext | None = None) -> bytes:
-    """Range-code a token grid ``(L, T, H, W)`` -> bytes (little-endian uint32 words).
+def encode_tokens(tokens: np.ndarray, token_bits: int, tables=None, context: CoderContext | None = None,
+                  version: int = CODER_VERSION) -> bytes:
+    """Range-code a token grid ``(L, T, H, W)`` with coder ``version`` -> bytes (little-endian uint32 words).
 
-    Without a ``context`` (or with an empty one) the grid's contexts start from ``tables`` (or a uniform prior);
-    with one, from the state the previous grid of the stream left there, and the context is updated.
+    Without a ``context`` (or with an empty one) the grid's contexts start from ``tables`` (that version's, or
+    None: a uniform prior); with one, from the state the previous grid of the stream left there, and the context
+    is updated.
     """
     token_bits = _check_bits(token_bits, ValueError)
+    version = _check_version(version, ValueError)
     grid = _check_grid(tokens, token_bits)
     levels, frames, h, w = grid.shape
-    tab = check_tables(tables, token_bits, levels)
-    model = _Model(levels, token_bits, h, w, tab)
-    prev, cur = (context or CoderContext())._start(model, levels, ValueError), None
+    tab = check_tables(tables, token_bits, levels, version)
     family = constriction.stream.model.Bernoulli(perfect=False)
     enc = constriction.stream.queue.RangeEncoder()
     flat = grid.reshape(levels, frames, h * w)
-    for t, lv in _walk(levels, frames):
-        plane = _unpack(flat[lv, t], token_bits)  # (H*W, B)
-        coarse = cur if lv else None
-        for g, nb in ((0, prev[lv]), (1, plane)):
-            ctx = model.contexts(g, nb, prev[lv], coarse)
-            sym = plane[model.groups[g][0]].ravel().astype(np.int32)
-            enc.encode(sym, family, model.probabilities(lv, ctx))
-            model.update(lv, ctx, sym)
-        prev[lv] = cur = plane
+    if version == 2:
+        model = _mix_model(levels, token_bits, h, w, tab)
+        prev = (context or CoderContext())._start(model, levels, ValueError)
+        for _, _, k, ctx, sym in coder_mix.encode_walk(model, flat, prev, _unpack):
+            enc.encode(sym.astype(np.int32), family, model.probabilities(k, ctx))
+    else:
+        model = _Model(levels, token_bits, h, w, tab)
+        prev, cur = (context or CoderContext())._start(model, levels, ValueError), None
+        for t, lv in _walk(levels, frames):
+            plane = _unpack(flat[lv, t], token_bits)  # (H*W, B)
+            coarse = cur if lv else None
+            for g, nb in ((0, prev[lv]), (1, plane)):
+                ctx = model.contexts(g, nb, prev[lv], coarse)
+                sym = plane[model.groups[g][0]].ravel().astype(np.int32)
+                enc.encode(sym, family, model.probabilities(lv, ctx))
+                model.update(lv, ctx, sym)
+            prev[lv] = cur = plane
     if context is not None:
         context._keep(model, prev)
     return enc.get_compressed().astype("<u4", copy=False).tobytes()
 
 
-def decode_tokens(data, shape, token_bits: int, tables: np.ndarray | None = None,
-                  context: CoderContext | None = None) -> np.ndarray:
+def _decode_v1(model: "_Model", out: np.ndarray, prev: list, decode) -> None:
+    """Version 1's decoding walk: fill ``out`` = ``uint32 (L, T, H*W)`` with ``decode(probabilities)``'s bits."""
+    levels, frames, n = out.shape
+    cur = None
+    for t, lv in _walk(levels, frames):
+        plane = np.zeros((n, model.bits), dtype=np.uint8)
+        coarse = cur if lv else None
+        for g, nb in ((0, prev[lv]), (1, plane)):
+            idx = model.groups[g][0]
+            ctx = model.contexts(g, nb, prev[lv], coarse)
+            sym = decode(model.probabilities(lv, ctx))
+            plane[idx] = sym.reshape(len(idx), model.bits)
+            model.update(lv, ctx, sym)
+        out[lv, t] = _pack(plane)
+        prev[lv] = cur = plane
+
+
+def _check_version(version, exc) -> int:
+    if isinstance(version, (bool, np.bool_)) or version not in CODER_VERSIONS:
+        raise exc(f"coder version must be one of {CODER_VERSIONS}, got {version!r}")
+    return int(version)
+
+
+def decode_tokens(data, shape, token_bits: int, tables=None, context: CoderContext | None = None,
+                  version: int = CODER_VERSION) -> np.ndarray:
     """Inverse of :func:`encode_tokens`: bytes -> ``uint32 (L, T, H, W)`` (``context`` as there: it is updated
     only when the grid decodes without error).
 
@@ -331,6 +436,7 @@ def decode_tokens(data, shape, token_bits: int, tables: np.ndarray | None = None
     :class:`CorruptDataError` (never another exception).
     """
     token_bits = _check_bits(token_bits, CorruptDataError)
+    version = _check_version(version, CorruptDataError)
     try:
         shape = tuple(int(s) for s in shape)
     except (TypeError, ValueError):
@@ -345,25 +451,21 @@ def decode_tokens(data, shape, token_bits: int, tables: np.ndarray | None = None
         raise CorruptDataError(f"coded token data is {len(data)} bytes, not a whole number of words")
     if len(data) > max_coded_bytes(levels * frames * h * w, token_bits):
         raise CorruptDataError(f"coded token data is too long ({len(data)} bytes) for grid {shape}")
-    tab = check_tables(tables, token_bits, levels)
-    model = _Model(levels, token_bits, h, w, tab)
-    prev, cur = (context or CoderContext())._start(model, levels, CorruptDataError), None
+    tab = check_tables(tables, token_bits, levels, version)
     family = constriction.stream.model.Bernoulli(perfect=False)
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     dec = constriction.stream.queue.RangeDecoder(words)
     out = np.empty((levels, frames, h * w), dtype=np.uint32)
+    if version == 2:
+        model = _mix_model(levels, token_bits, h, w, tab)
+    else:
+        model = _Model(levels, token_bits, h, w, tab)
+    prev = (context or CoderContext())._start(model, levels, CorruptDataError)
     try:
-        for t, lv in _walk(levels, frames):
-            plane = np.zeros((h * w, token_bits), dtype=np.uint8)
-            coarse = cur if lv else None
-            for g, nb in ((0, prev[lv]), (1, plane)):
-                idx = model.groups[g][0]
-                ctx = model.contexts(g, nb, prev[lv], coarse)
-                sym = dec.decode(family, model.probabilities(lv, ctx))
-                plane[idx] = sym.reshape(len(idx), token_bits)
-                model.update(lv, ctx, sym)
-            out[lv, t] = _pack(plane)
-            prev[lv] = cur = plane
+        if version == 2:
+            coder_mix.decode_walk(model, out, prev, lambda p: dec.decode(family, p), _pack)
+        else:
+            _decode_v1(model, out, prev, lambda p: dec.decode(family, p))
         exhausted = dec.maybe_exhausted()
     except (AssertionError, ValueError, RuntimeError, OverflowError) as e:
         # constriction reports data that no encoder could have produced this way.
@@ -378,12 +480,15 @@ def decode_tokens(data, shape, token_bits: int, tables: np.ndarray | None = None
 __all__ = [
     "CODER_ID",
     "CODER_VERSION",
+    "CODER_VERSIONS",
     "CoderContext",
+    "MixTables",
     "NUM_CONTEXTS",
     "encode_tokens",
     "decode_tokens",
     "fit_tables",
     "check_tables",
     "tables_hash",
+    "tables_version",
     "max_coded_bytes",
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import coder
-from .coder import CODER_ID, CODER_VERSION
+from .coder import CODER_ID, CODER_VERSION, CODER_VERSIONS
 from .errors import (
     BadMagicError,
     ChecksumError,
@@ -32,7 +32,7 @@ from .errors import (
 
 MAGIC = b"\x89VCB"
 FORMAT_VERSION = 2  # what the writer writes
-READABLE_VERSIONS = (1, 2)  # version 1 = version 2 without continuing chunks (FORMAT.md section 7)
+READABLE_VERSIONS = (1, 2)  # version 1 = version 2 without continuing chunks (FORMAT.md section 8)
 SYNC = b"\xd6VCR"
 
 FILE_HEADER = struct.Struct("<4sBBHII")  # magic, version, flags, reserved, json_len, header_crc
@@ -229,9 +229,10 @@ class StreamHeader:
         coder_version = get(coder_, "coder", "version", int)
         if coder_id != CODER_ID:
             raise UnknownCoderError(f"unknown entropy coder {coder_id[:64]!r} (this reader has {CODER_ID!r})")
-        if coder_version != CODER_VERSION:
+        if coder_version not in CODER_VERSIONS:
             raise UnsupportedVersionError(
-                f"entropy coder {coder_id} version {coder_version} is not supported (this reader has {CODER_VERSION})"
+                f"entropy coder {coder_id} version {coder_version} is not supported (this reader has versions "
+                f"{', '.join(map(str, CODER_VERSIONS))})"
             )
         rate = get(video, "video", "frame_rate", list)
         if len(rate) != 2 or not all(is_int(x) for x in rate):

@@ -12,7 +12,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .chunks import check_chunk_tokens, encode_chunk
-from .coder import CODER_ID, CODER_VERSION, CoderContext, check_tables, tables_hash
+from .coder import CODER_ID, CODER_VERSIONS, CoderContext, check_tables, tables_hash
 from .errors import UnknownCoderError, UnsupportedVersionError
 from .header import (
     CHUNK_CONTINUES,
@@ -48,9 +48,9 @@ class VcbWriter:
         header.validate()
         if header.coder_id != CODER_ID:
             raise UnknownCoderError(f"cannot write with entropy coder {header.coder_id!r}")
-        if header.coder_version != CODER_VERSION:
+        if header.coder_version not in CODER_VERSIONS:
             raise UnsupportedVersionError(f"cannot write entropy coder version {header.coder_version}")
-        self._tables = check_tables(tables, header.token_bits)
+        self._tables = check_tables(tables, header.token_bits, version=header.coder_version)
         self._context = CoderContext()  # the coder state the next continuing chunk starts from
         self.header = dataclasses.replace(header, tables_hash=tables_hash(tables))
         file_header = encode_file_header(self.header)

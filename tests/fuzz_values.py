@@ -125,7 +125,7 @@ def forged(tok, base: bytes, **changes) -> bytes:
     h = dataclasses.replace(h0, **changes)
     rng = np.random.default_rng(len(repr(changes)))
     buf = io.BytesIO()
-    with VcbWriter(buf, h, tables=tok.tables_for(h.token_bits)) as w:
+    with VcbWriter(buf, h, tables=tok.tables_for(h.token_bits, h.coder_version)) as w:
         left = frames
         while left:
             n = min(left, h.window_frames)
@@ -257,7 +257,7 @@ def exercise(data: bytes, tok, mode: int, workdir: str) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if mode == 0:  # the container alone, every record, tokens decoded with the model's tables
-                r = VcbReader(io.BytesIO(data), tables=lambda h: tok.tables_for(h.token_bits))
+                r = VcbReader(io.BytesIO(data), tables=lambda h: tok.tables_for(h.token_bits, h.coder_version))
                 for _ in r.records():
                     pass
             elif mode == 1:

@@ -187,8 +187,8 @@ GOLDEN_HEADER = dict(model_name="golden-tiny", weights_hash=hashlib.sha256(b"gol
                      levels=2, max_levels=3, width=30, height=20, frame_rate=(24000, 1001), window_frames=9)
 
 
-def _golden_tables() -> np.ndarray:
-    return fit_tables([_golden_tokens(3, 3, 3, 4, 10, salt=11)], 10)
+def _golden_tables(version: int = 1):
+    return fit_tables([_golden_tokens(3, 3, 3, 4, 10, salt=11)], 10, version=version)
 
 
 # (num_frames, continues, levels, salt) of the golden stream's chunks: a keyframe chunk of 9 frames (1 + 2 x 4), two
@@ -196,9 +196,12 @@ def _golden_tables() -> np.ndarray:
 GOLDEN_CHUNKS = ((9, False, 2, 1), (8, True, 2, 2), (5, True, 2, 3), (5, False, 3, 4))
 
 
-def _golden_stream() -> tuple[bytes, list[np.ndarray], np.ndarray]:
-    h = StreamHeader(**GOLDEN_HEADER, extra={"note": "golden v2"})
-    tables = _golden_tables()
+GOLDEN_STREAMS = {1: "small_v2.vcb", 2: "small_v2_coder2.vcb"}  # coder version -> golden file (format version 2)
+
+
+def _golden_stream(version: int = 1) -> tuple[bytes, list[np.ndarray], object]:
+    h = StreamHeader(**GOLDEN_HEADER, coder_version=version, extra={"note": "golden v2"})
+    tables = _golden_tables(version)
     grids = [_golden_tokens(lv, h.latent_frames(n, c), 3, 4, 10, salt=salt) for n, c, lv, salt in GOLDEN_CHUNKS]
     buf = io.BytesIO()
     with VcbWriter(buf, h, tables) as w:
@@ -221,14 +224,15 @@ def _check_golden(name: str, data: bytes) -> None:
     assert data == expected, f"{name}: bytes differ from the golden file (format or coder changed?)"
 
 
-def test_golden_stream_bytes():
-    data, grids, tables = _golden_stream()
-    _check_golden("small_v2.vcb", data)
+@pytest.mark.parametrize("version", sorted(GOLDEN_STREAMS))
+def test_golden_stream_bytes(version):
+    data, grids, tables = _golden_stream(version)
+    _check_golden(GOLDEN_STREAMS[version], data)
     # and the golden file still decodes to the tokens it was made from, by streaming and by random access
-    r = VcbReader(io.BytesIO((GOLDEN / "small_v2.vcb").read_bytes()), tables)
+    r = VcbReader(io.BytesIO((GOLDEN / GOLDEN_STREAMS[version]).read_bytes()), tables)
     chunks = list(r.chunks())
     assert [(c.num_frames, c.continues) for c in chunks] == [(n, c) for n, c, _, _ in GOLDEN_CHUNKS]
-    assert r.total_frames == 27 and r.header.format_version == 2
+    assert r.total_frames == 27 and r.header.format_version == 2 and r.header.coder_version == version
     for c, g in zip(chunks, grids):
         np.testing.assert_array_equal(c.tokens, g)
     assert [p.data for p in r.packets()] == [b"\x01\x01\x01", b"\x02\x02"]
@@ -252,34 +256,43 @@ def test_format_v1_files_still_decode():
     assert [p.data for p in r.packets()] == [b"\x01\x02\x03", b"\x04\x05"]
 
 
-def test_golden_tokens_bytes():
+@pytest.mark.parametrize("version", [1, 2])
+def test_golden_tokens_bytes(version):
+    """Each coder version's bytes for one grid, uniform prior and fitted tables."""
     grid = _golden_tokens(2, 4, 5, 7, 13, salt=5)
-    data = encode_tokens(grid, 13)
-    _check_golden("tokens_v1.bin", data)
-    np.testing.assert_array_equal(decode_tokens((GOLDEN / "tokens_v1.bin").read_bytes(), grid.shape, 13), grid)
+    tables = fit_tables([_golden_tokens(2, 3, 5, 7, 13, salt=9)], 13, version=version)
+    for tab, name in ((None, f"tokens_v{version}.bin"), (tables, f"tokens_v{version}_tables.bin")):
+        data = encode_tokens(grid, 13, tab, version=version)
+        _check_golden(name, data)
+        back = decode_tokens((GOLDEN / name).read_bytes(), grid.shape, 13, tab, version=version)
+        np.testing.assert_array_equal(back, grid)
 
 
 def test_same_bytes_with_other_thread_settings():
     """Coding uses integers only: another process with other thread counts gives the same bytes."""
     code = (
         "import sys; sys.path.insert(0, %r); import tests.test_bitstream as t, hashlib; "
-        "print(hashlib.sha256(t._golden_stream()[0]).hexdigest())" % str(REPO)
+        "print(hashlib.sha256(t._golden_stream(1)[0] + t._golden_stream(2)[0]).hexdigest())" % str(REPO)
     )
     env = {**os.environ, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2",
            "RAYON_NUM_THREADS": "2", "PYTHONHASHSEED": "123"}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.strip() == hashlib.sha256(_golden_stream()[0]).hexdigest()
+    assert out.stdout.strip() == hashlib.sha256(_golden_stream(1)[0] + _golden_stream(2)[0]).hexdigest()
 
 
 def test_probabilities_are_on_an_exact_grid():
-    from bitstream.coder import _Model
+    from bitstream.coder import _mix_model, _Model
+    from bitstream.coder_mix import NUM_SSE
 
-    tables = fit_tables([synthetic_tokens(chunks=1, levels=2, frames=2, height=6, width=7, token_bits=5)[0]], 5)
-    m = _Model(2, 5, 6, 7, tables.astype(np.int64))
+    grid = synthetic_tokens(chunks=1, levels=2, frames=2, height=6, width=7, token_bits=5)[0]
+    m = _Model(2, 5, 6, 7, fit_tables([grid], 5, version=1).astype(np.int64))
     ctx = np.arange(5 * bitstream.NUM_CONTEXTS).reshape(-1, 5)
-    p = m.probabilities(1, ctx)
-    q = p * 65536
-    assert np.array_equal(q, np.round(q)) and q.min() >= 32 and q.max() <= 65536 - 32
+    mix = _mix_model(2, 5, 6, 7, bitstream.check_tables(fit_tables([grid], 5, version=2), 5, version=2))
+    mix.start(1, None, None)
+    mix.group(0, np.zeros((42, 5), np.uint8))
+    for p in (m.probabilities(1, ctx), mix.probabilities(3, np.arange(NUM_SSE))):
+        q = p * 65536
+        assert np.array_equal(q, np.round(q)) and q.min() >= 32 and q.max() <= 65536 - 32
 
 
 # ----------------------------------------------------------------------------------------------
@@ -314,13 +327,13 @@ SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 
 
 @SETTINGS
-@given(token_grids(), st.booleans())
-def test_tokens_round_trip(grid_bits, use_tables):
+@given(token_grids(), st.booleans(), st.sampled_from(bitstream.CODER_VERSIONS))
+def test_tokens_round_trip(grid_bits, use_tables, version):
     grid, bits = grid_bits
-    tables = fit_tables([grid], bits) if use_tables else None
-    data = encode_tokens(grid, bits, tables)
+    tables = fit_tables([grid], bits, version=version) if use_tables else None
+    data = encode_tokens(grid, bits, tables, version=version)
     assert len(data) % 4 == 0 and len(data) <= bitstream.coder.max_coded_bytes(grid.size, bits)
-    out = decode_tokens(data, grid.shape, bits, tables)
+    out = decode_tokens(data, grid.shape, bits, tables, version=version)
     assert out.dtype == np.uint32 and out.shape == grid.shape
     np.testing.assert_array_equal(out, grid)
 
@@ -604,7 +617,7 @@ def test_truncation_everywhere(good):
         (lambda o: o["video"].update(width=True), HeaderError, "wrong type"),
         (lambda o: o["model"].pop("weights_sha256"), HeaderError, "missing"),
         (lambda o: o["coder"].update(id="cabac-9000"), UnknownCoderError, "cabac-9000"),
-        (lambda o: o["coder"].update(version=2), UnsupportedVersionError, "version 2"),
+        (lambda o: o["coder"].update(version=3), UnsupportedVersionError, "version 3"),
     ],
 )
 def test_implausible_or_unknown_header_values(good, mutate, exc, text):
@@ -631,10 +644,37 @@ def test_huge_record_length_refused(good):
         list(VcbReader(io.BytesIO(bytes(data))).chunks())
 
 
-def test_tables_are_checked():
+def test_coder_v2_tables_are_checked():
     h = make_header(token_bits=6)
+    assert h.coder_version == 2
     g = grid_for(h, 9)
     tables = fit_tables([g], 6)
+    assert bitstream.tables_version(tables) == 2
+    data = write_stream(h, [(g, 9)], tables=tables)
+    np.testing.assert_array_equal(next(VcbReader(io.BytesIO(data), tables).chunks()).tokens, g)
+    with pytest.raises(TablesMismatchError, match="uniform prior"):
+        list(VcbReader(io.BytesIO(data)).chunks())
+    other = bitstream.MixTables(tables.weights.copy(), tables.counts)
+    other.weights[0, 0, 0, 0] += 1
+    with pytest.raises(TablesMismatchError, match="sha256"):
+        list(VcbReader(io.BytesIO(data), other).chunks())
+    with pytest.raises(TablesMismatchError, match="version 1 tables"):
+        VcbReader(io.BytesIO(data), fit_tables([g], 6, version=1))  # the other coder version's
+    with pytest.raises(TablesMismatchError, match="6-bit"):
+        VcbReader(io.BytesIO(data), fit_tables([g & 31], 5))  # built for 5-bit tokens
+    too_big = bitstream.MixTables(np.full_like(tables.weights, 1 << 15), tables.counts)
+    with pytest.raises(TablesMismatchError, match="weights"):
+        VcbWriter(io.BytesIO(), h, too_big)
+    with pytest.raises(TablesMismatchError, match="levels"):
+        encode_tokens(np.zeros((3, 1, 2, 2), np.uint32), 6, tables)  # 2 levels of tables, 3 in grid
+    as_dict = tables.as_dict()  # as a checkpoint stores them
+    np.testing.assert_array_equal(next(VcbReader(io.BytesIO(data), as_dict).chunks()).tokens, g)
+
+
+def test_tables_are_checked():
+    h = make_header(token_bits=6, coder_version=1)
+    g = grid_for(h, 9)
+    tables = fit_tables([g], 6, version=1)
     data = write_stream(h, [(g, 9)], tables=tables, track=True)
     np.testing.assert_array_equal(next(VcbReader(io.BytesIO(data), tables).chunks()).tokens, g)
     with pytest.raises(TablesMismatchError, match="uniform prior"):
@@ -644,11 +684,11 @@ def test_tables_are_checked():
     with pytest.raises(TablesMismatchError, match="sha256"):
         list(VcbReader(io.BytesIO(data), other).chunks())
     with pytest.raises(TablesMismatchError, match="6"):
-        VcbReader(io.BytesIO(data), fit_tables([g], 7))  # built for 7-bit tokens
+        VcbReader(io.BytesIO(data), fit_tables([g], 7, version=1))  # built for 7-bit tokens
     with pytest.raises(TablesMismatchError):
         VcbWriter(io.BytesIO(), h, tables[..., :1])  # wrong layout
     with pytest.raises(TablesMismatchError, match="levels"):
-        encode_tokens(np.zeros((3, 1, 2, 2), np.uint32), 6, tables)  # 2 levels of tables, 3 in grid
+        encode_tokens(np.zeros((3, 1, 2, 2), np.uint32), 6, tables, version=1)  # 2 levels of tables, 3 in grid
     with pytest.raises(TablesMismatchError):
         VcbWriter(io.BytesIO(), h, tables.astype(np.float64))
     # tables chosen from the header, on a pipe, in one pass
@@ -733,21 +773,27 @@ def test_salvage_of_a_truncated_stream(good):
 # compression and the benchmark script
 
 
-def test_fitted_tables_compress_correlated_tokens():
+@pytest.mark.parametrize("version", bitstream.CODER_VERSIONS)
+def test_fitted_tables_compress_correlated_tokens(version):
     toks = synthetic_tokens(chunks=2, levels=2, frames=3, height=12, width=16, token_bits=12, seed=3)
-    tables = fit_tables([toks[0]], 12)
+    tables = fit_tables([toks[0]], 12, version=version)
     raw_bits = toks[1].size * 12
-    uniform = 8 * len(encode_tokens(toks[1], 12))
-    fitted = 8 * len(encode_tokens(toks[1], 12, tables))
+    uniform = 8 * len(encode_tokens(toks[1], 12, version=version))
+    fitted = 8 * len(encode_tokens(toks[1], 12, tables, version=version))
     assert fitted < uniform < raw_bits
     assert fitted < 0.8 * raw_bits
-    assert tables.dtype.kind == "i" and tables.shape == (2, 12, bitstream.NUM_CONTEXTS, 2)
-    assert tables.min() >= 1
+    if version == 1:
+        assert tables.dtype.kind == "i" and tables.shape == (2, 12, bitstream.NUM_CONTEXTS, 2)
+        assert tables.min() >= 1
+    else:
+        assert tables.weights.shape == (2, 2, 12, 4 * 12 + 2) and tables.counts.shape == (2, 2, 12, 72, 2)
+        assert tables.counts.min() >= 1 and bitstream.check_tables(tables, 12, 2) is not None
 
 
-def test_random_tokens_cost_little_more_than_raw():
+@pytest.mark.parametrize("version", bitstream.CODER_VERSIONS)
+def test_random_tokens_cost_little_more_than_raw(version):
     g = np.random.default_rng(1).integers(0, 2**16, size=(2, 3, 10, 12), dtype=np.uint32)
-    assert 8 * len(encode_tokens(g, 16)) < 1.03 * g.size * 16
+    assert 8 * len(encode_tokens(g, 16, version=version)) < 1.03 * g.size * 16
 
 
 def test_bench_script(tmp_path, capsys):

@@ -62,7 +62,7 @@ def _with_source(tok, base: bytes, source: dict | None = None, tracks=()) -> byt
     if source is not None:
         h = dataclasses.replace(h, extra={**h.extra, "source": source})
     buf = io.BytesIO()
-    with VcbWriter(buf, h, tables=tok.tables_for(h.token_bits)) as w:
+    with VcbWriter(buf, h, tables=tok.tables_for(h.token_bits, h.coder_version)) as w:
         for t in tracks:
             w.add_track(t)
         for c in VcbReader(io.BytesIO(base)).chunks():

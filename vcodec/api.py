@@ -224,7 +224,7 @@ def encode_video(
         t0 = time.perf_counter()
         with (
             out.writing(overwrite=overwrite, src=src) as target,
-            VcbWriter(target, header, tables=tok.tables_for(bits)) as w,
+            VcbWriter(target, header, tables=tok.tables_for(bits, header.coder_version)) as w,
             _progress(progress, count if count is not None else si.frame_count_hint, "encode") as bar,
         ):
             ids = [w.add_track(track_info(t)) for t in source.audio_tracks]
@@ -483,7 +483,7 @@ def compress(
     T, H, W, _ = frames.shape
     header = stream_header(tok, bits, levels, q, W, H, rate, {"keyint": keyint}, num_frames=T)
     buf = io.BytesIO()
-    with VcbWriter(buf, header, tables=tok.tables_for(bits)) as w:
+    with VcbWriter(buf, header, tables=tok.tables_for(bits, header.coder_version)) as w:
         encode_windows(w, tok, stream_chunks([frames], tok, keyint), bits, levels)
     return buf.getvalue()
 

@@ -43,7 +43,8 @@ def quality_point(tok: Tokenizer, quality: int | None) -> tuple[int, int, int]:
 def stream_header(tok: Tokenizer, bits: int, levels: int, quality: int, width: int, height: int, rate: Fraction,
                   extra: dict, num_frames: int | None = None) -> StreamHeader:
     """The header of a stream that ``tok`` codes with ``levels`` token planes of ``bits`` bits; the geometry
-    comes from ``tok.config``."""
+    comes from ``tok.config``, the entropy coder's version from the tables ``tok`` has (write its chunks with
+    ``tok.tables_for(bits)``)."""
     if rate.numerator > MAX_RATE or rate.denominator > MAX_RATE:
         approx = rate.limit_denominator(1001)
         warnings.warn(f"frame rate {rate} stored as {approx}", VcodecWarning, stacklevel=3)
@@ -62,6 +63,7 @@ def stream_header(tok: Tokenizer, bits: int, levels: int, quality: int, width: i
         spatial_factor=cfg.spatial_factor,
         window_frames=cfg.window_frames,
         num_frames=num_frames,
+        coder_version=tok.coder_version(bits),
         extra={"encoder": f"vcodec {_version()}", "quality": quality, **extra},
     )
 
@@ -260,7 +262,7 @@ def decoder_for(reader: VcbReader, *, tokenizer: Tokenizer | None, model, device
     h = reader.header
     tok = stream_tokenizer(h.model_name, h.weights_hash, tokenizer=tokenizer, model=model, device=device, what=name)
     check_geometry(h, tok, name)
-    reader.set_tables(tok.tables_for(h.token_bits))
+    reader.set_tables(tok.tables_for(h.token_bits, h.coder_version))
     return tok
 
 

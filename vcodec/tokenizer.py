@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import bitstream
+
 from .errors import ModelError, QualityError, ResourceError
 from .model.autoencoder import VideoTokenizer
 from .model.checkpoint import (
@@ -36,7 +38,7 @@ from .stream import StreamState
 
 class Tokenizer:
     def __init__(self, model: VideoTokenizer, *, name: str, rate_points: tuple[RatePoint, ...] | None = None, coder_tables=None,
-                 card: dict | None = None, device: str = "cpu", path: Path | None = None):
+                 mix_tables: dict | None = None, card: dict | None = None, device: str = "cpu", path: Path | None = None):
         self.model = model.to(device).eval()
         self.config: TokenizerConfig = model.cfg
         self.name = name
@@ -45,7 +47,10 @@ class Tokenizer:
         state = {k: v.to(torch.float16) for k, v in model.state_dict().items()}
         self.weights_hash = weights_hash(state)
         self.rate_points = rate_points or default_rate_points(self.config)
-        self.coder_tables = None if coder_tables is None else np.asarray(coder_tables)
+        self.coder_tables = None if coder_tables is None else np.asarray(coder_tables)  # coder version 1
+        # coder version 2, per token width: {bits: MixTables}
+        self.mix_tables = {int(b): t if isinstance(t, bitstream.MixTables) else bitstream.MixTables(**t)
+                           for b, t in (mix_tables or {}).items()}
         self.card = card or {}
 
     # ---- construction ----------------------------------------------------------------------------
@@ -74,7 +79,8 @@ class Tokenizer:
         model = _round_to_fp16(model)
         name = path.stem   # the header names the model by file stem (never a full path: bytes stay reproducible)
         return cls(model, name=name, rate_points=rate_points(ckpt, model.cfg),
-                   coder_tables=ckpt.get("coder_tables"), card=ckpt.get("card"), device=device, path=path)
+                   coder_tables=ckpt.get("coder_tables"), mix_tables=ckpt.get("mix_tables"), card=ckpt.get("card"),
+                   device=device, path=path)
 
     # ---- properties ------------------------------------------------------------------------------
     @property
@@ -102,9 +108,19 @@ class Tokenizer:
         qs = ", ".join(str(rp.quality) for rp in self.rate_points)
         raise QualityError(f"quality {quality} is not offered by model {self.name} (choose one of {qs})")
 
-    def tables_for(self, bits: int) -> np.ndarray | None:
-        """The coder's initial count tables for a stream of ``bits``-bit tokens (the tables of a token's low
-        bits: a stream that codes fewer bits per token uses the first ``bits`` rows of each plane's table)."""
+    def coder_version(self, bits: int) -> int:
+        """The entropy coder version a new stream of ``bits``-bit tokens uses: 2 when the model has version 2
+        tables for that width (or no tables at all), else 1 with its version 1 tables."""
+        return 1 if bits not in self.mix_tables and self.coder_tables is not None else bitstream.CODER_VERSION
+
+    def tables_for(self, bits: int, version: int | None = None):
+        """The coder tables for a stream of ``bits``-bit tokens coded with coder ``version`` (default
+        :meth:`coder_version`): version 2's fitted for that width (None: the uniform prior); version 1's count
+        tables of a token's low bits (a stream that codes fewer bits per token uses the first ``bits`` rows of
+        each plane's table), or None."""
+        version = self.coder_version(bits) if version is None else version
+        if version == 2:
+            return self.mix_tables.get(bits)
         if self.coder_tables is None:
             return None
         return np.ascontiguousarray(self.coder_tables[:, :bits])

@@ -88,11 +88,14 @@ def build_from_checkpoint(ckpt: dict, *, use_ema: bool = True) -> VideoTokenizer
 
 
 def export_inference(ckpt: dict, *, rate_points: list[dict], coder_tables: np.ndarray | None,
-                     card: dict) -> dict:
-    """The shipped form: EMA weights in fp16, config, rate points, integer coder tables, card facts."""
+                     card: dict, mix_tables: dict | None = None) -> dict:
+    """The shipped form: EMA weights in fp16, config, rate points, integer coder tables (``coder_tables``: coder
+    version 1's; ``mix_tables``: version 2's, ``{bits: {"weights", "counts"}}``), card facts."""
     state = ckpt.get("ema") or ckpt["model"]
     half = {k: v.detach().to(torch.float16).cpu() for k, v in state.items()}
     return {"format": MODEL_FORMAT, "config": ckpt["config"], "ema": half, "model": half,
             "weights_hash": weights_hash(half), "rate_points": rate_points,
             "coder_tables": None if coder_tables is None else np.asarray(coder_tables),
+            "mix_tables": {int(b): (t.as_dict() if hasattr(t, "as_dict") else dict(t))
+                           for b, t in (mix_tables or {}).items()},
             "card": card}

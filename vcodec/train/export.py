@@ -2,9 +2,10 @@
 
     python -m vcodec.train.export runs/default/ckpt.pt --data data -o vcodec/weights/default.pt
     python -m vcodec.train.export vcodec/weights/default.pt --data data --card-only   # re-measure the shipped card
+    python -m vcodec.train.export vcodec/weights/default.pt --data data --refit-coder   # new coder tables, same weights
 
-1. Builds the EMA weights (fp16 storage) and fits the entropy coder's integer context tables on
-   tokens of training clips.
+1. Builds the EMA weights (fp16 storage) and fits the entropy coder's integer tables (coder version 1's
+   context counts; version 2's logistic weights and counts per token width) on tokens of training clips.
 2. Measures every rate point on the held-out segments listed in ``data/manifest.json`` at their native
    resolution (whole held-out clips and the never-trained tails of the training clips): bpp of the
    range-coded token payload, PSNR-Y and MS-SSIM as :mod:`vcodec.metrics` defines them (the RD benchmarks'
@@ -15,7 +16,9 @@
 4. Writes the .pt, its card and training curve next to it (:func:`card_paths`).
 
 ``--card-only`` measures a checkpoint or an already shipped model (with its stored coder tables, steps and history)
-and writes only the card next to ``-o``: the shipped weights stay byte for byte as they are.
+and writes only the card next to ``-o``: the shipped weights stay byte for byte as they are. ``--refit-coder`` fits
+the coder tables of an already shipped model anew (its weights, and so its weights hash, unchanged) and writes the
+.pt and its card.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ import torch
 import bitstream
 
 from ..metrics import ms_ssim_rgb, psnr_y_bt709_limited
-from ..model.checkpoint import atomic_save, build_from_checkpoint, export_inference, load_checkpoint
+from ..model.checkpoint import atomic_save, build_from_checkpoint, export_inference, load_checkpoint, rate_points
 from ..model.config import TokenizerConfig
 from ..tokenizer import Tokenizer, _round_to_fp16
 
@@ -49,34 +52,50 @@ def heldout_segments(data: Path, manifest_path: Path | None = None) -> list[tupl
     return out
 
 
-def fit_coder_tables(tok: Tokenizer, corpus: Path, max_runs: int = 24) -> np.ndarray:
+def corpus_grids(tok: Tokenizer, corpus: Path, max_runs: int = 24) -> list[np.ndarray]:
+    """Token grids (every plane, every bit) of ``max_runs`` training runs spread over the corpus."""
     grids = []
     with np.load(corpus) as z:
         keys = [k for k in sorted(z.files) if k.startswith("train/")]
         step = max(1, len(keys) // max_runs)
         for k in keys[::step][:max_runs]:
-            grids.append(tok.encode_window(z[k], tok.max_levels))     # every plane, every bit
-    return bitstream.fit_tables(grids, tok.token_bits)
+            grids.append(tok.encode_window(z[k], tok.max_levels))
+    return grids
+
+
+def fit_coder_tables(tok: Tokenizer, grids: list[np.ndarray]) -> tuple[np.ndarray, dict]:
+    """Both coder versions' tables learned from ``grids``: version 1's count tables (all bits), and version 2's
+    :class:`bitstream.MixTables` for each token width the rate points use, over as many planes as they code."""
+    v1 = bitstream.fit_tables(grids, tok.token_bits, version=1)
+    widths: dict[int, int] = {}
+    for rp in tok.rate_points:
+        bits, planes = tok.quality_point(rp.quality)
+        widths[bits] = max(widths.get(bits, 0), planes)
+    mix = {}
+    for bits, planes in sorted(widths.items()):
+        mask = np.uint32((1 << bits) - 1) if bits < 32 else np.uint32(0xFFFFFFFF)
+        mix[bits] = bitstream.fit_tables([np.ascontiguousarray(g[:planes] & mask) for g in grids], bits, version=2)
+        print(f"coder v2 tables fitted for {bits}-bit tokens, {planes} plane(s)", flush=True)
+    return v1, mix
 
 
 V1_CONFIG_NAME = "vcodec-default"   # model v1, whose training curve mixes the old and the unified PSNR-Y
 PSNR_KEY, MS_SSIM_KEY = "psnr_y_bt709_limited", "ms_ssim_rgb"   # card keys name the metric's formula
 
 
-def measure(tok: Tokenizer, segments, tables) -> list[dict]:
+def measure(tok: Tokenizer, segments) -> list[dict]:
     """Per rate point (quality): mean bpp (coded token payload), PSNR-Y (BT.709 limited, per-frame mean) and RGB
     MS-SSIM, each the mean of the per-segment values. Each segment is encoded once; every rate point codes its
     (bits, planes) prefix of those tokens, as ``vcodec encode --quality`` does."""
     points = [(rp.quality, *tok.quality_point(rp.quality)) for rp in tok.rate_points]
     per_point: dict[int, list[dict]] = {q: [] for q, _, _ in points}
-    full_tables = None if tables is None else np.asarray(tables)
     for name, frames in segments:
         n, H, W, _ = frames.shape
         tokens = tok.encode_window(frames, tok.max_levels)
         for q, bits, planes in points:
             t = np.ascontiguousarray(tokens[:planes] & np.uint32((1 << bits) - 1))
-            tab = None if full_tables is None else np.ascontiguousarray(full_tables[:, :bits])
-            nbytes = len(bitstream.encode_tokens(t, bits, tab))
+            version = tok.coder_version(bits)
+            nbytes = len(bitstream.encode_tokens(t, bits, tok.tables_for(bits, version), version=version))
             rec = tok.decode_window(t, n, H, W, bits)
             per_point[q].append({"clip": name, "bpp": nbytes * 8 / (n * H * W),
                                  PSNR_KEY: psnr_y_bt709_limited(frames, rec), MS_SSIM_KEY: ms_ssim_rgb(frames, rec)[0],
@@ -192,7 +211,8 @@ def write_card(path: Path, card: dict) -> None:
 
 
 def _shipped_tokenizer(ckpt: dict, name: str) -> Tokenizer:
-    return Tokenizer(_round_to_fp16(build_from_checkpoint(ckpt)), name=name)
+    return Tokenizer(_round_to_fp16(build_from_checkpoint(ckpt)), name=name, rate_points=rate_points(ckpt, TokenizerConfig.from_dict(ckpt["config"])),
+                     coder_tables=ckpt.get("coder_tables"), mix_tables=ckpt.get("mix_tables"))
 
 
 def main(argv=None) -> None:
@@ -204,6 +224,9 @@ def main(argv=None) -> None:
     ap.add_argument("--card-only", action="store_true",
                     help="only measure and write the card next to -o; never write the .pt (a shipped model "
                          "keeps its coder tables, steps and history)")
+    ap.add_argument("--refit-coder", action="store_true",
+                    help="refit the entropy coder's tables of a shipped model (weights unchanged), re-measure its "
+                         "card and write both")
     ap.add_argument("--manifest", type=Path, default=None,
                     help="held-out segments from this manifest (default DATA/manifest.json); the shipped model's "
                          "own is vcodec/weights/<name>_manifest.json")
@@ -214,26 +237,28 @@ def main(argv=None) -> None:
     ckpt = load_checkpoint(args.checkpoint)
     shipped_input = ckpt.get("format") == "vcodec-model-1"      # written by export_inference
     prev = (ckpt.get("card") or {}) if shipped_input else {}
-    if shipped_input and not args.card_only:
+    if shipped_input and not (args.card_only or args.refit_coder):
         ap.error(f"{args.checkpoint} is already a shipped model: use --card-only to re-measure its card")
     model = _round_to_fp16(build_from_checkpoint(ckpt))
     cfg = TokenizerConfig.from_dict(ckpt["config"])
-    tok = Tokenizer(model, name=args.output.stem)
     t0 = time.time()
-    if shipped_input and ckpt.get("coder_tables") is not None:
-        tables = np.asarray(ckpt["coder_tables"])                 # measure exactly what is shipped
+    if shipped_input and not args.refit_coder:
+        tok = _shipped_tokenizer(ckpt, args.output.stem)                 # measure exactly what is shipped
     else:
-        tables = fit_coder_tables(tok, args.data / "corpus.npz")
+        tok = Tokenizer(model, name=args.output.stem, rate_points=rate_points(ckpt, cfg) if shipped_input else None)
+        tok.coder_tables, tok.mix_tables = fit_coder_tables(tok, corpus_grids(tok, args.data / "corpus.npz"))
+        if shipped_input and ckpt.get("coder_tables") is not None:
+            tok.coder_tables = np.asarray(ckpt["coder_tables"])  # streams already written name these tables
     segments = heldout_segments(args.data, args.manifest)
-    rows = measure(tok, segments, tables)
+    rows = measure(tok, segments)
     for r in rows:
         print(f"quality {r['quality']}: {r['bpp']:.4f} bpp (raw {r['raw_bpp']:.4f})  "
               f"PSNR-Y BT.709 {r[PSNR_KEY]:.2f} dB  MS-SSIM RGB {r[MS_SSIM_KEY]:.4f}", flush=True)
-    if args.output.exists() and not args.force and not args.card_only:
+    if args.output.exists() and not args.force and not args.card_only and not args.refit_coder:
         # measure the shipped model again, on the same segments with the same metric (stored numbers may come from
         # an older metric definition)
         old_ckpt = load_checkpoint(args.output)
-        old = measure(_shipped_tokenizer(old_ckpt, args.output.stem), segments, old_ckpt.get("coder_tables"))
+        old = measure(_shipped_tokenizer(old_ckpt, args.output.stem), segments)
         gain = improvement_at_equal_rate(rows, old)
         print(f"held-out PSNR-Y change at equal rate vs shipped model: {gain if gain is None else f'{gain:+.3f} dB'}")
         if gain is None or gain <= 0:
@@ -265,7 +290,8 @@ def main(argv=None) -> None:
         print(f"wrote {card_md} ({args.output} unchanged)")
         return
     shipped = export_inference(ckpt, rate_points=[{"quality": r["quality"], "levels": r["levels"], "bpp": r["bpp"],
-                                                   "bits": r["bits"]} for r in rows], coder_tables=tables, card=card)
+                                                   "bits": r["bits"]} for r in rows], coder_tables=tok.coder_tables,
+                               mix_tables=tok.mix_tables, card=card)
     atomic_save(shipped, args.output)
     write_card(card_md, card)
     plot_curve(history, curve_png)

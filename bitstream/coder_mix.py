@@ -1,0 +1,289 @@
+"""The learned context-mixing model of coder ``vcb-ctxbin`` version 2 (FORMAT.md section 7).
+
+Version 2 codes the same bits as version 1 (bit ``k`` of a token = the sign of latent channel ``k``), but one
+channel at a time: for every latent frame ``t``, level ``l``, checkerboard group ``g`` and bit ``k``, the bits of
+all positions of the group go through one vectorised ``constriction`` call. A bit's probability comes in two
+integer stages:
+
+1. **Logistic stage.** A learned integer weight vector ``W[l, g, k]`` (units of 2^-8 in the logit) over integer
+   inputs the decoder already has, every bit entering as -1 / +1 (0 where absent):
+
+   - ``lower``  -- bits ``j < k`` of the same token (bits ``j >= k`` enter as 0),
+   - ``prev``   -- all bits of the co-located token in the previous latent frame,
+   - ``coarse`` -- all bits of the same token one level coarser,
+   - ``nbcur``  -- for each bit ``j``, its sum over the in-bounds 4-neighbours in the current latent frame (group 1
+     only: those neighbours are group 0, decoded already; group 0 gets 0),
+   - ``nbprev`` -- bit ``k``'s sum over the in-bounds 4-neighbours in the previous latent frame,
+   - a constant 1.
+
+   The logit (an exact integer) is cut into one of :data:`NUM_BUCKETS` buckets of half a logit unit.
+2. **Adaptive stage.** An integer count table per (level, group, bit), indexed by (bucket, the co-located bit
+   ``k`` of the previous latent frame: 0, 1 or 2 = none), starting from learned counts and updated after every
+   call exactly as version 1's tables are. The counts give the probability ``q / 2^16``.
+
+Every quantity is an integer; the logistic stage's sums are formed in float64, exact because every partial sum
+is an integer far below 2^53 (:data:`MAX_WEIGHT` bounds them), so every machine computes the same contexts. The
+parameters (:class:`MixTables`) are stored with the model and learned by :func:`fit_mix_tables`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import TablesMismatchError
+
+NUM_BUCKETS = 24  # logit buckets of 1/2 unit, centred on 0: logits beyond +-6 share the end buckets
+NUM_SSE = NUM_BUCKETS * 3  # adaptive contexts per (level, group, bit): bucket x previous-frame bit (0, 1, none)
+WEIGHT_SHIFT = 8  # weights are integers in units of 2^-8 logit
+MAX_WEIGHT = 1 << 15  # |weight| < MAX_WEIGHT: a logit's sum stays below 2^31 (inputs are at most 4 in size)
+FIT_ITERATIONS = 8  # Newton steps of the logistic fit
+FIT_L2 = 1.0  # ridge penalty of the logistic fit (on the summed log-likelihood)
+FIT_SAMPLES = 60_000  # positions per (level, group) the logistic fit uses at most
+
+
+def num_inputs(token_bits: int) -> int:
+    """Inputs of the logistic stage for ``token_bits``-bit tokens: lower, prev, coarse, nbcur, nbprev_k, 1."""
+    return 4 * token_bits + 2
+
+
+@dataclass(frozen=True)
+class MixTables:
+    """The parameters of coder version 2 for one token width ``B``: ``weights`` int32 ``(L, 2, B, 4B + 2)``
+    (level, group, bit, input; FORMAT.md 7.2 gives the input order) and the initial adaptive ``counts`` int32
+    ``(L, 2, B, NUM_SSE, 2)`` (``(n0, n1)`` per context, each in 1..65536)."""
+
+    weights: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def levels(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def token_bits(self) -> int:
+        return self.weights.shape[2]
+
+    def as_dict(self) -> dict:
+        """Plain arrays, for a checkpoint."""
+        return {"weights": np.asarray(self.weights, np.int32), "counts": np.asarray(self.counts, np.int32)}
+
+
+def check_mix_tables(tables, token_bits: int, levels: int | None, max_count: int) -> MixTables | None:
+    """``tables`` (a :class:`MixTables` or its :meth:`~MixTables.as_dict`) validated for ``token_bits``-bit tokens
+    and at least ``levels`` levels, as int64 arrays; None stays None (zero weights, uniform counts).
+    TablesMismatchError otherwise."""
+    if tables is None:
+        return None
+    if isinstance(tables, dict):
+        if set(tables) != {"weights", "counts"}:
+            raise TablesMismatchError(f"coder v2 tables need 'weights' and 'counts', got {sorted(tables)}")
+        tables = MixTables(np.asarray(tables["weights"]), np.asarray(tables["counts"]))
+    if not isinstance(tables, MixTables):
+        raise TablesMismatchError(f"coder v2 needs MixTables, got {type(tables).__name__}")
+    w, c = np.asarray(tables.weights), np.asarray(tables.counts)
+    if w.dtype.kind not in "iu" or c.dtype.kind not in "iu":
+        raise TablesMismatchError("coder v2 tables must be integers")
+    lv = w.shape[0] if w.ndim == 4 else -1
+    if (w.ndim != 4 or w.shape[1:] != (2, token_bits, num_inputs(token_bits)) or not 1 <= lv <= 16
+            or c.shape != (lv, 2, token_bits, NUM_SSE, 2)):
+        raise TablesMismatchError(
+            f"coder v2 tables have shapes {w.shape} / {c.shape}, expected (L, 2, {token_bits}, "
+            f"{num_inputs(token_bits)}) / (L, 2, {token_bits}, {NUM_SSE}, 2) for {token_bits}-bit tokens")
+    if levels is not None and lv < levels:
+        raise TablesMismatchError(f"coder tables cover {lv} levels, grid has {levels}")
+    if w.size and np.abs(w.astype(np.int64)).max() >= MAX_WEIGHT:
+        raise TablesMismatchError(f"coder v2 weights must lie in -{MAX_WEIGHT - 1}..{MAX_WEIGHT - 1}")
+    if c.size and (c.min() < 1 or c.max() > max_count):
+        raise TablesMismatchError(f"coder table counts must lie in 1..{max_count}")
+    return MixTables(w.astype(np.int64), c.astype(np.int64))
+
+
+def mix_tables_hash(tables: MixTables) -> str:
+    """Hex sha256 of version 2 tables (independent of dtype)."""
+    h = hashlib.sha256(b"vcb-ctxbin-tables-v2\0")
+    for a in (tables.weights, tables.counts):
+        a = np.asarray(a)
+        h.update(struct.pack("<B", a.ndim) + struct.pack(f"<{a.ndim}I", *a.shape))
+        h.update(np.ascontiguousarray(a, dtype="<i4").tobytes())
+    return h.hexdigest()
+
+
+def _nb_sum(s: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(H*W, B) int of -1/0/+1 -> (H*W, B) int32: its sum over each position's in-bounds 4-neighbours."""
+    p = s.reshape(h, w, -1).astype(np.int32)
+    out = np.zeros_like(p)
+    out[1:] += p[:-1]
+    out[:-1] += p[1:]
+    out[:, 1:] += p[:, :-1]
+    out[:, :-1] += p[:, 1:]
+    return out.reshape(h * w, -1)
+
+
+class MixModel:
+    """Coder version 2's state for one grid: the weights, the adaptive counts, and the logits of the group being
+    coded. Shared by encoder, decoder and :func:`fit_mix_tables`, so that all three compute the same contexts.
+
+    Per (latent frame, level): :meth:`start` with the previous latent frame's and the coarser level's bit planes;
+    then per group ``g`` in (0, 1): :meth:`group` (with the current plane, whose group 0 is known when g = 1), and
+    per bit ``k``: :meth:`contexts`, :meth:`probabilities`, code, :meth:`coded`."""
+
+    def __init__(self, levels: int, token_bits: int, h: int, w: int, tables: MixTables | None, groups,
+                 prob_bits: int, prob_min: int, adapt_limit: int):
+        self.bits, self.h, self.w, self.groups = token_bits, h, w, groups
+        self._pbits, self._pmin, self._limit = prob_bits, prob_min, adapt_limit
+        if tables is None:
+            self.weights = np.zeros((levels, 2, token_bits, num_inputs(token_bits)), np.int64)
+            self.counts = np.ones((levels, 2, token_bits, NUM_SSE, 2), np.int64)
+        else:
+            self.weights = tables.weights[:levels]
+            self.counts = tables.counts[:levels].copy()
+        b = token_bits
+        wf = self.weights.astype(np.float64)
+        # lower-bit weights as (L, 2, from k, to k'), zero unless k < k': added to bit k''s logit once bit k is known
+        self._lower = np.tril(wf[..., :b], -1).transpose(0, 1, 3, 2)
+        self._rest = wf[..., b:4 * b]  # (L, 2, B, 3B): prev, coarse, nbcur
+        self._nbprev = self.weights[..., 4 * b]  # (L, 2, B)
+        self._bias = self.weights[..., 4 * b + 1]  # (L, 2, B)
+
+    def start(self, level: int, prev: np.ndarray | None, coarse: np.ndarray | None) -> None:
+        """Begin a latent frame's level; ``prev`` / ``coarse``: (H*W, B) uint8 bits, or None (absent)."""
+        n, b = self.h * self.w, self.bits
+        self.level = level
+        self._sprev = np.zeros((n, b), np.int8) if prev is None else 2 * prev.astype(np.int8) - 1
+        self._scoarse = np.zeros((n, b), np.int8) if coarse is None else 2 * coarse.astype(np.int8) - 1
+        self._nbp = np.zeros((n, b), np.int8) if prev is None else _nb_sum(self._sprev, self.h, self.w).astype(np.int8)
+        self._prevk = np.full((n, b), 2, np.int64) if prev is None else prev.astype(np.int64)
+
+    def group(self, g: int, plane: np.ndarray) -> None:
+        """Begin group ``g``; ``plane`` (H*W, B) uint8 holds group 0's bits when g = 1 (other entries unused)."""
+        idx = self.groups[g][0]
+        lv = self.level
+        self.inputs = self._inputs(g, idx, plane)
+        x, nbp = self.inputs
+        logit = x.astype(np.float64) @ self._rest[lv, g].T  # (n_g, B): exact integers (module docstring)
+        self._logit = logit.astype(np.int64) + nbp * self._nbprev[lv, g] + self._bias[lv, g]
+        self._g, self._pk = g, self._prevk[idx]
+
+    def _inputs(self, g: int, idx: np.ndarray, plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(prev | coarse | nbcur as int8 (n_g, 3B), nbprev int8 (n_g, B)) of group ``g``'s positions."""
+        if g == 1:
+            known = np.zeros(plane.shape, np.int8)
+            g0 = self.groups[0][0]
+            known[g0] = 2 * plane[g0].astype(np.int8) - 1
+            nbc = _nb_sum(known, self.h, self.w)[idx].astype(np.int8)
+        else:
+            nbc = np.zeros((len(idx), self.bits), np.int8)
+        return np.concatenate([self._sprev[idx], self._scoarse[idx], nbc], axis=1), self._nbp[idx]
+
+    def contexts(self, k: int) -> np.ndarray:
+        """Adaptive-context index (0 .. NUM_SSE - 1) of bit ``k`` at every position of the current group."""
+        bucket = np.clip((self._logit[:, k] >> (WEIGHT_SHIFT - 1)) + NUM_BUCKETS // 2, 0, NUM_BUCKETS - 1)
+        return bucket * 3 + self._pk[:, k]
+
+    def probabilities(self, k: int, ctx: np.ndarray) -> np.ndarray:
+        """P(bit = 1) per position, float64 on the 2^-16 grid, from the integer counts (as version 1)."""
+        cnt = self.counts[self.level, self._g, k]
+        n = cnt[:, 0] + cnt[:, 1]
+        q = (cnt[:, 1] * (1 << self._pbits) + (n >> 1)) // n
+        np.clip(q, self._pmin, (1 << self._pbits) - self._pmin, out=q)
+        return (q * (1.0 / (1 << self._pbits)))[ctx]
+
+    def coded(self, k: int, ctx: np.ndarray, sym: np.ndarray) -> None:
+        """Bit ``k`` of the group is known (``sym`` 0/1 per position): adapt its counts, and feed it to the logits
+        of the bits above it."""
+        cnt = self.counts[self.level, self._g, k]
+        cnt += np.bincount(ctx * 2 + sym, minlength=cnt.size).reshape(-1, 2)
+        tot = cnt[:, 0] + cnt[:, 1]
+        over = tot > self._limit
+        if over.any():
+            cnt[over] = np.maximum(cnt[over] * self._limit // tot[over, None], 1)
+        if k + 1 < self.bits:
+            w = self._lower[self.level, self._g, k, k + 1:]  # (B - k - 1,) integers as float64
+            s = (2 * sym.astype(np.int64) - 1).astype(np.float64)
+            self._logit[:, k + 1:] += np.outer(s, w).astype(np.int64)
+
+
+def encode_walk(model: MixModel, flat: np.ndarray, prev: list, unpack,
+                on_group=None) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray]]:
+    """The coding order over ``flat`` = ``uint32 (L, T, H*W)`` tokens: ``(level, group, bit, contexts, bits)``
+    per coding call -- latent frame, level, group, bit -- with ``model`` updated after each (the caller codes the
+    bits). ``prev`` (per level: the last latent frame's (H*W, B) bits, or None) is updated in place.
+    ``on_group(level, group, model, bits)``, if given, sees each group's inputs (``model.inputs``) and bits."""
+    levels, frames, _ = flat.shape
+    for t in range(frames):
+        cur = None
+        for lv in range(levels):
+            plane = unpack(flat[lv, t], model.bits)
+            model.start(lv, prev[lv], cur)
+            for g in (0, 1):
+                model.group(g, plane)
+                idx = model.groups[g][0]
+                if on_group is not None:
+                    on_group(lv, g, model, plane[idx])
+                for k in range(model.bits):
+                    ctx = model.contexts(k)
+                    sym = plane[idx, k].astype(np.int64)
+                    yield lv, g, k, ctx, sym
+                    model.coded(k, ctx, sym)
+            prev[lv] = cur = plane
+
+
+def decode_walk(model: MixModel, out: np.ndarray, prev: list, decode, pack) -> None:
+    """Inverse of :func:`encode_walk`: fill ``out`` = ``uint32 (L, T, H*W)`` with ``decode(probabilities)``'s
+    bits, call by call."""
+    levels, frames, n = out.shape
+    for t in range(frames):
+        cur = None
+        for lv in range(levels):
+            plane = np.zeros((n, model.bits), np.uint8)
+            model.start(lv, prev[lv], cur)
+            for g in (0, 1):
+                model.group(g, plane)
+                idx = model.groups[g][0]
+                for k in range(model.bits):
+                    ctx = model.contexts(k)
+                    sym = np.asarray(decode(model.probabilities(k, ctx)), dtype=np.int64)
+                    plane[idx, k] = sym
+                    model.coded(k, ctx, sym)
+            out[lv, t] = pack(plane)
+            prev[lv] = cur = plane
+
+
+# ----------------------------------------------------------------------------------------------
+# fitting
+
+
+def _logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Ridge logistic regression by Newton's method: float64 weights of ``x`` (n, F) for labels ``y`` (n,) 0/1;
+    the last column is the constant (not penalised)."""
+    wt = np.zeros(x.shape[1])
+    reg = FIT_L2 * np.eye(x.shape[1])
+    reg[-1, -1] = 0.0
+    for _ in range(FIT_ITERATIONS):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ wt, -30, 30)))
+        grad = x.T @ (p - y) + reg @ wt
+        hess = (x * (p * (1 - p))[:, None]).T @ x + reg + 1e-6 * np.eye(x.shape[1])
+        wt -= np.linalg.solve(hess, grad)
+    return wt
+
+
+def fit_weights(rows: dict, levels: int, token_bits: int) -> np.ndarray:
+    """int32 ``(levels, 2, B, 4B + 2)`` logistic weights from sampled rows: per (level, group), int8 ``(n, 5B)``
+    = the bits, then prev | coarse | nbcur | nbprev as :meth:`MixModel._inputs` gives them."""
+    b = token_bits
+    out = np.zeros((levels, 2, b, num_inputs(b)), np.int32)
+    for (lv, g), a in rows.items():
+        bits_, rest, nbp = a[:, :b].astype(np.float64), a[:, b:4 * b].astype(np.float64), a[:, 4 * b:].astype(np.float64)
+        one = np.ones((len(a), 1))
+        for k in range(b):
+            lower = bits_.copy()
+            lower[:, k:] = 0
+            x = np.concatenate([lower, rest, nbp[:, k:k + 1], one], axis=1)
+            wt = _logistic(x, (bits_[:, k] > 0).astype(np.float64))
+            out[lv, g, k] = np.clip(np.round(wt * (1 << WEIGHT_SHIFT)), -(MAX_WEIGHT - 1), MAX_WEIGHT - 1)
+    return out

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import coder_mix
 from .coder_mix import MixModel, MixTables
+from .counts import ADAPT_LIMIT, PROB_BITS, PROB_MIN, PROB_ONE, adapt, probabilities  # noqa: F401 (re-exported)
 from .errors import CorruptDataError, TablesMismatchError
 
 CODER_ID = "vcb-ctxbin"
@@ -41,10 +42,6 @@ CODER_VERSION = 2  # what new streams use
 CODER_VERSIONS = (1, 2)  # what this package reads and writes
 
 NUM_CONTEXTS = 108  # per (level, bit): 2 groups x 3 prev x 6 spatial x 3 coarse
-PROB_BITS = 16  # probabilities are q / 2**16 with integer q
-PROB_ONE = 1 << PROB_BITS
-PROB_MIN = 32  # q is clipped to [PROB_MIN, PROB_ONE - PROB_MIN]: at most 11 bits per binary symbol
-ADAPT_LIMIT = 1024  # a context's n0 + n1 is rescaled to this once it grows past it
 FIT_TOTAL = 256  # fit_tables scales each learned context to n0 + n1 <= FIT_TOTAL
 MAX_TABLE_COUNT = 1 << 16  # a stored initial count must lie in 1..MAX_TABLE_COUNT
 
@@ -138,19 +135,10 @@ class _Model:
 
     def probabilities(self, level: int, ctx: np.ndarray) -> np.ndarray:
         """P(bit = 1) per symbol, float64 on the 2**-16 grid, from integer counts only."""
-        cnt = self.counts[level]
-        n = cnt[:, 0] + cnt[:, 1]
-        q = (cnt[:, 1] * PROB_ONE + (n >> 1)) // n
-        np.clip(q, PROB_MIN, PROB_ONE - PROB_MIN, out=q)
-        return (q * (1.0 / PROB_ONE))[ctx.ravel()]
+        return probabilities(self.counts[level], ctx.ravel())
 
     def update(self, level: int, ctx: np.ndarray, sym: np.ndarray) -> None:
-        cnt = self.counts[level]
-        cnt += np.bincount(ctx.ravel() * 2 + sym, minlength=cnt.size).reshape(-1, 2)
-        tot = cnt[:, 0] + cnt[:, 1]
-        over = tot > ADAPT_LIMIT
-        if over.any():
-            cnt[over] = np.maximum(cnt[over] * ADAPT_LIMIT // tot[over, None], 1)
+        adapt(self.counts[level], ctx.ravel(), sym)
 
 
 class CoderContext:
@@ -326,7 +314,7 @@ def _fit_mix_tables(grids: list, token_bits: int, rng) -> MixTables:
 
 
 def _mix_model(levels: int, token_bits: int, h: int, w: int, tables: MixTables | None) -> MixModel:
-    return MixModel(levels, token_bits, h, w, tables, _geometry(h, w), PROB_BITS, PROB_MIN, ADAPT_LIMIT)
+    return MixModel(levels, token_bits, h, w, tables, _geometry(h, w))
 
 
 def _mix_walk(grid: np.ndarray, token_bits: int, tables: MixTables | None, on_group=None):

@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from .counts import adapt, probabilities
 from .errors import TablesMismatchError
 
 NUM_BUCKETS = 24  # logit buckets of 1/2 unit, centred on 0: logits beyond +-6 share the end buckets
@@ -132,10 +133,8 @@ class MixModel:
     then per group ``g`` in (0, 1): :meth:`group` (with the current plane, whose group 0 is known when g = 1), and
     per bit ``k``: :meth:`contexts`, :meth:`probabilities`, code, :meth:`coded`."""
 
-    def __init__(self, levels: int, token_bits: int, h: int, w: int, tables: MixTables | None, groups,
-                 prob_bits: int, prob_min: int, adapt_limit: int):
+    def __init__(self, levels: int, token_bits: int, h: int, w: int, tables: MixTables | None, groups):
         self.bits, self.h, self.w, self.groups = token_bits, h, w, groups
-        self._pbits, self._pmin, self._limit = prob_bits, prob_min, adapt_limit
         if tables is None:
             self.weights = np.zeros((levels, 2, token_bits, num_inputs(token_bits)), np.int64)
             self.counts = np.ones((levels, 2, token_bits, NUM_SSE, 2), np.int64)
@@ -187,21 +186,12 @@ class MixModel:
 
     def probabilities(self, k: int, ctx: np.ndarray) -> np.ndarray:
         """P(bit = 1) per position, float64 on the 2^-16 grid, from the integer counts (as version 1)."""
-        cnt = self.counts[self.level, self._g, k]
-        n = cnt[:, 0] + cnt[:, 1]
-        q = (cnt[:, 1] * (1 << self._pbits) + (n >> 1)) // n
-        np.clip(q, self._pmin, (1 << self._pbits) - self._pmin, out=q)
-        return (q * (1.0 / (1 << self._pbits)))[ctx]
+        return probabilities(self.counts[self.level, self._g, k], ctx)
 
     def coded(self, k: int, ctx: np.ndarray, sym: np.ndarray) -> None:
         """Bit ``k`` of the group is known (``sym`` 0/1 per position): adapt its counts, and feed it to the logits
         of the bits above it."""
-        cnt = self.counts[self.level, self._g, k]
-        cnt += np.bincount(ctx * 2 + sym, minlength=cnt.size).reshape(-1, 2)
-        tot = cnt[:, 0] + cnt[:, 1]
-        over = tot > self._limit
-        if over.any():
-            cnt[over] = np.maximum(cnt[over] * self._limit // tot[over, None], 1)
+        adapt(self.counts[self.level, self._g, k], ctx, sym)
         if k + 1 < self.bits:
             w = self._lower[self.level, self._g, k, k + 1:]  # (B - k - 1,) integers as float64
             s = (2 * sym.astype(np.int64) - 1).astype(np.float64)

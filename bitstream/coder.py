@@ -373,8 +373,9 @@ def encode_tokens(tokens: np.ndarray, token_bits: int, tables=None, context: Cod
     if version == 2:
         model = _mix_model(levels, token_bits, h, w, tab)
         prev = (context or CoderContext())._start(model, levels, ValueError)
-        for _, _, k, ctx, sym in coder_mix.encode_walk(model, flat, prev, _unpack):
-            enc.encode(sym.astype(np.int32), family, model.probabilities(k, ctx))
+        with coder_mix.one_blas_thread():
+            for _, _, k, ctx, sym in coder_mix.encode_walk(model, flat, prev, _unpack):
+                enc.encode(sym.astype(np.int32), family, model.probabilities(k, ctx))
     else:
         model = _Model(levels, token_bits, h, w, tab)
         prev, cur = (context or CoderContext())._start(model, levels, ValueError), None
@@ -451,7 +452,8 @@ def decode_tokens(data, shape, token_bits: int, tables=None, context: CoderConte
     prev = (context or CoderContext())._start(model, levels, CorruptDataError)
     try:
         if version == 2:
-            coder_mix.decode_walk(model, out, prev, lambda p: dec.decode(family, p), _pack)
+            with coder_mix.one_blas_thread():
+                coder_mix.decode_walk(model, out, prev, lambda p: dec.decode(family, p), _pack)
         else:
             _decode_v1(model, out, prev, lambda p: dec.decode(family, p))
         exhausted = dec.maybe_exhausted()

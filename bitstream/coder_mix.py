@@ -28,6 +28,7 @@ parameters (:class:`MixTables`) are stored with the model and learned by :func:`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import struct
 from collections.abc import Iterator
@@ -114,6 +115,17 @@ def mix_tables_hash(tables: MixTables) -> str:
     return h.hexdigest()
 
 
+def one_blas_thread():
+    """A context in which BLAS runs on one thread: the logistic stage's products are small (a group's positions x
+    3B x B), and BLAS threads started for them only wait on each other (2-3x slower beside torch's own threads).
+    Results do not depend on it (module docstring). Without ``threadpoolctl`` installed: no limit."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def _nb_sum(s: np.ndarray, h: int, w: int) -> np.ndarray:
     """(H*W, B) int of -1/0/+1 -> (H*W, B) int32: its sum over each position's in-bounds 4-neighbours."""
     p = s.reshape(h, w, -1).astype(np.int32)
@@ -142,12 +154,11 @@ class MixModel:
             self.weights = tables.weights[:levels]
             self.counts = tables.counts[:levels].copy()
         b = token_bits
-        wf = self.weights.astype(np.float64)
-        # lower-bit weights as (L, 2, from k, to k'), zero unless k < k': added to bit k''s logit once bit k is known
-        self._lower = np.tril(wf[..., :b], -1).transpose(0, 1, 3, 2)
-        self._rest = wf[..., b:4 * b]  # (L, 2, B, 3B): prev, coarse, nbcur
-        self._nbprev = self.weights[..., 4 * b]  # (L, 2, B)
-        self._bias = self.weights[..., 4 * b + 1]  # (L, 2, B)
+        wf = self.weights.astype(np.float64)  # integers, exact in float64 (so are all sums below: module docstring)
+        self._lower = np.ascontiguousarray(np.tril(wf[..., :b], -1))  # (L, 2, B, B): row k = weights of bits j < k
+        self._rest = np.ascontiguousarray(wf[..., b:4 * b].transpose(0, 1, 3, 2))  # (L, 2, 3B, B): prev, coarse, nbcur
+        self._nbprev = wf[..., 4 * b]  # (L, 2, B)
+        self._bias = wf[..., 4 * b + 1]  # (L, 2, B)
 
     def start(self, level: int, prev: np.ndarray | None, coarse: np.ndarray | None) -> None:
         """Begin a latent frame's level; ``prev`` / ``coarse``: (H*W, B) uint8 bits, or None (absent)."""
@@ -164,8 +175,9 @@ class MixModel:
         lv = self.level
         self.inputs = self._inputs(g, idx, plane)
         x, nbp = self.inputs
-        logit = x.astype(np.float64) @ self._rest[lv, g].T  # (n_g, B): exact integers (module docstring)
-        self._logit = logit.astype(np.int64) + nbp * self._nbprev[lv, g] + self._bias[lv, g]
+        # (n_g, B) logits without the lower bits' terms, which contexts() adds as the bits become known
+        self._base = x.astype(np.float64) @ self._rest[lv, g] + nbp * self._nbprev[lv, g] + self._bias[lv, g]
+        self._signs = np.zeros((len(idx), self.bits))  # s(bit) of the bits coded so far in this group, float64
         self._g, self._pk = g, self._prevk[idx]
 
     def _inputs(self, g: int, idx: np.ndarray, plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,22 +192,25 @@ class MixModel:
         return np.concatenate([self._sprev[idx], self._scoarse[idx], nbc], axis=1), self._nbp[idx]
 
     def contexts(self, k: int) -> np.ndarray:
-        """Adaptive-context index (0 .. NUM_SSE - 1) of bit ``k`` at every position of the current group."""
-        bucket = np.clip((self._logit[:, k] >> (WEIGHT_SHIFT - 1)) + NUM_BUCKETS // 2, 0, NUM_BUCKETS - 1)
-        return bucket * 3 + self._pk[:, k]
+        """Adaptive-context index (0 .. NUM_SSE - 1) of bit ``k`` at every position of the current group: the logit
+        (an exact integer held in float64) cut into half-unit buckets, then the previous frame's bit k."""
+        z = self._base[:, k]
+        if k:
+            z = z + self._signs[:, :k] @ self._lower[self.level, self._g, k, :k]
+        u = np.floor(z * (1.0 / (1 << (WEIGHT_SHIFT - 1)))) + NUM_BUCKETS // 2
+        np.maximum(u, 0, out=u)
+        np.minimum(u, NUM_BUCKETS - 1, out=u)
+        return u.astype(np.int64) * 3 + self._pk[:, k]
 
     def probabilities(self, k: int, ctx: np.ndarray) -> np.ndarray:
         """P(bit = 1) per position, float64 on the 2^-16 grid, from the integer counts (as version 1)."""
         return probabilities(self.counts[self.level, self._g, k], ctx)
 
     def coded(self, k: int, ctx: np.ndarray, sym: np.ndarray) -> None:
-        """Bit ``k`` of the group is known (``sym`` 0/1 per position): adapt its counts, and feed it to the logits
+        """Bit ``k`` of the group is known (``sym`` 0/1 per position): adapt its counts, and keep it for the logits
         of the bits above it."""
         adapt(self.counts[self.level, self._g, k], ctx, sym)
-        if k + 1 < self.bits:
-            w = self._lower[self.level, self._g, k, k + 1:]  # (B - k - 1,) integers as float64
-            s = (2 * sym.astype(np.int64) - 1).astype(np.float64)
-            self._logit[:, k + 1:] += np.outer(s, w).astype(np.int64)
+        self._signs[:, k] = 2 * sym - 1
 
 
 def encode_walk(model: MixModel, flat: np.ndarray, prev: list, unpack,

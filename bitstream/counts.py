@@ -16,7 +16,8 @@ def probabilities(counts: np.ndarray, ctx: np.ndarray) -> np.ndarray:
     positive integers: ``q = (n1 * 2^16 + floor(N / 2)) div N`` clipped to PROB_MIN..PROB_ONE - PROB_MIN."""
     n = counts[:, 0] + counts[:, 1]
     q = (counts[:, 1] * PROB_ONE + (n >> 1)) // n
-    np.clip(q, PROB_MIN, PROB_ONE - PROB_MIN, out=q)
+    np.maximum(q, PROB_MIN, out=q)
+    np.minimum(q, PROB_ONE - PROB_MIN, out=q)
     return (q * (1.0 / PROB_ONE))[ctx]
 
 

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .coder import CODER_VERSION, CODER_VERSIONS, MixTables, decode_tokens, encode_tokens, fit_tables
+from .coder import CODER_VERSION, CODER_VERSIONS, decode_tokens, encode_tokens, fit_tables, pad_tables
 
 
 def synthetic_tokens(
@@ -91,17 +91,6 @@ def _measure(chunks: np.ndarray, bits: int, tables, repeat: int, version: int) -
     }
 
 
-def _pad_levels(tables, levels: int):
-    """Tables extended with a uniform prior for levels the fit never saw (either coder version's)."""
-    def pad(a, fill):
-        extra = np.full((levels - a.shape[0], *a.shape[1:]), fill, a.dtype)
-        return np.concatenate([a, extra]) if len(extra) else a
-
-    if isinstance(tables, MixTables):
-        return MixTables(pad(tables.weights, 0), pad(tables.counts, 1))
-    return pad(tables, 1)
-
-
 def bench(inputs: dict[str, tuple[np.ndarray, int]], repeat: int = 3, version: int = CODER_VERSION) -> list[dict]:
     results = []
     names = list(inputs)
@@ -115,7 +104,7 @@ def bench(inputs: dict[str, tuple[np.ndarray, int]], repeat: int = 3, version: i
             fit_on, test, how = chunks[:half], chunks[half:], f"fitted on chunks 0..{half - 1}, tested on the rest"
         else:
             fit_on, test, how = chunks, chunks, "fitted in-sample (optimistic)"
-        tables = _pad_levels(fit_tables(list(fit_on), bits, version=version), max(c.shape[0] for c in test))
+        tables = pad_tables(fit_tables(list(fit_on), bits, version=version), max(c.shape[0] for c in test))
         res = {
             "coder_version": version,
             "input": name,

@@ -225,6 +225,20 @@ def check_tables(tables, token_bits: int, levels: int | None = None, version: in
     return arr.astype(np.int64)
 
 
+def pad_tables(tables, levels: int):
+    """``tables`` (either version's; None stays None) extended to ``levels`` levels with a uniform prior for the
+    levels they lack (zero weights, counts of 1)."""
+    def pad(a, fill):
+        extra = np.full((levels - a.shape[0], *a.shape[1:]), fill, a.dtype)
+        return np.concatenate([a, extra]) if len(extra) else a
+
+    if tables is None:
+        return None
+    if isinstance(tables, MixTables):
+        return MixTables(pad(np.asarray(tables.weights), 0), pad(np.asarray(tables.counts), 1))
+    return pad(np.asarray(tables), 1)
+
+
 def tables_hash(tables) -> str | None:
     """Hex sha256 identifying tables of either version (``None`` for the uniform prior). Independent of dtype."""
     if tables is None:
@@ -480,5 +494,6 @@ __all__ = [
     "check_tables",
     "tables_hash",
     "tables_version",
+    "pad_tables",
     "max_coded_bytes",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import struct
 import sys
 import time
@@ -51,7 +52,8 @@ def _grid(rng, levels, frames, h, w, bits):
 
 
 def make_corpus() -> list[tuple[bytes, np.ndarray | None]]:
-    """A handful of small valid streams covering every record type (deterministic)."""
+    """A handful of small valid streams covering every record type, each coded with every coder version
+    (deterministic)."""
     rng = np.random.default_rng(20261125)
     out = []
     specs = [
@@ -63,10 +65,12 @@ def make_corpus() -> list[tuple[bytes, np.ndarray | None]]:
         # two keyframe periods of chunks that continue their keyframe chunk (format version 2)
         (7, 2, 20, 12, 9, [9, (8, True), (8, True), (3, True), 9, (4, True)], True, True, True),
     ]
-    for bits, max_levels, width, height, window, frames, use_tables, use_track, use_index in specs:
+    for (bits, max_levels, width, height, window, frames, use_tables, use_track, use_index), version in itertools.product(
+            specs, bitstream.CODER_VERSIONS):
         header = StreamHeader(
             model_name="fuzz-model", weights_hash=_HASH, token_bits=bits, levels=max_levels,
             max_levels=max_levels, width=width, height=height, frame_rate=(30000, 1001), window_frames=window,
+            coder_version=version,
         )
         plan = [f if isinstance(f, tuple) else (f, False) for f in frames]
         grids, levels = [], 0
@@ -74,9 +78,7 @@ def make_corpus() -> list[tuple[bytes, np.ndarray | None]]:
             levels = levels if continues else rng.integers(1, max_levels + 1)
             grids.append(_grid(rng, levels, header.latent_frames(n, continues), header.latent_height,
                                header.latent_width, bits))
-        tables = bitstream.fit_tables(grids, bits) if use_tables else None
-        if tables is not None and tables.shape[0] < max_levels:
-            tables = np.concatenate([tables, np.ones((max_levels - tables.shape[0], *tables.shape[1:]), tables.dtype)])
+        tables = bitstream.pad_tables(bitstream.fit_tables(grids, bits, version=version), max_levels) if use_tables else None
         buf = io.BytesIO()
         with VcbWriter(buf, header, tables, index=use_index) as w:
             tid = w.add_track(TrackInfo("audio", "opus", (1, 48000), {"channels": 2}, b"OpusHead")) if use_track else None

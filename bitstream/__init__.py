@@ -1,12 +1,13 @@
 """vcodec's bitstream: the VCB container and the entropy coder for LFQ token grids.
 
 Depends on numpy, constriction and the standard library only -- never on torch or ``vcodec``
-(``vcodec`` depends on us). The byte layout is specified in ``FORMAT.md`` next to this file.
+(``vcodec`` depends on us); ``threadpoolctl``, when installed, only keeps BLAS to one thread while the coder runs.
+The byte layout is specified in ``FORMAT.md`` next to this file.
 
 Layers, bottom up: ``header`` (constants, limits, :class:`StreamHeader`, the file header's bytes),
 ``records`` (record bytes, the one record-header check, :class:`CodedChunk`), ``writer`` / ``reader`` (the
-container: bytes only), and above them ``coder`` + ``chunks`` (token grids <-> a chunk's coded bytes, with the
-model's coder tables). Reading a stream needs no tables until tokens are decoded.
+container: bytes only), and above them ``coder`` (with ``coder_mix``, version 2's model, and ``counts``) +
+``chunks`` (token grids <-> a chunk's coded bytes, with the model's coder tables). Reading a stream needs no tables until tokens are decoded.
 
 Note: an unrelated package called ``bitstream`` exists on PyPI; ``__vcodec_format__`` tells ours
 apart (tests check it).

@@ -185,7 +185,7 @@ def write_card(path: Path, card: dict) -> None:
         "## Held-out rate points",
         "Held-out footage: whole clips never trained on (megamind, carphone) and the last 17 frames of every "
         "other clip (never trained on), 17 frames each at native resolution. bpp = range-coded token payload "
-        "(no container overhead) x 8 / (frames x width x height). Metrics as `vcodec/metrics.py` defines them, the "
+        f"(entropy coder {card.get('coder', 'vcb-ctxbin v1')}; no container overhead) x 8 / (frames x width x height). Metrics as `vcodec/metrics.py` defines them, the "
         "same as in the RD benchmarks: PSNR-Y = `psnr_y_bt709_limited` (8-bit BT.709 limited-range Y, per-frame "
         "PSNR, mean over frames), MS-SSIM = `ms_ssim_rgb` (R, G, B averaged, mean over frames); each the mean over "
         "clips.", "",
@@ -282,6 +282,7 @@ def main(argv=None) -> None:
         "data": data, "rate_points": rows, "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
         f"{torch.get_num_threads()} threads", "command": "python -m vcodec.train.export " + " ".join(argv or sys.argv[1:]),
         "train_command": prev.get("train_command", args.train_command), "measure_seconds": time.time() - t0,
+        "coder": f"{bitstream.CODER_ID} v" + "/".join(sorted({str(tok.coder_version(r["bits"])) for r in rows})),
     }
     card_md, curve_png = card_paths(args.output)
     card["curve"] = curve_png.name

@@ -23,7 +23,8 @@ integer stages:
 
 Every quantity is an integer; the logistic stage's sums are formed in float64, exact because every partial sum
 is an integer far below 2^53 (:data:`MAX_WEIGHT` bounds them), so every machine computes the same contexts. The
-parameters (:class:`MixTables`) are stored with the model and learned by :func:`fit_mix_tables`.
+parameters (:class:`MixTables`) are stored with the model and learned by ``bitstream.fit_tables(..., version=2)``
+(the weights by :func:`fit_weights`).
 """
 
 from __future__ import annotations

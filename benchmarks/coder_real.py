@@ -48,6 +48,7 @@ def main(argv=None) -> None:
 
     from vcodec.models import load_tokenizer
     from vcodec.stream import DEFAULT_KEYINT, StreamState, chunk_plan
+    from vcodec.tokenizer import token_prefix
 
     from .clips import STANDARD, get_clip
 
@@ -81,8 +82,7 @@ def main(argv=None) -> None:
             continues.append(c)
         for rp in tok.rate_points:
             bits, planes = tok.quality_point(rp.quality)
-            mask = np.uint32((1 << bits) - 1) if bits < 32 else np.uint32(0xFFFFFFFF)
-            sub = [np.ascontiguousarray(g[:planes] & mask) for g in grids]
+            sub = [token_prefix(g, bits, planes) for g in grids]
             tokens = sum(g.size for g in sub)
             version = tok.coder_version(bits)
             tables = tok.tables_for(bits, version)

@@ -77,7 +77,7 @@ def decode_chunk(header: StreamHeader, chunk: CodedChunk, tables: CoderTables, c
     undecodable data is CorruptDataError naming the chunk. A continuing chunk decodes on from ``context`` (the
     state its previous chunk left: CorruptDataError without it); ``context`` is then updated for the next chunk."""
     tables.check_stream(header)
-    covered = None if tables.array is None else len(tables.array.weights if header.coder_version == 2 else tables.array)
+    covered = None if tables.array is None else (tables.array.levels if header.coder_version == 2 else len(tables.array))
     if covered is not None and covered < chunk.levels:
         raise TablesMismatchError(f"{chunk.name}: coder tables cover {covered} levels, chunk has {chunk.levels}")
     if context is not None and not chunk.continues:

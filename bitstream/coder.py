@@ -33,7 +33,7 @@ import constriction
 import numpy as np
 
 from . import coder_mix
-from .coder_mix import MixModel, MixTables
+from .coder_mix import MixModel, MixTables, neighbour_sum
 from .counts import ADAPT_LIMIT, PROB_BITS, PROB_MIN, PROB_ONE, adapt, probabilities  # noqa: F401 (re-exported)
 from .errors import CorruptDataError, TablesMismatchError
 
@@ -83,17 +83,6 @@ def _geometry(h: int, w: int):
     return tuple(out)
 
 
-def _neighbour_sum(plane: np.ndarray, h: int, w: int) -> np.ndarray:
-    """(H*W, B) uint8 of 0/1 -> (H, W, B) uint8: number of set in-bounds 4-neighbours."""
-    p = plane.reshape(h, w, -1)
-    s = np.zeros_like(p)
-    s[1:] += p[:-1]
-    s[:-1] += p[1:]
-    s[:, 1:] += p[:, :-1]
-    s[:, :-1] += p[:, 1:]
-    return s
-
-
 def _unpack(tok: np.ndarray, bits: int) -> np.ndarray:
     """(N,) uint32 -> (N, bits) uint8, column k = bit k."""
     by = np.ascontiguousarray(tok, dtype="<u4").view(np.uint8).reshape(-1, 4)
@@ -126,7 +115,7 @@ class _Model:
         if nb_source is None:
             sp = np.int32(5)
         else:
-            s = _neighbour_sum(nb_source, self.h, self.w).reshape(self.h * self.w, -1)[idx]
+            s = neighbour_sum(nb_source, self.h, self.w)[idx]
             sp = _SPATIAL_LUT[avail5 + s]
         pv = np.int32(2) if prev is None else prev[idx].astype(np.int32)
         cs = np.int32(2) if coarse is None else coarse[idx].astype(np.int32)
@@ -244,8 +233,7 @@ def tables_hash(tables) -> str | None:
     if tables is None:
         return None
     if tables_version(tables) == 2:
-        t = tables if isinstance(tables, MixTables) else MixTables(tables["weights"], tables["counts"])
-        return coder_mix.mix_tables_hash(t)
+        return coder_mix.mix_tables_hash(MixTables.of(tables))
     arr = np.asarray(tables)
     h = hashlib.sha256(b"vcb-ctxbin-tables-v1\0")
     h.update(struct.pack("<4I", *arr.shape) if arr.ndim == 4 else repr(arr.shape).encode())
@@ -263,11 +251,9 @@ def fit_tables(grids: Iterable[np.ndarray], token_bits: int, version: int = CODE
     ``coder_mix.FIT_SAMPLES`` per level and group, drawn with ``seed``) then the adaptive stage's initial counts
     counted as for version 1 with those weights.
     """
-    if version == 2:
-        return _fit_mix_tables(list(grids), _check_bits(token_bits, ValueError), np.random.default_rng(seed))
-    if version != 1:
-        raise ValueError(f"coder version must be one of {CODER_VERSIONS}, got {version!r}")
     token_bits = _check_bits(token_bits, ValueError)
+    if _check_version(version, ValueError) == 2:
+        return _fit_mix_tables(list(grids), token_bits, np.random.default_rng(seed))
     size = token_bits * NUM_CONTEXTS
     acc = np.zeros((0, size * 2), dtype=np.int64)
     for grid in grids:
@@ -275,23 +261,22 @@ def fit_tables(grids: Iterable[np.ndarray], token_bits: int, version: int = CODE
         levels, frames, h, w = grid.shape
         if acc.shape[0] < levels:
             acc = np.concatenate([acc, np.zeros((levels - acc.shape[0], size * 2), np.int64)])
-        model = _Model(levels, token_bits, h, w, None)
-        flat = grid.reshape(levels, frames, h * w)
-        prev, cur = [None] * levels, None
-        for t, lv in _walk(levels, frames):
-            plane = _unpack(flat[lv, t], token_bits)
-            coarse = cur if lv else None  # the same latent frame, one level coarser
-            for g, nb in ((0, prev[lv]), (1, plane)):
-                ctx = model.contexts(g, nb, prev[lv], coarse)
-                sym = plane[model.groups[g][0]].ravel()
-                acc[lv] += np.bincount(ctx.ravel() * 2 + sym, minlength=size * 2)
-            prev[lv] = cur = plane
+
+        def count(lv, ctx, sym, acc=acc):  # acc rows are updated in place
+            acc[lv] += np.bincount(ctx.ravel() * 2 + sym, minlength=size * 2)
+
+        _encode_v1(_Model(levels, token_bits, h, w, None), grid.reshape(levels, frames, h * w), [None] * levels, count)
     if acc.shape[0] == 0:
         raise ValueError("fit_tables needs at least one token grid")
-    counts = acc.reshape(-1, token_bits, NUM_CONTEXTS, 2) + 1
+    return _initial_counts(acc.reshape(-1, token_bits, NUM_CONTEXTS, 2))
+
+
+def _initial_counts(seen: np.ndarray) -> np.ndarray:
+    """Observed ``(..., 2)`` counts of 0s and 1s per context -> stored initial counts, int32: + 1, then scaled down
+    to ``n0 + n1 <= FIT_TOTAL`` (``n_v = max(1, n_v * FIT_TOTAL div max(N, FIT_TOTAL))``), both coder versions."""
+    counts = seen + 1
     tot = counts.sum(axis=-1, keepdims=True)
-    scaled = np.maximum(counts * FIT_TOTAL // np.maximum(tot, FIT_TOTAL), 1)
-    return scaled.astype(np.int32)
+    return np.maximum(counts * FIT_TOTAL // np.maximum(tot, FIT_TOTAL), 1).astype(np.int32)
 
 
 def _fit_mix_tables(grids: list, token_bits: int, rng) -> MixTables:
@@ -321,10 +306,7 @@ def _fit_mix_tables(grids: list, token_bits: int, rng) -> MixTables:
     for grid in grids:
         for lv, g, k, ctx, sym in _mix_walk(grid, token_bits, uniform):
             acc[lv, g, k] += np.bincount(ctx * 2 + sym, minlength=coder_mix.NUM_SSE * 2).reshape(-1, 2)
-    counts = acc + 1
-    tot = counts.sum(axis=-1, keepdims=True)
-    counts = np.maximum(counts * FIT_TOTAL // np.maximum(tot, FIT_TOTAL), 1)
-    return MixTables(weights, counts.astype(np.int32))
+    return MixTables(weights, _initial_counts(acc))
 
 
 def _mix_model(levels: int, token_bits: int, h: int, w: int, tables: MixTables | None) -> MixModel:
@@ -384,27 +366,33 @@ def encode_tokens(tokens: np.ndarray, token_bits: int, tables=None, context: Cod
     family = constriction.stream.model.Bernoulli(perfect=False)
     enc = constriction.stream.queue.RangeEncoder()
     flat = grid.reshape(levels, frames, h * w)
+    model = _mix_model(levels, token_bits, h, w, tab) if version == 2 else _Model(levels, token_bits, h, w, tab)
+    prev = (context or CoderContext())._start(model, levels, ValueError)
     if version == 2:
-        model = _mix_model(levels, token_bits, h, w, tab)
-        prev = (context or CoderContext())._start(model, levels, ValueError)
         with coder_mix.one_blas_thread():
             for _, _, k, ctx, sym in coder_mix.encode_walk(model, flat, prev, _unpack):
                 enc.encode(sym.astype(np.int32), family, model.probabilities(k, ctx))
     else:
-        model = _Model(levels, token_bits, h, w, tab)
-        prev, cur = (context or CoderContext())._start(model, levels, ValueError), None
-        for t, lv in _walk(levels, frames):
-            plane = _unpack(flat[lv, t], token_bits)  # (H*W, B)
-            coarse = cur if lv else None
-            for g, nb in ((0, prev[lv]), (1, plane)):
-                ctx = model.contexts(g, nb, prev[lv], coarse)
-                sym = plane[model.groups[g][0]].ravel().astype(np.int32)
-                enc.encode(sym, family, model.probabilities(lv, ctx))
-                model.update(lv, ctx, sym)
-            prev[lv] = cur = plane
+        _encode_v1(model, flat, prev, lambda lv, ctx, sym: enc.encode(sym, family, model.probabilities(lv, ctx)))
     if context is not None:
         context._keep(model, prev)
     return enc.get_compressed().astype("<u4", copy=False).tobytes()
+
+
+def _encode_v1(model: "_Model", flat: np.ndarray, prev: list, encode) -> None:
+    """Version 1's coding walk over ``flat`` = ``uint32 (L, T, H*W)``: ``encode(level, contexts, bits)`` per
+    group, the counts updated after each (for the encoder, and for fitting the tables)."""
+    levels, frames, _ = flat.shape
+    cur = None
+    for t, lv in _walk(levels, frames):
+        plane = _unpack(flat[lv, t], model.bits)  # (H*W, B)
+        coarse = cur if lv else None
+        for g, nb in ((0, prev[lv]), (1, plane)):
+            ctx = model.contexts(g, nb, prev[lv], coarse)
+            sym = plane[model.groups[g][0]].ravel().astype(np.int32)
+            encode(lv, ctx, sym)
+            model.update(lv, ctx, sym)
+        prev[lv] = cur = plane
 
 
 def _decode_v1(model: "_Model", out: np.ndarray, prev: list, decode) -> None:
@@ -459,10 +447,7 @@ def decode_tokens(data, shape, token_bits: int, tables=None, context: CoderConte
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     dec = constriction.stream.queue.RangeDecoder(words)
     out = np.empty((levels, frames, h * w), dtype=np.uint32)
-    if version == 2:
-        model = _mix_model(levels, token_bits, h, w, tab)
-    else:
-        model = _Model(levels, token_bits, h, w, tab)
+    model = _mix_model(levels, token_bits, h, w, tab) if version == 2 else _Model(levels, token_bits, h, w, tab)
     prev = (context or CoderContext())._start(model, levels, CorruptDataError)
     try:
         if version == 2:

@@ -63,13 +63,14 @@ class MixTables:
     weights: np.ndarray
     counts: np.ndarray
 
+    @classmethod
+    def of(cls, tables) -> "MixTables":
+        """``tables`` as MixTables: itself, or built from its :meth:`as_dict` form (as a checkpoint stores it)."""
+        return tables if isinstance(tables, cls) else cls(tables["weights"], tables["counts"])
+
     @property
     def levels(self) -> int:
         return self.weights.shape[0]
-
-    @property
-    def token_bits(self) -> int:
-        return self.weights.shape[2]
 
     def as_dict(self) -> dict:
         """Plain arrays, for a checkpoint."""
@@ -85,7 +86,7 @@ def check_mix_tables(tables, token_bits: int, levels: int | None, max_count: int
     if isinstance(tables, dict):
         if set(tables) != {"weights", "counts"}:
             raise TablesMismatchError(f"coder v2 tables need 'weights' and 'counts', got {sorted(tables)}")
-        tables = MixTables(np.asarray(tables["weights"]), np.asarray(tables["counts"]))
+        tables = MixTables.of(tables)
     if not isinstance(tables, MixTables):
         raise TablesMismatchError(f"coder v2 needs MixTables, got {type(tables).__name__}")
     w, c = np.asarray(tables.weights), np.asarray(tables.counts)
@@ -127,9 +128,10 @@ def one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def _nb_sum(s: np.ndarray, h: int, w: int) -> np.ndarray:
-    """(H*W, B) int of -1/0/+1 -> (H*W, B) int32: its sum over each position's in-bounds 4-neighbours."""
-    p = s.reshape(h, w, -1).astype(np.int32)
+def neighbour_sum(plane: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(H*W, B) small integers (bits 0/1, or signs -1/0/+1) -> (H*W, B) of the same dtype: the sum over each
+    position's in-bounds 4-neighbours (at most 4 terms, so int8 and uint8 cannot overflow). Both coder versions."""
+    p = plane.reshape(h, w, -1)
     out = np.zeros_like(p)
     out[1:] += p[:-1]
     out[:-1] += p[1:]
@@ -167,7 +169,7 @@ class MixModel:
         self.level = level
         self._sprev = np.zeros((n, b), np.int8) if prev is None else 2 * prev.astype(np.int8) - 1
         self._scoarse = np.zeros((n, b), np.int8) if coarse is None else 2 * coarse.astype(np.int8) - 1
-        self._nbp = np.zeros((n, b), np.int8) if prev is None else _nb_sum(self._sprev, self.h, self.w).astype(np.int8)
+        self._nbp = np.zeros((n, b), np.int8) if prev is None else neighbour_sum(self._sprev, self.h, self.w)
         self._prevk = np.full((n, b), 2, np.int64) if prev is None else prev.astype(np.int64)
 
     def group(self, g: int, plane: np.ndarray) -> None:
@@ -187,7 +189,7 @@ class MixModel:
             known = np.zeros(plane.shape, np.int8)
             g0 = self.groups[0][0]
             known[g0] = 2 * plane[g0].astype(np.int8) - 1
-            nbc = _nb_sum(known, self.h, self.w)[idx].astype(np.int8)
+            nbc = neighbour_sum(known, self.h, self.w)[idx]
         else:
             nbc = np.zeros((len(idx), self.bits), np.int8)
         return np.concatenate([self._sprev[idx], self._scoarse[idx], nbc], axis=1), self._nbp[idx]

@@ -49,8 +49,7 @@ class Tokenizer:
         self.rate_points = rate_points or default_rate_points(self.config)
         self.coder_tables = None if coder_tables is None else np.asarray(coder_tables)  # coder version 1
         # coder version 2, per token width: {bits: MixTables}
-        self.mix_tables = {int(b): t if isinstance(t, bitstream.MixTables) else bitstream.MixTables(**t)
-                           for b, t in (mix_tables or {}).items()}
+        self.mix_tables = {int(b): bitstream.MixTables.of(t) for b, t in (mix_tables or {}).items()}
         self.card = card or {}
 
     # ---- construction ----------------------------------------------------------------------------
@@ -327,6 +326,12 @@ class Tokenizer:
         per_pixel = max(cfg.hi_channels / 4, cfg.lo_channels / 16, 3 * 16 * cfg.temporal_factor / 16,
                         3 * cfg.temporal_factor)
         return int(4 * 4 * per_pixel * pixels * latent_frames)
+
+
+def token_prefix(tokens: np.ndarray, bits: int, planes: int) -> np.ndarray:
+    """What a rate point codes of full token grids ``uint32 (L, ...)``: the first ``planes`` planes, each token's
+    low ``bits`` bits (contiguous uint32)."""
+    return np.ascontiguousarray(tokens[:planes] & np.uint32((1 << bits) - 1))
 
 
 def _conv_reach(net: torch.nn.Module, probe: torch.Tensor, out_px: int) -> int:

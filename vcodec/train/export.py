@@ -37,7 +37,7 @@ import bitstream
 from ..metrics import ms_ssim_rgb, psnr_y_bt709_limited
 from ..model.checkpoint import atomic_save, build_from_checkpoint, export_inference, load_checkpoint, rate_points
 from ..model.config import TokenizerConfig
-from ..tokenizer import Tokenizer, _round_to_fp16
+from ..tokenizer import Tokenizer, _round_to_fp16, token_prefix
 
 
 def heldout_segments(data: Path, manifest_path: Path | None = None) -> list[tuple[str, np.ndarray]]:
@@ -73,8 +73,7 @@ def fit_coder_tables(tok: Tokenizer, grids: list[np.ndarray]) -> tuple[np.ndarra
         widths[bits] = max(widths.get(bits, 0), planes)
     mix = {}
     for bits, planes in sorted(widths.items()):
-        mask = np.uint32((1 << bits) - 1) if bits < 32 else np.uint32(0xFFFFFFFF)
-        mix[bits] = bitstream.fit_tables([np.ascontiguousarray(g[:planes] & mask) for g in grids], bits, version=2)
+        mix[bits] = bitstream.fit_tables([token_prefix(g, bits, planes) for g in grids], bits, version=2)
         print(f"coder v2 tables fitted for {bits}-bit tokens, {planes} plane(s)", flush=True)
     return v1, mix
 
@@ -93,7 +92,7 @@ def measure(tok: Tokenizer, segments) -> list[dict]:
         n, H, W, _ = frames.shape
         tokens = tok.encode_window(frames, tok.max_levels)
         for q, bits, planes in points:
-            t = np.ascontiguousarray(tokens[:planes] & np.uint32((1 << bits) - 1))
+            t = token_prefix(tokens, bits, planes)
             version = tok.coder_version(bits)
             nbytes = len(bitstream.encode_tokens(t, bits, tok.tables_for(bits, version), version=version))
             rec = tok.decode_window(t, n, H, W, bits)

@@ -9,8 +9,9 @@ export OMP_NUM_THREADS ?= 2
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
-	# torch/torchvision: the CPU-capable builds that lie on this machine's disk (no multi-GB download).
-	$(VPY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	# torch: the CPU build that lies on this machine's disk (190 MB wheel, ~1 GB installed); where it is not on disk,
+	# the 2.14.1 build (a CUDA build: 5.5 GB installed, more than some fresh machines have free).
+	$(VPY) -m pip install -q 'torch==2.13.0+cpu' || $(VPY) -m pip install -q torch==2.14.1
 	# every extra: the test suite covers training, the data tools and the benchmarks too
 	$(VPY) -m pip install -q -e '.[test,data,bench,train]'
 	touch $(STAMP)

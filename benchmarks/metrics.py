@@ -5,14 +5,14 @@ and training evaluation use too (BT.709 limited range, per-frame means; see that
 Inputs: the reference and decoded video as uint8 RGB (T, H, W, 3) or 8-bit YUV 4:2:0 (`vcodec.colour.Yuv420`).
 - VMAF: libvmaf inside the imageio-ffmpeg FFmpeg binary, built-in model vmaf_v0.6.1, on the 8-bit YUV 4:2:0 planes,
   mean over frames.
-- LPIPS (AlexNet, v0.1): only when the AlexNet ImageNet weights are already in the torch hub cache; otherwise
-  `lpips_status()` says why and the metric is left out. Nothing is ever downloaded and random weights are never used.
+- LPIPS (AlexNet, v0.1), from `vcodec.lpips_net`: only when the `[lpips]` extra is installed and the AlexNet ImageNet
+  weights are already in the torch hub cache; otherwise `lpips_status()` says why and the metric is left out. Nothing
+  is ever downloaded and random weights are never used.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import tempfile
@@ -21,6 +21,7 @@ import numpy as np
 
 from benchmarks.measure import run_process
 from vcodec.colour import Yuv420
+from vcodec.lpips_net import lpips_model, lpips_status  # noqa: F401  (lpips_status: the runner asks through here)
 
 VMAF_MODEL = "version=vmaf_v0.6.1"
 
@@ -102,65 +103,11 @@ def vmaf_frames(
 
 
 # ---------------------------------------------------------------- LPIPS
-def _alexnet_cache_file() -> tuple[str, str]:
-    """(path where torchvision would cache the AlexNet ImageNet weights, expected sha256 prefix)."""
-    import torch
-    from torchvision.models import AlexNet_Weights
-
-    name = os.path.basename(AlexNet_Weights.IMAGENET1K_V1.url)  # alexnet-owt-7be5be79.pth
-    prefix = name.rsplit("-", 1)[-1].split(".")[0]
-    return os.path.join(torch.hub.get_dir(), "checkpoints", name), prefix
-
-
-@functools.lru_cache(maxsize=1)
-def lpips_status() -> str | None:
-    """None when LPIPS can be computed from real pretrained weights, else why not. Never downloads."""
-    try:
-        import lpips  # noqa: F401
-        import torchvision  # noqa: F401
-    except ImportError as e:
-        return f"lpips/torchvision not installed ({e})"
-    path, prefix = _alexnet_cache_file()
-    if not os.path.isfile(path):
-        return f"AlexNet ImageNet weights not in the torch hub cache ({path}); LPIPS would need a download"
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    if not h.hexdigest().startswith(prefix):
-        return f"cached AlexNet weights {path} fail their sha256 check"
-    return None
-
-
-@functools.lru_cache(maxsize=1)
-def _lpips_model():
-    import warnings
-
-    import lpips
-    import torch
-    import torchvision
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # pnet_rand=True builds the backbone without asking torchvision to download; real weights are loaded below.
-        model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
-    path, _ = _alexnet_cache_file()
-    tv = torchvision.models.alexnet()
-    tv.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    for i in range(1, 6):
-        for name, module in getattr(model.net, f"slice{i}").named_children():
-            module.load_state_dict(tv.features[int(name)].state_dict())
-    return model.eval()
-
-
 def lpips_video(ref: np.ndarray, dist: np.ndarray, batch: int = 4) -> float:
     """Mean LPIPS (AlexNet, v0.1) over frames. Call only when lpips_status() is None."""
     import torch
 
-    reason = lpips_status()
-    if reason is not None:
-        raise RuntimeError(reason)
-    model = _lpips_model()
+    model = lpips_model()  # RuntimeError with lpips_status()'s reason when unavailable
     vals = []
     with torch.no_grad():
         for s in range(0, ref.shape[0], batch):

@@ -81,7 +81,7 @@ def test_adversarial_loss_step(tmp_path):
 
 
 def test_lpips_refused_without_local_weights(tmp_path, monkeypatch):
-    monkeypatch.setattr("vcodec.train.trainer.lpips_weights_available", lambda: False)
+    monkeypatch.setattr("vcodec.train.trainer.lpips_status", lambda: "weights not in the torch hub cache")
     with pytest.raises(RuntimeError, match="LPIPS"):
         Trainer(TokenizerConfig.tiny(), _cfg(lpips_weight=0.1), _corpus(), tmp_path / "l.pt")
 

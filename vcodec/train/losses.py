@@ -1,8 +1,6 @@
 """Reconstruction losses and quality metrics. Video tensors are (B, 3, T, H, W) in [-1, 1]."""
 from __future__ import annotations
 
-import os
-
 import torch
 
 from ..metrics import ssim_and_cs
@@ -15,12 +13,6 @@ def ssim_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     x = ((a + 1) / 2).transpose(1, 2).reshape(B * T, C, H, W).float()
     y = ((b + 1) / 2).transpose(1, 2).reshape(B * T, C, H, W).float()
     return ssim_and_cs(x, y, data_range=1.0)[0].mean()
-
-
-def lpips_weights_available() -> bool:
-    """True when the AlexNet backbone LPIPS needs is already in the torch hub cache (never downloads)."""
-    ckpt_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
-    return os.path.isdir(ckpt_dir) and any(f.startswith("alexnet") for f in os.listdir(ckpt_dir))
 
 
 def reconstruction_loss(x: torch.Tensor, y: torch.Tensor, *, ssim_weight: float) -> tuple[torch.Tensor, dict]:

@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from ..lpips_net import lpips_model, lpips_status
 from ..metrics import psnr_y_bt709_limited
 from ..model.autoencoder import VideoTokenizer
 from ..model.checkpoint import atomic_save, load_checkpoint
@@ -29,7 +30,7 @@ from ..model.pixels import frames_to_model, model_to_frames
 from ..model.rate import ContextRateModel
 from .corpus import ClipSampler, Corpus
 from .discriminator import PatchDiscriminator, hinge_d_loss
-from .losses import frame_psnr_yuv_loss, lpips_weights_available, reconstruction_loss
+from .losses import frame_psnr_yuv_loss, reconstruction_loss
 
 
 @dataclass
@@ -133,11 +134,10 @@ class Trainer:
             self.disc_opt = torch.optim.AdamW(self.disc.parameters(), lr=train_cfg.lr * 0.5, betas=(0.5, 0.99))
         self.lpips = None
         if train_cfg.lpips_weight > 0:
-            if not lpips_weights_available():
-                raise RuntimeError("LPIPS loss requested but its pretrained AlexNet weights are not in the torch "
-                                   "hub cache; LPIPS is unavailable offline")
-            import lpips
-            self.lpips = lpips.LPIPS(net="alex", verbose=False).to(self.device).eval()
+            reason = lpips_status()
+            if reason is not None:
+                raise RuntimeError(f"LPIPS loss requested but unavailable: {reason}")
+            self.lpips = lpips_model().to(self.device)
         self.sampler = ClipSampler(corpus, frames=train_cfg.frames, size=train_cfg.size,
                                    photo_prob=train_cfg.photo_prob, seed=train_cfg.seed * 1000 + _rank())
         self.use_bf16 = train_cfg.bf16 and bf16_is_fast(self.device)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .coder import CoderContext, check_tables, decode_tokens, encode_tokens, tables_hash
+from .coder import CoderContext, check_tables, decode_tokens, encode_tokens, table_set_hash, tables_hash
 from .errors import CorruptDataError, TablesMismatchError
 from .header import StreamHeader, is_int
 from .records import CodedChunk
@@ -27,15 +27,41 @@ class Chunk:
     tokens: np.ndarray
     first_frame: int = 0
     continues: bool = False
+    bits: int | None = None  # the token width of a version-3 chunk (None: the header's token_bits)
+
+
+def stream_tables_hash(tables, header: StreamHeader) -> str | None:
+    """The ``coder.tables_sha256`` of a stream coded with ``tables``: their hash, or for a stream whose chunks
+    choose their width (``header.chunk_bits``; ``tables`` a dict width -> tables) the hash of the set."""
+    if header.chunk_bits is None:
+        return tables_hash(tables)
+    return table_set_hash(tables_by_width(tables, header))
+
+
+def tables_by_width(tables, header: StreamHeader) -> dict:
+    """``tables`` as a dict width -> tables over ``header.widths`` (TablesMismatchError when a width is missing):
+    a dict as given, or one set of tables for a stream of one width."""
+    by_width = isinstance(tables, dict) and bool(tables) and all(is_int(k) for k in tables)  # not a MixTables dict
+    if header.chunk_bits is None:
+        if by_width:
+            raise TablesMismatchError("a stream of one token width takes one set of tables, not one per width")
+        return {header.token_bits: tables}
+    if tables is None:
+        return dict.fromkeys(header.widths)
+    if not by_width or sorted(tables) != list(header.widths):
+        have = sorted(tables) if by_width else "one set"
+        raise TablesMismatchError(f"the stream's chunks use token widths {list(header.widths)}; tables for {have}")
+    return dict(tables)
 
 
 class CoderTables:
-    """Coder tables checked once against a stream header (for its coder version): ``array`` (version 1's count
-    array or version 2's :class:`~bitstream.MixTables`; None = uniform prior) and its hash."""
+    """Coder tables checked once against a stream header (for its coder version): ``arrays`` (per token width:
+    version 1's count array or version 2's :class:`~bitstream.MixTables`; None = uniform prior) and their hash."""
 
     def __init__(self, tables, header: StreamHeader):
-        self.array = check_tables(tables, header.token_bits, version=header.coder_version)
-        self.hash = tables_hash(tables)
+        self.arrays = {bits: check_tables(t, bits, version=header.coder_version)
+                       for bits, t in tables_by_width(tables, header).items()}
+        self.hash = stream_tables_hash(tables, header)
 
     def check_stream(self, header: StreamHeader) -> None:
         """Raise TablesMismatchError unless the stream was coded with these tables."""
@@ -59,17 +85,38 @@ def check_chunk_tokens(header: StreamHeader, tokens, num_frames: int, continues:
     return arr
 
 
-def encode_chunk(header: StreamHeader, tokens, num_frames: int, tables=None, context: CoderContext | None = None,
-                 continues: bool = False) -> bytes:
-    """Entropy-code one window's token grid (checked with :func:`check_chunk_tokens`): the CHUNK payload's
-    coded-token bytes. A ``continues`` chunk codes on from ``context`` (the previous chunk's); ``context`` is then
-    updated for the next chunk."""
-    arr = check_chunk_tokens(header, tokens, num_frames, continues)
-    if context is not None and not continues:
+def chunk_width(header: StreamHeader, bits: int | None) -> int:
+    """A chunk's token width: ``bits``, which must be one of the header's widths (ValueError), or None for
+    ``token_bits`` (the only width of a stream before version 3)."""
+    if bits is None:
+        return header.token_bits
+    if bits not in header.widths:
+        raise ValueError(f"token width {bits!r} is not one the stream header lists {list(header.widths)}")
+    return bits
+
+
+def start_context(header: StreamHeader, context: CoderContext | None, continues: bool) -> None:
+    """Prepare ``context`` for a chunk: emptied at a keyframe chunk; in a stream whose chunks choose their rate
+    point (format version 3) a continuing chunk of another rate point may code on from it (FORMAT.md 6.5)."""
+    if context is None:
+        return
+    if not continues:
         context.reset()
+    context.rate_changes = header.chunk_bits is not None
+
+
+def encode_chunk(header: StreamHeader, tokens, num_frames: int, tables=None, context: CoderContext | None = None,
+                 continues: bool = False, bits: int | None = None) -> bytes:
+    """Entropy-code one window's token grid (checked with :func:`check_chunk_tokens`) of ``bits``-bit tokens
+    (default ``header.token_bits``) with that width's ``tables``: the CHUNK payload's coded-token bytes. A
+    ``continues`` chunk codes on from ``context`` (the previous chunk's, unless the rate point changed);
+    ``context`` is then updated for the next chunk."""
+    arr = check_chunk_tokens(header, tokens, num_frames, continues)
+    width = chunk_width(header, bits)
     if continues and (context is None or context.empty):
         raise ValueError("a continuing chunk needs the coder context its previous chunk left")
-    return encode_tokens(arr, header.token_bits, tables, context, header.coder_version)
+    start_context(header, context, continues)
+    return encode_tokens(arr, width, tables, context, header.coder_version)
 
 
 def decode_chunk(header: StreamHeader, chunk: CodedChunk, tables: CoderTables, context: CoderContext | None = None) -> Chunk:
@@ -77,16 +124,17 @@ def decode_chunk(header: StreamHeader, chunk: CodedChunk, tables: CoderTables, c
     undecodable data is CorruptDataError naming the chunk. A continuing chunk decodes on from ``context`` (the
     state its previous chunk left: CorruptDataError without it); ``context`` is then updated for the next chunk."""
     tables.check_stream(header)
-    covered = None if tables.array is None else (tables.array.levels if header.coder_version == 2 else len(tables.array))
+    width = chunk.bits or header.token_bits
+    array = tables.arrays[width]
+    covered = None if array is None else (array.levels if header.coder_version == 2 else len(array))
     if covered is not None and covered < chunk.levels:
         raise TablesMismatchError(f"{chunk.name}: coder tables cover {covered} levels, chunk has {chunk.levels}")
-    if context is not None and not chunk.continues:
-        context.reset()
     if chunk.continues and (context is None or context.empty):
         raise CorruptDataError(f"{chunk.name}: continues a previous chunk that was not decoded")
+    start_context(header, context, chunk.continues)
     try:
-        tokens = decode_tokens(chunk.data, chunk.shape, header.token_bits, tables.array, context, header.coder_version)
+        tokens = decode_tokens(chunk.data, chunk.shape, width, array, context, header.coder_version)
     except CorruptDataError as e:
         raise CorruptDataError(f"{chunk.name}: {e}") from None
     return Chunk(index=chunk.index, num_frames=chunk.num_frames, tokens=tokens, first_frame=chunk.first_frame,
-                 continues=chunk.continues)
+                 continues=chunk.continues, bits=chunk.bits)

@@ -139,6 +139,7 @@ class CoderContext:
     def __init__(self):
         self.counts: np.ndarray | None = None  # the model's adaptive counts, int64 (shape by coder version)
         self.prev: list[np.ndarray] | None = None  # per level: (H * W, B) uint8 bits of the last latent frame
+        self.rate_changes = False  # a grid of another rate point may continue this one (format version 3)
 
     @property
     def empty(self) -> bool:
@@ -148,17 +149,45 @@ class CoderContext:
         """Start afresh (a keyframe)."""
         self.counts, self.prev = None, None
 
+    def copy(self) -> CoderContext:
+        """An independent copy (to code one grid several ways and keep one: rate control)."""
+        other = CoderContext()
+        other.rate_changes = self.rate_changes
+        if not self.empty:
+            other.counts = self.counts.copy()
+            other.prev = [None if p is None else p.copy() for p in self.prev]
+        return other
+
     def _start(self, model, levels: int, exc) -> list:
-        """The ``prev`` planes to code a grid with, after loading the counts into ``model`` (either version's)."""
+        """The ``prev`` planes to code a grid with, after loading the counts into ``model`` (either version's).
+        A grid of the same rate point (levels and width) takes the counts and planes as they are; with
+        ``rate_changes``, a grid of another rate point carries what the two share (FORMAT.md 6.5): the counts of
+        the levels both have when the width is the same (the others stay ``model``'s initial ones), and the
+        previous latent frame's planes of those levels, whole at the same width; at another width, coder version
+        2 keeps the bits both widths have and marks the rest absent (2), version 1 drops the planes."""
         if self.empty:
             return [None] * levels
-        n = model.h * model.w
-        if self.counts.shape != model.counts.shape or self.prev[0].shape != (n, model.bits):
-            raise exc(f"a continuing grid of {levels} levels x {model.bits} bits on {model.h}x{model.w} positions "
-                      f"does not match the grid it continues ({len(self.prev)} levels, "
-                      f"{self.prev[0].shape[1]} bits, {self.prev[0].shape[0]} positions)")
-        model.counts = self.counts.copy()
-        return list(self.prev)
+        n, bits = model.h * model.w, model.bits
+        old_bits = next(p.shape[1] for p in self.prev if p is not None)
+        if self.counts.shape == model.counts.shape and old_bits == bits and self.prev[0].shape[0] == n:
+            model.counts = self.counts.copy()
+            return list(self.prev)
+        if not self.rate_changes or self.prev[0].shape[0] != n:
+            raise exc(f"a continuing grid of {levels} levels x {bits} bits on {model.h}x{model.w} positions "
+                      f"does not match the grid it continues ({len(self.prev)} levels, {old_bits} bits, "
+                      f"{self.prev[0].shape[0]} positions)")
+        shared = min(levels, len(self.prev))
+        prev: list[np.ndarray | None] = [None] * levels
+        if old_bits == bits:
+            model.counts[:shared] = self.counts[:shared]
+            prev[:shared] = self.prev[:shared]
+        elif isinstance(model, coder_mix.MixModel):
+            keep = min(old_bits, bits)
+            for lv in range(shared):
+                plane = np.full((n, bits), 2, np.uint8)
+                plane[:, :keep] = self.prev[lv][:, :keep]
+                prev[lv] = plane
+        return prev
 
     def _keep(self, model, prev: list) -> None:
         self.counts, self.prev = model.counts, prev
@@ -226,6 +255,16 @@ def pad_tables(tables, levels: int):
     if isinstance(tables, MixTables):
         return MixTables(pad(np.asarray(tables.weights), 0), pad(np.asarray(tables.counts), 1))
     return pad(np.asarray(tables), 1)
+
+
+def table_set_hash(tables_by_bits: dict) -> str:
+    """Hex sha256 identifying the tables of a stream whose chunks choose their token width (format version 3):
+    over the widths in ascending order, each as u8 followed by its tables' 32-byte hash (32 zero bytes for none)."""
+    h = hashlib.sha256(b"vcb-ctxbin-table-set\0")
+    for bits in sorted(tables_by_bits):
+        one = tables_hash(tables_by_bits[bits])
+        h.update(struct.pack("<B", bits) + (bytes(32) if one is None else bytes.fromhex(one)))
+    return h.hexdigest()
 
 
 def tables_hash(tables) -> str | None:
@@ -478,6 +517,7 @@ __all__ = [
     "fit_tables",
     "check_tables",
     "tables_hash",
+    "table_set_hash",
     "tables_version",
     "pad_tables",
     "max_coded_bytes",

@@ -140,6 +140,13 @@ def neighbour_sum(plane: np.ndarray, h: int, w: int) -> np.ndarray:
     return out.reshape(h * w, -1)
 
 
+def _signs(bits: np.ndarray) -> np.ndarray:
+    """uint8 bits 0/1, or 2 for an absent bit -> int8 signs -1/+1, 0 where absent."""
+    s = 2 * bits.astype(np.int8) - 1
+    s[bits > 1] = 0
+    return s
+
+
 class MixModel:
     """Coder version 2's state for one grid: the weights, the adaptive counts, and the logits of the group being
     coded. Shared by encoder, decoder and :func:`fit_mix_tables`, so that all three compute the same contexts.
@@ -164,10 +171,11 @@ class MixModel:
         self._bias = wf[..., 4 * b + 1]  # (L, 2, B)
 
     def start(self, level: int, prev: np.ndarray | None, coarse: np.ndarray | None) -> None:
-        """Begin a latent frame's level; ``prev`` / ``coarse``: (H*W, B) uint8 bits, or None (absent)."""
+        """Begin a latent frame's level; ``prev`` / ``coarse``: (H*W, B) uint8 bits, or None (absent). ``prev`` may
+        also hold 2 for single absent bits (bits its chunk did not code: a rate change, FORMAT.md 6.5)."""
         n, b = self.h * self.w, self.bits
         self.level = level
-        self._sprev = np.zeros((n, b), np.int8) if prev is None else 2 * prev.astype(np.int8) - 1
+        self._sprev = np.zeros((n, b), np.int8) if prev is None else _signs(prev)
         self._scoarse = np.zeros((n, b), np.int8) if coarse is None else 2 * coarse.astype(np.int8) - 1
         self._nbp = np.zeros((n, b), np.int8) if prev is None else neighbour_sum(self._sprev, self.h, self.w)
         self._prevk = np.full((n, b), 2, np.int64) if prev is None else prev.astype(np.int64)

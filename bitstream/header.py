@@ -31,13 +31,15 @@ from .errors import (
 # constants (FORMAT.md sections 2-5)
 
 MAGIC = b"\x89VCB"
-FORMAT_VERSION = 2  # what the writer writes
-READABLE_VERSIONS = (1, 2)  # version 1 = version 2 without continuing chunks (FORMAT.md section 8)
+FORMAT_VERSION = 2  # what the writer writes, but for streams whose chunks choose their token width (version 3)
+RATE_VERSION = 3  # version 2 + a token width per chunk (``chunk_bits``; FORMAT.md 4.2, section 8)
+READABLE_VERSIONS = (1, 2, 3)  # version 1 = version 2 without continuing chunks (FORMAT.md section 8)
 SYNC = b"\xd6VCR"
 
 FILE_HEADER = struct.Struct("<4sBBHII")  # magic, version, flags, reserved, json_len, header_crc
 RECORD_HEADER = struct.Struct("<4sBBHIII")  # sync, type, flags, reserved, length, payload_crc, header_crc
-CHUNK_HEADER = struct.Struct("<IIQBBHIII")  # index, num_frames, first_frame, levels, flags, reserved, t_lat, h_lat, w_lat
+CHUNK_HEADER = struct.Struct("<IIQBBHIII")  # index, num_frames, first_frame, levels, flags, bits, t_lat, h_lat, w_lat
+# (bits: the chunk's token width in version 3, reserved (0) before)
 CHUNK_CONTINUES = 1  # CHUNK flags bit 0: the chunk continues the previous one (no keyframe; FORMAT.md 4.2)
 TRACK_HEADER = struct.Struct("<HHI")  # track_id, reserved, json_len
 PACKET_HEADER = struct.Struct("<HBBqqq")  # track_id, flags, reserved, pts, dts, duration
@@ -133,12 +135,25 @@ class StreamHeader:
     coder_id: str = CODER_ID
     coder_version: int = CODER_VERSION
     tables_hash: str | None = None  # sha256 of the coder tables; the writer fills it in
+    chunk_bits: tuple[int, ...] | None = None  # version 3: the token widths chunks may use (ascending, last = token_bits)
     extra: dict = field(default_factory=dict)  # JSON-able, for the application
     format_version: int = FORMAT_VERSION  # of the stream read (not in the JSON); version 1 has no continuing chunks
 
     def __post_init__(self):
         if isinstance(self.frame_rate, list):  # accept [num, den] as well
             object.__setattr__(self, "frame_rate", tuple(self.frame_rate))
+        if isinstance(self.chunk_bits, list):
+            object.__setattr__(self, "chunk_bits", tuple(self.chunk_bits))
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The token widths this stream's chunks may have: ``chunk_bits``, or ``(token_bits,)``."""
+        return self.chunk_bits if self.chunk_bits is not None else (self.token_bits,)
+
+    @property
+    def written_version(self) -> int:
+        """The format version a writer gives this header: 3 when chunks choose their width, else 2."""
+        return RATE_VERSION if self.chunk_bits is not None else FORMAT_VERSION
 
     @property
     def latent_height(self) -> int:
@@ -162,11 +177,13 @@ class StreamHeader:
     def continuation_problem(self, levels: int, previous: tuple[int, int, bool]) -> str | None:
         """Why a chunk of ``levels`` planes cannot continue the chunk before it, ``previous`` = (levels,
         num_frames, continues) of that chunk; None when it can (FORMAT.md 4.2: same levels, and the previous chunk
-        ends on a whole latent frame)."""
+        ends on a whole latent frame; from version 3 the levels may differ, FORMAT.md 6.5)."""
         last_levels, last_frames, last_continues = previous
-        if last_levels != levels or not self.continuable(last_frames, last_continues):
-            return (f"the chunk before has {last_levels} levels (this one {levels}) and {last_frames} frames (a "
-                    "continued chunk must have the same levels and end on a whole latent frame)")
+        if self.format_version < RATE_VERSION and last_levels != levels:
+            return f"the chunk before has {last_levels} levels, this one {levels} (they must be the same)"
+        if not self.continuable(last_frames, last_continues):
+            return (f"the chunk before has {last_frames} frames (a continued chunk must end on a whole latent "
+                    "frame)")
         return None
 
     def check_model(self, name: str, weights_hash: str) -> None:
@@ -191,6 +208,7 @@ class StreamHeader:
                 "temporal_factor": self.temporal_factor,
                 "token_bits": self.token_bits,
                 "window_frames": self.window_frames,
+                **({} if self.chunk_bits is None else {"chunk_bits": list(self.chunk_bits)}),
             },
             "video": {
                 "frame_rate": list(self.frame_rate),
@@ -257,6 +275,7 @@ class StreamHeader:
             coder_id=coder_id,
             coder_version=coder_version,
             tables_hash=get(coder_, "coder", "tables_sha256", str, optional=True),
+            chunk_bits=get(tokens, "tokens", "chunk_bits", list, optional=True),
             extra=extra,
         )
         hdr.validate()
@@ -289,6 +308,12 @@ class StreamHeader:
         rng("frame_rate den", self.frame_rate[1], 1, MAX_RATE)
         if self.pad_mode != "replicate":
             raise HeaderError(f"unsupported pad mode {str(self.pad_mode)[:32]!r}")
+        if self.chunk_bits is not None:
+            cb = self.chunk_bits
+            if (not isinstance(cb, tuple) or not 1 <= len(cb) <= coder.MAX_TOKEN_BITS or not all(is_int(b) for b in cb)
+                    or list(cb) != sorted(set(cb)) or cb[0] < 1 or cb[-1] != self.token_bits):
+                raise HeaderError("header field tokens.chunk_bits must list ascending token widths ending with "
+                                  "token_bits")
         if self.tables_hash is not None and (not isinstance(self.tables_hash, str) or not _HEX64.match(self.tables_hash)):
             raise HeaderError("tables hash must be null or 64 lowercase hex digits")
         if not isinstance(self.extra, dict):
@@ -344,7 +369,7 @@ def encode_file_header(header: StreamHeader) -> bytes:
         raise HeaderError(f"header 'extra' is not JSON-serialisable ({e})") from None
     if len(raw) > MAX_HEADER_JSON:
         raise HeaderError(f"header JSON is {len(raw)} bytes (max {MAX_HEADER_JSON}); shrink 'extra'")
-    head = FILE_HEADER.pack(MAGIC, FORMAT_VERSION, 0, 0, len(raw), 0)[:12]
+    head = FILE_HEADER.pack(MAGIC, header.written_version, 0, 0, len(raw), 0)[:12]
     return head + struct.pack("<I", crc(head, raw)) + raw
 
 
@@ -369,4 +394,7 @@ def read_file_header(src) -> StreamHeader:
     if crc(head[:12], raw) != header_crc:
         raise ChecksumError("stream header fails CRC32", offset=0)
     header = StreamHeader.from_json(parse_json(raw, "stream header", HeaderError))
+    if (version == RATE_VERSION) != (header.chunk_bits is not None):
+        raise HeaderError(f"format version {version} stream {'without' if version == RATE_VERSION else 'with'} "
+                          "tokens.chunk_bits (version 3 streams, and only they, list their chunks' token widths)")
     return dataclasses.replace(header, format_version=version)

@@ -396,6 +396,11 @@ class VcbReader:
         return chunk
 
     @property
+    def bytes_read(self) -> int:
+        """Bytes of the stream read so far (after a whole pass: the stream's length up to its END record)."""
+        return self._src.pos
+
+    @property
     def num_chunks(self) -> int | None:
         end = self._end or (self._tail_end() if self._src.seekable else None)
         return None if end is None else end[0]

@@ -80,6 +80,7 @@ class CodedChunk:
     data: bytes
     offset: int | None = None
     continues: bool = False  # decodes only after the previous chunk (no keyframe); FORMAT.md 4.2
+    bits: int | None = None  # the token width of a version-3 chunk (None: the header's token_bits)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -149,7 +150,8 @@ def track_payload(track_id: int, info: TrackInfo) -> bytes:
 
 def chunk_payload(chunk: CodedChunk) -> bytes:
     flags = CHUNK_CONTINUES if chunk.continues else 0
-    return CHUNK_HEADER.pack(chunk.index, chunk.num_frames, chunk.first_frame, chunk.levels, flags, 0, *chunk.grid) + chunk.data
+    return CHUNK_HEADER.pack(chunk.index, chunk.num_frames, chunk.first_frame, chunk.levels, flags, chunk.bits or 0,
+                             *chunk.grid) + chunk.data
 
 
 def packet_payload(track_id: int, data: bytes, pts: int | None, dts: int | None, duration: int,
@@ -281,9 +283,9 @@ def parse_chunk(rec: Record, header: StreamHeader) -> CodedChunk:
     p, h = rec.payload, header
     if len(p) < CHUNK_HEADER.size:
         raise CorruptDataError(f"chunk record at offset {rec.offset} is too short")
-    index, nframes, first, levels, flags, reserved, t_lat, h_lat, w_lat = CHUNK_HEADER.unpack_from(p)
+    index, nframes, first, levels, flags, bits, t_lat, h_lat, w_lat = CHUNK_HEADER.unpack_from(p)
     name = f"chunk {index} (record at offset {rec.offset})"
-    check_chunk_flags(flags, reserved, index, h, name)
+    check_chunk_flags(flags, bits, index, h, name)
     continues = bool(flags & CHUNK_CONTINUES)
     if not 1 <= nframes <= h.window_frames:
         raise CorruptDataError(f"{name}: implausible frame count {nframes} (window is {h.window_frames})")
@@ -295,14 +297,19 @@ def parse_chunk(rec: Record, header: StreamHeader) -> CodedChunk:
     if first + nframes > MAX_FRAMES:
         raise CorruptDataError(f"{name}: frame position {first} is implausible")
     return CodedChunk(index=index, num_frames=nframes, first_frame=first, levels=levels, grid=want,
-                      data=bytes(memoryview(p)[CHUNK_HEADER.size :]), offset=rec.offset, continues=continues)
+                      data=bytes(memoryview(p)[CHUNK_HEADER.size :]), offset=rec.offset, continues=continues,
+                      bits=bits or None)
 
 
-def check_chunk_flags(flags: int, reserved: int, index: int, header: StreamHeader, name: str) -> None:
-    """CorruptDataError unless a CHUNK's flags are possible: only bit 0 (continues), never on chunk 0 nor in a
-    version-1 stream, and the reserved field 0."""
-    if flags & ~CHUNK_CONTINUES or reserved:
-        raise CorruptDataError(f"{name}: unknown flags {flags:#x} / reserved {reserved:#x}")
+def check_chunk_flags(flags: int, bits: int, index: int, header: StreamHeader, name: str) -> None:
+    """CorruptDataError unless a CHUNK's flags are possible (only bit 0, continues, never on chunk 0 nor in a
+    version-1 stream) and its bits field too: one of ``chunk_bits`` in version 3, 0 (reserved) before."""
+    if flags & ~CHUNK_CONTINUES:
+        raise CorruptDataError(f"{name}: unknown flags {flags:#x}")
+    if header.chunk_bits is None and bits:
+        raise CorruptDataError(f"{name}: reserved field is {bits:#x}, not 0")
+    if header.chunk_bits is not None and bits not in header.chunk_bits:
+        raise CorruptDataError(f"{name}: token width {bits} is not one the header lists {list(header.chunk_bits)}")
     if flags & CHUNK_CONTINUES and (index == 0 or header.format_version < 2):
         why = "the first chunk" if index == 0 else f"format version {header.format_version}"
         raise CorruptDataError(f"{name}: marked as continuing a previous chunk, impossible in {why}")

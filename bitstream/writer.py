@@ -11,8 +11,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .chunks import check_chunk_tokens, encode_chunk
-from .coder import CODER_ID, CODER_VERSIONS, CoderContext, check_tables, tables_hash
+from .chunks import check_chunk_tokens, chunk_width, encode_chunk, stream_tables_hash, tables_by_width
+from .coder import CODER_ID, CODER_VERSIONS, CoderContext, check_tables
 from .errors import UnknownCoderError, UnsupportedVersionError
 from .header import (
     CHUNK_CONTINUES,
@@ -38,8 +38,9 @@ class VcbWriter:
     ``with VcbWriter(out, header, tables) as w: w.write_chunk(tokens, n)``; leaving the block
     normally writes the index (unless ``index=False``) and the end-of-stream record; leaving it
     by an exception writes neither, so the reader reports the stream as truncated.
-    ``tables`` are the coder tables :meth:`write_chunk` codes with (their hash goes into the header);
-    :meth:`write_coded_chunk` takes tokens that are coded already.
+    ``tables`` are the coder tables :meth:`write_chunk` codes with (their hash goes into the header): for a
+    stream whose chunks choose their token width (``header.chunk_bits``, format version 3) a dict width ->
+    tables; :meth:`write_coded_chunk` takes tokens that are coded already.
     """
 
     def __init__(self, dst, header: StreamHeader, tables=None, *, index: bool = True):
@@ -50,9 +51,11 @@ class VcbWriter:
             raise UnknownCoderError(f"cannot write with entropy coder {header.coder_id!r}")
         if header.coder_version not in CODER_VERSIONS:
             raise UnsupportedVersionError(f"cannot write entropy coder version {header.coder_version}")
-        self._tables = check_tables(tables, header.token_bits, version=header.coder_version)
+        self._tables = {bits: check_tables(t, bits, version=header.coder_version)
+                        for bits, t in tables_by_width(tables, header).items()}
         self._context = CoderContext()  # the coder state the next continuing chunk starts from
-        self.header = dataclasses.replace(header, tables_hash=tables_hash(tables))
+        self.header = dataclasses.replace(header, tables_hash=stream_tables_hash(tables, header),
+                                          format_version=header.written_version)
         file_header = encode_file_header(self.header)
         self._own = isinstance(dst, (str, os.PathLike))
         self._f: BinaryIO = open(dst, "wb") if self._own else dst
@@ -80,6 +83,11 @@ class VcbWriter:
     def num_frames(self) -> int:
         return self._frames
 
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of the stream written so far (file header and records)."""
+        return self._pos
+
     def add_track(self, info: TrackInfo) -> int:
         """Declare an auxiliary track (before the first chunk or packet); returns its id."""
         if not isinstance(info, TrackInfo):
@@ -101,19 +109,21 @@ class VcbWriter:
         if len(self._entries) >= 2**32 - 1:
             raise ValueError("too many chunks")
 
-    def write_chunk(self, tokens: np.ndarray, num_frames: int, continues: bool = False) -> int:
+    def write_chunk(self, tokens: np.ndarray, num_frames: int, continues: bool = False, bits: int | None = None) -> int:
         """Code one temporal window of ``num_frames`` video frames; returns the chunk index.
 
         ``tokens``: uint32 ``(L, T_lat, H_lat, W_lat)`` with ``1 <= L <= max_levels``,
         ``T_lat = header.latent_frames(num_frames, continues)`` and the header's latent height/width.
         ``continues``: the window continues the previous chunk's stream (no keyframe): its coder contexts go on
         from where the previous chunk's ended, and a decoder needs that chunk first (FORMAT.md 4.2).
+        ``bits``: the tokens' width, one of ``header.chunk_bits`` (None: ``token_bits``).
         """
         arr = check_chunk_tokens(self.header, tokens, num_frames, continues)
+        width = chunk_width(self.header, bits)
         self._check_room(num_frames)
         self._check_continues(len(arr), continues)
-        data = encode_chunk(self.header, arr, num_frames, self._tables, self._context, continues)
-        return self._append(data, num_frames, len(arr), continues)
+        data = encode_chunk(self.header, arr, num_frames, self._tables[width], self._context, continues, width)
+        return self._append(data, num_frames, len(arr), continues, width)
 
     def _check_continues(self, levels: int, continues: bool) -> None:
         if not continues:
@@ -124,15 +134,17 @@ class VcbWriter:
         if problem is not None:
             raise ValueError(f"chunk {len(self._entries)} cannot continue chunk {len(self._entries) - 1}: {problem}")
 
-    def write_coded_chunk(self, data: bytes, num_frames: int, levels: int, continues: bool = False) -> int:
-        """Append one window whose ``levels``-level token grid is entropy-coded already (``data``, e.g. from
-        :func:`bitstream.encode_chunk` with this writer's tables, and a context of its own for ``continues``
-        chunks); returns the chunk index. The writer's own coder context no longer follows the stream, so a
-        :meth:`write_chunk` that continues this chunk is refused."""
+    def write_coded_chunk(self, data: bytes, num_frames: int, levels: int, continues: bool = False,
+                          bits: int | None = None) -> int:
+        """Append one window whose ``levels``-level grid of ``bits``-bit tokens (None: ``token_bits``) is
+        entropy-coded already (``data``, e.g. from :func:`bitstream.encode_chunk` with this writer's tables, and a
+        context of its own for ``continues`` chunks); returns the chunk index. The writer's own coder context no
+        longer follows the stream, so a :meth:`write_chunk` that continues this chunk is refused."""
+        width = chunk_width(self.header, bits)
         self._context.reset()
-        return self._append(data, num_frames, levels, continues)
+        return self._append(data, num_frames, levels, continues, width)
 
-    def _append(self, data: bytes, num_frames: int, levels: int, continues: bool) -> int:
+    def _append(self, data: bytes, num_frames: int, levels: int, continues: bool, bits: int) -> int:
         h = self.header
         if not is_int(num_frames) or not 1 <= num_frames <= h.window_frames:
             raise ValueError(f"num_frames must lie in 1..{h.window_frames}, got {num_frames!r}")
@@ -142,7 +154,7 @@ class VcbWriter:
         self._check_continues(levels, continues)
         chunk = CodedChunk(index=len(self._entries), num_frames=num_frames, first_frame=self._frames, levels=levels,
                            grid=(h.latent_frames(num_frames, continues), h.latent_height, h.latent_width),
-                           data=bytes(data), continues=continues)
+                           data=bytes(data), continues=continues, bits=bits if h.chunk_bits is not None else None)
         payload = chunk_payload(chunk)
         if len(payload) > h.max_chunk_payload:
             raise ValueError(f"coded chunk is {len(payload)} bytes, over the format limit")

@@ -51,7 +51,7 @@ def _grid(rng, levels, frames, h, w, bits):
     return np.where(flip, noise, base).astype(np.uint32)
 
 
-def make_corpus() -> list[tuple[bytes, np.ndarray | None]]:
+def make_corpus() -> list[tuple[bytes, object]]:
     """A handful of small valid streams covering every record type, each coded with every coder version
     (deterministic)."""
     rng = np.random.default_rng(20261125)
@@ -87,7 +87,29 @@ def make_corpus() -> list[tuple[bytes, np.ndarray | None]]:
                 if tid is not None:
                     w.write_packet(tid, bytes(rng.integers(0, 256, 7, dtype=np.uint8)), pts=960 * i, dts=960 * i, duration=960, keyframe=True)
         out.append((buf.getvalue(), tables))
+    for version in bitstream.CODER_VERSIONS:  # format version 3: chunks of several widths and rate changes
+        out.append(_rate_stream(rng, version))
     return out
+
+
+def _rate_stream(rng: np.random.Generator, version: int) -> tuple[bytes, dict]:
+    """A format-version-3 stream: two keyframe periods whose chunks change levels and token width."""
+    widths = (3, 6, 9)
+    header = StreamHeader(
+        model_name="fuzz-model", weights_hash=_HASH, token_bits=9, levels=3, max_levels=3, width=20, height=12,
+        frame_rate=(25, 1), window_frames=9, coder_version=version, chunk_bits=widths,
+    )
+    plan = [(9, False, 2, 9), (8, True, 2, 3), (8, True, 3, 6), (4, True, 1, 6), (9, False, 3, 3), (8, True, 2, 9)]
+    grids = [_grid(rng, lv, header.latent_frames(n, c), header.latent_height, header.latent_width, b)
+             for n, c, lv, b in plan]
+    tables = {b: bitstream.pad_tables(bitstream.fit_tables([g & ((1 << b) - 1) for g in grids], b, version=version), 3)
+              for b in widths}
+    grids = [g & np.uint32((1 << b) - 1) for g, (_, _, _, b) in zip(grids, plan)]
+    buf = io.BytesIO()
+    with VcbWriter(buf, header, tables) as w:
+        for g, (n, c, _, b) in zip(grids, plan):
+            w.write_chunk(g, n, continues=c, bits=b)
+    return buf.getvalue(), tables
 
 
 # ----------------------------------------------------------------------------------------------

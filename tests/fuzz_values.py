@@ -44,7 +44,7 @@ HOSTILE = [0, 1, -1, 2, 3, 7, 8, 9, 16, 17, 31, 32, 33, 64, 255, 1023, 1024, 102
 SAR = ["1/1", "4/3", "1000000000000/1", "1/1000000000000", "1e400", "1/1e400", "-5/3", "0/1", "1/0", "abc",
        "2147483647/1", "1024/1", "1025/1", "1/1024", "nan", "inf", " 3/2 ", "1" * 5000, 12, None, ["4", "3"]]
 HEADER_FIELDS = [("tokens", k) for k in ("token_bits", "max_levels", "levels", "temporal_factor", "spatial_factor",
-                                         "window_frames")] + \
+                                         "window_frames", "chunk_bits")] + \
                 [("video", k) for k in ("width", "height", "num_frames", "frame_rate", "pad")] + \
                 [("model", "name"), ("model", "weights_sha256"), ("coder", "tables_sha256"), ("coder", "version")]
 TRACK_PARAMS = ["sample_rate", "channels", "layout", "language", "ffmpeg_nut_template"]
@@ -66,10 +66,13 @@ def split(data: bytes) -> tuple[dict, list[list]]:
 
 
 def join(hdr: dict, recs: list[list], fix_offsets: bool = True) -> bytes:
-    """The stream's bytes; ``fix_offsets`` rewrites INDEX entry offsets and END's index offset to where the
-    records now lie (so that a lie elsewhere is not caught by them)."""
+    """The stream's bytes, format version 3 when the header lists ``tokens.chunk_bits`` and 2 otherwise (as a
+    writer would); ``fix_offsets`` rewrites INDEX entry offsets and END's index offset to where the records now lie
+    (so that a lie elsewhere is not caught by them)."""
     raw = json.dumps(hdr, sort_keys=True, separators=(",", ":")).encode()
-    head = FILE_HEADER.pack(MAGIC, 1, 0, 0, len(raw), 0)[:12]
+    tokens = hdr.get("tokens")
+    version = 3 if isinstance(tokens, dict) and "chunk_bits" in tokens else 2
+    head = FILE_HEADER.pack(MAGIC, version, 0, 0, len(raw), 0)[:12]
     out = head + struct.pack("<I", crc(head, raw)) + raw
     offsets, pos = [], len(out)
     for _, payload in recs:
@@ -99,18 +102,20 @@ def tiny():
 
 
 def base_streams(tok, workdir: str) -> list[bytes]:
-    """Valid streams of ``tok``: one with an AAC track and an index, one of two chunks."""
+    """Valid streams of ``tok``: one with an AAC track and an index, one of two chunks (the second continuing the
+    first), and one of three chunks made by rate control (format version 3)."""
     import vcodec
     from vcodec.io.synthetic import write_clip
 
     out = []
-    for i, (w, h, n, audio) in enumerate([(24, 16, 5, "aac"), (20, 12, 12, None)]):
+    for i, (w, h, n, audio, bitrate) in enumerate([(24, 16, 5, "aac", None), (20, 12, 12, None, None),
+                                                  (20, 12, 25, None, 9000)]):
         src = os.path.join(workdir, f"base{i}.mkv")
         write_clip(src, width=w, height=h, num_frames=n, codec="ffv1", pix_fmt="yuv420p", audio=audio)
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            vcodec.encode_video(src, buf, tokenizer=tok)
+            vcodec.encode_video(src, buf, tokenizer=tok, bitrate=bitrate)
         out.append(buf.getvalue())
     return out
 
@@ -211,8 +216,9 @@ def lie(data: bytes, rng: np.random.Generator, template: str | None) -> tuple[by
             what.append(f"track.{key}={str(v)[:20]}")
         elif op == 5:  # a chunk header field
             chunks = [r for r in recs if r[0] == REC_CHUNK]
-            field = int(rng.integers(0, 6))
-            off, fmt = [(0, "<I"), (4, "<I"), (8, "<Q"), (16, "<B"), (20, "<I"), (24, "<I")][field]
+            field = int(rng.integers(0, 8))
+            off, fmt = [(0, "<I"), (4, "<I"), (8, "<Q"), (16, "<B"), (20, "<I"), (24, "<I"), (17, "<B"),
+                        (18, "<H")][field]  # ..., flags, bits (version 3; reserved before)
             v = int(_pick(rng, [0, 1, 2, 3, 5, 9, 17, 255, 2**31, 2**32 - 1, 10**7]))
             v &= (1 << (8 * struct.calcsize(fmt))) - 1
             struct.pack_into(fmt, _pick(rng, chunks)[1], off, v)

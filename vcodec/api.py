@@ -29,18 +29,20 @@ from bitstream import BadMagicError, BitstreamError, VcbReader, VcbWriter
 from vcodec.coding import (
     audio_packet,
     audio_track,
+    coding_plan,
     damage_messages,
     decoded,
     decoded_range,
     decoder_for,
     encode_windows,
-    quality_point,
+    rate_controller,
     sample_aspect_ratio,
     stream_chunks,
     stream_header,
     to_gray,
     track_info,
     write_audio,
+    writer_tables,
 )
 from vcodec.compare import Quality
 from vcodec.errors import ArgumentError, InputError, OutputError, VcodecWarning, raises_stream_errors
@@ -49,7 +51,8 @@ from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
 from vcodec.io.sink import VideoSink, output_kind
 from vcodec.io.source import VideoSource
 from vcodec.models import DEFAULT_MODEL, encoder_tokenizer, list_models, load_tokenizer, resolve_device
-from vcodec.results import DecodeResult, EncodeResult, rate_str
+from vcodec.ratecontrol import MIN_BITRATE
+from vcodec.results import DecodeResult, EncodeResult, rate_str, video_rate
 from vcodec.stream import DEFAULT_KEYINT, StreamState
 
 if TYPE_CHECKING:
@@ -185,6 +188,7 @@ def encode_video(
     psnr: bool = False,
     threads: int | None = None,
     keyint: int = DEFAULT_KEYINT,
+    bitrate: float | None = None,
 ) -> EncodeResult:
     """Encode a video into a ``.vcb``.
 
@@ -198,12 +202,15 @@ def encode_video(
     packet boundaries). ``psnr``: measure what a decoder will get against the source (the result's
     ``quality_metrics``, see :mod:`vcodec.compare`). ``threads``: torch CPU threads (default: torch's).
     ``keyint``: frames per keyframe period (decoding can start only at a period's first frame; ``keyint`` up to
-    the model's window, 17, codes every window on its own).
+    the model's window, 17, codes every window on its own). ``bitrate``: bits per second of video to aim at
+    instead of a fixed ``quality``: each chunk gets the rate point that keeps the stream on target
+    (:mod:`vcodec.ratecontrol`; the result's ``video_kbps`` says what it got).
     """
     inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
     _refuse_video_output(out)
     _check_range(start, frames, duration)
     _check_keyint(keyint)
+    _check_bitrate(bitrate)
     notes = _Warnings()
     with notes.collect(), VideoSource(inp) as source:
         t0 = time.perf_counter()
@@ -211,20 +218,20 @@ def encode_video(
         with _progress(progress and sys.stderr.isatty(), None, "loading model"):
             tok = encoder_tokenizer(tokenizer, model, device)
         load_s = time.perf_counter() - t0
-        q, bits, levels = quality_point(tok, quality)
+        q, bits, levels, chunk_bits = coding_plan(tok, quality, bitrate)
         si = source.info
         first, count = _frame_range(si.frame_rate, start, frames, duration)
         t_first = Fraction(first) / si.frame_rate
         t_end = None if count is None else Fraction(first + count) / si.frame_rate
         measured = Quality() if psnr else None
         header = stream_header(tok, bits, levels, q, si.width, si.height, si.frame_rate,
-                               {"source": si.to_json(), "keyint": keyint})
+                               {"source": si.to_json(), **_coding_extra(keyint, bitrate)}, chunk_bits=chunk_bits)
         tok.check_encode_memory(tok.window_frames, si.height, si.width, frames_held=False)  # before reading frames
         audio_bytes = 0
         t0 = time.perf_counter()
         with (
             out.writing(overwrite=overwrite, src=src) as target,
-            VcbWriter(target, header, tables=tok.tables_for(bits, header.coder_version)) as w,
+            VcbWriter(target, header, tables=writer_tables(tok, header)) as w,
             _progress(progress, count if count is not None else si.frame_count_hint, "encode") as bar,
         ):
             ids = [w.add_track(track_info(t)) for t in source.audio_tracks]
@@ -238,14 +245,16 @@ def encode_video(
 
             decoder_stream = StreamState()
 
-            def coded(window, tokens, continues) -> None:
+            def coded(window, tokens, continues, chunk_bits) -> None:
                 if not continues:
                     decoder_stream.reset()
-                rec = tok.decode_window(tokens, len(window), si.height, si.width, bits, decoder_stream)
+                rec = tok.decode_window(tokens, len(window), si.height, si.width, chunk_bits, decoder_stream)
                 measured.add(window, to_gray(rec) if si.gray else rec)
 
             chunks = stream_chunks(source.windows(tok.window_frames), tok, keyint, first, count)
-            encode_windows(w, tok, chunks, bits, levels, after_window, coded if psnr else None, bar.update)
+            hint = count if count is not None else (si.frame_count_hint - first if si.frame_count_hint else None)
+            rate = rate_controller(tok, w, bitrate, si.frame_rate, total_frames=hint)  # a wrong hint costs accuracy
+            encode_windows(w, tok, chunks, bits, levels, after_window, coded if psnr else None, bar.update, rate)
             if w.num_frames == 0:
                 raise InputError(f"{inp.name}: no frames in the range asked for (the video has {source.frames_read})")
             audio_bytes += write_audio(w, ids, take_audio())
@@ -270,6 +279,9 @@ def encode_video(
         device=str(tok.device),
         audio_tracks=len(source.audio_tracks),
         audio_bytes=audio_bytes,
+        **video_rate(size, audio_bytes, frames, si.width, si.height, si.frame_rate),
+        bitrate_target=None if rate is None else rate.bitrate,
+        chunk_qualities=None if rate is None else {str(k): v for k, v in sorted(rate.used.items())},
         warnings=notes.messages,
         start_frame=first,
         keyint=keyint,
@@ -422,6 +434,17 @@ def _check_range(start, frames, duration) -> None:
 MAX_KEYINT = 10**7  # frames: a keyframe period as long as the longest stream the format holds
 
 
+def _coding_extra(keyint: int, bitrate: float | None) -> dict:
+    """What the header's ``extra`` records of how the stream was coded (``info`` reports it)."""
+    return {"keyint": keyint, **({} if bitrate is None else {"bitrate": round(bitrate)})}
+
+
+def _check_bitrate(bitrate) -> None:
+    if bitrate is not None and (isinstance(bitrate, bool) or not isinstance(bitrate, (int, float))
+                                or not MIN_BITRATE <= bitrate <= 1e10):
+        raise ArgumentError(f"bitrate must be a number of bits per second in {MIN_BITRATE}..1e10, got {bitrate!r}")
+
+
 def _check_keyint(keyint) -> None:
     if isinstance(keyint, bool) or not isinstance(keyint, int) or not 1 <= keyint <= MAX_KEYINT:
         raise ArgumentError(f"keyint must be a whole number of frames in 1..{MAX_KEYINT}, got {keyint!r}")
@@ -470,21 +493,25 @@ def compress(
     frame_rate: Fraction | int | float = 25,
     tokenizer: Tokenizer | None = None,
     keyint: int = DEFAULT_KEYINT,
+    bitrate: float | None = None,
 ) -> bytes:
     """Encode ``frames`` (``uint8`` ``(T, H, W, 3)`` RGB, T >= 1) into the bytes of a ``.vcb`` stream
-    (``keyint`` as for :func:`encode_video`)."""
+    (``keyint`` and ``bitrate`` as for :func:`encode_video`)."""
     _check_keyint(keyint)
+    _check_bitrate(bitrate)
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape) < 1:
         raise InputError(f"frames must be uint8 (T, H, W, 3) with T, H, W >= 1; got {frames.dtype} {frames.shape}")
     tok = encoder_tokenizer(tokenizer, model, device)
-    q, bits, levels = quality_point(tok, quality)
+    q, bits, levels, chunk_bits = coding_plan(tok, quality, bitrate)
     rate = Fraction(frame_rate).limit_denominator(1001) if isinstance(frame_rate, float) else Fraction(frame_rate)
     T, H, W, _ = frames.shape
-    header = stream_header(tok, bits, levels, q, W, H, rate, {"keyint": keyint}, num_frames=T)
+    header = stream_header(tok, bits, levels, q, W, H, rate, _coding_extra(keyint, bitrate), num_frames=T,
+                           chunk_bits=chunk_bits)
     buf = io.BytesIO()
-    with VcbWriter(buf, header, tables=tok.tables_for(bits, header.coder_version)) as w:
-        encode_windows(w, tok, stream_chunks([frames], tok, keyint), bits, levels)
+    with VcbWriter(buf, header, tables=writer_tables(tok, header)) as w:
+        encode_windows(w, tok, stream_chunks([frames], tok, keyint), bits, levels,
+                       rate=rate_controller(tok, w, bitrate, rate, total_frames=T))
     return buf.getvalue()
 
 
@@ -517,8 +544,9 @@ def decompress(
 @raises_stream_errors
 def info(src, *, verify: bool = False) -> dict:
     """What a ``.vcb`` holds, without decoding tokens or loading a model: header fields, tracks, chunks,
-    frames, size, bpp, and the bytes of coded video tokens and of audio packets (``video_bytes``,
-    ``audio_bytes``). ``src``: a path, ``"-"``, a binary file object or the ``bytes`` of a stream.
+    frames, size, bpp, the bytes of coded video tokens and of audio packets (``video_bytes``, ``audio_bytes``),
+    the video's bitrate and bits per pixel (``video_kbps``, ``video_bpp``: :func:`vcodec.results.video_rate`), and
+    how many chunks each rate point (``"levels x bits"``) coded (``chunk_rates``; rate control varies it). ``src``: a path, ``"-"``, a binary file object or the ``bytes`` of a stream.
 
     ``verify``: also read every record and check its CRC (no model needed); the result's ``"verify"`` says what
     is damaged and how many frames that costs (see :func:`_verify`). A damaged or truncated stream is then
@@ -527,6 +555,7 @@ def info(src, *, verify: bool = False) -> dict:
     with _open_vcb(inp) as reader:
         h = reader.header
         checked = _verify(reader)  # reads the records (cheap: no tokens decoded)
+        stream_bytes = reader.bytes_read  # the stream's length, for inputs whose size is not known beforehand
         if not verify and reader.damage:
             raise reader.damage[0].error
         total = reader.total_frames
@@ -537,6 +566,7 @@ def info(src, *, verify: bool = False) -> dict:
             chunks = checked["intact_chunks"] + checked["damaged_chunks"]
         size = inp.size()
         rate = Fraction(*h.frame_rate)
+        audio_bytes = checked.pop("audio_bytes")
         return {
             "file": inp.name,
             "bytes": size,
@@ -564,8 +594,11 @@ def info(src, *, verify: bool = False) -> dict:
                 for tid, t in reader.tracks.items()
             ],
             "source": h.extra.get("source"),
+            "bitrate_target": h.extra.get("bitrate") if isinstance(h.extra.get("bitrate"), int) else None,
+            "chunk_rates": checked.pop("chunk_rates"),
             "video_bytes": checked.pop("video_bytes"),
-            "audio_bytes": checked.pop("audio_bytes"),
+            "audio_bytes": audio_bytes,
+            **video_rate(size if size is not None else stream_bytes, audio_bytes, total, h.width, h.height, rate),
             **({"verify": checked} if verify else {}),
         }
 
@@ -580,9 +613,12 @@ def _verify(reader: VcbReader) -> dict:
     intact = intact_frames = frames = next_index = packets = damaged_chunks = video_bytes = audio_bytes = 0
     keyframes = 0
     gaps: list[list[int]] = []
+    rates: dict[str, int] = {}
     for item in reader.records(salvage=True, decode=False):
         if isinstance(item, CodedChunk):
             video_bytes += len(item.data)
+            rate = f"{item.levels}x{item.bits or reader.header.token_bits}"
+            rates[rate] = rates.get(rate, 0) + 1
             keyframes += not item.continues
             if item.first_frame > frames:
                 gaps.append([frames, item.first_frame - frames])
@@ -611,4 +647,5 @@ def _verify(reader: VcbReader) -> dict:
         "video_bytes": video_bytes,
         "audio_bytes": audio_bytes,
         "keyframe_chunks": keyframes,
+        "chunk_rates": rates,
     }

@@ -309,6 +309,9 @@ def _default_output(input: str, ext: str) -> str:
               help="the .vcb to write (- for stdout; default: INPUT with .vcb for its extension)")
 @click.option("--quality", type=int, default=None, metavar="N",
               help="rate point of the model (see `vcodec models`); default: its highest")
+@click.option("--bitrate", default=None, metavar="RATE",
+              help="instead of --quality: target video bitrate in bits per second (500k, 1.5M); each chunk gets "
+                   "the rate point that keeps the stream on target")
 @click.option("--keyint", type=click.IntRange(1, 10**7), default=DEFAULT_KEYINT, show_default=True, metavar="N",
               help="frames per keyframe period: seeking and --salvage restart at keyframes; up to 17 codes every "
                    "17-frame window on its own")
@@ -323,7 +326,7 @@ def _default_output(input: str, ext: str) -> str:
 @click.option("--size", default=None, metavar="WxH", help="raw .yuv input: frame size (default: from its name)")
 @click.option("--fps", default=None, metavar="RATE", help="raw .yuv input: frame rate (default: from its name)")
 @click.option("--pix-fmt", default=None, metavar="FMT", help="raw .yuv input: yuv420p, yuv420p10le, ... (default: name)")
-def encode(input, output, quality, keyint, model, device, start, num_frames, duration, threads, psnr, overwrite,
+def encode(input, output, quality, bitrate, keyint, model, device, start, num_frames, duration, threads, psnr, overwrite,
            as_json, size, fps, pix_fmt):
     """Encode INPUT (any video FFmpeg opens, .y4m included; - for stdin) into a .vcb.
 
@@ -333,6 +336,15 @@ def encode(input, output, quality, keyint, model, device, start, num_frames, dur
     """
     from vcodec import api
 
+    if bitrate is not None:
+        from vcodec.ratecontrol import parse_bitrate
+
+        if quality is not None:
+            raise click.UsageError("--quality and --bitrate exclude each other")
+        try:
+            bitrate = parse_bitrate(bitrate)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--bitrate") from None
     output = output or _default_output(input, ".vcb")
     _refuse_tty(output, "a .vcb")
     if size or fps or pix_fmt or input.lower().endswith(".yuv"):  # raw YUV: format from the name and options
@@ -341,16 +353,19 @@ def encode(input, output, quality, keyint, model, device, start, num_frames, dur
         input = raw_yuv(input, size=size, fps=fps, pix_fmt=pix_fmt)
     res = api.encode_video(input, output, quality=quality, model=model, device=device, overwrite=overwrite,
                            progress=not as_json, start=start, frames=num_frames, duration=duration, psnr=psnr,
-                           threads=threads, keyint=keyint)
+                           threads=threads, keyint=keyint, bitrate=bitrate)
     if as_json:
         _emit_json(res.to_json(), to_stderr=output == "-")
         return
-    video = res.bytes - res.audio_bytes
-    secs = res.frames / Fraction(res.frame_rate)
     audio = f", audio {human_bytes(res.audio_bytes)}" if res.audio_tracks else ""
+    if res.bitrate_target is None:
+        rate = f"quality {res.quality}"
+    else:
+        rate = (f"--bitrate {res.bitrate_target / 1000:g}k: qualities "
+                + ", ".join(f"{q} x{n}" for q, n in res.chunk_qualities.items()) + " (chunks)")
     click.echo(
-        f"{_summary_head(res)}, {human_bytes(res.bytes)} (video {human_bitrate(video, secs)}, {res.bpp:.4f} bpp{audio}), "
-        f"{res.seconds:.2f} s ({res.fps:.1f} frames/s), model {res.model} quality {res.quality}",
+        f"{_summary_head(res)}, {human_bytes(res.bytes)} ({_video_rate(res.to_json())}, {res.video_bpp:.4f} bpp{audio}), "
+        f"{res.seconds:.2f} s ({res.fps:.1f} frames/s), model {res.model} {rate}",
         err=True,
     )
     if res.quality_metrics is not None:
@@ -446,8 +461,7 @@ def _info_text(d: dict) -> str:
         f"({d['duration']:.3f} s) in {_n(d['chunks'], 'chunk')}, {_video_rate(d)}",
         f"keyframes:   {_n(d['keyframe_chunks'], 'keyframe chunk')}"
         + (f" (every {d['keyint']} frames)" if d.get("keyint") else "") + f", format version {d['format_version']}",
-        f"rate:        {bpp} bpp (quality {d['quality']}, {d['levels']}/{d['max_levels']} levels, "
-        f"{d['token_bits']}-bit tokens)",
+        f"rate:        {bpp} bpp ({_rate_text(d)})",
         f"model:       {d['model']} (weights sha256 {d['weights_hash'][:16]}...)",
         f"coder:       {d['coder']}",
     ]
@@ -464,6 +478,14 @@ def _info_text(d: dict) -> str:
     if v is not None:
         lines.append(_verify_text(v))
     return "\n".join(lines)
+
+
+def _rate_text(d: dict) -> str:
+    """``quality 3, 1/4 levels, 8-bit tokens``, or for a rate-controlled stream the target and the chunks' rates."""
+    if d.get("bitrate_target") is None:
+        return f"quality {d['quality']}, {d['levels']}/{d['max_levels']} levels, {d['token_bits']}-bit tokens"
+    rates = ", ".join(f"{n} at {r.replace('x', ' level(s) x ')} bits" for r, n in d["chunk_rates"].items())
+    return f"--bitrate {d['bitrate_target'] / 1000:g}k; chunks: {rates}"
 
 
 def _verify_text(v: dict) -> str:
@@ -564,9 +586,11 @@ def compare(ref, dist, as_json, csv_path, vmaf):
 
 
 def _video_rate(d: dict) -> str:
-    """The video bitrate of ``info``'s dict: the file less its audio packets (header and records count as video)."""
-    video = d["bytes"] - d["audio_bytes"] if d.get("bytes") is not None else d.get("video_bytes")
-    return f"video {human_bitrate(video, d['duration'])}"
+    """The video bitrate of an ``info`` or encode summary (:func:`vcodec.results.video_rate`)."""
+    kbps = d.get("video_kbps")
+    if kbps is None:
+        return "video bitrate unknown"
+    return f"video {kbps:.1f} kbit/s" if kbps < 100 else f"video {kbps:.0f} kbit/s"
 
 
 def human_bytes(n: int | None) -> str:

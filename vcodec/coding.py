@@ -18,12 +18,13 @@ import numpy as np
 
 from bitstream import Chunk, ModelMismatchError, Packet, StreamHeader, TrackInfo, VcbReader, VcbWriter
 from bitstream.header import MAX_RATE
-from vcodec.errors import VcodecWarning
+from vcodec.errors import ArgumentError, ModelError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack
 from vcodec.models import stream_tokenizer
 from vcodec.stream import DEFAULT_KEYINT, StreamState, chunk_plan
 
 if TYPE_CHECKING:
+    from vcodec.ratecontrol import RateController
     from vcodec.tokenizer import Tokenizer
 
 TEMPLATE_KEY = "ffmpeg_nut_template"  # TrackInfo.params key: base64 NUT header holding FFmpeg's codec parameters
@@ -40,11 +41,40 @@ def quality_point(tok: Tokenizer, quality: int | None) -> tuple[int, int, int]:
     return (quality, *tok.quality_point(quality))
 
 
-def stream_header(tok: Tokenizer, bits: int, levels: int, quality: int, width: int, height: int, rate: Fraction,
-                  extra: dict, num_frames: int | None = None) -> StreamHeader:
-    """The header of a stream that ``tok`` codes with ``levels`` token planes of ``bits`` bits; the geometry
-    comes from ``tok.config``, the entropy coder's version from the tables ``tok`` has (write its chunks with
-    ``tok.tables_for(bits)``)."""
+def coding_plan(tok: Tokenizer, quality: int | None, bitrate: float | None
+                ) -> tuple[int | None, int, int, tuple[int, ...] | None]:
+    """``(quality, bits, levels, chunk_bits)`` of a new stream: one rate point's (``quality``, default the
+    highest), or with a target ``bitrate`` (bits per second; rate control) no fixed quality, the model's whole
+    token grid and every token width its rate points use (see :mod:`vcodec.ratecontrol`)."""
+    if bitrate is None:
+        return (*quality_point(tok, quality), None)
+    from vcodec.ratecontrol import ladder, rate_widths
+
+    if quality is not None:
+        raise ArgumentError("choose a quality or a bitrate, not both")
+    points = ladder(tok)
+    return None, max(p.bits for p in points), max(p.levels for p in points), rate_widths(tok)
+
+
+def rate_controller(tok: Tokenizer, w: VcbWriter, bitrate: float | None, frame_rate: Fraction,
+                    total_frames: int | None = None) -> RateController | None:
+    """The rate controller of a stream whose header and tracks ``w`` has written (None without a ``bitrate``);
+    ``total_frames``: the stream's length if known beforehand (see :class:`vcodec.ratecontrol.RateController`)."""
+    if bitrate is None:
+        return None
+    from vcodec.ratecontrol import RateController
+
+    return RateController(tok, w.header, writer_tables(tok, w.header), bitrate, frame_rate, w.bytes_written,
+                          total_frames)
+
+
+def stream_header(tok: Tokenizer, bits: int, levels: int, quality: int | None, width: int, height: int,
+                  rate: Fraction, extra: dict, num_frames: int | None = None,
+                  chunk_bits: tuple[int, ...] | None = None) -> StreamHeader:
+    """The header of a stream that ``tok`` codes with ``levels`` token planes of ``bits`` bits, or (rate control)
+    with chunks of any width in ``chunk_bits`` (ascending, ending with ``bits``); the geometry comes from
+    ``tok.config``, the entropy coder's version from the tables ``tok`` has (write with :func:`writer_tables`).
+    ``quality`` None: chosen per chunk."""
     if rate.numerator > MAX_RATE or rate.denominator > MAX_RATE:
         approx = rate.limit_denominator(1001)
         warnings.warn(f"frame rate {rate} stored as {approx}", VcodecWarning, stacklevel=3)
@@ -63,9 +93,26 @@ def stream_header(tok: Tokenizer, bits: int, levels: int, quality: int, width: i
         spatial_factor=cfg.spatial_factor,
         window_frames=cfg.window_frames,
         num_frames=num_frames,
-        coder_version=tok.coder_version(bits),
+        coder_version=_coder_version(tok, chunk_bits or (bits,)),
+        chunk_bits=chunk_bits,
         extra={"encoder": f"vcodec {_version()}", "quality": quality, **extra},
     )
+
+
+def _coder_version(tok: Tokenizer, widths: tuple[int, ...]) -> int:
+    versions = {tok.coder_version(b) for b in widths}
+    if len(versions) > 1:
+        raise ModelError(f"model {tok.name} has coder tables of different versions for token widths {list(widths)}; "
+                         "it cannot code a stream that switches between them (--bitrate)")
+    return versions.pop()
+
+
+def writer_tables(tok: Tokenizer, header: StreamHeader):
+    """The coder tables a writer or reader of ``header``'s stream needs: one set, or one per token width when the
+    stream's chunks choose their width (``header.chunk_bits``)."""
+    if header.chunk_bits is None:
+        return tok.tables_for(header.token_bits, header.coder_version)
+    return {b: tok.tables_for(b, header.coder_version) for b in header.chunk_bits}
 
 
 def check_geometry(header: StreamHeader, tok: Tokenizer, name: str) -> None:
@@ -235,23 +282,34 @@ def stream_chunks(frames: Iterable[np.ndarray], tok: Tokenizer, keyint: int = DE
 
 def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarray, bool]], bits: int, levels: int,
                    after: Callable[[int], None] | None = None,
-                   coded: Callable[[np.ndarray, np.ndarray, bool], None] | None = None,
-                   progress: Callable[[int], None] | None = None) -> None:
+                   coded: Callable[[np.ndarray, np.ndarray, bool, int], None] | None = None,
+                   progress: Callable[[int], None] | None = None, rate: RateController | None = None) -> None:
     """The window-encode core: each ``(window, continues)`` of :func:`stream_chunks` (window ``uint8 (n, H, W,
-    3)``) becomes one chunk of ``levels`` token planes of ``bits`` bits, continuing the previous chunk's stream
-    (model state and coder contexts) when ``continues``; ``after(n)`` runs after each (to interleave audio),
-    ``coded(window, tokens, continues)`` before it (to measure what a decoder will see), ``progress(k)`` after each
-    latent frame (``k`` frames, at most 4)."""
+    3)``) becomes one chunk of ``levels`` token planes of ``bits`` bits (with ``rate``: of the rate point it
+    chooses for the chunk), continuing the previous chunk's stream (model state and coder contexts) when
+    ``continues``; ``after(n)`` runs after each (to interleave audio), ``coded(window, tokens, continues, bits)``
+    before it (to measure what a decoder will see), ``progress(k)`` after each latent frame (``k`` frames, at
+    most 4)."""
+    from vcodec.tokenizer import token_prefix
+
     stream = StreamState()
     for window, continues in chunks:
         if not continues:
             stream.reset()
         elif not stream.started:
             raise ValueError("a chunk can continue only a chunk that ends on a whole latent frame")
-        tokens = tok.encode_window(window, levels, bits, progress, stream)
-        w.write_chunk(tokens, len(window), continues=continues)
+        if rate is None:
+            tokens = tok.encode_window(window, levels, bits, progress, stream)
+            w.write_chunk(tokens, len(window), continues=continues)
+            chunk_bits = bits
+        else:
+            full_bits, full_levels = rate.full_grid
+            full = tok.encode_window(window, full_levels, full_bits, progress, stream)
+            point, data = rate.code(full, len(window), continues)
+            w.write_coded_chunk(data, len(window), point.levels, continues, point.bits)
+            tokens, chunk_bits = token_prefix(full, point.bits, point.levels), point.bits
         if coded is not None:
-            coded(window, tokens, continues)
+            coded(window, tokens, continues, chunk_bits)
         if after is not None:
             after(len(window))
 
@@ -262,7 +320,7 @@ def decoder_for(reader: VcbReader, *, tokenizer: Tokenizer | None, model, device
     h = reader.header
     tok = stream_tokenizer(h.model_name, h.weights_hash, tokenizer=tokenizer, model=model, device=device, what=name)
     check_geometry(h, tok, name)
-    reader.set_tables(tok.tables_for(h.token_bits, h.coder_version))
+    reader.set_tables(writer_tables(tok, h))
     return tok
 
 
@@ -280,7 +338,8 @@ def decoded(reader: VcbReader, tok: Tokenizer, *, salvage: bool = False) -> Iter
                 yield from gap_frames(last, item.first_frame - frames, frames, h.height, h.width)
             if not item.continues:
                 stream.reset()
-            for out in tok.decode_pieces(item.tokens, item.num_frames, h.height, h.width, h.token_bits, stream):
+            for out in tok.decode_pieces(item.tokens, item.num_frames, h.height, h.width, item.bits or h.token_bits,
+                                         stream):
                 out = to_gray(out) if gray else out
                 last = out[-1]
                 yield out
@@ -321,7 +380,7 @@ def decoded_range(reader: VcbReader, tok: Tokenizer, first: int, count: int | No
     for chunk in reader.read_chunks(held[0], held[-1] + 1):
         if not chunk.continues:
             stream.reset()
-        out = tok.decode_window(chunk.tokens, chunk.num_frames, h.height, h.width, h.token_bits, stream)
+        out = tok.decode_window(chunk.tokens, chunk.num_frames, h.height, h.width, chunk.bits or h.token_bits, stream)
         if chunk.index < held[0]:
             continue  # decoded for the stream state only
         out = to_gray(out) if gray else out

@@ -24,11 +24,15 @@ class EncodeResult:
     load_seconds: float
     model: str
     weights_hash: str
-    quality: int
+    quality: int | None  # None: chosen per chunk by rate control (``chunk_qualities``)
     levels: int
     device: str
     audio_tracks: int
     audio_bytes: int
+    video_kbps: float  # the video's bitrate and bits per pixel (see :func:`video_rate`)
+    video_bpp: float
+    bitrate_target: float | None = None  # --bitrate: bits per second aimed at
+    chunk_qualities: dict[str, int] | None = None  # --bitrate: chunks coded at each quality
     warnings: list[str] = field(default_factory=list)
     start_frame: int = 0  # first source frame encoded (a range was asked for)
     keyint: int | None = None  # frames per keyframe period (decoding can start at a period's first frame)
@@ -72,6 +76,16 @@ class DecodeResult:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def video_rate(stream_bytes: int | None, audio_bytes: int, frames: int, width: int, height: int,
+               frame_rate: Fraction) -> dict:
+    """``{"video_kbps", "video_bpp"}`` of a stream: its bytes less the audio packets' data (the header, records
+    and index count as video) per second and per pixel; None where the size or frame count is unknown."""
+    if stream_bytes is None or not frames:
+        return {"video_kbps": None, "video_bpp": None}
+    bits = (stream_bytes - audio_bytes) * 8
+    return {"video_kbps": bits / (frames / float(frame_rate)) / 1000, "video_bpp": bits / (frames * width * height)}
 
 
 def rate_str(rate: Fraction) -> str:

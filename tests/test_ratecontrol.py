@@ -1,0 +1,132 @@
+"""Rate control (``--bitrate``): parsing, the controller's choices, and the streams it writes (tiny models)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import bitstream
+import vcodec
+from vcodec.cli import main
+from vcodec.errors import ArgumentError
+from vcodec.io.synthetic import pattern_frames, write_clip
+from vcodec.ratecontrol import parse_bitrate
+from vcodec.testing import save_tokenizer, tiny_tokenizer
+
+POINTS = ((2, 1), (4, 1), (8, 1), (8, 3))  # (bits, planes) of qualities 1..4: widths and levels both change
+FPS = 25
+PLAN = (9, *[8] * 8, 7)  # the chunks of the 80-frame clip (window 9, one keyframe period)
+CHUNKS = len(PLAN)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer(quality_points=POINTS)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return pattern_frames(80, 96, 128)  # window 9: chunks of 9, then 8 x 8, then 7 frames
+
+
+def _kbps(data: bytes, n: int) -> float:
+    """The stream's bitrate (no audio: all of it is video)."""
+    return len(data) * 8 / (n / FPS) / 1000
+
+
+@pytest.fixture(scope="module")
+def ladder_kbps(tok, frames):
+    return {q: _kbps(vcodec.compress(frames, tokenizer=tok, quality=q, frame_rate=FPS), len(frames))
+            for q in range(1, len(POINTS) + 1)}
+
+
+@pytest.mark.parametrize("text, bps", [("500k", 500_000), ("1.5M", 1_500_000), ("800000", 800_000),
+                                       ("64 kbit/s", 64_000), (".5m", 500_000), ("2K", 2000)])
+def test_parse_bitrate(text, bps):
+    assert parse_bitrate(text) == bps
+
+
+@pytest.mark.parametrize("text", ["", "fast", "-5k", "5G", "1e6", "0", "50", "5k5", "k"])
+def test_parse_bitrate_refuses(text):
+    with pytest.raises(ValueError, match="bitrate"):
+        parse_bitrate(text)
+
+
+def test_ladder_grows(ladder_kbps):
+    rates = [ladder_kbps[q] for q in sorted(ladder_kbps)]
+    assert rates == sorted(rates) and rates[-1] > 1.5 * rates[0]
+
+
+@pytest.mark.parametrize("between", [(1, 2), (2, 3), (3, 4)])
+def test_bitrate_between_two_points_is_met_by_mixing_them(tok, frames, ladder_kbps, between):
+    lo, hi = (ladder_kbps[q] for q in between)
+    target = (lo + hi) / 2
+    data = vcodec.compress(frames, tokenizer=tok, bitrate=target * 1000, frame_rate=FPS)
+    assert abs(_kbps(data, len(frames)) - target) <= 0.25 * (hi - lo)
+    d = vcodec.info(data)
+    assert d["format_version"] == 3 and d["bitrate_target"] == round(target * 1000) and d["quality"] is None
+    assert len(d["chunk_rates"]) >= 2 and sum(d["chunk_rates"].values()) == d["chunks"] == CHUNKS
+    assert d["video_kbps"] == pytest.approx(_kbps(data, len(frames)))
+    out = vcodec.decompress(data, tokenizer=tok)
+    assert out.shape == frames.shape and out.dtype == np.uint8
+
+
+def test_decoding_follows_each_chunks_rate_point(tok, frames):
+    """Every chunk decodes to what its own rate point's tokens give: the decoder of a rate-controlled stream
+    matches one fed the prefix tokens the encoder chose (the encoder's --psnr path)."""
+    from vcodec.coding import decoded
+    from vcodec.stream import StreamState
+    from vcodec.tokenizer import token_prefix
+
+    data = vcodec.compress(frames, tokenizer=tok, bitrate=7_700, frame_rate=FPS)
+    r = bitstream.VcbReader(io.BytesIO(data), tables=None)
+    enc, full = StreamState(), []
+    for i, n in enumerate(PLAN):
+        start = sum(PLAN[:i])
+        full.append(tok.encode_window(frames[start:start + n], 3, 8, None, enc))
+    chunks = list(r.chunks())
+    assert len({(c.bits, c.tokens.shape[0]) for c in chunks}) >= 2
+    for ch, grid in zip(chunks, full):
+        np.testing.assert_array_equal(ch.tokens, token_prefix(grid, ch.bits, ch.tokens.shape[0]))
+    r = bitstream.VcbReader(io.BytesIO(data))
+    got = np.concatenate([x for x in decoded(r, tok) if isinstance(x, np.ndarray)])
+    np.testing.assert_array_equal(got, vcodec.decompress(data, tokenizer=tok))
+
+
+@pytest.mark.parametrize("kbps, quality", [(0.5, 1), (500, 4)])
+def test_targets_beyond_the_ladder_get_its_ends(tok, frames, kbps, quality):
+    data = vcodec.compress(frames, tokenizer=tok, bitrate=kbps * 1000, frame_rate=FPS)
+    bits, planes = POINTS[quality - 1]
+    assert vcodec.info(data)["chunk_rates"] == {f"{planes}x{bits}": CHUNKS}
+
+
+def test_quality_and_bitrate_exclude_each_other(tok, frames):
+    with pytest.raises(ArgumentError, match="not both"):
+        vcodec.compress(frames[:2], tokenizer=tok, quality=1, bitrate=50_000)
+    for bad in (0, True, -1, "50k", float("nan")):
+        with pytest.raises(ArgumentError, match="bitrate"):
+            vcodec.compress(frames[:2], tokenizer=tok, bitrate=bad)
+
+
+def test_cli_bitrate(tok, tmp_path):
+    model = save_tokenizer(tok, tmp_path / "tiny.pt")
+    write_clip(tmp_path / "in.mkv", width=128, height=96, num_frames=80, codec="ffv1", rate=FPS)
+    runner = CliRunner()
+    r = runner.invoke(main, ["encode", str(tmp_path / "in.mkv"), "--model", model, "--bitrate", "9k", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["quality"] is None and res["bitrate_target"] == 9000 and sum(res["chunk_qualities"].values()) == CHUNKS
+    assert res["video_kbps"] == pytest.approx(res["bytes"] * 8 / (80 / FPS) / 1000)
+    info = runner.invoke(main, ["info", str(tmp_path / "in.vcb")])
+    assert info.exit_code == 0 and "--bitrate 9k; chunks:" in info.stdout and "format version 3" in info.stdout
+    assert runner.invoke(main, ["decode", str(tmp_path / "in.vcb"), "-o", str(tmp_path / "out.mkv"), "--model",
+                                model]).exit_code == 0
+    for args, msg in ((["--bitrate", "9k", "--quality", "2"], "exclude each other"),
+                      (["--bitrate", "fast"], "not a number of bits per second")):
+        r = runner.invoke(main, ["encode", str(tmp_path / "in.mkv"), "-o", str(tmp_path / "x.vcb"), "--model", model,
+                                 *args])
+        assert r.exit_code == 2 and msg in r.output and not (tmp_path / "x.vcb").exists()

@@ -1,0 +1,150 @@
+"""Rate control (``--bitrate``): each chunk's rate point chosen so that the stream's video bits follow a target.
+
+The tokenizer runs once per chunk, on the model's whole token grid (every plane, every bit); a rate point codes a
+prefix of that grid (:func:`vcodec.tokenizer.token_prefix`), so one chunk can be entropy-coded at several rate
+points and their exact sizes compared before one is written. The stream lists the token widths its chunks use
+(format version 3, ``chunk_bits``); a continuing chunk that changes the rate point keeps the tokenizer's causal
+state, and its entropy coder carries what the two rate points share (FORMAT.md 6.5: the previous latent frame's
+common bits; the adaptive counts too when the width stays), so a switch costs a few percent of that chunk's bits
+(measured on held-out clips: free going down, 1-18% going up in width, against 8-35% for a fresh start).
+
+The choice is greedy on exact sizes: the stream's bytes (header and record overhead included, audio excluded)
+should be ``target x frames so far``; a chunk of ``n`` frames aims at ``target x n`` plus a share of what the
+stream is under (or over) budget so far, and takes the rate point whose coded size lands closest. When the total
+frame count is known, the deviation is spread over the frames of up to :data:`HORIZON` chunks, so that share grows
+as the end nears (the last chunk makes up all of it): fewer swings between distant rate points (measured: ~0.1 dB
+better PSNR-Y than making up everything at once) without giving up the end total. Otherwise every chunk makes up
+all of it. The search starts from the previous chunk's point (the first chunk's from the model card's measured
+bits per pixel) and steps up or down while the size lands closer, so a chunk is usually coded two or three times.
+The error of the whole stream is then about half the size step between two neighbouring rate points on the last
+chunk (the model's steps are ~2x: up to ~9% of a 4-second clip; choosing the chunk before the last together with
+a prediction of the last did no better, measured). Targets beyond the model's lowest or highest point get that
+point (:attr:`RateController.clipped` counts such chunks).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bitstream import CoderContext, StreamHeader, encode_chunk
+from bitstream.header import CHUNK_HEADER, END_RECORD_SIZE, INDEX_ENTRY, INDEX_HEADER, RECORD_HEADER
+
+if TYPE_CHECKING:
+    from vcodec.tokenizer import Tokenizer
+
+CHUNK_OVERHEAD = RECORD_HEADER.size + CHUNK_HEADER.size + INDEX_ENTRY.itemsize  # bytes a chunk costs besides its data
+STREAM_OVERHEAD = RECORD_HEADER.size + INDEX_HEADER.size + END_RECORD_SIZE  # the index record's head and END
+HORIZON = 3  # chunks over which a deviation from the target is made up, when the stream's length is known
+
+_BITRATE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKmM]?)\s*(?:bit/s|bps|b/s)?\s*\Z")
+MIN_BITRATE = 100  # bits per second; anything lower is a typo
+
+
+def parse_bitrate(text: str) -> int:
+    """Bits per second from ``"500k"``, ``"1.5M"``, ``"800000"`` (k = 1000, M = 10^6; optional ``bit/s``).
+    ValueError (one line) for anything else."""
+    m = _BITRATE.match(str(text))
+    if not m:
+        raise ValueError(f"bitrate {text!r} is not a number of bits per second such as 500k or 1.5M")
+    value = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[m.group(2).lower()]
+    if not MIN_BITRATE <= value <= 1e10:
+        raise ValueError(f"bitrate {text!r} is outside {MIN_BITRATE} bit/s .. 10 Gbit/s")
+    return round(value)
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One rung of the ladder: ``quality`` codes the first ``levels`` planes' low ``bits`` bits."""
+
+    quality: int
+    bits: int
+    levels: int
+    bpp: float | None  # the model card's measured bits per pixel (for the first chunk's starting guess)
+
+
+def ladder(tok: Tokenizer) -> list[RatePoint]:
+    """The model's rate points in quality order (sizes grow with the index)."""
+    return [RatePoint(rp.quality, rp.bits or tok.token_bits, rp.levels, rp.bpp)
+            for rp in sorted(tok.rate_points, key=lambda rp: rp.quality)]
+
+
+def rate_widths(tok: Tokenizer) -> tuple[int, ...]:
+    """The token widths a rate-controlled stream of ``tok`` may use (its header's ``chunk_bits``)."""
+    return tuple(sorted({p.bits for p in ladder(tok)}))
+
+
+class RateController:
+    """Codes each chunk at the rate point that keeps the stream on ``bitrate`` (bits per second).
+
+    ``header``: the stream's (with ``chunk_bits`` = :func:`rate_widths`); ``tables``: width -> coder tables;
+    ``header_bytes``: the file header and track records written before the first chunk; ``total_frames``: the
+    stream's length when known beforehand (None: make up every deviation in the next chunk)."""
+
+    def __init__(self, tok: Tokenizer, header: StreamHeader, tables: dict, bitrate: float, frame_rate: Fraction,
+                 header_bytes: int, total_frames: int | None = None):
+        self.points = ladder(tok)
+        self.header, self.tables = header, tables
+        self.bitrate = bitrate
+        self.total_frames = total_frames
+        self.bytes_per_frame = bitrate / 8 / float(frame_rate)
+        self.spent = header_bytes + STREAM_OVERHEAD
+        self.frames = 0
+        self.context = CoderContext()  # the coder state of the chunks written so far
+        self.used: Counter[int] = Counter()  # chunks per quality
+        self.clipped = 0  # chunks whose best point was the lowest or highest and still off target
+        target_bpp = bitrate / float(frame_rate) / (header.width * header.height)
+        known = [i for i, p in enumerate(self.points) if p.bpp]
+        self._at = min(known, key=lambda i: abs(self.points[i].bpp - target_bpp)) if known else 0
+
+    @property
+    def full_grid(self) -> tuple[int, int]:
+        """(bits, levels) the tokenizer must produce for every rate point to be a prefix of it."""
+        return max(p.bits for p in self.points), max(p.levels for p in self.points)
+
+    def _share(self, num_frames: int) -> float:
+        """The part of the deviation so far that a chunk of ``num_frames`` makes up: its share of the frames left
+        within :data:`HORIZON` chunks of its size (all of it when the length is unknown, or this is the last)."""
+        if self.total_frames is None:
+            return 1.0
+        left = min(self.total_frames - self.frames, HORIZON * num_frames)
+        return min(1.0, num_frames / left) if left > 0 else 1.0
+
+    def _code(self, i: int, tokens: np.ndarray, num_frames: int, continues: bool) -> tuple[bytes, CoderContext]:
+        from vcodec.tokenizer import token_prefix
+
+        p = self.points[i]
+        context = self.context.copy()
+        data = encode_chunk(self.header, token_prefix(tokens, p.bits, p.levels), num_frames, self.tables[p.bits],
+                            context, continues, p.bits)
+        return data, context
+
+    def code(self, tokens: np.ndarray, num_frames: int, continues: bool) -> tuple[RatePoint, bytes]:
+        """Choose the rate point of one chunk (``tokens``: the whole grid, ``uint32 (levels, T, H, W)`` of
+        :attr:`full_grid`) and code it: ``(point, coded bytes)``; the caller writes exactly that chunk next."""
+        behind = self.bytes_per_frame * self.frames - self.spent  # bytes under budget so far (negative: over)
+        want = self.bytes_per_frame * num_frames + behind * self._share(num_frames) - CHUNK_OVERHEAD
+        tried: dict[int, tuple[bytes, CoderContext]] = {}
+
+        def miss(i: int) -> float:
+            if i not in tried:
+                tried[i] = self._code(i, tokens, num_frames, continues)
+            return abs(len(tried[i][0]) - want)
+
+        i = self._at
+        for step in (1, -1):  # walk while the next point lands closer (sizes grow with the quality index)
+            while 0 <= i + step < len(self.points) and miss(i + step) < miss(i):
+                i += step
+        if i in (0, len(self.points) - 1) and (len(tried[i][0]) > want) == (i == 0):
+            self.clipped += 1
+        data, self.context = tried[i]
+        self._at = i
+        self.spent += len(data) + CHUNK_OVERHEAD
+        self.frames += num_frames
+        self.used[self.points[i].quality] += 1
+        return self.points[i], data

@@ -19,7 +19,7 @@ from vcodec.testing import save_tokenizer, tiny_tokenizer
 
 POINTS = ((2, 1), (4, 1), (8, 1), (8, 3))  # (bits, planes) of qualities 1..4: widths and levels both change
 FPS = 25
-PLAN = (9, *[8] * 8, 7)  # the chunks of the 80-frame clip (window 9, one keyframe period)
+PLAN = (9, *[8] * 7, 4, 4, 7)  # the 80-frame clip's chunks (window 9, one period; rate control splits one at the end)
 CHUNKS = len(PLAN)
 
 
@@ -130,3 +130,21 @@ def test_cli_bitrate(tok, tmp_path):
         r = runner.invoke(main, ["encode", str(tmp_path / "in.mkv"), "-o", str(tmp_path / "x.vcb"), "--model", model,
                                  *args])
         assert r.exit_code == 2 and msg in r.output and not (tmp_path / "x.vcb").exists()
+
+
+@pytest.mark.parametrize("total, expected", [
+    (1, [(1, False)]), (9, [(9, False)]), (17, [(9, False), (4, True), (4, True)]),
+    (18, [(9, False), (4, True), (4, True), (1, True)]), (12, [(9, False), (3, True)]),
+    (30, [(9, False), (8, True), (4, True), (4, True), (5, True)]),
+])
+def test_split_last_chunk(total, expected):
+    """The chunk plan rate control uses when the length is known: the last chunk (or the one before, when the last
+    is too short to split) in two continuing chunks of whole latent frames; the plan goes on unchanged after."""
+    import itertools
+
+    from vcodec.coding import split_last_chunk
+    from vcodec.stream import chunk_plan
+
+    plan = list(itertools.islice(split_last_chunk(chunk_plan(9, 4, 129), total, 4), len(expected) + 3))
+    assert plan[:len(expected)] == expected and sum(n for n, _ in expected) == total
+    assert len(plan) == len(expected) + 3 and all(n > 0 for n, _ in plan)  # frames past the estimate still get chunks

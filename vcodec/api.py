@@ -251,9 +251,10 @@ def encode_video(
                 rec = tok.decode_window(tokens, len(window), si.height, si.width, chunk_bits, decoder_stream)
                 measured.add(window, to_gray(rec) if si.gray else rec)
 
-            chunks = stream_chunks(source.windows(tok.window_frames), tok, keyint, first, count)
             hint = count if count is not None else (si.frame_count_hint - first if si.frame_count_hint else None)
-            rate = rate_controller(tok, w, bitrate, si.frame_rate, total_frames=hint)  # a wrong hint costs accuracy
+            expected = None if bitrate is None else hint  # rate control plans the end (a wrong hint costs accuracy)
+            chunks = stream_chunks(source.windows(tok.window_frames), tok, keyint, first, count, split_last=expected)
+            rate = rate_controller(tok, w, bitrate, si.frame_rate, total_frames=expected)
             encode_windows(w, tok, chunks, bits, levels, after_window, coded if psnr else None, bar.update, rate)
             if w.num_frames == 0:
                 raise InputError(f"{inp.name}: no frames in the range asked for (the video has {source.frames_read})")
@@ -510,8 +511,8 @@ def compress(
                            chunk_bits=chunk_bits)
     buf = io.BytesIO()
     with VcbWriter(buf, header, tables=writer_tables(tok, header)) as w:
-        encode_windows(w, tok, stream_chunks([frames], tok, keyint), bits, levels,
-                       rate=rate_controller(tok, w, bitrate, rate, total_frames=T))
+        encode_windows(w, tok, stream_chunks([frames], tok, keyint, split_last=None if bitrate is None else T),
+                       bits, levels, rate=rate_controller(tok, w, bitrate, rate, total_frames=T))
     return buf.getvalue()
 
 

@@ -274,10 +274,41 @@ def plan_chunks(frames: Iterable[np.ndarray], plan: Iterable[tuple[int, object]]
 
 
 def stream_chunks(frames: Iterable[np.ndarray], tok: Tokenizer, keyint: int = DEFAULT_KEYINT, first: int = 0,
-                  count: int | None = None) -> Iterator[tuple[np.ndarray, bool]]:
+                  count: int | None = None, split_last: int | None = None) -> Iterator[tuple[np.ndarray, bool]]:
     """``(chunk, continues)``: the frames (as :func:`plan_chunks`) in the chunks :func:`chunk_plan` lays out for
-    ``tok``'s window."""
-    return plan_chunks(frames, chunk_plan(tok.window_frames, tok.config.temporal_factor, keyint), first, count)
+    ``tok``'s window; with ``split_last`` (the stream's expected length), the last chunk in two (see
+    :func:`split_last_chunk`)."""
+    plan = chunk_plan(tok.window_frames, tok.config.temporal_factor, keyint)
+    if split_last is not None:
+        plan = split_last_chunk(plan, split_last, tok.config.temporal_factor)
+    return plan_chunks(frames, plan, first, count)
+
+
+def split_last_chunk(plan: Iterator[tuple[int, bool]], total: int, temporal_factor: int) -> Iterator[tuple[int, bool]]:
+    """``plan`` with one of the chunks that end a ``total``-frame stream cut in two continuing chunks (the first a
+    whole number of latent frames): the last, or the one before when the last is too short, whichever continues
+    the chunk before it and has at least ``2 * temporal_factor`` frames. Rate control then chooses the end at half
+    the granularity, for one more chunk's overhead (76 bytes). Frames past ``total`` (a wrong estimate) follow the
+    plan as it was."""
+    head: list[tuple[int, bool]] = []
+    pos, rest = 0, 0
+    for n, continues in plan:
+        take = min(n, total - pos)
+        head.append((take, continues))
+        pos += take
+        if pos >= total:
+            rest = n - take
+            break
+    for k in (len(head) - 1, len(head) - 2):
+        if k >= 0 and head[k][1] and head[k][0] >= 2 * temporal_factor:
+            n = head[k][0]
+            half = temporal_factor * (n // (2 * temporal_factor))
+            head[k:k + 1] = [(half, True), (n - half, True)]
+            break
+    yield from head
+    if rest:
+        yield rest, True  # past the expected end: the rest of that chunk, as planned
+    yield from plan
 
 
 def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarray, bool]], bits: int, levels: int,

@@ -138,13 +138,18 @@ def test_cli_bitrate(tok, tmp_path):
     (30, [(9, False), (8, True), (4, True), (4, True), (5, True)]),
 ])
 def test_split_last_chunk(total, expected):
-    """The chunk plan rate control uses when the length is known: the last chunk (or the one before, when the last
-    is too short to split) in two continuing chunks of whole latent frames; the plan goes on unchanged after."""
-    import itertools
-
-    from vcodec.coding import split_last_chunk
+    """The chunks rate control uses when the length is known: the last chunk (or the one before, when the last is
+    too short to split) in two continuing chunks of whole latent frames; frames past the estimate still fall into
+    chunks that can continue one another."""
+    from vcodec.coding import plan_chunks, split_last_chunk
     from vcodec.stream import chunk_plan
 
-    plan = list(itertools.islice(split_last_chunk(chunk_plan(9, 4, 129), total, 4), len(expected) + 3))
-    assert plan[:len(expected)] == expected and sum(n for n, _ in expected) == total
-    assert len(plan) == len(expected) + 3 and all(n > 0 for n, _ in plan)  # frames past the estimate still get chunks
+    def chunks(frames):
+        video = [np.zeros((frames, 2, 2, 3), np.uint8)]
+        return [(len(c), t) for c, t in plan_chunks(video, split_last_chunk(chunk_plan(9, 4, 129), total, 4))]
+
+    assert chunks(total) == expected and sum(n for n, _ in expected) == total
+    longer = chunks(total + 21)  # the estimate was short
+    assert sum(n for n, _ in longer) == total + 21
+    for (n, c), (_, cont) in zip(longer, longer[1:]):
+        assert not cont or (n if c else n - 1) % 4 == 0, longer  # a continued chunk ends on a whole latent frame

@@ -285,29 +285,26 @@ def stream_chunks(frames: Iterable[np.ndarray], tok: Tokenizer, keyint: int = DE
 
 
 def split_last_chunk(plan: Iterator[tuple[int, bool]], total: int, temporal_factor: int) -> Iterator[tuple[int, bool]]:
-    """``plan`` with one of the chunks that end a ``total``-frame stream cut in two continuing chunks (the first a
-    whole number of latent frames): the last, or the one before when the last is too short, whichever continues
-    the chunk before it and has at least ``2 * temporal_factor`` frames. Rate control then chooses the end at half
-    the granularity, for one more chunk's overhead (76 bytes). Frames past ``total`` (a wrong estimate) follow the
-    plan as it was."""
-    head: list[tuple[int, bool]] = []
-    pos, rest = 0, 0
+    """``plan`` with one of the chunks that end a ``total``-frame stream cut in two continuing chunks: the last, or
+    the one before when the last would hold too few frames, whichever continues the chunk before it and would hold
+    at least ``2 * temporal_factor`` frames. The first piece is a whole number of latent frames and the second keeps
+    the rest of the planned size, so a stream longer than ``total`` (a wrong estimate) still falls into chunks that
+    can continue one another. Rate control then chooses the end at half the granularity, for one more chunk's
+    overhead (76 bytes)."""
+    head: list[tuple[int, bool, int]] = []  # (planned frames, continues, frames a total-frame stream puts in it)
+    pos = 0
     for n, continues in plan:
-        take = min(n, total - pos)
-        head.append((take, continues))
-        pos += take
+        head.append((n, continues, min(n, total - pos)))
+        pos += n
         if pos >= total:
-            rest = n - take
             break
     for k in (len(head) - 1, len(head) - 2):
-        if k >= 0 and head[k][1] and head[k][0] >= 2 * temporal_factor:
-            n = head[k][0]
-            half = temporal_factor * (n // (2 * temporal_factor))
-            head[k:k + 1] = [(half, True), (n - half, True)]
+        if k >= 0 and head[k][1] and head[k][2] >= 2 * temporal_factor:
+            n, _, filled = head[k]
+            half = temporal_factor * (filled // (2 * temporal_factor))
+            head[k:k + 1] = [(half, True, half), (n - half, True, filled - half)]
             break
-    yield from head
-    if rest:
-        yield rest, True  # past the expected end: the rest of that chunk, as planned
+    yield from ((n, continues) for n, continues, _ in head)
     yield from plan
 
 

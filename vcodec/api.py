@@ -51,7 +51,7 @@ from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
 from vcodec.io.sink import VideoSink, output_kind
 from vcodec.io.source import VideoSource
 from vcodec.models import DEFAULT_MODEL, encoder_tokenizer, list_models, load_tokenizer, resolve_device
-from vcodec.ratecontrol import MIN_BITRATE
+from vcodec.ratecontrol import MAX_BITRATE, MIN_BITRATE
 from vcodec.results import DecodeResult, EncodeResult, rate_str, video_rate
 from vcodec.stream import DEFAULT_KEYINT, StreamState
 
@@ -442,8 +442,9 @@ def _coding_extra(keyint: int, bitrate: float | None) -> dict:
 
 def _check_bitrate(bitrate) -> None:
     if bitrate is not None and (isinstance(bitrate, bool) or not isinstance(bitrate, (int, float))
-                                or not MIN_BITRATE <= bitrate <= 1e10):
-        raise ArgumentError(f"bitrate must be a number of bits per second in {MIN_BITRATE}..1e10, got {bitrate!r}")
+                                or not MIN_BITRATE <= bitrate <= MAX_BITRATE):
+        raise ArgumentError(f"bitrate must be a number of bits per second in {MIN_BITRATE}..{MAX_BITRATE}, "
+                            f"got {bitrate!r}")
 
 
 def _check_keyint(keyint) -> None:

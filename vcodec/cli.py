@@ -588,9 +588,7 @@ def compare(ref, dist, as_json, csv_path, vmaf):
 def _video_rate(d: dict) -> str:
     """The video bitrate of an ``info`` or encode summary (:func:`vcodec.results.video_rate`)."""
     kbps = d.get("video_kbps")
-    if kbps is None:
-        return "video bitrate unknown"
-    return f"video {kbps:.1f} kbit/s" if kbps < 100 else f"video {kbps:.0f} kbit/s"
+    return "video bitrate unknown" if kbps is None else f"video {_kbps_text(kbps)}"
 
 
 def human_bytes(n: int | None) -> str:
@@ -613,7 +611,11 @@ def human_bitrate(nbytes: int | None, seconds) -> str:
     """Bits per second of ``nbytes`` over ``seconds``: ``812 kbit/s``."""
     if nbytes is None or not seconds:
         return "bitrate unknown"
-    kbps = nbytes * 8 / float(seconds) / 1000
+    return _kbps_text(nbytes * 8 / float(seconds) / 1000)
+
+
+def _kbps_text(kbps: float) -> str:
+    """``81.2 kbit/s``, ``812 kbit/s``."""
     return f"{kbps:.1f} kbit/s" if kbps < 100 else f"{kbps:.0f} kbit/s"
 
 

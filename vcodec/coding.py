@@ -48,12 +48,11 @@ def coding_plan(tok: Tokenizer, quality: int | None, bitrate: float | None
     token grid and every token width its rate points use (see :mod:`vcodec.ratecontrol`)."""
     if bitrate is None:
         return (*quality_point(tok, quality), None)
-    from vcodec.ratecontrol import ladder, rate_widths
+    from vcodec.ratecontrol import full_grid, ladder, rate_widths
 
     if quality is not None:
         raise ArgumentError("choose a quality or a bitrate, not both")
-    points = ladder(tok)
-    return None, max(p.bits for p in points), max(p.levels for p in points), rate_widths(tok)
+    return None, *full_grid(ladder(tok)), rate_widths(tok)
 
 
 def rate_controller(tok: Tokenizer, w: VcbWriter, bitrate: float | None, frame_rate: Fraction,
@@ -335,7 +334,8 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
             full = tok.encode_window(window, full_levels, full_bits, progress, stream)
             point, data = rate.code(full, len(window), continues)
             w.write_coded_chunk(data, len(window), point.levels, continues, point.bits)
-            tokens, chunk_bits = token_prefix(full, point.bits, point.levels), point.bits
+            chunk_bits = point.bits
+            tokens = token_prefix(full, point.bits, point.levels) if coded is not None else None
         if coded is not None:
             coded(window, tokens, continues, chunk_bits)
         if after is not None:

@@ -20,15 +20,15 @@ The error of the whole stream is then about half the size step between two neigh
 chunk (the model's steps are ~2x: up to ~9% of a 4-second clip), so when the length is known the chunk layout
 splits the last chunk (or the one before, when the last is too short) in two
 (:func:`vcodec.coding.split_last_chunk`): measured, every target within 5% on 2- to 5-second clips, against 34 of
-40 without the split (choosing the chunk before the last together with a prediction of the last did no better). Targets beyond the model's lowest or highest point get that
-point (:attr:`RateController.clipped` counts such chunks).
+40 without the split (choosing the chunk before the last together with a prediction of the last did no better).
+Targets beyond the model's lowest or highest point get that point.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,7 @@ from bitstream import CoderContext, StreamHeader, encode_chunk
 from bitstream.header import CHUNK_HEADER, END_RECORD_SIZE, INDEX_ENTRY, INDEX_HEADER, RECORD_HEADER
 
 if TYPE_CHECKING:
+    from vcodec.model.checkpoint import RatePoint
     from vcodec.tokenizer import Tokenizer
 
 CHUNK_OVERHEAD = RECORD_HEADER.size + CHUNK_HEADER.size + INDEX_ENTRY.itemsize  # bytes a chunk costs besides its data
@@ -46,6 +47,7 @@ HORIZON = 3  # chunks over which a deviation from the target is made up, when th
 
 _BITRATE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKmM]?)\s*(?:bit/s|bps|b/s)?\s*\Z")
 MIN_BITRATE = 100  # bits per second; anything lower is a typo
+MAX_BITRATE = 10**10  # 10 Gbit/s
 
 
 def parse_bitrate(text: str) -> int:
@@ -55,30 +57,25 @@ def parse_bitrate(text: str) -> int:
     if not m:
         raise ValueError(f"bitrate {text!r} is not a number of bits per second such as 500k or 1.5M")
     value = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[m.group(2).lower()]
-    if not MIN_BITRATE <= value <= 1e10:
+    if not MIN_BITRATE <= value <= MAX_BITRATE:
         raise ValueError(f"bitrate {text!r} is outside {MIN_BITRATE} bit/s .. 10 Gbit/s")
     return round(value)
 
 
-@dataclass(frozen=True)
-class RatePoint:
-    """One rung of the ladder: ``quality`` codes the first ``levels`` planes' low ``bits`` bits."""
-
-    quality: int
-    bits: int
-    levels: int
-    bpp: float | None  # the model card's measured bits per pixel (for the first chunk's starting guess)
-
-
 def ladder(tok: Tokenizer) -> list[RatePoint]:
-    """The model's rate points in quality order (sizes grow with the index)."""
-    return [RatePoint(rp.quality, rp.bits or tok.token_bits, rp.levels, rp.bpp)
+    """The model's rate points in quality order (sizes grow with the index), each with its ``bits`` filled in."""
+    return [dataclasses.replace(rp, bits=rp.bits or tok.token_bits)
             for rp in sorted(tok.rate_points, key=lambda rp: rp.quality)]
 
 
 def rate_widths(tok: Tokenizer) -> tuple[int, ...]:
     """The token widths a rate-controlled stream of ``tok`` may use (its header's ``chunk_bits``)."""
     return tuple(sorted({p.bits for p in ladder(tok)}))
+
+
+def full_grid(points: list[RatePoint]) -> tuple[int, int]:
+    """(bits, levels) the tokenizer must produce for every one of ``points`` (a :func:`ladder`) to be a prefix."""
+    return max(p.bits for p in points), max(p.levels for p in points)
 
 
 class RateController:
@@ -99,7 +96,6 @@ class RateController:
         self.frames = 0
         self.context = CoderContext()  # the coder state of the chunks written so far
         self.used: Counter[int] = Counter()  # chunks per quality
-        self.clipped = 0  # chunks whose best point was the lowest or highest and still off target
         target_bpp = bitrate / float(frame_rate) / (header.width * header.height)
         known = [i for i, p in enumerate(self.points) if p.bpp]
         self._at = min(known, key=lambda i: abs(self.points[i].bpp - target_bpp)) if known else 0
@@ -107,7 +103,7 @@ class RateController:
     @property
     def full_grid(self) -> tuple[int, int]:
         """(bits, levels) the tokenizer must produce for every rate point to be a prefix of it."""
-        return max(p.bits for p in self.points), max(p.levels for p in self.points)
+        return full_grid(self.points)
 
     def _share(self, num_frames: int) -> float:
         """The part of the deviation so far that a chunk of ``num_frames`` makes up: its share of the frames left
@@ -142,8 +138,6 @@ class RateController:
         for step in (1, -1):  # walk while the next point lands closer (sizes grow with the quality index)
             while 0 <= i + step < len(self.points) and miss(i + step) < miss(i):
                 i += step
-        if i in (0, len(self.points) - 1) and (len(tried[i][0]) > want) == (i == 0):
-            self.clipped += 1
         data, self.context = tried[i]
         self._at = i
         self.spent += len(data) + CHUNK_OVERHEAD

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .coder import CoderContext, check_tables, decode_tokens, encode_tokens, table_set_hash, tables_hash
+from .coder import CoderContext, MixTables, check_tables, decode_tokens, encode_tokens, table_set_hash, tables_hash
 from .errors import CorruptDataError, TablesMismatchError
 from .header import StreamHeader, is_int
 from .records import CodedChunk
@@ -56,7 +56,7 @@ def tables_by_width(tables, header: StreamHeader) -> dict:
 
 class CoderTables:
     """Coder tables checked once against a stream header (for its coder version): ``arrays`` (per token width:
-    version 1's count array or version 2's :class:`~bitstream.MixTables`; None = uniform prior) and their hash."""
+    version 1's count array or version 2's / 3's :class:`~bitstream.MixTables`; None = uniform prior) and their hash."""
 
     def __init__(self, tables, header: StreamHeader):
         self.arrays = {bits: check_tables(t, bits, version=header.coder_version)
@@ -126,7 +126,7 @@ def decode_chunk(header: StreamHeader, chunk: CodedChunk, tables: CoderTables, c
     tables.check_stream(header)
     width = chunk.bits or header.token_bits
     array = tables.arrays[width]
-    covered = None if array is None else (array.levels if header.coder_version == 2 else len(array))
+    covered = None if array is None else (array.levels if isinstance(array, MixTables) else len(array))
     if covered is not None and covered < chunk.levels:
         raise TablesMismatchError(f"{chunk.name}: coder tables cover {covered} levels, chunk has {chunk.levels}")
     if chunk.continues and (context is None or context.empty):

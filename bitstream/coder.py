@@ -38,8 +38,9 @@ from .counts import ADAPT_LIMIT, PROB_BITS, PROB_MIN, PROB_ONE, adapt, probabili
 from .errors import CorruptDataError, TablesMismatchError
 
 CODER_ID = "vcb-ctxbin"
-CODER_VERSION = 2  # what new streams use
-CODER_VERSIONS = (1, 2)  # what this package reads and writes
+CODER_VERSION = 3  # what new streams use
+CODER_VERSIONS = (1, 2, 3)  # what this package reads and writes
+MIX_VERSIONS = (2, 3)  # the versions of coder_mix's learned model (bit by bit, and in blocks of 8 bits)
 
 NUM_CONTEXTS = 108  # per (level, bit): 2 groups x 3 prev x 6 spatial x 3 coarse
 FIT_TOTAL = 256  # fit_tables scales each learned context to n0 + n1 <= FIT_TOTAL
@@ -205,16 +206,18 @@ def _walk(levels: int, frames: int):
 
 
 def tables_version(tables) -> int | None:
-    """The coder version whose tables these are: 1 for a count array, 2 for :class:`MixTables` (or its dict);
-    None for None (the uniform prior, valid for either)."""
+    """The coder version whose tables these are: 1 for a count array, 2 or 3 for :class:`MixTables` (or its
+    dict); None for None (the uniform prior, valid for any)."""
     if tables is None:
         return None
-    return 2 if isinstance(tables, (MixTables, dict)) else 1
+    if isinstance(tables, MixTables):
+        return tables.version
+    return int(tables.get("version", 2)) if isinstance(tables, dict) else 1
 
 
 def check_tables(tables, token_bits: int, levels: int | None = None, version: int = CODER_VERSION):
     """Validate initial tables for coder ``version``: version 1's count array is returned as int64 ``(Lt,
-    token_bits, NUM_CONTEXTS, 2)``, version 2's :class:`MixTables` with int64 arrays; None stays None.
+    token_bits, NUM_CONTEXTS, 2)``, version 2's or 3's :class:`MixTables` with int64 arrays; None stays None.
 
     Raises :class:`TablesMismatchError` for tables of another coder version or layout, another ``token_bits``
     or fewer than ``levels`` levels.
@@ -224,8 +227,8 @@ def check_tables(tables, token_bits: int, levels: int | None = None, version: in
     if tables_version(tables) != version:
         raise TablesMismatchError(f"these are coder version {tables_version(tables)} tables, the stream uses "
                                   f"{CODER_ID} version {version}")
-    if version == 2:
-        return coder_mix.check_mix_tables(tables, token_bits, levels, MAX_TABLE_COUNT)
+    if version in MIX_VERSIONS:
+        return coder_mix.check_mix_tables(tables, token_bits, levels, MAX_TABLE_COUNT, version)
     arr = np.asarray(tables)
     if arr.dtype.kind not in "iu":
         raise TablesMismatchError(f"coder tables must be integers, got dtype {arr.dtype}")
@@ -253,7 +256,7 @@ def pad_tables(tables, levels: int):
     if tables is None:
         return None
     if isinstance(tables, MixTables):
-        return MixTables(pad(np.asarray(tables.weights), 0), pad(np.asarray(tables.counts), 1))
+        return MixTables(pad(np.asarray(tables.weights), 0), pad(np.asarray(tables.counts), 1), tables.version)
     return pad(np.asarray(tables), 1)
 
 
@@ -271,7 +274,7 @@ def tables_hash(tables) -> str | None:
     """Hex sha256 identifying tables of either version (``None`` for the uniform prior). Independent of dtype."""
     if tables is None:
         return None
-    if tables_version(tables) == 2:
+    if tables_version(tables) in MIX_VERSIONS:
         return coder_mix.mix_tables_hash(MixTables.of(tables))
     arr = np.asarray(tables)
     h = hashlib.sha256(b"vcb-ctxbin-tables-v1\0")
@@ -286,13 +289,13 @@ def fit_tables(grids: Iterable[np.ndarray], token_bits: int, version: int = CODE
 
     Version 1: ``int32 (L, token_bits, NUM_CONTEXTS, 2)`` with L the largest level count seen: for each context,
     ``(n0, n1)`` = observed counts + 1, scaled down to ``n0 + n1 <= FIT_TOTAL`` (so coding still adapts to the
-    chunk at hand). Version 2: :class:`MixTables`, the logistic weights fitted to (at most
+    chunk at hand). Versions 2 and 3: :class:`MixTables`, the logistic weights fitted to (at most
     ``coder_mix.FIT_SAMPLES`` per level and group, drawn with ``seed``) then the adaptive stage's initial counts
     counted as for version 1 with those weights.
     """
     token_bits = _check_bits(token_bits, ValueError)
-    if _check_version(version, ValueError) == 2:
-        return _fit_mix_tables(list(grids), token_bits, np.random.default_rng(seed))
+    if _check_version(version, ValueError) in MIX_VERSIONS:
+        return _fit_mix_tables(list(grids), token_bits, version, np.random.default_rng(seed))
     size = token_bits * NUM_CONTEXTS
     acc = np.zeros((0, size * 2), dtype=np.int64)
     for grid in grids:
@@ -318,7 +321,7 @@ def _initial_counts(seen: np.ndarray) -> np.ndarray:
     return np.maximum(counts * FIT_TOTAL // np.maximum(tot, FIT_TOTAL), 1).astype(np.int32)
 
 
-def _fit_mix_tables(grids: list, token_bits: int, rng) -> MixTables:
+def _fit_mix_tables(grids: list, token_bits: int, version: int, rng) -> MixTables:
     grids = [_check_grid(g, token_bits) for g in grids]
     if not grids:
         raise ValueError("fit_tables needs at least one token grid")
@@ -330,7 +333,7 @@ def _fit_mix_tables(grids: list, token_bits: int, rng) -> MixTables:
         rows.setdefault((lv, g), []).append(np.concatenate([2 * bits_.astype(np.int8) - 1, x, nbp], axis=1))
 
     for grid in grids:
-        for _ in _mix_walk(grid, token_bits, None, keep):
+        for _ in _mix_walk(grid, _mix_model(*grid.shape[:1], token_bits, *grid.shape[2:], None, version), keep):
             pass
     sampled = {}
     for key, parts in rows.items():
@@ -338,24 +341,26 @@ def _fit_mix_tables(grids: list, token_bits: int, rng) -> MixTables:
         if len(a) > coder_mix.FIT_SAMPLES:
             a = a[np.sort(rng.choice(len(a), coder_mix.FIT_SAMPLES, replace=False))]
         sampled[key] = a
-    weights = coder_mix.fit_weights(sampled, levels, token_bits)
-    flat_counts = np.ones((levels, 2, token_bits, coder_mix.NUM_SSE, 2), np.int64)
-    uniform = MixTables(weights.astype(np.int64), flat_counts)
-    acc = np.zeros_like(flat_counts)
+    block = coder_mix.block_bits(version, token_bits)
+    weights = coder_mix.fit_weights(sampled, levels, token_bits, block)
+    fitted = MixTables(weights.astype(np.int64), np.ones((levels, 2, token_bits, coder_mix.NUM_SSE, 2), np.int64),
+                       version)
+    acc = np.zeros_like(fitted.counts)
     for grid in grids:
-        for lv, g, k, ctx, sym in _mix_walk(grid, token_bits, uniform):
-            acc[lv, g, k] += np.bincount(ctx * 2 + sym, minlength=coder_mix.NUM_SSE * 2).reshape(-1, 2)
-    return MixTables(weights, _initial_counts(acc))
+        model = _mix_model(*grid.shape[:1], token_bits, *grid.shape[2:], fitted, version)
+        for ctx, sym in _mix_walk(grid, model):
+            acc[model.level] += np.bincount((ctx * 2 + sym).ravel(), minlength=acc[0].size).reshape(acc.shape[1:])
+    return MixTables(weights, _initial_counts(acc), version)
 
 
-def _mix_model(levels: int, token_bits: int, h: int, w: int, tables: MixTables | None) -> MixModel:
-    return MixModel(levels, token_bits, h, w, tables, _geometry(h, w))
+def _mix_model(levels: int, token_bits: int, h: int, w: int, tables: MixTables | None, version: int) -> MixModel:
+    return MixModel(levels, token_bits, h, w, tables, _geometry(h, w),
+                    coder_mix.block_bits(version, token_bits))
 
 
-def _mix_walk(grid: np.ndarray, token_bits: int, tables: MixTables | None, on_group=None):
-    """:func:`coder_mix.encode_walk` over one checked grid on its own (for fitting)."""
+def _mix_walk(grid: np.ndarray, model: MixModel, on_group=None):
+    """:func:`coder_mix.encode_walk` over one checked grid on its own with ``model`` (for fitting)."""
     levels, frames, h, w = grid.shape
-    model = _mix_model(levels, token_bits, h, w, tables)
     yield from coder_mix.encode_walk(model, grid.reshape(levels, frames, h * w), [None] * levels, _unpack, on_group)
 
 
@@ -390,27 +395,30 @@ def _check_grid(tokens, token_bits: int) -> np.ndarray:
 
 
 def encode_tokens(tokens: np.ndarray, token_bits: int, tables=None, context: CoderContext | None = None,
-                  version: int = CODER_VERSION) -> bytes:
+                  version: int | None = None) -> bytes:
     """Range-code a token grid ``(L, T, H, W)`` with coder ``version`` -> bytes (little-endian uint32 words).
 
-    Without a ``context`` (or with an empty one) the grid's contexts start from ``tables`` (that version's, or
-    None: a uniform prior); with one, from the state the previous grid of the stream left there, and the context
+    ``version`` None: the version ``tables`` were fitted for (CODER_VERSION for None). Without a
+    ``context`` (or with an empty one) the grid's contexts start from ``tables`` (that version's, or None: a
+    uniform prior); with one, from the state the previous grid of the stream left there, and the context
     is updated.
     """
     token_bits = _check_bits(token_bits, ValueError)
-    version = _check_version(version, ValueError)
+    version = _check_version(_version_of(tables, version), ValueError)
     grid = _check_grid(tokens, token_bits)
     levels, frames, h, w = grid.shape
     tab = check_tables(tables, token_bits, levels, version)
     family = constriction.stream.model.Bernoulli(perfect=False)
+    categorical = constriction.stream.model.Categorical(perfect=False)  # see coder_mix.coded_symbols
     enc = constriction.stream.queue.RangeEncoder()
     flat = grid.reshape(levels, frames, h * w)
-    model = _mix_model(levels, token_bits, h, w, tab) if version == 2 else _Model(levels, token_bits, h, w, tab)
+    model = _model(levels, token_bits, h, w, tab, version)
     prev = (context or CoderContext())._start(model, levels, ValueError)
-    if version == 2:
+    if version in MIX_VERSIONS:
         with coder_mix.one_blas_thread():
-            for _, _, k, ctx, sym in coder_mix.encode_walk(model, flat, prev, _unpack):
-                enc.encode(sym.astype(np.int32), family, model.probabilities(k, ctx))
+            for ctx, bits in coder_mix.encode_walk(model, flat, prev, _unpack):
+                for rows, sym in coder_mix.coded_symbols(model.probabilities(ctx), bits, model.block):
+                    enc.encode(sym, categorical, rows)
     else:
         _encode_v1(model, flat, prev, lambda lv, ctx, sym: enc.encode(sym, family, model.probabilities(lv, ctx)))
     if context is not None:
@@ -451,6 +459,20 @@ def _decode_v1(model: "_Model", out: np.ndarray, prev: list, decode) -> None:
         prev[lv] = cur = plane
 
 
+def _model(levels: int, token_bits: int, h: int, w: int, tables, version: int):
+    """The coding state of coder ``version`` for one grid, from checked ``tables`` (None: uniform prior)."""
+    if version in MIX_VERSIONS:
+        return _mix_model(levels, token_bits, h, w, tables, version)
+    return _Model(levels, token_bits, h, w, tables)
+
+
+def _version_of(tables, version: int | None):
+    """The coder version to code with: ``version``, or when None that of ``tables`` (CODER_VERSION for None)."""
+    if version is not None:
+        return version
+    return CODER_VERSION if tables is None else tables_version(tables)
+
+
 def _check_version(version, exc) -> int:
     if isinstance(version, (bool, np.bool_)) or version not in CODER_VERSIONS:
         raise exc(f"coder version must be one of {CODER_VERSIONS}, got {version!r}")
@@ -458,7 +480,7 @@ def _check_version(version, exc) -> int:
 
 
 def decode_tokens(data, shape, token_bits: int, tables=None, context: CoderContext | None = None,
-                  version: int = CODER_VERSION) -> np.ndarray:
+                  version: int | None = None) -> np.ndarray:
     """Inverse of :func:`encode_tokens`: bytes -> ``uint32 (L, T, H, W)`` (``context`` as there: it is updated
     only when the grid decodes without error).
 
@@ -466,7 +488,7 @@ def decode_tokens(data, shape, token_bits: int, tables=None, context: CoderConte
     :class:`CorruptDataError` (never another exception).
     """
     token_bits = _check_bits(token_bits, CorruptDataError)
-    version = _check_version(version, CorruptDataError)
+    version = _check_version(_version_of(tables, version), CorruptDataError)
     try:
         shape = tuple(int(s) for s in shape)
     except (TypeError, ValueError):
@@ -483,15 +505,16 @@ def decode_tokens(data, shape, token_bits: int, tables=None, context: CoderConte
         raise CorruptDataError(f"coded token data is too long ({len(data)} bytes) for grid {shape}")
     tab = check_tables(tables, token_bits, levels, version)
     family = constriction.stream.model.Bernoulli(perfect=False)
+    categorical = constriction.stream.model.Categorical(perfect=False)  # see coder_mix.coded_symbols
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     dec = constriction.stream.queue.RangeDecoder(words)
     out = np.empty((levels, frames, h * w), dtype=np.uint32)
-    model = _mix_model(levels, token_bits, h, w, tab) if version == 2 else _Model(levels, token_bits, h, w, tab)
+    model = _model(levels, token_bits, h, w, tab, version)
     prev = (context or CoderContext())._start(model, levels, CorruptDataError)
     try:
-        if version == 2:
+        if version in MIX_VERSIONS:
             with coder_mix.one_blas_thread():
-                coder_mix.decode_walk(model, out, prev, lambda p: dec.decode(family, p), _pack)
+                coder_mix.decode_walk(model, out, prev, lambda rows: dec.decode(categorical, rows), _pack)
         else:
             _decode_v1(model, out, prev, lambda p: dec.decode(family, p))
         exhausted = dec.maybe_exhausted()

@@ -47,6 +47,12 @@ MAX_WEIGHT = 1 << 15  # |weight| < MAX_WEIGHT: a logit's sum stays below 2^31 (i
 FIT_ITERATIONS = 8  # Newton steps of the logistic fit
 FIT_L2 = 1.0  # ridge penalty of the logistic fit (on the summed log-likelihood)
 FIT_SAMPLES = 60_000  # positions per (level, group) the logistic fit uses at most
+BLOCKS = 4  # version 3 codes a token's bits in (at most) this many blocks, one coding call per group and block
+
+
+def block_bits(version: int, token_bits: int) -> int:
+    """Bits of a token coded together (in one coding call per group): version 2 one, version 3 ceil(B / 4)."""
+    return 1 if version == 2 else -(-token_bits // BLOCKS)
 
 
 def num_inputs(token_bits: int) -> int:
@@ -56,60 +62,67 @@ def num_inputs(token_bits: int) -> int:
 
 @dataclass(frozen=True)
 class MixTables:
-    """The parameters of coder version 2 for one token width ``B``: ``weights`` int32 ``(L, 2, B, 4B + 2)``
+    """The parameters of coder version 2 or 3 for one token width ``B``: ``weights`` int32 ``(L, 2, B, 4B + 2)``
     (level, group, bit, input; FORMAT.md 7.2 gives the input order) and the initial adaptive ``counts`` int32
-    ``(L, 2, B, NUM_SSE, 2)`` (``(n0, n1)`` per context, each in 1..65536)."""
+    ``(L, 2, B, NUM_SSE, 2)`` (``(n0, n1)`` per context, each in 1..65536). ``version`` is the coder version they
+    were fitted for (the same layout; version 3's bits see only the blocks below their own)."""
 
     weights: np.ndarray
     counts: np.ndarray
+    version: int = 2
 
     @classmethod
     def of(cls, tables) -> "MixTables":
         """``tables`` as MixTables: itself, or built from its :meth:`as_dict` form (as a checkpoint stores it)."""
-        return tables if isinstance(tables, cls) else cls(tables["weights"], tables["counts"])
+        if isinstance(tables, cls):
+            return tables
+        return cls(tables["weights"], tables["counts"], int(tables.get("version", 2)))
 
     @property
     def levels(self) -> int:
         return self.weights.shape[0]
 
     def as_dict(self) -> dict:
-        """Plain arrays, for a checkpoint."""
-        return {"weights": np.asarray(self.weights, np.int32), "counts": np.asarray(self.counts, np.int32)}
+        """Plain arrays, for a checkpoint (and ``version`` unless it is 2, so version 2's dicts are as before)."""
+        d = {"weights": np.asarray(self.weights, np.int32), "counts": np.asarray(self.counts, np.int32)}
+        return d if self.version == 2 else {**d, "version": self.version}
 
 
-def check_mix_tables(tables, token_bits: int, levels: int | None, max_count: int) -> MixTables | None:
-    """``tables`` (a :class:`MixTables` or its :meth:`~MixTables.as_dict`) validated for ``token_bits``-bit tokens
-    and at least ``levels`` levels, as int64 arrays; None stays None (zero weights, uniform counts).
-    TablesMismatchError otherwise."""
+def check_mix_tables(tables, token_bits: int, levels: int | None, max_count: int, version: int) -> MixTables | None:
+    """``tables`` (a :class:`MixTables` or its :meth:`~MixTables.as_dict`) validated for coder ``version`` (2 or
+    3), ``token_bits``-bit tokens and at least ``levels`` levels, as int64 arrays; None stays None (zero weights,
+    uniform counts). TablesMismatchError otherwise."""
     if tables is None:
         return None
     if isinstance(tables, dict):
-        if set(tables) != {"weights", "counts"}:
-            raise TablesMismatchError(f"coder v2 tables need 'weights' and 'counts', got {sorted(tables)}")
+        if not {"weights", "counts"} <= set(tables) <= {"weights", "counts", "version"}:
+            raise TablesMismatchError(f"coder v{version} tables need 'weights' and 'counts', got {sorted(tables)}")
         tables = MixTables.of(tables)
     if not isinstance(tables, MixTables):
-        raise TablesMismatchError(f"coder v2 needs MixTables, got {type(tables).__name__}")
+        raise TablesMismatchError(f"coder v{version} needs MixTables, got {type(tables).__name__}")
+    if tables.version != version:
+        raise TablesMismatchError(f"these are coder version {tables.version} tables, the stream uses version {version}")
     w, c = np.asarray(tables.weights), np.asarray(tables.counts)
     if w.dtype.kind not in "iu" or c.dtype.kind not in "iu":
-        raise TablesMismatchError("coder v2 tables must be integers")
+        raise TablesMismatchError(f"coder v{version} tables must be integers")
     lv = w.shape[0] if w.ndim == 4 else -1
     if (w.ndim != 4 or w.shape[1:] != (2, token_bits, num_inputs(token_bits)) or not 1 <= lv <= 16
             or c.shape != (lv, 2, token_bits, NUM_SSE, 2)):
         raise TablesMismatchError(
-            f"coder v2 tables have shapes {w.shape} / {c.shape}, expected (L, 2, {token_bits}, "
+            f"coder v{version} tables have shapes {w.shape} / {c.shape}, expected (L, 2, {token_bits}, "
             f"{num_inputs(token_bits)}) / (L, 2, {token_bits}, {NUM_SSE}, 2) for {token_bits}-bit tokens")
     if levels is not None and lv < levels:
         raise TablesMismatchError(f"coder tables cover {lv} levels, grid has {levels}")
     if w.size and np.abs(w.astype(np.int64)).max() >= MAX_WEIGHT:
-        raise TablesMismatchError(f"coder v2 weights must lie in -{MAX_WEIGHT - 1}..{MAX_WEIGHT - 1}")
+        raise TablesMismatchError(f"coder v{version} weights must lie in -{MAX_WEIGHT - 1}..{MAX_WEIGHT - 1}")
     if c.size and (c.min() < 1 or c.max() > max_count):
         raise TablesMismatchError(f"coder table counts must lie in 1..{max_count}")
-    return MixTables(w.astype(np.int64), c.astype(np.int64))
+    return MixTables(w.astype(np.int64), c.astype(np.int64), version)
 
 
 def mix_tables_hash(tables: MixTables) -> str:
-    """Hex sha256 of version 2 tables (independent of dtype)."""
-    h = hashlib.sha256(b"vcb-ctxbin-tables-v2\0")
+    """Hex sha256 of version 2 or 3 tables (independent of dtype; the version is part of the hash)."""
+    h = hashlib.sha256(f"vcb-ctxbin-tables-v{tables.version}\0".encode())
     for a in (tables.weights, tables.counts):
         a = np.asarray(a)
         h.update(struct.pack("<B", a.ndim) + struct.pack(f"<{a.ndim}I", *a.shape))
@@ -148,27 +161,41 @@ def _signs(bits: np.ndarray) -> np.ndarray:
 
 
 class MixModel:
-    """Coder version 2's state for one grid: the weights, the adaptive counts, and the logits of the group being
-    coded. Shared by encoder, decoder and :func:`fit_mix_tables`, so that all three compute the same contexts.
+    """Coder version 2's or 3's state for one grid: the weights, the adaptive counts, and the logits of the group
+    being coded. Shared by encoder, decoder and the fitting of the tables, so that all three compute the same
+    contexts.
 
-    Per (latent frame, level): :meth:`start` with the previous latent frame's and the coarser level's bit planes;
-    then per group ``g`` in (0, 1): :meth:`group` (with the current plane, whose group 0 is known when g = 1), and
-    per bit ``k``: :meth:`contexts`, :meth:`probabilities`, code, :meth:`coded`."""
+    Per (latent frame, level): :meth:`start` with the previous latent frame's and the coarser level's bit planes
+    (which also fixes the level's probabilities: its counts change only after both groups); then per group ``g``
+    in (0, 1): :meth:`group` (with the current plane, whose group 0 is known when g = 1); the group's bits are
+    coded in blocks of ``block`` bits (:meth:`contexts` of a block, :meth:`probabilities`, code,
+    :meth:`keep_block`). Once both groups are coded, :meth:`coded` adapts the level's counts (every bit of every
+    group has its own table, so this equals adapting after each coding call, as FORMAT.md 7.3 states it). The
+    encoder, knowing every bit, takes a group's blocks at once (:meth:`all_contexts`).
 
-    def __init__(self, levels: int, token_bits: int, h: int, w: int, tables: MixTables | None, groups):
-        self.bits, self.h, self.w, self.groups = token_bits, h, w, groups
+    Context indices are flat over the level's tables: ``(g * B + k) * NUM_SSE + context``."""
+
+    def __init__(self, levels: int, token_bits: int, h: int, w: int, tables: MixTables | None, groups,
+                 block: int = 1):
+        self.bits, self.h, self.w, self.groups, self.block = token_bits, h, w, groups, block
         if tables is None:
-            self.weights = np.zeros((levels, 2, token_bits, num_inputs(token_bits)), np.int64)
+            weights = np.zeros((levels, 2, token_bits, num_inputs(token_bits)), np.int64)
             self.counts = np.ones((levels, 2, token_bits, NUM_SSE, 2), np.int64)
         else:
-            self.weights = tables.weights[:levels]
+            weights = tables.weights[:levels]
             self.counts = tables.counts[:levels].copy()
         b = token_bits
-        wf = self.weights.astype(np.float64)  # integers, exact in float64 (so are all sums below: module docstring)
-        self._lower = np.ascontiguousarray(np.tril(wf[..., :b], -1))  # (L, 2, B, B): row k = weights of bits j < k
-        self._rest = np.ascontiguousarray(wf[..., b:4 * b].transpose(0, 1, 3, 2))  # (L, 2, 3B, B): prev, coarse, nbcur
-        self._nbprev = wf[..., 4 * b]  # (L, 2, B)
-        self._bias = wf[..., 4 * b + 1]  # (L, 2, B)
+        lower = weights[..., :b] * lower_mask(b, block)  # (L, 2, B, B): row k = weights of bits in blocks below k's
+        rest = weights[..., b:]
+        # Every logit is a sum of integers whose magnitudes add up to at most weight_bound(): within 2^24 every
+        # partial sum is an exact float32 integer (in any order), else float64 (exact below 2^53).
+        exact32 = weight_bound(np.concatenate([lower, rest], -1)) < 1 << 24
+        self.dtype = np.float32 if exact32 else np.float64
+        self._lower = np.ascontiguousarray(lower.transpose(0, 1, 3, 2), self.dtype)  # (L, 2, B_j, B_k)
+        self._rest = np.ascontiguousarray(rest[..., :3 * b].transpose(0, 1, 3, 2), self.dtype)  # (L, 2, 3B, B)
+        self._nbprev = rest[..., 3 * b].astype(self.dtype)  # (L, 2, B)
+        self._bias = rest[..., 3 * b + 1].astype(self.dtype)  # (L, 2, B)
+        self._koff = np.arange(2 * b, dtype=np.int32).reshape(2, b) * NUM_SSE  # (g, k) -> its flat table offset
 
     def start(self, level: int, prev: np.ndarray | None, coarse: np.ndarray | None) -> None:
         """Begin a latent frame's level; ``prev`` / ``coarse``: (H*W, B) uint8 bits, or None (absent). ``prev`` may
@@ -178,7 +205,9 @@ class MixModel:
         self._sprev = np.zeros((n, b), np.int8) if prev is None else _signs(prev)
         self._scoarse = np.zeros((n, b), np.int8) if coarse is None else 2 * coarse.astype(np.int8) - 1
         self._nbp = np.zeros((n, b), np.int8) if prev is None else neighbour_sum(self._sprev, self.h, self.w)
-        self._prevk = np.full((n, b), 2, np.int64) if prev is None else prev.astype(np.int64)
+        self._prevk = np.full((n, b), 2, np.int32) if prev is None else prev.astype(np.int32)
+        # (2 * B * NUM_SSE,): P(bit = 1) of every context of the level
+        self._q = probabilities(self.counts[level].reshape(-1, 2), slice(None))
 
     def group(self, g: int, plane: np.ndarray) -> None:
         """Begin group ``g``; ``plane`` (H*W, B) uint8 holds group 0's bits when g = 1 (other entries unused)."""
@@ -186,10 +215,11 @@ class MixModel:
         lv = self.level
         self.inputs = self._inputs(g, idx, plane)
         x, nbp = self.inputs
-        # (n_g, B) logits without the lower bits' terms, which contexts() adds as the bits become known
-        self._base = x.astype(np.float64) @ self._rest[lv, g] + nbp * self._nbprev[lv, g] + self._bias[lv, g]
-        self._signs = np.zeros((len(idx), self.bits))  # s(bit) of the bits coded so far in this group, float64
-        self._g, self._pk = g, self._prevk[idx]
+        # (n_g, B) logits without the lower bits' terms, which the contexts add as the bits become known
+        self._base = x.astype(self.dtype) @ self._rest[lv, g] + nbp * self._nbprev[lv, g] + self._bias[lv, g]
+        self._signs = np.zeros((len(idx), self.bits), self.dtype)  # s(bit) of the bits coded so far in this group
+        self._g = g
+        self._pk = self._prevk[idx] + self._koff[g]  # the previous frame's bit, offset to each bit's own table
 
     def _inputs(self, g: int, idx: np.ndarray, plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(prev | coarse | nbcur as int8 (n_g, 3B), nbprev int8 (n_g, B)) of group ``g``'s positions."""
@@ -202,70 +232,184 @@ class MixModel:
             nbc = np.zeros((len(idx), self.bits), np.int8)
         return np.concatenate([self._sprev[idx], self._scoarse[idx], nbc], axis=1), self._nbp[idx]
 
-    def contexts(self, k: int) -> np.ndarray:
-        """Adaptive-context index (0 .. NUM_SSE - 1) of bit ``k`` at every position of the current group: the logit
-        (an exact integer held in float64) cut into half-unit buckets, then the previous frame's bit k."""
-        z = self._base[:, k]
-        if k:
-            z = z + self._signs[:, :k] @ self._lower[self.level, self._g, k, :k]
-        u = np.floor(z * (1.0 / (1 << (WEIGHT_SHIFT - 1)))) + NUM_BUCKETS // 2
-        np.maximum(u, 0, out=u)
-        np.minimum(u, NUM_BUCKETS - 1, out=u)
-        return u.astype(np.int64) * 3 + self._pk[:, k]
+    def _bucket(self, z: np.ndarray, bits: slice) -> np.ndarray:
+        """Flat context indices of logits ``z`` (n_g, bits): the half-unit bucket, then the previous frame's bit."""
+        u = z * (1.0 / (1 << (WEIGHT_SHIFT - 1)))
+        u += NUM_BUCKETS // 2
+        np.floor(u, out=u)
+        np.clip(u, 0, NUM_BUCKETS - 1, out=u)
+        ctx = u.astype(np.int32)
+        ctx *= 3
+        ctx += self._pk[:, bits]
+        return ctx
 
-    def probabilities(self, k: int, ctx: np.ndarray) -> np.ndarray:
-        """P(bit = 1) per position, float64 on the 2^-16 grid, from the integer counts (as version 1)."""
-        return probabilities(self.counts[self.level, self._g, k], ctx)
+    def contexts(self, first: int) -> np.ndarray:
+        """Flat context indices (n_g, block) of the block of bits starting at bit ``first``, for every position of
+        the current group: the logit (an exact integer) cut into half-unit buckets, then the previous frame's bit."""
+        bits = slice(first, min(first + self.block, self.bits))
+        z = self._base[:, bits]
+        if first:
+            z = z + self._signs[:, :first] @ self._lower[self.level, self._g, :first, bits]
+        return self._bucket(z, bits)
 
-    def coded(self, k: int, ctx: np.ndarray, sym: np.ndarray) -> None:
-        """Bit ``k`` of the group is known (``sym`` 0/1 per position): adapt its counts, and keep it for the logits
-        of the bits above it."""
-        adapt(self.counts[self.level, self._g, k], ctx, sym)
-        self._signs[:, k] = 2 * sym - 1
+    def all_contexts(self, plane_bits: np.ndarray) -> np.ndarray:
+        """Flat context indices (n_g, B) of every bit of the current group, given its bits ``plane_bits`` (n_g, B)
+        uint8 (the encoder: the same values as :meth:`contexts` block by block, since a bit's logit only sees the
+        blocks below its own)."""
+        s = plane_bits.astype(self.dtype)
+        s *= 2
+        s -= 1
+        return self._bucket(self._base + s @ self._lower[self.level, self._g], slice(None))
+
+    def probabilities(self, ctx: np.ndarray) -> np.ndarray:
+        """P(bit = 1) per flat context index, float64 on the 2^-16 grid (the counts as at the level's start)."""
+        return np.take(self._q, ctx)
+
+    def keep_block(self, first: int, sym: np.ndarray) -> None:
+        """Bits ``first`` .. of the group are known (``sym`` 0/1 (n_g, block)): keep them for the blocks above."""
+        self._signs[:, first:first + sym.shape[1]] = 2 * sym - 1
+
+    def coded(self, ctx: np.ndarray, sym: np.ndarray) -> None:
+        """Both groups of the level are coded (their flat contexts and bits, any equal shapes): adapt its counts."""
+        adapt(self.counts[self.level].reshape(-1, 2), ctx.ravel(), sym.ravel())
+
+
+def lower_mask(token_bits: int, block: int) -> np.ndarray:
+    """int64 (B, B): 1 where bit ``k`` (row) may see bit ``j`` (column) of its own token -- the bits of the
+    blocks of ``block`` bits below its own (version 2: block 1, every lower bit)."""
+    k = np.arange(token_bits)
+    return (k[None, :] < (k[:, None] // block) * block).astype(np.int64)
+
+
+def weight_bound(weights: np.ndarray) -> int:
+    """Largest sum of |weight| x the largest |input| over one bit's inputs (signs 1, neighbour sums 4, the
+    constant 1), for weights (..., 4B + 2): no partial sum of a logit can exceed it."""
+    if not weights.size:
+        return 0
+    b = (weights.shape[-1] - 2) // 4
+    size = np.ones(weights.shape[-1], np.int64)
+    size[3 * b:4 * b + 1] = 4
+    return int((np.abs(weights.astype(np.int64)) * size).sum(-1).max())
+
+
+def probability_table(counts: np.ndarray) -> np.ndarray:
+    """P(bit = 1) of every context of ``counts`` (C, 2), float64 on the 2^-16 grid (FORMAT.md 6.4)."""
+    return probabilities(counts, slice(None))
+
+
+def binary_rows(p: np.ndarray) -> np.ndarray:
+    """P(bit = 1) (m,) -> probability rows (m, 2) of the symbols 0 and 1, as constriction's Categorical takes them."""
+    rows = np.empty((p.size, 2))
+    rows[:, 1] = p.reshape(-1)
+    np.subtract(1.0, rows[:, 1], out=rows[:, 0])
+    return rows
+
+
+def pair_rows(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """P(bit = 1) of the first (``lo``) and second (``hi``) bit of pairs (m,) each -> probability rows (m, 4) of
+    the symbol ``lo + 2 * hi``: the products of the two bits' probabilities (exact: both lie on the 2^-16 grid)."""
+    lo, hi = lo.ravel(), hi.ravel()
+    rows = np.empty((lo.size, 4))
+    np.multiply(lo, hi, out=rows[:, 3])
+    np.subtract(lo, rows[:, 3], out=rows[:, 1])  # lo (1 - hi)
+    np.subtract(hi, rows[:, 3], out=rows[:, 2])  # (1 - lo) hi
+    np.subtract(1.0, lo, out=rows[:, 0])
+    rows[:, 0] -= rows[:, 2]  # (1 - lo) - (1 - lo) hi
+    return rows
+
+
+def coded_symbols(p: np.ndarray, bits: np.ndarray, block: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A group's symbols in coding order, as ``(probability rows (m, A), symbols (m,))`` runs of one alphabet
+    size ``A``: block by block; in a block, the bits in pairs (A = 4, symbol ``lo + 2 * hi``) position by position,
+    then a block's odd last bit alone (A = 2) position by position. ``p`` (n_g, B): P(bit = 1) of each bit,
+    ``bits`` (n_g, B) 0/1."""
+    n, b = bits.shape
+    if block == 1:  # version 2: bit by bit
+        return [(binary_rows(p.T), bits.T.ravel().astype(np.int32))]
+    runs: list[tuple[list, list]] = []
+
+    def add(rows, sym):
+        if runs and runs[-1][0][0].shape[1] == rows.shape[1]:
+            runs[-1][0].append(rows)
+            runs[-1][1].append(sym)
+        else:
+            runs.append(([rows], [sym]))
+
+    for first in range(0, b, block):
+        w = min(block, b - first)
+        even = first + w // 2 * 2
+        if w >= 2:
+            add(pair_rows(p[:, first:even:2], p[:, first + 1:even:2]),
+                (bits[:, first:even:2] + 2 * bits[:, first + 1:even:2]).ravel())
+        if w % 2:
+            add(binary_rows(p[:, even]), bits[:, even])
+    return [(np.concatenate(r), np.concatenate(sym).astype(np.int32)) for r, sym in runs]
+
+
+def decode_block(decode, p: np.ndarray) -> np.ndarray:
+    """The bits (n_g, w) int32 of one block of a group given their P(bit = 1) (n_g, w): pairs of bits as 4-symbol
+    alphabets, an odd last bit alone (the order of :func:`coded_symbols`); ``decode(rows)`` decodes one symbol
+    per probability row."""
+    n, w = p.shape
+    out = np.empty((n, w), np.int32)
+    even = w // 2 * 2
+    if w >= 2:
+        sym = np.asarray(decode(pair_rows(p[:, 0:even:2], p[:, 1:even:2])), np.int32).reshape(n, even // 2)
+        np.bitwise_and(sym, 1, out=out[:, 0:even:2])
+        np.right_shift(sym, 1, out=out[:, 1:even:2])
+    if w % 2:
+        out[:, even] = decode(binary_rows(p[:, even]))
+    return out
 
 
 def encode_walk(model: MixModel, flat: np.ndarray, prev: list, unpack,
-                on_group=None) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray]]:
-    """The coding order over ``flat`` = ``uint32 (L, T, H*W)`` tokens: ``(level, group, bit, contexts, bits)``
-    per coding call -- latent frame, level, group, bit -- with ``model`` updated after each (the caller codes the
-    bits). ``prev`` (per level: the last latent frame's (H*W, B) bits, or None) is updated in place.
-    ``on_group(level, group, model, bits)``, if given, sees each group's inputs (``model.inputs``) and bits."""
+                on_group=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The coding order over ``flat`` = ``uint32 (L, T, H*W)`` tokens: per (latent frame, level) and group, the
+    group's flat contexts and bits ((n_g, B) each), with ``model`` adapted after the level's two groups (the
+    caller codes each group's bits with :meth:`MixModel.probabilities` of the contexts, in the order of
+    :func:`coded_symbols`). ``prev`` (per level: the last latent frame's (H*W, B) bits, or None) is updated in
+    place. ``on_group(level, group, model, bits)``, if given, sees each group's inputs (``model.inputs``)."""
     levels, frames, _ = flat.shape
     for t in range(frames):
         cur = None
         for lv in range(levels):
             plane = unpack(flat[lv, t], model.bits)
             model.start(lv, prev[lv], cur)
+            ctx, sym = [], []
             for g in (0, 1):
                 model.group(g, plane)
-                idx = model.groups[g][0]
+                bits = plane[model.groups[g][0]]
                 if on_group is not None:
-                    on_group(lv, g, model, plane[idx])
-                for k in range(model.bits):
-                    ctx = model.contexts(k)
-                    sym = plane[idx, k].astype(np.int64)
-                    yield lv, g, k, ctx, sym
-                    model.coded(k, ctx, sym)
+                    on_group(lv, g, model, bits)
+                ctx.append(model.all_contexts(bits))
+                sym.append(bits)
+                yield ctx[-1], bits
+            model.coded(np.concatenate(ctx), np.concatenate(sym))
             prev[lv] = cur = plane
 
 
 def decode_walk(model: MixModel, out: np.ndarray, prev: list, decode, pack) -> None:
-    """Inverse of :func:`encode_walk`: fill ``out`` = ``uint32 (L, T, H*W)`` with ``decode(probabilities)``'s
-    bits, call by call."""
+    """Inverse of :func:`encode_walk`: fill ``out`` = ``uint32 (L, T, H*W)`` with the symbols ``decode(rows)``
+    gives for probability rows, block by block (:func:`decode_block`)."""
     levels, frames, n = out.shape
+    b, block = model.bits, model.block
     for t in range(frames):
         cur = None
         for lv in range(levels):
-            plane = np.zeros((n, model.bits), np.uint8)
+            plane = np.zeros((n, b), np.uint8)
             model.start(lv, prev[lv], cur)
+            ctx, sym = [], []
             for g in (0, 1):
                 model.group(g, plane)
                 idx = model.groups[g][0]
-                for k in range(model.bits):
-                    ctx = model.contexts(k)
-                    sym = np.asarray(decode(model.probabilities(k, ctx)), dtype=np.int64)
-                    plane[idx, k] = sym
-                    model.coded(k, ctx, sym)
+                for first in range(0, b, block):
+                    c = model.contexts(first)
+                    s = decode_block(decode, model.probabilities(c))
+                    model.keep_block(first, s)
+                    plane[idx, first:first + block] = s
+                    ctx.append(c.ravel())
+                    sym.append(s.ravel())
+            model.coded(np.concatenate(ctx), np.concatenate(sym))
             out[lv, t] = pack(plane)
             prev[lv] = cur = plane
 
@@ -288,9 +432,10 @@ def _logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return wt
 
 
-def fit_weights(rows: dict, levels: int, token_bits: int) -> np.ndarray:
+def fit_weights(rows: dict, levels: int, token_bits: int, block: int = 1) -> np.ndarray:
     """int32 ``(levels, 2, B, 4B + 2)`` logistic weights from sampled rows: per (level, group), int8 ``(n, 5B)``
-    = the bits, then prev | coarse | nbcur | nbprev as :meth:`MixModel._inputs` gives them."""
+    = the bits, then prev | coarse | nbcur | nbprev as :meth:`MixModel._inputs` gives them. Bit ``k`` sees the
+    bits of its token in the blocks of ``block`` bits below its own (:func:`lower_mask`)."""
     b = token_bits
     out = np.zeros((levels, 2, b, num_inputs(b)), np.int32)
     for (lv, g), a in rows.items():
@@ -298,7 +443,7 @@ def fit_weights(rows: dict, levels: int, token_bits: int) -> np.ndarray:
         one = np.ones((len(a), 1))
         for k in range(b):
             lower = bits_.copy()
-            lower[:, k:] = 0
+            lower[:, (k // block) * block:] = 0
             x = np.concatenate([lower, rest, nbp[:, k:k + 1], one], axis=1)
             wt = _logistic(x, (bits_[:, k] > 0).astype(np.float64))
             out[lv, g, k] = np.clip(np.round(wt * (1 << WEIGHT_SHIFT)), -(MAX_WEIGHT - 1), MAX_WEIGHT - 1)

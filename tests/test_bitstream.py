@@ -196,7 +196,7 @@ def _golden_tables(version: int = 1):
 GOLDEN_CHUNKS = ((9, False, 2, 1), (8, True, 2, 2), (5, True, 2, 3), (5, False, 3, 4))
 
 
-GOLDEN_STREAMS = {1: "small_v2.vcb", 2: "small_v2_coder2.vcb"}  # coder version -> golden file (format version 2)
+GOLDEN_STREAMS = {1: "small_v2.vcb", 2: "small_v2_coder2.vcb", 3: "small_v2_coder3.vcb"}  # coder version -> golden file (format version 2)
 
 
 def _golden_stream(version: int = 1) -> tuple[bytes, list[np.ndarray], object]:
@@ -256,7 +256,7 @@ def test_format_v1_files_still_decode():
     assert [p.data for p in r.packets()] == [b"\x01\x02\x03", b"\x04\x05"]
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", bitstream.CODER_VERSIONS)
 def test_golden_tokens_bytes(version):
     """Each coder version's bytes for one grid, uniform prior and fitted tables."""
     grid = _golden_tokens(2, 4, 5, 7, 13, salt=5)
@@ -272,12 +272,12 @@ def test_same_bytes_with_other_thread_settings():
     """Coding uses integers only: another process with other thread counts gives the same bytes."""
     code = (
         "import sys; sys.path.insert(0, %r); import tests.test_bitstream as t, hashlib; "
-        "print(hashlib.sha256(t._golden_stream(1)[0] + t._golden_stream(2)[0]).hexdigest())" % str(REPO)
+        "print(hashlib.sha256(b''.join(t._golden_stream(v)[0] for v in (1, 2, 3))).hexdigest())" % str(REPO)
     )
     env = {**os.environ, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2",
            "RAYON_NUM_THREADS": "2", "PYTHONHASHSEED": "123"}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.strip() == hashlib.sha256(_golden_stream(1)[0] + _golden_stream(2)[0]).hexdigest()
+    assert out.stdout.strip() == hashlib.sha256(b"".join(_golden_stream(v)[0] for v in (1, 2, 3))).hexdigest()
 
 
 def test_probabilities_are_on_an_exact_grid():
@@ -287,10 +287,10 @@ def test_probabilities_are_on_an_exact_grid():
     grid = synthetic_tokens(chunks=1, levels=2, frames=2, height=6, width=7, token_bits=5)[0]
     m = _Model(2, 5, 6, 7, fit_tables([grid], 5, version=1).astype(np.int64))
     ctx = np.arange(5 * bitstream.NUM_CONTEXTS).reshape(-1, 5)
-    mix = _mix_model(2, 5, 6, 7, bitstream.check_tables(fit_tables([grid], 5, version=2), 5, version=2))
+    mix = _mix_model(2, 5, 6, 7, bitstream.check_tables(fit_tables([grid], 5, version=3), 5, version=3), 3)
     mix.start(1, None, None)
     mix.group(0, np.zeros((42, 5), np.uint8))
-    for p in (m.probabilities(1, ctx), mix.probabilities(3, np.arange(NUM_SSE))):
+    for p in (m.probabilities(1, ctx), mix.probabilities(np.arange(5 * NUM_SSE))):
         q = p * 65536
         assert np.array_equal(q, np.round(q)) and q.min() >= 32 and q.max() <= 65536 - 32
 
@@ -617,7 +617,7 @@ def test_truncation_everywhere(good):
         (lambda o: o["video"].update(width=True), HeaderError, "wrong type"),
         (lambda o: o["model"].pop("weights_sha256"), HeaderError, "missing"),
         (lambda o: o["coder"].update(id="cabac-9000"), UnknownCoderError, "cabac-9000"),
-        (lambda o: o["coder"].update(version=3), UnsupportedVersionError, "version 3"),
+        (lambda o: o["coder"].update(version=4), UnsupportedVersionError, "version 4"),
     ],
 )
 def test_implausible_or_unknown_header_values(good, mutate, exc, text):
@@ -644,29 +644,32 @@ def test_huge_record_length_refused(good):
         list(VcbReader(io.BytesIO(bytes(data))).chunks())
 
 
-def test_coder_v2_tables_are_checked():
-    h = make_header(token_bits=6)
-    assert h.coder_version == 2
+@pytest.mark.parametrize("version", [2, 3])
+def test_learned_coder_tables_are_checked(version):
+    h = make_header(token_bits=6, coder_version=version)
     g = grid_for(h, 9)
-    tables = fit_tables([g], 6)
-    assert bitstream.tables_version(tables) == 2
+    tables = fit_tables([g], 6, version=version)
+    assert bitstream.tables_version(tables) == version
     data = write_stream(h, [(g, 9)], tables=tables)
     np.testing.assert_array_equal(next(VcbReader(io.BytesIO(data), tables).chunks()).tokens, g)
     with pytest.raises(TablesMismatchError, match="uniform prior"):
         list(VcbReader(io.BytesIO(data)).chunks())
-    other = bitstream.MixTables(tables.weights.copy(), tables.counts)
+    other = bitstream.MixTables(tables.weights.copy(), tables.counts, version)
     other.weights[0, 0, 0, 0] += 1
     with pytest.raises(TablesMismatchError, match="sha256"):
         list(VcbReader(io.BytesIO(data), other).chunks())
-    with pytest.raises(TablesMismatchError, match="version 1 tables"):
-        VcbReader(io.BytesIO(data), fit_tables([g], 6, version=1))  # the other coder version's
+    for wrong in (1, 5 - version):  # another coder version's tables
+        with pytest.raises(TablesMismatchError, match=f"version {wrong} tables"):
+            VcbReader(io.BytesIO(data), fit_tables([g], 6, version=wrong))
+    same_arrays = bitstream.MixTables(tables.weights, tables.counts, 5 - version)
+    assert bitstream.tables_hash(same_arrays) != bitstream.tables_hash(tables)
     with pytest.raises(TablesMismatchError, match="6-bit"):
-        VcbReader(io.BytesIO(data), fit_tables([g & 31], 5))  # built for 5-bit tokens
-    too_big = bitstream.MixTables(np.full_like(tables.weights, 1 << 15), tables.counts)
+        VcbReader(io.BytesIO(data), fit_tables([g & 31], 5, version=version))  # built for 5-bit tokens
+    too_big = bitstream.MixTables(np.full_like(tables.weights, 1 << 15), tables.counts, version)
     with pytest.raises(TablesMismatchError, match="weights"):
         VcbWriter(io.BytesIO(), h, too_big)
     with pytest.raises(TablesMismatchError, match="levels"):
-        encode_tokens(np.zeros((3, 1, 2, 2), np.uint32), 6, tables)  # 2 levels of tables, 3 in grid
+        encode_tokens(np.zeros((3, 1, 2, 2), np.uint32), 6, tables, version=version)  # 2 levels of tables, 3 in grid
     as_dict = tables.as_dict()  # as a checkpoint stores them
     np.testing.assert_array_equal(next(VcbReader(io.BytesIO(data), as_dict).chunks()).tokens, g)
 
@@ -787,7 +790,7 @@ def test_fitted_tables_compress_correlated_tokens(version):
         assert tables.min() >= 1
     else:
         assert tables.weights.shape == (2, 2, 12, 4 * 12 + 2) and tables.counts.shape == (2, 2, 12, 72, 2)
-        assert tables.counts.min() >= 1 and bitstream.check_tables(tables, 12, 2) is not None
+        assert tables.counts.min() >= 1 and bitstream.check_tables(tables, 12, 2, version) is not None
 
 
 @pytest.mark.parametrize("version", bitstream.CODER_VERSIONS)

@@ -30,13 +30,16 @@ WIDTHS = (4, 7, 10)
 RATE_CHUNKS = ((9, False, 2, 10, 1), (8, True, 2, 10, 2), (8, True, 2, 4, 3), (4, True, 3, 4, 4), (5, False, 1, 7, 5))
 
 
-def _rate_tables():
-    return {b: fit_tables([_golden_tokens(3, 3, 3, 4, b, salt=11)], b, version=2) for b in WIDTHS}
+RATE_GOLDEN = {2: "small_v3.vcb", 3: "small_v3_coder3.vcb"}  # coder version -> golden file (format version 3)
 
 
-def _rate_stream() -> tuple[bytes, list[np.ndarray], dict]:
-    h = StreamHeader(**GOLDEN_HEADER, chunk_bits=WIDTHS, extra={"note": "golden v3"})
-    tables = _rate_tables()
+def _rate_tables(version: int = 2):
+    return {b: fit_tables([_golden_tokens(3, 3, 3, 4, b, salt=11)], b, version=version) for b in WIDTHS}
+
+
+def _rate_stream(version: int = 2) -> tuple[bytes, list[np.ndarray], dict]:
+    h = StreamHeader(**GOLDEN_HEADER, chunk_bits=WIDTHS, coder_version=version, extra={"note": "golden v3"})
+    tables = _rate_tables(version)
     grids = [_golden_tokens(lv, h.latent_frames(n, c), 3, 4, b, salt=s) for n, c, lv, b, s in RATE_CHUNKS]
     buf = io.BytesIO()
     with VcbWriter(buf, h, tables) as w:
@@ -45,9 +48,10 @@ def _rate_stream() -> tuple[bytes, list[np.ndarray], dict]:
     return buf.getvalue(), grids, tables
 
 
-def test_golden_rate_stream_bytes():
-    data, grids, tables = _rate_stream()
-    _check_golden("small_v3.vcb", data)
+@pytest.mark.parametrize("version", sorted(RATE_GOLDEN))
+def test_golden_rate_stream_bytes(version):
+    data, grids, tables = _rate_stream(version)
+    _check_golden(RATE_GOLDEN[version], data)
     assert data[4] == 3
     r = VcbReader(io.BytesIO(data), tables)
     assert r.header.format_version == 3 and r.header.chunk_bits == WIDTHS
@@ -59,23 +63,24 @@ def test_golden_rate_stream_bytes():
         np.testing.assert_array_equal(r.read_chunk(i).tokens, grids[i])
 
 
-def test_rate_change_carries_what_the_rate_points_share():
+@pytest.mark.parametrize("version", sorted(RATE_GOLDEN))
+def test_rate_change_carries_what_the_rate_points_share(version):
     """A continuing chunk at the same rate point codes on from the carried context; one of another rate point
     codes on from the part both share (FORMAT.md 6.5: counts of the common levels at the same width, the previous
     latent frame's common bits), which costs fewer bits than a fresh start and decodes the same."""
-    data, grids, tables = _rate_stream()
+    data, grids, tables = _rate_stream(version)
     payloads = [data[off + 20 + CHUNK_HEADER.size: off + 20 + length]
                 for off, t, length in records(data) if t == REC_CHUNK]
     carried = CoderContext()
-    encode_tokens(grids[0], 10, tables[10], carried, version=2)
-    assert payloads[1] == encode_tokens(grids[1], 10, tables[10], carried, version=2)
-    assert payloads[1] != encode_tokens(grids[1], 10, tables[10], version=2)
+    encode_tokens(grids[0], 10, tables[10], carried, version=version)
+    assert payloads[1] == encode_tokens(grids[1], 10, tables[10], carried, version=version)
+    assert payloads[1] != encode_tokens(grids[1], 10, tables[10], version=version)
     with pytest.raises(ValueError, match="does not match"):  # without rate changes (before version 3): refused
-        encode_tokens(grids[2], 4, tables[4], carried.copy(), version=2)
+        encode_tokens(grids[2], 4, tables[4], carried.copy(), version=version)
     carried.rate_changes = True
     for i, bits in ((2, 4), (3, 4)):  # width 10 -> 4, then levels 2 -> 3 at width 4
-        assert payloads[i] == encode_tokens(grids[i], bits, tables[bits], carried, version=2)
-        assert payloads[i] != encode_tokens(grids[i], bits, tables[bits], version=2)
+        assert payloads[i] == encode_tokens(grids[i], bits, tables[bits], carried, version=version)
+        assert payloads[i] != encode_tokens(grids[i], bits, tables[bits], version=version)
 
 
 def test_carried_bits_are_those_both_widths_code():
@@ -139,7 +144,7 @@ def test_chunk_width_is_checked():
 
 
 def test_writer_refuses_what_the_header_does_not_list():
-    h = StreamHeader(**GOLDEN_HEADER, chunk_bits=WIDTHS)
+    h = StreamHeader(**GOLDEN_HEADER, chunk_bits=WIDTHS, coder_version=2)
     tables = _rate_tables()
     with pytest.raises(TablesMismatchError, match="token widths"):
         VcbWriter(io.BytesIO(), h, {4: tables[4], 10: tables[10]})

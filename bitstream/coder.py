@@ -1,7 +1,7 @@
-"""Context-adaptive binary range coding of LFQ token grids (coder id ``vcb-ctxbin``, versions 1 and 2).
+"""Context-adaptive binary range coding of LFQ token grids (coder id ``vcb-ctxbin``, versions 1, 2 and 3).
 
-Version 2 (written by default) is the learned context-mixing model of :mod:`bitstream.coder_mix`; version 1,
-described here, is read (and can still be written) for streams and models that have only its tables.
+Versions 2 and 3 (3 written by default) are the learned context-mixing model of :mod:`bitstream.coder_mix`;
+version 1, described here, is read (and can still be written) for streams and models that have only its tables.
 
 
 A token grid is ``uint32 (L, T, H, W)``; each value holds ``token_bits`` bits and bit ``k`` is the
@@ -345,12 +345,12 @@ def _fit_mix_tables(grids: list, token_bits: int, version: int, rng) -> MixTable
     weights = coder_mix.fit_weights(sampled, levels, token_bits, block)
     fitted = MixTables(weights.astype(np.int64), np.ones((levels, 2, token_bits, coder_mix.NUM_SSE, 2), np.int64),
                        version)
-    acc = np.zeros_like(fitted.counts)
+    acc = np.zeros(fitted.counts.size, np.int64)
     for grid in grids:
         model = _mix_model(*grid.shape[:1], token_bits, *grid.shape[2:], fitted, version)
-        for ctx, sym in _mix_walk(grid, model):
-            acc[model.level] += np.bincount((ctx * 2 + sym).ravel(), minlength=acc[0].size).reshape(acc.shape[1:])
-    return MixTables(weights, _initial_counts(acc), version)
+        for ctx, bits in _mix_walk(grid, model):
+            acc[:model.counts.size] += np.bincount((ctx * 2 + bits).ravel(), minlength=model.counts.size)
+    return MixTables(weights, _initial_counts(acc.reshape(fitted.counts.shape)), version)
 
 
 def _mix_model(levels: int, token_bits: int, h: int, w: int, tables: MixTables | None, version: int) -> MixModel:

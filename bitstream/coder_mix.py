@@ -1,4 +1,4 @@
-"""The learned context-mixing model of coder ``vcb-ctxbin`` version 2 (FORMAT.md section 7).
+"""The learned context-mixing model of coder ``vcb-ctxbin`` versions 2 and 3 (FORMAT.md sections 7 and 7.5).
 
 Version 2 codes the same bits as version 1 (bit ``k`` of a token = the sign of latent channel ``k``), but one
 channel at a time: for every latent frame ``t``, level ``l``, checkerboard group ``g`` and bit ``k``, the bits of
@@ -21,10 +21,15 @@ integer stages:
    ``k`` of the previous latent frame: 0, 1 or 2 = none), starting from learned counts and updated after every
    call exactly as version 1's tables are. The counts give the probability ``q / 2^16``.
 
-Every quantity is an integer; the logistic stage's sums are formed in float64, exact because every partial sum
-is an integer far below 2^53 (:data:`MAX_WEIGHT` bounds them), so every machine computes the same contexts. The
-parameters (:class:`MixTables`) are stored with the model and learned by ``bitstream.fit_tables(..., version=2)``
-(the weights by :func:`fit_weights`).
+Every quantity is an integer; the logistic stage's sums are formed in float32 or float64, exact because every
+partial sum is an integer small enough for that type (:class:`MixModel` checks the bound), so every machine
+computes the same contexts. The parameters (:class:`MixTables`) are stored with the model and learned by
+``bitstream.fit_tables(..., version=2)`` (the weights by :func:`fit_weights`).
+
+**Version 3** codes a token's bits in (at most) :data:`BLOCKS` blocks: the ``lower`` inputs of a bit are only the
+bits of the blocks below its own, so a whole block of a group is one coding call, its bits coded in pairs as
+4-symbol alphabets (:func:`coded_symbols`); its adaptive contexts are numbered previous-bit-major. Version 2 is
+the same model with blocks of one bit. The encoder, knowing every bit, computes a group's contexts at once.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .counts import adapt, probabilities
+from .counts import adapt_keys, probabilities
 from .errors import TablesMismatchError
 
 NUM_BUCKETS = 24  # logit buckets of 1/2 unit, centred on 0: logits beyond +-6 share the end buckets
@@ -165,15 +170,16 @@ class MixModel:
     being coded. Shared by encoder, decoder and the fitting of the tables, so that all three compute the same
     contexts.
 
-    Per (latent frame, level): :meth:`start` with the previous latent frame's and the coarser level's bit planes
-    (which also fixes the level's probabilities: its counts change only after both groups); then per group ``g``
-    in (0, 1): :meth:`group` (with the current plane, whose group 0 is known when g = 1); the group's bits are
-    coded in blocks of ``block`` bits (:meth:`contexts` of a block, :meth:`probabilities`, code,
-    :meth:`keep_block`). Once both groups are coded, :meth:`coded` adapts the level's counts (every bit of every
-    group has its own table, so this equals adapting after each coding call, as FORMAT.md 7.3 states it). The
-    encoder, knowing every bit, takes a group's blocks at once (:meth:`all_contexts`).
+    Per latent frame: :meth:`begin_frame` (fixes every level's probabilities: a level's counts change only after
+    the frame, see :meth:`end_frame`); per level: :meth:`start` with the previous latent frame's and the coarser
+    level's bit planes; then per group ``g`` in (0, 1): :meth:`group` (with the current plane, whose group 0 is
+    known when g = 1), whose bits are coded in blocks of ``block`` bits (:meth:`contexts` of a block,
+    :meth:`probabilities`, code, :meth:`keep_block`). The encoder, knowing every bit, takes a group's blocks at once
+    (:meth:`all_contexts`). :meth:`end_frame` adapts the counts with every (context, bit) of the frame (every
+    (level, group, bit) has its own table, so this equals adapting after each coding call, as FORMAT.md 7.3
+    states it).
 
-    Context indices are flat over the level's tables: ``(g * B + k) * NUM_SSE + context``."""
+    Context indices are flat over all tables: ``((level * 2 + g) * B + k) * NUM_SSE + context``."""
 
     def __init__(self, levels: int, token_bits: int, h: int, w: int, tables: MixTables | None, groups,
                  block: int = 1):
@@ -186,16 +192,37 @@ class MixModel:
             self.counts = tables.counts[:levels].copy()
         b = token_bits
         lower = weights[..., :b] * lower_mask(b, block)  # (L, 2, B, B): row k = weights of bits in blocks below k's
-        rest = weights[..., b:]
-        # Every logit is a sum of integers whose magnitudes add up to at most weight_bound(): within 2^24 every
-        # partial sum is an exact float32 integer (in any order), else float64 (exact below 2^53).
+        rest = weights[..., b:].copy()
+        # The logit z (in weight units) gives the bucket clip(floor(z / 2^7) + 12, 0, 23). Rewritten for speed into
+        # the same integers: the lower bits enter as bits v (s(v) = 2v - 1), so their weights are doubled and
+        # their sum subtracted from the bias; the bias gets 12 * 2^7; all weights are divided by 2^7, so that the
+        # sum is floor's argument. Every partial sum is an integer of magnitude at most weight_bound() of these
+        # weights, divided by a power of two: below 2^24 an exact float32 (in any order of summation), else it is
+        # formed in float64 (exact below 2^53).
+        rest[..., 3 * b + 1] += ((NUM_BUCKETS // 2) << (WEIGHT_SHIFT - 1)) - lower.sum(-1)
+        lower = 2 * lower
         exact32 = weight_bound(np.concatenate([lower, rest], -1)) < 1 << 24
         self.dtype = np.float32 if exact32 else np.float64
-        self._lower = np.ascontiguousarray(lower.transpose(0, 1, 3, 2), self.dtype)  # (L, 2, B_j, B_k)
-        self._rest = np.ascontiguousarray(rest[..., :3 * b].transpose(0, 1, 3, 2), self.dtype)  # (L, 2, 3B, B)
-        self._nbprev = rest[..., 3 * b].astype(self.dtype)  # (L, 2, B)
-        self._bias = rest[..., 3 * b + 1].astype(self.dtype)  # (L, 2, B)
-        self._koff = np.arange(2 * b, dtype=np.int32).reshape(2, b) * NUM_SSE  # (g, k) -> its flat table offset
+        scale = 1.0 / (1 << (WEIGHT_SHIFT - 1))
+
+        def scaled(a):
+            return np.ascontiguousarray(a * scale, self.dtype)
+
+        self._lower = scaled(lower.transpose(0, 1, 3, 2))  # (L, 2, B_j, B_k)
+        self._rest = scaled(rest[..., :3 * b].transpose(0, 1, 3, 2))  # (L, 2, 3B, B): prev, coarse, nbcur
+        self._nbprev = scaled(rest[..., 3 * b])  # (L, 2, B)
+        self._bias = scaled(rest[..., 3 * b + 1])  # (L, 2, B)
+        # a context is bucket * 3 + previous frame's bit in version 2, previous frame's bit * 24 + bucket in 3
+        self._bucket_step, self._prev_step = (3, 1) if block == 1 else (1, NUM_BUCKETS)
+        self._koff = np.arange(levels * 2 * b, dtype=np.int32).reshape(levels, 2, b) * NUM_SSE  # its table's offset
+
+    def begin_frame(self) -> None:
+        """Begin a latent frame: P(bit = 1) of every context, float64 on the 2^-16 grid (6.4), from the counts."""
+        self._q = probabilities(self.counts.reshape(-1, 2), slice(None))
+
+    def end_frame(self, keys: np.ndarray) -> None:
+        """The latent frame is coded: adapt the counts with the keys ``context * 2 + bit`` (1-D) of all its bits."""
+        adapt_keys(self.counts.reshape(-1, 2), keys)
 
     def start(self, level: int, prev: np.ndarray | None, coarse: np.ndarray | None) -> None:
         """Begin a latent frame's level; ``prev`` / ``coarse``: (H*W, B) uint8 bits, or None (absent). ``prev`` may
@@ -205,41 +232,44 @@ class MixModel:
         self._sprev = np.zeros((n, b), np.int8) if prev is None else _signs(prev)
         self._scoarse = np.zeros((n, b), np.int8) if coarse is None else 2 * coarse.astype(np.int8) - 1
         self._nbp = np.zeros((n, b), np.int8) if prev is None else neighbour_sum(self._sprev, self.h, self.w)
-        self._prevk = np.full((n, b), 2, np.int32) if prev is None else prev.astype(np.int32)
-        # (2 * B * NUM_SSE,): P(bit = 1) of every context of the level
-        self._q = probabilities(self.counts[level].reshape(-1, 2), slice(None))
+        pk = np.full((n, b), 2, np.int32) if prev is None else prev.astype(np.int32)
+        if self._prev_step != 1:
+            pk *= self._prev_step
+        self._prevk = pk
 
     def group(self, g: int, plane: np.ndarray) -> None:
         """Begin group ``g``; ``plane`` (H*W, B) uint8 holds group 0's bits when g = 1 (other entries unused)."""
         idx = self.groups[g][0]
-        lv = self.level
-        self.inputs = self._inputs(g, idx, plane)
-        x, nbp = self.inputs
+        lv, b = self.level, self.bits
+        self._g, self._idx, self._nbc = g, idx, self._neighbours_coded(plane) if g == 1 else None
+        # prev | coarse (| nbcur for group 1: group 0's nbcur inputs are all 0), int8 (n_g, 2B or 3B)
+        x = np.concatenate([self._sprev[idx], self._scoarse[idx]] + ([self._nbc] if g else []), axis=1)
         # (n_g, B) logits without the lower bits' terms, which the contexts add as the bits become known
-        self._base = x.astype(self.dtype) @ self._rest[lv, g] + nbp * self._nbprev[lv, g] + self._bias[lv, g]
-        self._signs = np.zeros((len(idx), self.bits), self.dtype)  # s(bit) of the bits coded so far in this group
-        self._g = g
-        self._pk = self._prevk[idx] + self._koff[g]  # the previous frame's bit, offset to each bit's own table
+        self._base = (x.astype(self.dtype) @ self._rest[lv, g, :x.shape[1]] + self._nbp[idx] * self._nbprev[lv, g]
+                      + self._bias[lv, g])
+        self._known = np.zeros((len(idx), b), self.dtype)  # the bits coded so far in this group
+        self._pk = self._prevk[idx] + self._koff[lv, g]  # the previous frame's bit, offset to each bit's own table
 
-    def _inputs(self, g: int, idx: np.ndarray, plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(prev | coarse | nbcur as int8 (n_g, 3B), nbprev int8 (n_g, B)) of group ``g``'s positions."""
-        if g == 1:
-            known = np.zeros(plane.shape, np.int8)
-            g0 = self.groups[0][0]
-            known[g0] = 2 * plane[g0].astype(np.int8) - 1
-            nbc = neighbour_sum(known, self.h, self.w)[idx]
-        else:
-            nbc = np.zeros((len(idx), self.bits), np.int8)
+    def _neighbours_coded(self, plane: np.ndarray) -> np.ndarray:
+        """nbcur of group 1 (n_1, B) int8: the sums of s(bit) over each position's 4-neighbours, all in group 0."""
+        known = np.zeros(plane.shape, np.int8)
+        g0 = self.groups[0][0]
+        known[g0] = 2 * plane[g0].astype(np.int8) - 1
+        return neighbour_sum(known, self.h, self.w)[self.groups[1][0]]
+
+    @property
+    def inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The current group's logistic inputs: (prev | coarse | nbcur as int8 (n_g, 3B), nbprev int8 (n_g, B))."""
+        idx = self._idx
+        nbc = self._nbc if self._nbc is not None else np.zeros((len(idx), self.bits), np.int8)
         return np.concatenate([self._sprev[idx], self._scoarse[idx], nbc], axis=1), self._nbp[idx]
 
     def _bucket(self, z: np.ndarray, bits: slice) -> np.ndarray:
-        """Flat context indices of logits ``z`` (n_g, bits): the half-unit bucket, then the previous frame's bit."""
-        u = z * (1.0 / (1 << (WEIGHT_SHIFT - 1)))
-        u += NUM_BUCKETS // 2
-        np.floor(u, out=u)
-        np.clip(u, 0, NUM_BUCKETS - 1, out=u)
-        ctx = u.astype(np.int32)
-        ctx *= 3
+        """Flat context indices of scaled logits ``z`` (n_g, bits) (see __init__): the half-unit bucket, with the
+        previous frame's bit. (Truncating after the clip to 0..23 is the floor: the values are non-negative.)"""
+        ctx = np.clip(z, 0, NUM_BUCKETS - 1).astype(np.int32)
+        if self._bucket_step != 1:
+            ctx *= self._bucket_step
         ctx += self._pk[:, bits]
         return ctx
 
@@ -249,29 +279,24 @@ class MixModel:
         bits = slice(first, min(first + self.block, self.bits))
         z = self._base[:, bits]
         if first:
-            z = z + self._signs[:, :first] @ self._lower[self.level, self._g, :first, bits]
+            z = z + self._known[:, :first] @ self._lower[self.level, self._g, :first, bits]
         return self._bucket(z, bits)
 
     def all_contexts(self, plane_bits: np.ndarray) -> np.ndarray:
         """Flat context indices (n_g, B) of every bit of the current group, given its bits ``plane_bits`` (n_g, B)
         uint8 (the encoder: the same values as :meth:`contexts` block by block, since a bit's logit only sees the
         blocks below its own)."""
-        s = plane_bits.astype(self.dtype)
-        s *= 2
-        s -= 1
-        return self._bucket(self._base + s @ self._lower[self.level, self._g], slice(None))
+        z = plane_bits.astype(self.dtype) @ self._lower[self.level, self._g]
+        z += self._base
+        return self._bucket(z, slice(None))
 
     def probabilities(self, ctx: np.ndarray) -> np.ndarray:
-        """P(bit = 1) per flat context index, float64 on the 2^-16 grid (the counts as at the level's start)."""
+        """P(bit = 1) per flat context index, float64 on the 2^-16 grid (the counts as at the frame's start)."""
         return np.take(self._q, ctx)
 
     def keep_block(self, first: int, sym: np.ndarray) -> None:
         """Bits ``first`` .. of the group are known (``sym`` 0/1 (n_g, block)): keep them for the blocks above."""
-        self._signs[:, first:first + sym.shape[1]] = 2 * sym - 1
-
-    def coded(self, ctx: np.ndarray, sym: np.ndarray) -> None:
-        """Both groups of the level are coded (their flat contexts and bits, any equal shapes): adapt its counts."""
-        adapt(self.counts[self.level].reshape(-1, 2), ctx.ravel(), sym.ravel())
+        self._known[:, first:first + sym.shape[1]] = sym
 
 
 def lower_mask(token_bits: int, block: int) -> np.ndarray:
@@ -326,6 +351,21 @@ def coded_symbols(p: np.ndarray, bits: np.ndarray, block: int) -> list[tuple[np.
     n, b = bits.shape
     if block == 1:  # version 2: bit by bit
         return [(binary_rows(p.T), bits.T.ravel().astype(np.int32))]
+    if b % block == 0 and block % 2 == 0:  # whole blocks of whole pairs: all pairs in one run, block-major
+
+        def order(a):
+            return a.reshape(n, b // block, block // 2).transpose(1, 0, 2)
+
+        sym = bits[:, 1::2].astype(np.int32)
+        sym *= 2
+        sym += bits[:, 0::2]
+        return [(pair_rows(order(p[:, 0::2]), order(p[:, 1::2])), order(sym).ravel())]
+    return symbols_by_block(p, bits, block)
+
+
+def symbols_by_block(p: np.ndarray, bits: np.ndarray, block: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`coded_symbols` one block at a time (any widths; the reference for its faster paths)."""
+    n, b = bits.shape
     runs: list[tuple[list, list]] = []
 
     def add(rows, sym):
@@ -365,27 +405,30 @@ def decode_block(decode, p: np.ndarray) -> np.ndarray:
 def encode_walk(model: MixModel, flat: np.ndarray, prev: list, unpack,
                 on_group=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The coding order over ``flat`` = ``uint32 (L, T, H*W)`` tokens: per (latent frame, level) and group, the
-    group's flat contexts and bits ((n_g, B) each), with ``model`` adapted after the level's two groups (the
-    caller codes each group's bits with :meth:`MixModel.probabilities` of the contexts, in the order of
-    :func:`coded_symbols`). ``prev`` (per level: the last latent frame's (H*W, B) bits, or None) is updated in
-    place. ``on_group(level, group, model, bits)``, if given, sees each group's inputs (``model.inputs``)."""
+    group's flat contexts and bits ((n_g, B) each; the contexts valid until the next step), with ``model``
+    adapted after each latent frame (the caller codes each group's bits with :meth:`MixModel.probabilities` of
+    the contexts, in the order of :func:`coded_symbols`). ``prev`` (per level: the last latent frame's (H*W, B)
+    bits, or None) is updated in place. ``on_group(level, group, model, bits)``, if given, sees each group's
+    inputs (``model.inputs``)."""
     levels, frames, _ = flat.shape
     for t in range(frames):
-        cur = None
+        cur, keys = None, []
+        model.begin_frame()
         for lv in range(levels):
             plane = unpack(flat[lv, t], model.bits)
             model.start(lv, prev[lv], cur)
-            ctx, sym = [], []
             for g in (0, 1):
                 model.group(g, plane)
                 bits = plane[model.groups[g][0]]
                 if on_group is not None:
                     on_group(lv, g, model, bits)
-                ctx.append(model.all_contexts(bits))
-                sym.append(bits)
-                yield ctx[-1], bits
-            model.coded(np.concatenate(ctx), np.concatenate(sym))
+                ctx = model.all_contexts(bits)
+                yield ctx, bits
+                ctx *= 2
+                ctx += bits
+                keys.append(ctx.ravel())
             prev[lv] = cur = plane
+        model.end_frame(np.concatenate(keys))
 
 
 def decode_walk(model: MixModel, out: np.ndarray, prev: list, decode, pack) -> None:
@@ -394,24 +437,27 @@ def decode_walk(model: MixModel, out: np.ndarray, prev: list, decode, pack) -> N
     levels, frames, n = out.shape
     b, block = model.bits, model.block
     for t in range(frames):
-        cur = None
+        cur, keys = None, []
+        model.begin_frame()
         for lv in range(levels):
-            plane = np.zeros((n, b), np.uint8)
+            plane = np.empty((n, b), np.uint8)
             model.start(lv, prev[lv], cur)
-            ctx, sym = [], []
             for g in (0, 1):
                 model.group(g, plane)
                 idx = model.groups[g][0]
+                ctx = np.empty((len(idx), b), np.int32)
+                bits = np.empty((len(idx), b), np.int32)
                 for first in range(0, b, block):
-                    c = model.contexts(first)
-                    s = decode_block(decode, model.probabilities(c))
+                    c = ctx[:, first:first + block] = model.contexts(first)
+                    s = bits[:, first:first + block] = decode_block(decode, model.probabilities(c))
                     model.keep_block(first, s)
-                    plane[idx, first:first + block] = s
-                    ctx.append(c.ravel())
-                    sym.append(s.ravel())
-            model.coded(np.concatenate(ctx), np.concatenate(sym))
+                plane[idx] = bits
+                ctx *= 2
+                ctx += bits
+                keys.append(ctx.ravel())
             out[lv, t] = pack(plane)
             prev[lv] = cur = plane
+        model.end_frame(np.concatenate(keys))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -434,7 +480,7 @@ def _logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def fit_weights(rows: dict, levels: int, token_bits: int, block: int = 1) -> np.ndarray:
     """int32 ``(levels, 2, B, 4B + 2)`` logistic weights from sampled rows: per (level, group), int8 ``(n, 5B)``
-    = the bits, then prev | coarse | nbcur | nbprev as :meth:`MixModel._inputs` gives them. Bit ``k`` sees the
+    = the bits, then prev | coarse | nbcur | nbprev as :attr:`MixModel.inputs` gives them. Bit ``k`` sees the
     bits of its token in the blocks of ``block`` bits below its own (:func:`lower_mask`)."""
     b = token_bits
     out = np.zeros((levels, 2, b, num_inputs(b)), np.int32)

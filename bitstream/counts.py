@@ -24,7 +24,12 @@ def probabilities(counts: np.ndarray, ctx: np.ndarray) -> np.ndarray:
 def adapt(counts: np.ndarray, ctx: np.ndarray, sym: np.ndarray) -> None:
     """Count each (context, bit) pair of a coding call into ``counts`` (C, 2) in place, then rescale every context
     whose total passed ADAPT_LIMIT: ``n_v = max(1, n_v * ADAPT_LIMIT div N)``."""
-    counts += np.bincount(ctx * 2 + sym, minlength=counts.size).reshape(-1, 2)
+    adapt_keys(counts, ctx * 2 + sym)
+
+
+def adapt_keys(counts: np.ndarray, keys: np.ndarray) -> None:
+    """:func:`adapt` with the pairs given as keys ``context * 2 + bit``."""
+    counts += np.bincount(keys, minlength=counts.size).reshape(-1, 2)
     tot = counts[:, 0] + counts[:, 1]
     over = tot > ADAPT_LIMIT
     if over.any():

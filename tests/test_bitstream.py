@@ -268,6 +268,15 @@ def test_golden_tokens_bytes(version):
         np.testing.assert_array_equal(back, grid)
 
 
+def test_golden_tokens_bytes_coder_v3_whole_pairs():
+    """Coder version 3 on 32-bit tokens (blocks of 8 bits, all in pairs: the encoder's fast path)."""
+    grid = _golden_tokens(2, 3, 5, 7, 32, salt=6)
+    tables = fit_tables([_golden_tokens(2, 3, 5, 7, 32, salt=10)], 32, version=3)
+    data = encode_tokens(grid, 32, tables, version=3)
+    _check_golden("tokens_v3_b32_tables.bin", data)
+    np.testing.assert_array_equal(decode_tokens(data, grid.shape, 32, tables, version=3), grid)
+
+
 def test_same_bytes_with_other_thread_settings():
     """Coding uses integers only: another process with other thread counts gives the same bytes."""
     code = (
@@ -288,6 +297,7 @@ def test_probabilities_are_on_an_exact_grid():
     m = _Model(2, 5, 6, 7, fit_tables([grid], 5, version=1).astype(np.int64))
     ctx = np.arange(5 * bitstream.NUM_CONTEXTS).reshape(-1, 5)
     mix = _mix_model(2, 5, 6, 7, bitstream.check_tables(fit_tables([grid], 5, version=3), 5, version=3), 3)
+    mix.begin_frame()
     mix.start(1, None, None)
     mix.group(0, np.zeros((42, 5), np.uint8))
     for p in (m.probabilities(1, ctx), mix.probabilities(np.arange(5 * NUM_SSE))):
@@ -797,6 +807,79 @@ def test_fitted_tables_compress_correlated_tokens(version):
 def test_random_tokens_cost_little_more_than_raw(version):
     g = np.random.default_rng(1).integers(0, 2**16, size=(2, 3, 10, 12), dtype=np.uint32)
     assert 8 * len(encode_tokens(g, 16, version=version)) < 1.03 * g.size * 16
+
+
+def test_categorical_rows_code_like_bernoulli_on_the_whole_grid():
+    """Coder versions 2 and 3 feed constriction Categorical rows (1 - p, p); FORMAT.md 7.4 promises the bytes of
+    Bernoulli(p) for every p on the 2^-16 grid, both symbols (a constriction upgrade that changed this would
+    change version 2's bytes)."""
+    import constriction
+
+    p = np.arange(bitstream.coder.PROB_MIN, bitstream.coder.PROB_ONE - bitstream.coder.PROB_MIN + 1) / 65536
+    p = np.concatenate([p, p])
+    sym = np.repeat(np.array([0, 1], np.int32), len(p) // 2)
+    a, b = constriction.stream.queue.RangeEncoder(), constriction.stream.queue.RangeEncoder()
+    a.encode(sym, constriction.stream.model.Bernoulli(perfect=False), p)
+    b.encode(sym, constriction.stream.model.Categorical(perfect=False), np.stack([1 - p, p], 1))
+    assert np.array_equal(a.get_compressed(), b.get_compressed())
+
+
+def _mix_model_with_lower_weights(version, bits=10, seed=0):
+    from bitstream.coder import _mix_model
+    from bitstream.coder_mix import NUM_SSE, MixTables, num_inputs
+
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-300, 300, (1, 2, bits, num_inputs(bits))).astype(np.int64)
+    c = rng.integers(1, 200, (1, 2, bits, NUM_SSE, 2)).astype(np.int64)
+    return _mix_model(1, bits, 4, 5, MixTables(w, c, version), version)
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_bit_sees_the_lower_bits_of_its_token_that_its_version_allows(version):
+    """Version 2: bit k's context depends on bits j < k of its token; version 3: only on the bits of the blocks
+    below k's (blocks of ceil(B / 4) bits: 3 here), never on bits of its own block."""
+    bits, block = 10, {2: 1, 3: 3}[version]
+    model = _mix_model_with_lower_weights(version, bits)
+    rng = np.random.default_rng(1)
+    plane = rng.integers(0, 2, (20, bits)).astype(np.uint8)
+    model.start(0, plane ^ 1, None)
+    model.group(0, plane)
+    idx = model.groups[0][0]
+    base = model.all_contexts(plane[idx])
+    for j in range(bits):
+        flipped = plane[idx].copy()
+        flipped[:, j] ^= 1
+        changed = (model.all_contexts(flipped) != base).any(axis=0)
+        allowed = np.arange(bits) >= (j // block + 1) * block  # bits of the blocks above j's
+        assert not changed[~allowed].any(), (j, changed)
+        assert changed[allowed].any() or not allowed.any()
+
+
+@pytest.mark.parametrize("bits,block", [(32, 8), (16, 4), (8, 2), (6, 2), (32, 1)])
+def test_coded_symbols_fast_paths_match_the_block_by_block_reference(bits, block):
+    from bitstream.coder_mix import coded_symbols, symbols_by_block
+
+    rng = np.random.default_rng(bits + block)
+    p = rng.integers(32, 65505, (7, bits)) / 65536
+    b = rng.integers(0, 2, (7, bits)).astype(np.uint8)
+    fast, ref = coded_symbols(p, b, block), symbols_by_block(p, b, block)
+    assert len(fast) == len(ref)
+    for (rows_f, sym_f), (rows_r, sym_r) in zip(fast, ref):
+        np.testing.assert_array_equal(rows_f, rows_r)
+        np.testing.assert_array_equal(sym_f, sym_r)
+
+
+def test_float32_and_float64_logits_give_the_same_bytes(monkeypatch):
+    """The logistic sums run in float32 when the weights keep every partial sum below 2^24, else in float64;
+    both are exact, so forcing float64 gives the same bytes."""
+    grid = synthetic_tokens(chunks=1, levels=2, frames=3, height=6, width=7, token_bits=12, seed=4)[0]
+    tables = fit_tables([grid], 12, version=3)
+    fast = encode_tokens(grid, 12, tables)
+    from bitstream import coder_mix
+
+    monkeypatch.setattr(coder_mix, "weight_bound", lambda w: 1 << 30)
+    assert coder_mix.MixModel(1, 12, 2, 2, None, None, 4).dtype == np.float64
+    assert encode_tokens(grid, 12, tables) == fast
 
 
 def test_bench_script(tmp_path, capsys):

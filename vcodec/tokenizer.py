@@ -28,6 +28,7 @@ from .model.checkpoint import (
     default_rate_points,
     load_checkpoint,
     rate_points,
+    stored_mix_tables,
     weights_hash,
 )
 from .model.config import TokenizerConfig
@@ -48,8 +49,9 @@ class Tokenizer:
         self.weights_hash = weights_hash(state)
         self.rate_points = rate_points or default_rate_points(self.config)
         self.coder_tables = None if coder_tables is None else np.asarray(coder_tables)  # coder version 1
-        # coder version 2, per token width: {bits: MixTables}
-        self.mix_tables = {int(b): bitstream.MixTables.of(t) for b, t in (mix_tables or {}).items()}
+        # the learned coder's (versions 2, 3), per version and token width: {version: {bits: MixTables}}
+        self.mix_tables = {int(v): {int(b): bitstream.MixTables.of(t) for b, t in by_bits.items()}
+                           for v, by_bits in (mix_tables or {}).items()}
         self.card = card or {}
 
     # ---- construction ----------------------------------------------------------------------------
@@ -78,7 +80,7 @@ class Tokenizer:
         model = _round_to_fp16(model)
         name = path.stem   # the header names the model by file stem (never a full path: bytes stay reproducible)
         return cls(model, name=name, rate_points=rate_points(ckpt, model.cfg),
-                   coder_tables=ckpt.get("coder_tables"), mix_tables=ckpt.get("mix_tables"), card=ckpt.get("card"),
+                   coder_tables=ckpt.get("coder_tables"), mix_tables=stored_mix_tables(ckpt), card=ckpt.get("card"),
                    device=device, path=path)
 
     # ---- properties ------------------------------------------------------------------------------
@@ -108,18 +110,21 @@ class Tokenizer:
         raise QualityError(f"quality {quality} is not offered by model {self.name} (choose one of {qs})")
 
     def coder_version(self, bits: int) -> int:
-        """The entropy coder version a new stream of ``bits``-bit tokens uses: 2 when the model has version 2
-        tables for that width (or no tables at all), else 1 with its version 1 tables."""
-        return 1 if bits not in self.mix_tables and self.coder_tables is not None else bitstream.CODER_VERSION
+        """The entropy coder version a new stream of ``bits``-bit tokens uses: the newest learned coder version the
+        model has tables for at that width; else 1 with its version 1 tables; else CODER_VERSION (uniform prior)."""
+        learned = [v for v, by_bits in self.mix_tables.items() if bits in by_bits]
+        if learned:
+            return max(learned)
+        return 1 if self.coder_tables is not None else bitstream.CODER_VERSION
 
     def tables_for(self, bits: int, version: int | None = None):
         """The coder tables for a stream of ``bits``-bit tokens coded with coder ``version`` (default
-        :meth:`coder_version`): version 2's fitted for that width (None: the uniform prior); version 1's count
-        tables of a token's low bits (a stream that codes fewer bits per token uses the first ``bits`` rows of
-        each plane's table), or None."""
+        :meth:`coder_version`): the learned coder's fitted for that width (None: the uniform prior); version 1's
+        count tables of a token's low bits (a stream that codes fewer bits per token uses the first ``bits`` rows
+        of each plane's table), or None."""
         version = self.coder_version(bits) if version is None else version
-        if version == 2:
-            return self.mix_tables.get(bits)
+        if version != 1:
+            return self.mix_tables.get(version, {}).get(bits)
         if self.coder_tables is None:
             return None
         return np.ascontiguousarray(self.coder_tables[:, :bits])

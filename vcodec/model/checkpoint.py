@@ -87,15 +87,27 @@ def build_from_checkpoint(ckpt: dict, *, use_ema: bool = True) -> VideoTokenizer
     return model.eval()
 
 
+def mix_tables_key(version: int) -> str:
+    """The checkpoint key of the learned coder's tables of ``version``: "mix_tables" for version 2 (as models
+    shipped before version 3 store them), "mix_tables_v3" and so on after it."""
+    return "mix_tables" if version == 2 else f"mix_tables_v{version}"
+
+
+def stored_mix_tables(ckpt: dict) -> dict:
+    """``{version: {bits: tables dict}}`` of every learned-coder table set a checkpoint holds."""
+    return {v: ckpt[mix_tables_key(v)] for v in range(2, 10) if ckpt.get(mix_tables_key(v))}
+
+
 def export_inference(ckpt: dict, *, rate_points: list[dict], coder_tables: np.ndarray | None,
                      card: dict, mix_tables: dict | None = None) -> dict:
     """The shipped form: EMA weights in fp16, config, rate points, integer coder tables (``coder_tables``: coder
-    version 1's; ``mix_tables``: version 2's, ``{bits: {"weights", "counts"}}``), card facts."""
+    version 1's; ``mix_tables``: the learned coder's, ``{version: {bits: MixTables}}``, stored per version under
+    :func:`mix_tables_key`), card facts."""
     state = ckpt.get("ema") or ckpt["model"]
     half = {k: v.detach().to(torch.float16).cpu() for k, v in state.items()}
+    tables = {mix_tables_key(v): {int(b): t.as_dict() for b, t in by_bits.items()}
+              for v, by_bits in (mix_tables or {}).items()}
     return {"format": MODEL_FORMAT, "config": ckpt["config"], "ema": half, "model": half,
             "weights_hash": weights_hash(half), "rate_points": rate_points,
-            "coder_tables": None if coder_tables is None else np.asarray(coder_tables),
-            "mix_tables": {int(b): (t.as_dict() if hasattr(t, "as_dict") else dict(t))
-                           for b, t in (mix_tables or {}).items()},
+            "coder_tables": None if coder_tables is None else np.asarray(coder_tables), **tables,
             "card": card}

@@ -35,7 +35,14 @@ import torch
 import bitstream
 
 from ..metrics import ms_ssim_rgb, psnr_y_bt709_limited
-from ..model.checkpoint import atomic_save, build_from_checkpoint, export_inference, load_checkpoint, rate_points
+from ..model.checkpoint import (
+    atomic_save,
+    build_from_checkpoint,
+    export_inference,
+    load_checkpoint,
+    rate_points,
+    stored_mix_tables,
+)
 from ..model.config import TokenizerConfig
 from ..tokenizer import Tokenizer, _round_to_fp16, token_prefix
 
@@ -64,18 +71,20 @@ def corpus_grids(tok: Tokenizer, corpus: Path, max_runs: int = 24) -> list[np.nd
 
 
 def fit_coder_tables(tok: Tokenizer, grids: list[np.ndarray]) -> tuple[np.ndarray, dict]:
-    """Both coder versions' tables learned from ``grids``: version 1's count tables (all bits), and version 2's
-    :class:`bitstream.MixTables` for each token width the rate points use, over as many planes as they code."""
+    """Coder tables learned from ``grids``: version 1's count tables (all bits), and the current learned coder
+    version's :class:`bitstream.MixTables` for each token width the rate points use, over as many planes as they
+    code: ``(v1, {CODER_VERSION: {bits: MixTables}})``."""
     v1 = bitstream.fit_tables(grids, tok.token_bits, version=1)
     widths: dict[int, int] = {}
     for rp in tok.rate_points:
         bits, planes = tok.quality_point(rp.quality)
         widths[bits] = max(widths.get(bits, 0), planes)
     mix = {}
+    version = bitstream.CODER_VERSION
     for bits, planes in sorted(widths.items()):
-        mix[bits] = bitstream.fit_tables([token_prefix(g, bits, planes) for g in grids], bits, version=2)
-        print(f"coder v2 tables fitted for {bits}-bit tokens, {planes} plane(s)", flush=True)
-    return v1, mix
+        mix[bits] = bitstream.fit_tables([token_prefix(g, bits, planes) for g in grids], bits, version=version)
+        print(f"coder v{version} tables fitted for {bits}-bit tokens, {planes} plane(s)", flush=True)
+    return v1, {version: mix}
 
 
 V1_CONFIG_NAME = "vcodec-default"   # model v1, whose training curve mixes the old and the unified PSNR-Y
@@ -211,7 +220,7 @@ def write_card(path: Path, card: dict) -> None:
 
 def _shipped_tokenizer(ckpt: dict, name: str) -> Tokenizer:
     return Tokenizer(_round_to_fp16(build_from_checkpoint(ckpt)), name=name, rate_points=rate_points(ckpt, TokenizerConfig.from_dict(ckpt["config"])),
-                     coder_tables=ckpt.get("coder_tables"), mix_tables=ckpt.get("mix_tables"))
+                     coder_tables=ckpt.get("coder_tables"), mix_tables=stored_mix_tables(ckpt))
 
 
 def main(argv=None) -> None:
@@ -246,8 +255,12 @@ def main(argv=None) -> None:
     else:
         tok = Tokenizer(model, name=args.output.stem, rate_points=rate_points(ckpt, cfg) if shipped_input else None)
         tok.coder_tables, tok.mix_tables = fit_coder_tables(tok, corpus_grids(tok, args.data / "corpus.npz"))
-        if shipped_input and ckpt.get("coder_tables") is not None:
-            tok.coder_tables = np.asarray(ckpt["coder_tables"])  # streams already written name these tables
+        if shipped_input:  # streams already written name the tables of the older coder versions: keep them
+            if ckpt.get("coder_tables") is not None:
+                tok.coder_tables = np.asarray(ckpt["coder_tables"])
+            older = {v: {int(b): bitstream.MixTables.of(t) for b, t in by_bits.items()}
+                     for v, by_bits in stored_mix_tables(ckpt).items() if v != bitstream.CODER_VERSION}
+            tok.mix_tables = {**older, **tok.mix_tables}
     segments = heldout_segments(args.data, args.manifest)
     rows = measure(tok, segments)
     for r in rows:

@@ -40,7 +40,7 @@ from .errors import CorruptDataError, TablesMismatchError
 CODER_ID = "vcb-ctxbin"
 CODER_VERSION = 3  # what new streams use
 CODER_VERSIONS = (1, 2, 3)  # what this package reads and writes
-MIX_VERSIONS = (2, 3)  # the versions of coder_mix's learned model (bit by bit, and in blocks of 8 bits)
+MIX_VERSIONS = (2, 3)  # the versions of coder_mix's learned model (bit by bit; a token in 4 blocks of bits)
 
 NUM_CONTEXTS = 108  # per (level, bit): 2 groups x 3 prev x 6 spatial x 3 coarse
 FIT_TOTAL = 256  # fit_tables scales each learned context to n0 + n1 <= FIT_TOTAL

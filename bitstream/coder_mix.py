@@ -273,14 +273,22 @@ class MixModel:
         ctx += self._pk[:, bits]
         return ctx
 
-    def contexts(self, first: int) -> np.ndarray:
+    def contexts(self, first: int, out: np.ndarray) -> np.ndarray:
         """Flat context indices (n_g, block) of the block of bits starting at bit ``first``, for every position of
-        the current group: the logit (an exact integer) cut into half-unit buckets, then the previous frame's bit."""
+        the current group, written into ``out`` (int32, returned): the logit (an exact integer) cut into half-unit
+        buckets, then the previous frame's bit."""
         bits = slice(first, min(first + self.block, self.bits))
-        z = self._base[:, bits]
         if first:
-            z = z + self._known[:, :first] @ self._lower[self.level, self._g, :first, bits]
-        return self._bucket(z, bits)
+            z = self._known[:, :first] @ self._lower[self.level, self._g, :first, bits]
+            z += self._base[:, bits]
+            np.clip(z, 0, NUM_BUCKETS - 1, out=z)
+        else:
+            z = np.clip(self._base[:, bits], 0, NUM_BUCKETS - 1)
+        out[...] = z  # truncation = floor: the values are non-negative
+        if self._bucket_step != 1:
+            out *= self._bucket_step
+        out += self._pk[:, bits]
+        return out
 
     def all_contexts(self, plane_bits: np.ndarray) -> np.ndarray:
         """Flat context indices (n_g, B) of every bit of the current group, given its bits ``plane_bits`` (n_g, B)
@@ -386,12 +394,11 @@ def symbols_by_block(p: np.ndarray, bits: np.ndarray, block: int) -> list[tuple[
     return [(np.concatenate(r), np.concatenate(sym).astype(np.int32)) for r, sym in runs]
 
 
-def decode_block(decode, p: np.ndarray) -> np.ndarray:
-    """The bits (n_g, w) int32 of one block of a group given their P(bit = 1) (n_g, w): pairs of bits as 4-symbol
-    alphabets, an odd last bit alone (the order of :func:`coded_symbols`); ``decode(rows)`` decodes one symbol
-    per probability row."""
+def decode_block(decode, p: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Decode the bits of one block of a group into ``out`` (n_g, w) (returned), given their P(bit = 1) (n_g, w):
+    pairs of bits as 4-symbol alphabets, an odd last bit alone (the order of :func:`coded_symbols`);
+    ``decode(rows)`` decodes one symbol per probability row."""
     n, w = p.shape
-    out = np.empty((n, w), np.int32)
     even = w // 2 * 2
     if w >= 2:
         sym = np.asarray(decode(pair_rows(p[:, 0:even:2], p[:, 1:even:2])), np.int32).reshape(n, even // 2)
@@ -448,9 +455,8 @@ def decode_walk(model: MixModel, out: np.ndarray, prev: list, decode, pack) -> N
                 ctx = np.empty((len(idx), b), np.int32)
                 bits = np.empty((len(idx), b), np.int32)
                 for first in range(0, b, block):
-                    c = ctx[:, first:first + block] = model.contexts(first)
-                    s = bits[:, first:first + block] = decode_block(decode, model.probabilities(c))
-                    model.keep_block(first, s)
+                    c = model.contexts(first, ctx[:, first:first + block])
+                    model.keep_block(first, decode_block(decode, model.probabilities(c), bits[:, first:first + block]))
                 plane[idx] = bits
                 ctx *= 2
                 ctx += bits

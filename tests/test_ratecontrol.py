@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 import bitstream
 import vcodec
 from vcodec.cli import main
-from vcodec.errors import ArgumentError
+from vcodec.errors import ArgumentError, VcodecWarning
 from vcodec.io.synthetic import pattern_frames, write_clip
 from vcodec.ratecontrol import parse_bitrate
 from vcodec.testing import save_tokenizer, tiny_tokenizer
@@ -97,11 +98,18 @@ def test_decoding_follows_each_chunks_rate_point(tok, frames):
     np.testing.assert_array_equal(got, vcodec.decompress(data, tokenizer=tok))
 
 
-@pytest.mark.parametrize("kbps, quality", [(0.5, 1), (500, 4)])
-def test_targets_beyond_the_ladder_get_its_ends(tok, frames, kbps, quality):
-    data = vcodec.compress(frames, tokenizer=tok, bitrate=kbps * 1000, frame_rate=FPS)
+@pytest.mark.parametrize("kbps, quality, end", [(0.5, 1, "lowest"), (500, 4, "highest")])
+def test_targets_beyond_the_ladder_get_its_ends(tok, frames, kbps, quality, end):
+    with pytest.warns(VcodecWarning, match=f"outside what model .* offers for this video: its {end} quality"):
+        data = vcodec.compress(frames, tokenizer=tok, bitrate=kbps * 1000, frame_rate=FPS)
     bits, planes = POINTS[quality - 1]
     assert vcodec.info(data)["chunk_rates"] == {f"{planes}x{bits}": CHUNKS}
+
+
+def test_targets_inside_the_ladder_get_no_warning(tok, frames, ladder_kbps):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VcodecWarning)
+        vcodec.compress(frames, tokenizer=tok, bitrate=(ladder_kbps[2] + ladder_kbps[3]) * 500, frame_rate=FPS)
 
 
 def test_quality_and_bitrate_exclude_each_other(tok, frames):

@@ -316,7 +316,8 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
     chooses for the chunk), continuing the previous chunk's stream (model state and coder contexts) when
     ``continues``; ``after(n)`` runs after each (to interleave audio), ``coded(window, tokens, continues, bits)``
     before it (to measure what a decoder will see), ``progress(k)`` after each latent frame (``k`` frames, at
-    most 4)."""
+    most 4). With ``rate``, a target outside what the model's rate points spend on this video is a VcodecWarning
+    (:meth:`RateController.out_of_range`)."""
     from vcodec.tokenizer import token_prefix
 
     stream = StreamState()
@@ -340,6 +341,9 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
             coded(window, tokens, continues, chunk_bits)
         if after is not None:
             after(len(window))
+    note = None if rate is None else rate.out_of_range(tok.name)
+    if note:
+        warnings.warn(note, VcodecWarning, stacklevel=3)
 
 
 def decoder_for(reader: VcbReader, *, tokenizer: Tokenizer | None, model, device: str, name: str) -> Tokenizer:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 CHUNK_OVERHEAD = RECORD_HEADER.size + CHUNK_HEADER.size + INDEX_ENTRY.itemsize  # bytes a chunk costs besides its data
 STREAM_OVERHEAD = RECORD_HEADER.size + INDEX_HEADER.size + END_RECORD_SIZE  # the index record's head and END
+TOLERANCE = 0.05  # a stream further than this from its target because of the ladder's ends gets a warning
 HORIZON = 3  # chunks over which a deviation from the target is made up, when the stream's length is known
 
 _BITRATE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKmM]?)\s*(?:bit/s|bps|b/s)?\s*\Z")
@@ -96,9 +97,26 @@ class RateController:
         self.frames = 0
         self.context = CoderContext()  # the coder state of the chunks written so far
         self.used: Counter[int] = Counter()  # chunks per quality
+        self.beyond = {-1: 0, 1: 0}  # chunks that wanted less than the lowest point gave (-1), more than the highest (1)
         target_bpp = bitrate / float(frame_rate) / (header.width * header.height)
         known = [i for i, p in enumerate(self.points) if p.bpp]
         self._at = min(known, key=lambda i: abs(self.points[i].bpp - target_bpp)) if known else 0
+
+    def out_of_range(self, model: str) -> str | None:
+        """A one-line note when the stream missed its target by more than :data:`TOLERANCE` because the target
+        lies outside what the model's rate points spend on this video (chunks at the lowest point still over
+        budget, or at the highest still under); None otherwise."""
+        if not self.frames:
+            return None
+        got = self.spent / self.frames / self.bytes_per_frame - 1
+        if got > TOLERANCE and self.beyond[-1]:
+            end, verb = "lowest", "spends more"
+        elif got < -TOLERANCE and self.beyond[1]:
+            end, verb = "highest", "spends less"
+        else:
+            return None
+        return (f"--bitrate {self.bitrate / 1000:g}k is outside what model {model} offers for this video: its {end} "
+                f"quality {verb} (about {(1 + got) * self.bitrate / 1000:.1f} kbit/s here)")
 
     @property
     def full_grid(self) -> tuple[int, int]:
@@ -140,6 +158,10 @@ class RateController:
                 i += step
         data, self.context = tried[i]
         self._at = i
+        if i == 0 and len(data) > want:
+            self.beyond[-1] += 1
+        elif i == len(self.points) - 1 and len(data) < want:
+            self.beyond[1] += 1
         self.spent += len(data) + CHUNK_OVERHEAD
         self.frames += num_frames
         self.used[self.points[i].quality] += 1

@@ -345,11 +345,12 @@ def _fit_mix_tables(grids: list, token_bits: int, version: int, rng) -> MixTable
     weights = coder_mix.fit_weights(sampled, levels, token_bits, block)
     fitted = MixTables(weights.astype(np.int64), np.ones((levels, 2, token_bits, coder_mix.NUM_SSE, 2), np.int64),
                        version)
-    acc = np.zeros(fitted.counts.size, np.int64)
+    acc = np.zeros(fitted.counts.size, np.int64)  # level-major, as the levels' flat context indices
     for grid in grids:
         model = _mix_model(*grid.shape[:1], token_bits, *grid.shape[2:], fitted, version)
         for ctx, bits in _mix_walk(grid, model):
-            acc[:model.counts.size] += np.bincount((ctx * 2 + bits).ravel(), minlength=model.counts.size)
+            level = acc[model.level * model.counts[0].size:(model.level + 1) * model.counts[0].size]
+            level += np.bincount((ctx * 2 + bits).ravel(), minlength=level.size)
     return MixTables(weights, _initial_counts(acc.reshape(fitted.counts.shape)), version)
 
 

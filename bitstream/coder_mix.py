@@ -170,16 +170,17 @@ class MixModel:
     being coded. Shared by encoder, decoder and the fitting of the tables, so that all three compute the same
     contexts.
 
-    Per latent frame: :meth:`begin_frame` (fixes every level's probabilities: a level's counts change only after
-    the frame, see :meth:`end_frame`); per level: :meth:`start` with the previous latent frame's and the coarser
-    level's bit planes; then per group ``g`` in (0, 1): :meth:`group` (with the current plane, whose group 0 is
-    known when g = 1), whose bits are coded in blocks of ``block`` bits (:meth:`contexts` of a block,
-    :meth:`probabilities`, code, :meth:`keep_block`). The encoder, knowing every bit, takes a group's blocks at once
-    (:meth:`all_contexts`). :meth:`end_frame` adapts the counts with every (context, bit) of the frame (every
-    (level, group, bit) has its own table, so this equals adapting after each coding call, as FORMAT.md 7.3
-    states it).
+    Per (latent frame, level): :meth:`start` with the previous latent frame's and the coarser level's bit planes
+    (which fixes the level's probabilities); then per group ``g`` in (0, 1): :meth:`group` (with the current
+    plane, whose group 0 is known when g = 1), whose bits are coded in blocks of ``block`` bits (:meth:`contexts`
+    of a block, :meth:`probabilities`, code, :meth:`keep_block`), then :meth:`coded` adapts the group's counts
+    (every (level, group, bit) has its own table, used once per latent frame, so this equals adapting after each
+    coding call, as FORMAT.md 7.3 states it). The encoder, knowing every bit, takes a group's blocks at once
+    (:meth:`all_contexts`).
 
-    Context indices are flat over all tables: ``((level * 2 + g) * B + k) * NUM_SSE + context``."""
+    Context indices are flat over a level's tables: ``(g * B + k) * NUM_SSE + context``. (Every array a step
+    allocates is of one group's size at most, which keeps the allocator from returning memory to the system and
+    faulting it back in between steps.)"""
 
     def __init__(self, levels: int, token_bits: int, h: int, w: int, tables: MixTables | None, groups,
                  block: int = 1):
@@ -209,20 +210,16 @@ class MixModel:
             return np.ascontiguousarray(a * scale, self.dtype)
 
         self._lower = scaled(lower.transpose(0, 1, 3, 2))  # (L, 2, B_j, B_k)
-        self._rest = scaled(rest[..., :3 * b].transpose(0, 1, 3, 2))  # (L, 2, 3B, B): prev, coarse, nbcur
+        self._rest = scaled(rest[..., :3 * b].transpose(0, 1, 3, 2)).reshape(levels, 2, 3, b, b)  # prev, coarse, nbcur
         self._nbprev = scaled(rest[..., 3 * b])  # (L, 2, B)
         self._bias = scaled(rest[..., 3 * b + 1])  # (L, 2, B)
         # a context is bucket * 3 + previous frame's bit in version 2, previous frame's bit * 24 + bucket in 3
         self._bucket_step, self._prev_step = (3, 1) if block == 1 else (1, NUM_BUCKETS)
-        self._koff = np.arange(levels * 2 * b, dtype=np.int32).reshape(levels, 2, b) * NUM_SSE  # its table's offset
+        self._koff = np.arange(2 * b, dtype=np.int32).reshape(2, b) * NUM_SSE  # (g, k) -> its table's offset
 
-    def begin_frame(self) -> None:
-        """Begin a latent frame: P(bit = 1) of every context, float64 on the 2^-16 grid (6.4), from the counts."""
-        self._q = probabilities(self.counts.reshape(-1, 2), slice(None))
-
-    def end_frame(self, keys: np.ndarray) -> None:
-        """The latent frame is coded: adapt the counts with the keys ``context * 2 + bit`` (1-D) of all its bits."""
-        adapt_keys(self.counts.reshape(-1, 2), keys)
+    def coded(self, keys: np.ndarray) -> None:
+        """The current group is coded: adapt its counts with the keys ``context * 2 + bit`` of all its bits."""
+        adapt_keys(self.counts[self.level].reshape(-1, 2), keys.ravel())
 
     def start(self, level: int, prev: np.ndarray | None, coarse: np.ndarray | None) -> None:
         """Begin a latent frame's level; ``prev`` / ``coarse``: (H*W, B) uint8 bits, or None (absent). ``prev`` may
@@ -236,19 +233,27 @@ class MixModel:
         if self._prev_step != 1:
             pk *= self._prev_step
         self._prevk = pk
+        # P(bit = 1) of every context of the level, float64 on the 2^-16 grid (6.4)
+        self._q = probabilities(self.counts[level].reshape(-1, 2), slice(None))
 
     def group(self, g: int, plane: np.ndarray) -> None:
         """Begin group ``g``; ``plane`` (H*W, B) uint8 holds group 0's bits when g = 1 (other entries unused)."""
         idx = self.groups[g][0]
         lv, b = self.level, self.bits
         self._g, self._idx, self._nbc = g, idx, self._neighbours_coded(plane) if g == 1 else None
-        # prev | coarse (| nbcur for group 1: group 0's nbcur inputs are all 0), int8 (n_g, 2B or 3B)
-        x = np.concatenate([self._sprev[idx], self._scoarse[idx]] + ([self._nbc] if g else []), axis=1)
-        # (n_g, B) logits without the lower bits' terms, which the contexts add as the bits become known
-        self._base = (x.astype(self.dtype) @ self._rest[lv, g, :x.shape[1]] + self._nbp[idx] * self._nbprev[lv, g]
-                      + self._bias[lv, g])
+        # (n_g, B) logits without the lower bits' terms, which the contexts add as the bits become known: prev,
+        # coarse (and nbcur for group 1; group 0's are all 0), nbprev, bias
+        w = self._rest[lv, g]
+        base = self._sprev[idx].astype(self.dtype) @ w[0]
+        base += self._scoarse[idx].astype(self.dtype) @ w[1]
+        if g:
+            base += self._nbc.astype(self.dtype) @ w[2]
+        base += self._nbp[idx] * self._nbprev[lv, g]
+        base += self._bias[lv, g]
+        self._base = base
         self._known = np.zeros((len(idx), b), self.dtype)  # the bits coded so far in this group
-        self._pk = self._prevk[idx] + self._koff[lv, g]  # the previous frame's bit, offset to each bit's own table
+        self._pk = self._prevk[idx]
+        self._pk += self._koff[g]  # the previous frame's bit, offset to each bit's own table
 
     def _neighbours_coded(self, plane: np.ndarray) -> np.ndarray:
         """nbcur of group 1 (n_1, B) int8: the sums of s(bit) over each position's 4-neighbours, all in group 0."""
@@ -299,7 +304,7 @@ class MixModel:
         return self._bucket(z, slice(None))
 
     def probabilities(self, ctx: np.ndarray) -> np.ndarray:
-        """P(bit = 1) per flat context index, float64 on the 2^-16 grid (the counts as at the frame's start)."""
+        """P(bit = 1) per flat context index, float64 on the 2^-16 grid (the counts as at the level's start)."""
         return np.take(self._q, ctx)
 
     def keep_block(self, first: int, sym: np.ndarray) -> None:
@@ -413,14 +418,13 @@ def encode_walk(model: MixModel, flat: np.ndarray, prev: list, unpack,
                 on_group=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The coding order over ``flat`` = ``uint32 (L, T, H*W)`` tokens: per (latent frame, level) and group, the
     group's flat contexts and bits ((n_g, B) each; the contexts valid until the next step), with ``model``
-    adapted after each latent frame (the caller codes each group's bits with :meth:`MixModel.probabilities` of
+    adapted after each group (the caller codes each group's bits with :meth:`MixModel.probabilities` of
     the contexts, in the order of :func:`coded_symbols`). ``prev`` (per level: the last latent frame's (H*W, B)
     bits, or None) is updated in place. ``on_group(level, group, model, bits)``, if given, sees each group's
     inputs (``model.inputs``)."""
     levels, frames, _ = flat.shape
     for t in range(frames):
-        cur, keys = None, []
-        model.begin_frame()
+        cur = None
         for lv in range(levels):
             plane = unpack(flat[lv, t], model.bits)
             model.start(lv, prev[lv], cur)
@@ -433,9 +437,8 @@ def encode_walk(model: MixModel, flat: np.ndarray, prev: list, unpack,
                 yield ctx, bits
                 ctx *= 2
                 ctx += bits
-                keys.append(ctx.ravel())
+                model.coded(ctx)
             prev[lv] = cur = plane
-        model.end_frame(np.concatenate(keys))
 
 
 def decode_walk(model: MixModel, out: np.ndarray, prev: list, decode, pack) -> None:
@@ -444,8 +447,7 @@ def decode_walk(model: MixModel, out: np.ndarray, prev: list, decode, pack) -> N
     levels, frames, n = out.shape
     b, block = model.bits, model.block
     for t in range(frames):
-        cur, keys = None, []
-        model.begin_frame()
+        cur = None
         for lv in range(levels):
             plane = np.empty((n, b), np.uint8)
             model.start(lv, prev[lv], cur)
@@ -460,10 +462,9 @@ def decode_walk(model: MixModel, out: np.ndarray, prev: list, decode, pack) -> N
                 plane[idx] = bits
                 ctx *= 2
                 ctx += bits
-                keys.append(ctx.ravel())
+                model.coded(ctx)
             out[lv, t] = pack(plane)
             prev[lv] = cur = plane
-        model.end_frame(np.concatenate(keys))
 
 
 # ----------------------------------------------------------------------------------------------

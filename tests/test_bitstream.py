@@ -297,7 +297,6 @@ def test_probabilities_are_on_an_exact_grid():
     m = _Model(2, 5, 6, 7, fit_tables([grid], 5, version=1).astype(np.int64))
     ctx = np.arange(5 * bitstream.NUM_CONTEXTS).reshape(-1, 5)
     mix = _mix_model(2, 5, 6, 7, bitstream.check_tables(fit_tables([grid], 5, version=3), 5, version=3), 3)
-    mix.begin_frame()
     mix.start(1, None, None)
     mix.group(0, np.zeros((42, 5), np.uint8))
     for p in (m.probabilities(1, ctx), mix.probabilities(np.arange(5 * NUM_SSE))):

@@ -30,6 +30,7 @@ from fractions import Fraction
 import click
 
 from vcodec import __version__
+from vcodec.allocator import keep_freed_memory
 from vcodec.errors import ArgumentError, VcodecError, VcodecWarning
 from vcodec.models import DEFAULT_MODEL
 from vcodec.stream import DEFAULT_KEYINT
@@ -226,6 +227,7 @@ def main() -> None:
 
     Set VCODEC_DEBUG=1 for tracebacks.
     """
+    keep_freed_memory()
 
 
 def _emit_json(obj, to_stderr: bool) -> None:

@@ -333,7 +333,7 @@ def _fit_mix_tables(grids: list, token_bits: int, version: int, rng) -> MixTable
         rows.setdefault((lv, g), []).append(np.concatenate([2 * bits_.astype(np.int8) - 1, x, nbp], axis=1))
 
     for grid in grids:
-        for _ in _mix_walk(grid, _mix_model(*grid.shape[:1], token_bits, *grid.shape[2:], None, version), keep):
+        for _ in _mix_walk(grid, token_bits, None, version, keep):
             pass
     sampled = {}
     for key, parts in rows.items():
@@ -345,13 +345,11 @@ def _fit_mix_tables(grids: list, token_bits: int, version: int, rng) -> MixTable
     weights = coder_mix.fit_weights(sampled, levels, token_bits, block)
     fitted = MixTables(weights.astype(np.int64), np.ones((levels, 2, token_bits, coder_mix.NUM_SSE, 2), np.int64),
                        version)
-    acc = np.zeros(fitted.counts.size, np.int64)  # level-major, as the levels' flat context indices
+    acc = np.zeros_like(fitted.counts)
     for grid in grids:
-        model = _mix_model(*grid.shape[:1], token_bits, *grid.shape[2:], fitted, version)
-        for ctx, bits in _mix_walk(grid, model):
-            level = acc[model.level * model.counts[0].size:(model.level + 1) * model.counts[0].size]
-            level += np.bincount((ctx * 2 + bits).ravel(), minlength=level.size)
-    return MixTables(weights, _initial_counts(acc.reshape(fitted.counts.shape)), version)
+        for lv, ctx, bits in _mix_walk(grid, token_bits, fitted, version):  # ctx: flat over the level's tables
+            acc[lv] += np.bincount((ctx * 2 + bits).ravel(), minlength=acc[lv].size).reshape(acc.shape[1:])
+    return MixTables(weights, _initial_counts(acc), version)
 
 
 def _mix_model(levels: int, token_bits: int, h: int, w: int, tables: MixTables | None, version: int) -> MixModel:
@@ -359,10 +357,14 @@ def _mix_model(levels: int, token_bits: int, h: int, w: int, tables: MixTables |
                     coder_mix.block_bits(version, token_bits))
 
 
-def _mix_walk(grid: np.ndarray, model: MixModel, on_group=None):
-    """:func:`coder_mix.encode_walk` over one checked grid on its own with ``model`` (for fitting)."""
+def _mix_walk(grid: np.ndarray, token_bits: int, tables: MixTables | None, version: int, on_group=None):
+    """:func:`coder_mix.encode_walk` over one checked grid on its own (for fitting): ``(level, contexts, bits)``
+    per group."""
     levels, frames, h, w = grid.shape
-    yield from coder_mix.encode_walk(model, grid.reshape(levels, frames, h * w), [None] * levels, _unpack, on_group)
+    model = _mix_model(levels, token_bits, h, w, tables, version)
+    for ctx, bits in coder_mix.encode_walk(model, grid.reshape(levels, frames, h * w), [None] * levels, _unpack,
+                                           on_group):
+        yield model.level, ctx, bits
 
 
 # ----------------------------------------------------------------------------------------------

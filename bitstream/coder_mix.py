@@ -234,7 +234,7 @@ class MixModel:
             pk *= self._prev_step
         self._prevk = pk
         # P(bit = 1) of every context of the level, float64 on the 2^-16 grid (6.4)
-        self._q = probabilities(self.counts[level].reshape(-1, 2), slice(None))
+        self._q = probability_table(self.counts[level].reshape(-1, 2))
 
     def group(self, g: int, plane: np.ndarray) -> None:
         """Begin group ``g``; ``plane`` (H*W, B) uint8 holds group 0's bits when g = 1 (other entries unused)."""
@@ -269,14 +269,16 @@ class MixModel:
         nbc = self._nbc if self._nbc is not None else np.zeros((len(idx), self.bits), np.int8)
         return np.concatenate([self._sprev[idx], self._scoarse[idx], nbc], axis=1), self._nbp[idx]
 
-    def _bucket(self, z: np.ndarray, bits: slice) -> np.ndarray:
-        """Flat context indices of scaled logits ``z`` (n_g, bits) (see __init__): the half-unit bucket, with the
-        previous frame's bit. (Truncating after the clip to 0..23 is the floor: the values are non-negative.)"""
-        ctx = np.clip(z, 0, NUM_BUCKETS - 1).astype(np.int32)
+    def _bucket(self, z: np.ndarray, bits: slice, out: np.ndarray) -> np.ndarray:
+        """Flat context indices of scaled logits ``z`` (n_g, bits) (see __init__; clipped in place), written into
+        ``out`` (int32, returned): the half-unit bucket, with the previous frame's bit. (Truncating after the clip to
+        0..23 is the floor: the values are non-negative.)"""
+        np.clip(z, 0, NUM_BUCKETS - 1, out=z)
+        out[...] = z
         if self._bucket_step != 1:
-            ctx *= self._bucket_step
-        ctx += self._pk[:, bits]
-        return ctx
+            out *= self._bucket_step
+        out += self._pk[:, bits]
+        return out
 
     def contexts(self, first: int, out: np.ndarray) -> np.ndarray:
         """Flat context indices (n_g, block) of the block of bits starting at bit ``first``, for every position of
@@ -286,14 +288,9 @@ class MixModel:
         if first:
             z = self._known[:, :first] @ self._lower[self.level, self._g, :first, bits]
             z += self._base[:, bits]
-            np.clip(z, 0, NUM_BUCKETS - 1, out=z)
         else:
-            z = np.clip(self._base[:, bits], 0, NUM_BUCKETS - 1)
-        out[...] = z  # truncation = floor: the values are non-negative
-        if self._bucket_step != 1:
-            out *= self._bucket_step
-        out += self._pk[:, bits]
-        return out
+            z = self._base[:, bits].copy()
+        return self._bucket(z, bits, out)
 
     def all_contexts(self, plane_bits: np.ndarray) -> np.ndarray:
         """Flat context indices (n_g, B) of every bit of the current group, given its bits ``plane_bits`` (n_g, B)
@@ -301,7 +298,7 @@ class MixModel:
         blocks below its own)."""
         z = plane_bits.astype(self.dtype) @ self._lower[self.level, self._g]
         z += self._base
-        return self._bucket(z, slice(None))
+        return self._bucket(z, slice(None), np.empty(z.shape, np.int32))
 
     def probabilities(self, ctx: np.ndarray) -> np.ndarray:
         """P(bit = 1) per flat context index, float64 on the 2^-16 grid (the counts as at the level's start)."""

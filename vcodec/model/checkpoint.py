@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +96,12 @@ def mix_tables_key(version: int) -> str:
 
 def stored_mix_tables(ckpt: dict) -> dict:
     """``{version: {bits: tables dict}}`` of every learned-coder table set a checkpoint holds."""
-    return {v: ckpt[mix_tables_key(v)] for v in range(2, 10) if ckpt.get(mix_tables_key(v))}
+    found = {}
+    for key, tables in ckpt.items():
+        m = re.fullmatch(r"mix_tables(?:_v(\d+))?", key)  # the keys mix_tables_key() makes
+        if m and tables:
+            found[int(m.group(1) or 2)] = tables
+    return found
 
 
 def export_inference(ckpt: dict, *, rate_points: list[dict], coder_tables: np.ndarray | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import warnings
 
 import numpy as np
@@ -145,19 +146,30 @@ def test_cli_bitrate(tok, tmp_path):
     (18, [(9, False), (4, True), (4, True), (1, True)]), (12, [(9, False), (3, True)]),
     (30, [(9, False), (8, True), (4, True), (4, True), (5, True)]),
 ])
-def test_split_last_chunk(total, expected):
-    """The chunks rate control uses when the length is known: the last chunk (or the one before, when the last is
-    too short to split) in two continuing chunks of whole latent frames; frames past the estimate still fall into
-    chunks that can continue one another."""
-    from vcodec.coding import plan_chunks, split_last_chunk
+def test_split_end(total, expected):
+    """The chunks rate control uses: the last chunk (or the one before, when the last is too short to split) in two
+    continuing chunks of whole latent frames, found one chunk ahead without knowing the length beforehand; the
+    frames come through unchanged and in order."""
+    from vcodec.coding import plan_chunks, split_end
     from vcodec.stream import chunk_plan
 
-    def chunks(frames):
-        video = [np.zeros((frames, 2, 2, 3), np.uint8)]
-        return [(len(c), t) for c, t in plan_chunks(video, split_last_chunk(chunk_plan(9, 4, 129), total, 4))]
+    video = np.arange(total * 12, dtype=np.uint32).reshape(total, 2, 2, 3).astype(np.uint8)
+    groups = [video[i:i + 5] for i in range(0, total, 5)]  # read in groups, as a pipe delivers them
+    chunks = list(split_end(plan_chunks(groups, chunk_plan(9, 4, 129)), 4))
+    assert [(len(c), t) for c, t in chunks] == expected
+    assert np.array_equal(np.concatenate([c for c, _ in chunks]), video)
+    for (c, t), (_, cont) in zip(chunks, chunks[1:]):
+        assert not cont or (len(c) if t else len(c) - 1) % 4 == 0  # a continued chunk ends on a whole latent frame
 
-    assert chunks(total) == expected and sum(n for n, _ in expected) == total
-    longer = chunks(total + 21)  # the estimate was short
-    assert sum(n for n, _ in longer) == total + 21
-    for (n, c), (_, cont) in zip(longer, longer[1:]):
-        assert not cont or (n if c else n - 1) % 4 == 0, longer  # a continued chunk ends on a whole latent frame
+
+def test_cli_bitrate_from_a_pipe_splits_the_end_too(tok, tmp_path):
+    """A pipe has no frame count: the end of the stream is still found one chunk ahead and split."""
+    from tests.test_cli import _cli, _env
+
+    model = save_tokenizer(tok, tmp_path / "tiny.pt")
+    write_clip(tmp_path / "in.y4m", width=128, height=96, num_frames=80, codec="rawvideo", rate=FPS)
+    r = subprocess.run(_cli("encode", "-", "-o", tmp_path / "pipe.vcb", "--model", model, "--bitrate", "9k"),
+                       input=(tmp_path / "in.y4m").read_bytes(), capture_output=True, env=_env(), timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    index = bitstream.VcbReader(io.BytesIO((tmp_path / "pipe.vcb").read_bytes())).index()
+    assert tuple(e.num_frames for e in index) == PLAN

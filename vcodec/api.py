@@ -252,8 +252,9 @@ def encode_video(
                 measured.add(window, to_gray(rec) if si.gray else rec)
 
             hint = count if count is not None else (si.frame_count_hint - first if si.frame_count_hint else None)
-            expected = None if bitrate is None else hint  # rate control plans the end (a wrong hint costs accuracy)
-            chunks = stream_chunks(source.windows(tok.window_frames), tok, keyint, first, count, split_last=expected)
+            expected = None if bitrate is None else hint  # rate control spreads deviations over the last chunks
+            chunks = stream_chunks(source.windows(tok.window_frames), tok, keyint, first, count,
+                                   split=bitrate is not None)
             rate = rate_controller(tok, w, bitrate, si.frame_rate, total_frames=expected)
             encode_windows(w, tok, chunks, bits, levels, after_window, coded if psnr else None, bar.update, rate)
             if w.num_frames == 0:
@@ -512,7 +513,7 @@ def compress(
                            chunk_bits=chunk_bits)
     buf = io.BytesIO()
     with VcbWriter(buf, header, tables=writer_tables(tok, header)) as w:
-        encode_windows(w, tok, stream_chunks([frames], tok, keyint, split_last=None if bitrate is None else T),
+        encode_windows(w, tok, stream_chunks([frames], tok, keyint, split=bitrate is not None),
                        bits, levels, rate=rate_controller(tok, w, bitrate, rate, total_frames=T))
     return buf.getvalue()
 

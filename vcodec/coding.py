@@ -273,38 +273,33 @@ def plan_chunks(frames: Iterable[np.ndarray], plan: Iterable[tuple[int, object]]
 
 
 def stream_chunks(frames: Iterable[np.ndarray], tok: Tokenizer, keyint: int = DEFAULT_KEYINT, first: int = 0,
-                  count: int | None = None, split_last: int | None = None) -> Iterator[tuple[np.ndarray, bool]]:
+                  count: int | None = None, split: bool = False) -> Iterator[tuple[np.ndarray, bool]]:
     """``(chunk, continues)``: the frames (as :func:`plan_chunks`) in the chunks :func:`chunk_plan` lays out for
-    ``tok``'s window; with ``split_last`` (the stream's expected length), the last chunk in two (see
-    :func:`split_last_chunk`)."""
-    plan = chunk_plan(tok.window_frames, tok.config.temporal_factor, keyint)
-    if split_last is not None:
-        plan = split_last_chunk(plan, split_last, tok.config.temporal_factor)
-    return plan_chunks(frames, plan, first, count)
+    ``tok``'s window; with ``split``, one of the chunks that end the stream in two (see :func:`split_end`)."""
+    chunks = plan_chunks(frames, chunk_plan(tok.window_frames, tok.config.temporal_factor, keyint), first, count)
+    return split_end(chunks, tok.config.temporal_factor) if split else chunks
 
 
-def split_last_chunk(plan: Iterator[tuple[int, bool]], total: int, temporal_factor: int) -> Iterator[tuple[int, bool]]:
-    """``plan`` with one of the chunks that end a ``total``-frame stream cut in two continuing chunks: the last, or
-    the one before when the last would hold too few frames, whichever continues the chunk before it and would hold
-    at least ``2 * temporal_factor`` frames. The first piece is a whole number of latent frames and the second keeps
-    the rest of the planned size, so a stream longer than ``total`` (a wrong estimate) still falls into chunks that
-    can continue one another. Rate control then chooses the end at half the granularity, for one more chunk's
-    overhead (76 bytes)."""
-    head: list[tuple[int, bool, int]] = []  # (planned frames, continues, frames a total-frame stream puts in it)
-    pos = 0
-    for n, continues in plan:
-        head.append((n, continues, min(n, total - pos)))
-        pos += n
-        if pos >= total:
+def split_end(chunks: Iterable[tuple[np.ndarray, bool]], temporal_factor: int) -> Iterator[tuple[np.ndarray, bool]]:
+    """``chunks`` (``(frames, continues)``) with one of the two that end the stream cut in two continuing chunks:
+    the last, or the one before when the last would hold too few frames, whichever continues the chunk before it
+    and holds at least ``2 * temporal_factor`` frames; the first piece is a whole number of latent frames. Rate
+    control then chooses the stream's end at half the granularity, for one more chunk's overhead (76 bytes).
+
+    Works on the chunks as they come, one chunk ahead (so also for a stream whose length nobody knows, such as a
+    pipe): a chunk is passed on once the next one exists; the last two are known when the input ends."""
+    held: list[tuple[np.ndarray, bool]] = []
+    for chunk in chunks:
+        held.append(chunk)
+        if len(held) > 2:
+            yield held.pop(0)
+    for k in (len(held) - 1, len(held) - 2):
+        if k >= 0 and held[k][1] and len(held[k][0]) >= 2 * temporal_factor:
+            frames, _ = held[k]
+            half = temporal_factor * (len(frames) // (2 * temporal_factor))
+            held[k:k + 1] = [(frames[:half], True), (frames[half:], True)]
             break
-    for k in (len(head) - 1, len(head) - 2):
-        if k >= 0 and head[k][1] and head[k][2] >= 2 * temporal_factor:
-            n, _, filled = head[k]
-            half = temporal_factor * (filled // (2 * temporal_factor))
-            head[k:k + 1] = [(half, True, half), (n - half, True, filled - half)]
-            break
-    yield from ((n, continues) for n, continues, _ in head)
-    yield from plan
+    yield from held
 
 
 def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarray, bool]], bits: int, levels: int,

@@ -17,10 +17,10 @@ better PSNR-Y than making up everything at once) without giving up the end total
 all of it. The search starts from the previous chunk's point (the first chunk's from the model card's measured
 bits per pixel) and steps up or down while the size lands closer, so a chunk is usually coded two or three times.
 The error of the whole stream is then about half the size step between two neighbouring rate points on the last
-chunk (the model's steps are ~2x: up to ~9% of a 4-second clip), so when the length is known the chunk layout
-splits the last chunk (or the one before, when the last is too short) in two
-(:func:`vcodec.coding.split_last_chunk`): measured, every target within 5% on 2- to 5-second clips, against 34 of
-40 without the split (choosing the chunk before the last together with a prediction of the last did no better).
+chunk (the model's steps are ~2x: up to ~9% of a 4-second clip), so the chunk layout splits the last chunk (or the
+one before, when the last is too short) in two (:func:`vcodec.coding.split_end`, one chunk ahead of the coder, so
+also for a pipe of unknown length): measured, every target within 5% on 2- to 5-second clips, against 34 of 40
+without the split (choosing the chunk before the last together with a prediction of the last did no better).
 Targets beyond the model's lowest or highest point get that point.
 """
 

@@ -102,3 +102,35 @@ def test_revive_redraws_only_silent_channels():
     live = [c for c in range(after[enc].shape[0]) if c not in silent]
     assert torch.equal(after[enc][live], before[enc][live]) and torch.equal(after[dec][:, live], before[dec][:, live])
     assert all(torch.equal(after[k], before[k]) for k in before if k not in (enc, dec, "encoder.to_latent.conv.bias"))
+
+
+def test_point_weights_draw_only_the_weighted_points_and_uniform_stays_as_before(tmp_path):
+    weighted = Trainer(_tiny_v2(), _cfg(point_weights=(0, 0, 1, 3)), _corpus(), tmp_path / "w.pt")
+    q = weighted.sample_points(4000)
+    assert set(q.tolist()) == {2, 3} and 0.7 < (q == 3).float().mean() < 0.8
+    uniform = Trainer(_tiny_v2(), _cfg(), _corpus(), tmp_path / "u.pt")
+    same_seed = torch.Generator().manual_seed(uniform.level_rng.initial_seed())
+    assert torch.equal(uniform.sample_points(16), torch.randint(0, 4, (16,), generator=same_seed))
+    with pytest.raises(ValueError, match="point_weights needs 4"):
+        Trainer(_tiny_v2(), _cfg(point_weights=(1, 1)), _corpus(), tmp_path / "bad.pt").sample_points(2)
+
+
+def test_point_rate_scale_prices_each_clip_at_its_point(tmp_path):
+    t = Trainer(_tiny_v2(), _cfg(point_rate_scale=(1, 1, 0.5, 0.25)), _corpus(), tmp_path / "s.pt")
+    assert t.point_rate_scale(torch.tensor([0, 3, 2])).tolist() == [1.0, 0.25, 0.5]
+    assert Trainer(_tiny_v2(), _cfg(), _corpus(), tmp_path / "d.pt").point_rate_scale(torch.tensor([0, 3])) == 1.0
+    with pytest.raises(ValueError, match="point_rate_scale needs 4"):
+        Trainer(_tiny_v2(), _cfg(point_rate_scale=(1, -1, 1, 1)), _corpus(), tmp_path / "n.pt").point_rate_scale(
+            torch.tensor([0]))
+
+
+def test_budgeted_run_takes_per_point_settings(tmp_path):
+    _write_corpus(tmp_path / "c.npz")
+    Trainer(_tiny_v2(), _cfg(distortion="psnr_yuv", rate_weight=3.0, frames=9), _corpus(), tmp_path / "i.pt").save()
+    out = tmp_path / "out"
+    budget.main([str(tmp_path / "c.npz"), "--init", str(tmp_path / "i.pt"), "--out", str(out), "--minutes", "0.1",
+                 "--device", "cpu", "--batch", "1", "--size", "16", "--probe-steps", "3", "--reserve-s", "1",
+                 "--eval-every", "1000", "--loaders", "1", "--point-rate-scale", "1,1,0.5,0.25",
+                 "--point-weights", "1,1,2,2"])
+    cfg = json.loads((out / "summary.json").read_text())["train_config"]
+    assert cfg["point_rate_scale"] == [1, 1, 0.5, 0.25] and cfg["point_weights"] == [1, 1, 2, 2]

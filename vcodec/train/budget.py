@@ -117,6 +117,8 @@ def run(args) -> dict:
     cfg = TrainConfig(**{**stored, "batch": args.batch, "size": args.size,
                          "frames": args.frames or stored.get("frames", 17), "lr": args.lr, "warmup": args.warmup,
                          "eval_every": args.eval_every, "seed": step0 + 1, "restart_step": step0,
+                         **({"point_rate_scale": args.point_rate_scale} if args.point_rate_scale else {}),
+                         **({"point_weights": args.point_weights} if args.point_weights else {}),
                          "steps": step0 + 10**9, "checkpoint_minutes": 10**9, "max_minutes": 0.0})
     corpus = Corpus.load([args.corpus])
     print(f"corpus: {len(corpus.runs)} runs, {len(corpus.photos)} photos, {len(corpus.heldout)} held-out "
@@ -125,7 +127,8 @@ def run(args) -> dict:
     _load_weights(trainer, ck)
     if args.revive_below > 0:
         clips = [c[:1 + (len(c) - 1) // 4 * 4] for c in corpus.heldout.values()]
-        silent = revive_silent_channels(trainer.model, clips, args.revive_below, seed=step0)
+        silent = revive_silent_channels(trainer.model, clips, args.revive_below, seed=step0,
+                                        decoder_scale=args.revive_decoder_scale)
         trainer.ema.load_state_dict(trainer.model.state_dict())
         print(f"revived {len(silent)} silent latent channels: {silent}", flush=True)
     print(f"start at step {trainer.step} ({trainer.train_seconds / 3600:.2f} h), bf16={trainer.use_bf16}, "
@@ -188,6 +191,10 @@ def run(args) -> dict:
     return summary
 
 
+def _numbers(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in text.split(","))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m vcodec.train.budget", description=__doc__.split("\n\n")[0])
     p.add_argument("corpus", help="corpus .npz (raw or JPEG-packed)")
@@ -205,6 +212,12 @@ def main(argv=None) -> None:
     p.add_argument("--rate-ramp", type=float, default=0.2, help="share of the steps ramping the rate term up")
     p.add_argument("--revive-below", type=float, default=0.0, help="first re-draw latent channels whose sign "
                    "entropy on the held-out clips is below this many bits (vcodec.train.revive; 0 = off)")
+    p.add_argument("--revive-decoder-scale", type=float, default=0.1, help="revived channels' decoder weights, "
+                   "relative to the live channels' scale")
+    p.add_argument("--point-rate-scale", type=_numbers, default=None, help="comma-separated factor on the rate "
+                   "weight per quality point (TrainConfig.point_rate_scale; default: the init's)")
+    p.add_argument("--point-weights", type=_numbers, default=None, help="comma-separated relative frequency of "
+                   "each quality point in training (TrainConfig.point_weights; default: the init's)")
     p.add_argument("--loaders", type=int, default=4, help="threads drawing batches")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--save-minutes", type=float, default=1.5)

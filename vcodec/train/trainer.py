@@ -53,6 +53,10 @@ class TrainConfig:
     rate_free_steps: int = 0      # steps after restart_step without the rate term (lets latent channels that
                                   # the rate term has silenced carry information again) ...
     rate_ramp_steps: int = 0      # ... then this many steps of a linear ramp up to rate_weight
+    point_rate_scale: tuple = ()  # per quality point, a factor on rate_weight (empty: 1 for all). A point's bits
+                                  # are priced at rate_weight x factor / its raw bits; factors below 1 at the top
+                                  # points let them spend bits that the lower points would not (a lower lambda)
+    point_weights: tuple = ()     # per quality point, how often a training clip is coded at it (empty: uniform)
     aux_gain: float = 1.0         # scale of the quantizer's commitment/confidence terms against the distortion
     adv_weight: float = 0.0       # adversarial loss weight (0 = off)
     adv_start: int = 2000         # step at which the adversarial loss starts
@@ -63,6 +67,14 @@ class TrainConfig:
     threads: int = 0              # torch CPU threads (0 = torch default)
     bf16: bool = True             # bfloat16 autocast where it is fast (GPU; CPU with AVX512-BF16/AMX: ~1.5x
                                   # faster steps); ignored on CPUs without native bf16 (emulated: 25-60x slower)
+
+
+def _per_point(values, points: int, name: str) -> list[float]:
+    """``values`` (one non-negative number per quality point) as floats; a wrong length or sign is an error."""
+    values = [float(v) for v in values]
+    if len(values) != points or min(values) < 0 or not sum(values) > 0:
+        raise ValueError(f"{name} needs {points} non-negative numbers (one per quality point), got {values}")
+    return values
 
 
 def bf16_is_fast(device: torch.device) -> bool:
@@ -225,6 +237,21 @@ class Trainer:
             return 0.0
         return self.cfg.rate_weight * min(1.0, (s + 1) / max(1, self.cfg.rate_ramp_steps))
 
+    def sample_points(self, batch: int) -> torch.Tensor:
+        """(batch,) int64 quality-point indices, one per training clip: uniform, or by ``point_weights``."""
+        n = len(self.mcfg.qualities)
+        if not self.cfg.point_weights:
+            return torch.randint(0, n, (batch,), generator=self.level_rng)
+        w = torch.tensor(_per_point(self.cfg.point_weights, n, "point_weights"), dtype=torch.float64)
+        return torch.multinomial(w, batch, replacement=True, generator=self.level_rng)
+
+    def point_rate_scale(self, q: torch.Tensor) -> torch.Tensor:
+        """(B,) factor on the rate weight of each clip at quality point ``q`` (B,) (``point_rate_scale``)."""
+        if not self.cfg.point_rate_scale:
+            return torch.ones((), device=self.device)
+        scale = torch.tensor(_per_point(self.cfg.point_rate_scale, len(self.mcfg.qualities), "point_rate_scale"))
+        return scale[q].to(self.device)
+
     def train_step(self, clips: np.ndarray | torch.Tensor | None = None) -> dict:
         """One optimizer step on ``clips`` (B, T, S, S, 3) uint8 (default: the next batch of the sampler)."""
         self.model.train()
@@ -234,7 +261,7 @@ class Trainer:
         x = frames_to_model(torch.as_tensor(clips).to(self.device, non_blocking=True))   # (B, 3, T, S, S)
         B = x.shape[0]
         points = torch.tensor(self.mcfg.qualities)                             # (Q, 2): bits, planes
-        q = torch.randint(0, len(points), (B,), generator=self.level_rng)
+        q = self.sample_points(B)
         mask = plane_mask(points[q, 0], points[q, 1], self.mcfg.planes, self.mcfg.token_bits, B).to(self.device)
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step) * g.get("lr_scale", 1.0)
@@ -253,7 +280,7 @@ class Trainer:
             coded_bits = self.rate_model(bits, mask)                              # (B,) bits under the coder
             raw_bits = mask.sum(dim=(1, 2)) * out.bits[0, 0, 0].numel()
             rate_frac = coded_bits / raw_bits
-            loss = (dist + rate_weight * rate_frac).mean() + cfg.aux_gain * out.aux_loss
+            loss = (dist + rate_weight * self.point_rate_scale(q) * rate_frac).mean() + cfg.aux_gain * out.aux_loss
             if rate_weight == 0:
                 loss = loss + rate_frac.mean()
             stats["rate_frac"] = rate_frac.mean().item()

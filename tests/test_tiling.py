@@ -201,3 +201,21 @@ def test_frames_from_720p_stream_without_tiles(tok, monkeypatch):
     assert steps == [len(p) for p in pieces] == [1, 4, 2]
     diff = np.abs(np.concatenate(pieces).astype(np.int16) - whole_frames)
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def test_untiled_frames_decode_as_two_strips_of_the_same_pixels(tok, monkeypatch):
+    """From STRIPS_FROM latent columns an untiled frame decodes as two overlapping strips, one per thread: the
+    layout depends on the frame size only, and the pixels are the whole frame's (within one level)."""
+    frames = _frames()
+    tokens = tok.encode_window(frames, tok.max_levels)
+    monkeypatch.setattr(tok, "STRIPS_FROM", 10**6)
+    whole = tok.decode_window(tokens, 5, 75, 106)
+    monkeypatch.setattr(tok, "STRIPS_FROM", 4)
+    m = tok.margins()[1]
+    assert tok._decode_tiles(75, 106, 10, 14) == [((0, 10, 0, 7), (0, 10, 0, min(14, 7 + m))),
+                                                  ((0, 10, 7, 14), (0, 10, max(0, 7 - m), 14))]
+    assert tok._decode_tiles(75, 106, 10, 3) == [((0, 10, 0, 3),) * 2]
+    strips = tok.decode_window(tokens, 5, 75, 106)
+    assert np.abs(strips.astype(np.int16) - whole).max() <= 1
+    monkeypatch.setattr(tok, "_margins", (0, 0))  # the overlap matters
+    assert not np.array_equal(tok.decode_window(tokens, 5, 75, 106), whole)

@@ -28,7 +28,7 @@ from ..model.checkpoint import atomic_save, load_checkpoint
 from ..model.config import TokenizerConfig
 from .corpus import ClipSampler, Corpus
 from .revive import revive_silent_channels
-from .trainer import TrainConfig, Trainer, evaluate
+from .trainer import TrainConfig, Trainer, evaluate, parse_numbers
 
 
 class Prefetcher:
@@ -191,10 +191,6 @@ def run(args) -> dict:
     return summary
 
 
-def _numbers(text: str) -> tuple[float, ...]:
-    return tuple(float(v) for v in text.split(","))
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m vcodec.train.budget", description=__doc__.split("\n\n")[0])
     p.add_argument("corpus", help="corpus .npz (raw or JPEG-packed)")
@@ -214,9 +210,9 @@ def main(argv=None) -> None:
                    "entropy on the held-out clips is below this many bits (vcodec.train.revive; 0 = off)")
     p.add_argument("--revive-decoder-scale", type=float, default=0.1, help="revived channels' decoder weights, "
                    "relative to the live channels' scale")
-    p.add_argument("--point-rate-scale", type=_numbers, default=None, help="comma-separated factor on the rate "
+    p.add_argument("--point-rate-scale", type=parse_numbers, default=None, help="comma-separated factor on the rate "
                    "weight per quality point (TrainConfig.point_rate_scale; default: the init's)")
-    p.add_argument("--point-weights", type=_numbers, default=None, help="comma-separated relative frequency of "
+    p.add_argument("--point-weights", type=parse_numbers, default=None, help="comma-separated relative frequency of "
                    "each quality point in training (TrainConfig.point_weights; default: the init's)")
     p.add_argument("--loaders", type=int, default=4, help="threads drawing batches")
     p.add_argument("--eval-every", type=int, default=500)

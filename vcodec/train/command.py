@@ -30,6 +30,9 @@ CONFIG_HELP = {
     "restart_step": "step at which the current warm-up + cosine schedule began (a fresh optimizer)",
     "rate_free_steps": "steps after restart_step without the rate term (revives silenced latent channels)",
     "rate_ramp_steps": "then this many steps of a linear ramp up to rate_weight",
+    "point_rate_scale": "per quality point, a factor on rate_weight (comma-separated; none: 1 for every point); "
+                        "factors below 1 at the top points let them spend more bits",
+    "point_weights": "per quality point, how often a training clip is coded at it (comma-separated; none: uniform)",
     "aux_gain": "scale of the quantizer's commitment/confidence terms against the distortion",
     "adv_weight": "adversarial loss weight (0 = off)",
     "adv_start": "step at which the adversarial loss starts",
@@ -47,9 +50,25 @@ def _config_options(func):
         flag = f"--{f.name.replace('_', '-')}"
         if f.type in (bool, "bool"):
             flag = f"{flag}/--no-{f.name.replace('_', '-')}"
-        func = click.option(flag, f.name, type=None if f.type in (bool, "bool") else type(f.default), default=None,
-                            help=f"{CONFIG_HELP.get(f.name, '')} (default {f.default})".lstrip())(func)
+        kind = None if f.type in (bool, "bool") else _NUMBERS if isinstance(f.default, tuple) else type(f.default)
+        default = "none" if f.default == () else f.default
+        func = click.option(flag, f.name, type=kind, default=None,
+                            help=f"{CONFIG_HELP.get(f.name, '')} (default {default})".lstrip())(func)
     return func
+
+
+class _Numbers(click.ParamType):
+    name = "N,N,..."
+
+    def convert(self, value, param, ctx):
+        from .trainer import parse_numbers
+        try:
+            return value if isinstance(value, tuple) else parse_numbers(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+_NUMBERS = _Numbers()
 
 
 def _train_config_cls():

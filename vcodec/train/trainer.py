@@ -69,6 +69,14 @@ class TrainConfig:
                                   # faster steps); ignored on CPUs without native bf16 (emulated: 25-60x slower)
 
 
+def parse_numbers(text: str) -> tuple[float, ...]:
+    """Comma-separated numbers (a per-point setting on a command line, e.g. ``1,1,0.5``) -> a tuple of floats."""
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def _per_point(values, points: int, name: str) -> list[float]:
     """``values`` (one non-negative number per quality point) as floats; a wrong length or sign is an error."""
     values = [float(v) for v in values]

@@ -349,6 +349,27 @@ def test_compare_refuses_different_videos(tmp_path):
     assert r.exit_code == 1 and "is 24x16 but" in r.stderr
 
 
+def test_compare_a_range_of_ref_against_a_part(tmp_path):
+    """--start/--frames/--duration pick REF's frames that DIST holds (e.g. a range decode): REF from --start
+    against DIST from its first frame."""
+    from vcodec import metrics
+
+    ref = pattern_frames(10, 32, 48)
+    part = np.clip(ref[3:8].astype(int) + np.random.default_rng(1).integers(-5, 6, ref[3:8].shape), 0, 255).astype(np.uint8)
+    write_video(tmp_path / "ref.mkv", ref, 25)
+    write_video(tmp_path / "part.mkv", part, 25)
+    for extra in (["--frames", "5"], ["--duration", "0.2"]):
+        r = run("compare", tmp_path / "ref.mkv", tmp_path / "part.mkv", "--start", "0.12", *extra, "--json")
+        assert r.exit_code == 0, r.output
+        d = json.loads(r.stdout)
+        assert d["frames"] == 5 and d["ref_start_frame"] == 3
+        assert d["per_frame"]["psnr_y"][1] == pytest.approx(metrics.psnr_y_bt709_limited(ref[4:5], part[4 - 3:5 - 3]))
+    r = run("compare", tmp_path / "ref.mkv", tmp_path / "part.mkv", "--start", "0.12")  # REF has 7 from there
+    assert r.exit_code == 1 and "has 7 frames from frame 3 but" in r.stderr and "has 5" in r.stderr
+    r = run("compare", tmp_path / "ref.mkv", tmp_path / "part.mkv", "--frames", "2", "--duration", "1")
+    assert r.exit_code != 0 and "not both" in r.stderr
+
+
 def test_compare_vmaf_or_says_unavailable(tmp_path):
     write_video(tmp_path / "a.mkv", pattern_frames(3, 144, 176), 25)
     r = run("compare", tmp_path / "a.mkv", tmp_path / "a.mkv", "--vmaf", "--json")

@@ -15,6 +15,7 @@ The metric functions are those of :mod:`vcodec.metrics`; :func:`frame_metrics` i
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -26,7 +27,7 @@ import numpy as np
 
 from vcodec import metrics
 from vcodec.colour import rgb_to_yuv420
-from vcodec.errors import InputError
+from vcodec.errors import ArgumentError, InputError
 from vcodec.io.source import VideoSource
 
 METRICS = ("psnr_y", "psnr_yuv", "ms_ssim")
@@ -94,17 +95,31 @@ def describe(s: dict) -> str:
             f"PSNR-YUV {db(s['psnr_yuv'])} dB (per-frame mean), MS-SSIM {s['ms_ssim']:.4f}")
 
 
-def compare_videos(ref, dist, *, batch: int = 8, vmaf: bool = False) -> dict:
+def compare_videos(ref, dist, *, batch: int = 8, vmaf: bool = False, start=None, frames: int | None = None,
+                   duration=None) -> dict:
     """Compare two videos PyAV opens (paths or file objects), frame by frame. They must have the same size
     and frame count (:class:`InputError` otherwise). Returns ``{"ref", "dist", "width", "height", "frames",
-    "mean": {...}, "per_frame": {metric: [...]}, "vmaf": {...}}`` (see :class:`Quality` for the means)."""
+    "mean": {...}, "per_frame": {metric: [...]}, "vmaf": {...}}`` (see :class:`Quality` for the means).
+
+    A range (``start`` in seconds, ``frames`` or ``duration``; frames as ``vcodec encode``/``decode`` count them
+    at REF's frame rate) picks the part of REF that DIST holds, e.g. DIST decoded with the same ``--start``:
+    REF's frames from ``start`` on against DIST's from its first, both cut to ``frames`` when given."""
+    from vcodec.api import _check_range, _frame_range
+    from vcodec.coding import plan_chunks
+
+    _check_range(start, frames, duration)
+    if vmaf and (start or frames is not None or duration is not None):
+        raise ArgumentError("--vmaf compares whole files: not with --start, --frames or --duration")
     q = Quality()
     with VideoSource(ref, audio=False) as a, VideoSource(dist, audio=False) as b:
         ia, ib = a.info, b.info
         if (ia.width, ia.height) != (ib.width, ib.height):
             raise InputError(f"{b.name} is {ib.width}x{ib.height} but {a.name} is {ia.width}x{ia.height}: "
                              f"compare needs videos of the same size")
-        wa, wb = a.windows(batch), b.windows(batch)
+        first, count = _frame_range(ia.frame_rate, start, frames, duration)
+        groups = itertools.repeat((batch, None))
+        wa = (w for w, _ in plan_chunks(a.windows(batch), groups, first, count))
+        wb = (w for w, _ in plan_chunks(b.windows(batch), groups, 0, count))
         while True:
             x, y = next(wa, None), next(wb, None)
             if x is None and y is None:
@@ -112,8 +127,9 @@ def compare_videos(ref, dist, *, batch: int = 8, vmaf: bool = False) -> dict:
             if x is None or y is None or len(x) != len(y):  # count the rest, for the message
                 na = q.frames + (0 if x is None else len(x)) + sum(len(w) for w in wa)
                 nb = q.frames + (0 if y is None else len(y)) + sum(len(w) for w in wb)
-                raise InputError(f"{a.name} has {na} frames but {b.name} has {nb}: compare needs the same frame "
-                                 f"count")
+                part = f" from frame {first}" if first else ""
+                raise InputError(f"{a.name} has {na} frames{part} but {b.name} has {nb}: compare needs the same "
+                                 f"frame count")
             q.add(x, y)
         names = (a.name, b.name)
     out = {
@@ -122,6 +138,7 @@ def compare_videos(ref, dist, *, batch: int = 8, vmaf: bool = False) -> dict:
         "width": ia.width,
         "height": ia.height,
         "frames": q.frames,
+        "ref_start_frame": first,
         "mean": q.to_json(),
         "per_frame": {k: [None if math.isinf(v) else v for v in vs] for k, vs in q.per_frame.items()},
         "psnr_note": "psnr_y/psnr_yuv: mean over frames of each frame's PSNR; psnr_y_global: PSNR of the MSE "

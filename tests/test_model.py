@@ -220,6 +220,36 @@ def test_rate_proxy_prefers_predictable_bits():
     assert rm(ones, torch.zeros(1, 1, 4)).item() == 0.0
 
 
+def test_mix_rate_proxy_sees_what_the_coder_sees():
+    """MixRateModel (coder versions 2-3's logistic model): a bit's logit depends on the lower blocks of its own
+    token, never on its own block or higher, nor on later latent frames or finer planes; uncoded bits cost
+    nothing; predictable bits cost less; the gradient reaches the bits."""
+    from vcodec.model.rate import MixRateModel
+    torch.manual_seed(0)
+    rm = MixRateModel(planes=2, token_bits=8)                  # version 3: blocks of 2 bits
+    with torch.no_grad():
+        for prm in rm.parameters():
+            prm.normal_()
+    bits = (torch.rand(1, 2, 8, 3, 4, 5) > 0.5).float()
+    mask = torch.ones(1, 2, 8)
+    base = rm.logits(bits, mask)
+    flipped = bits.clone()
+    flipped[0, 1, 2, 1, 2, 3] = 1 - flipped[0, 1, 2, 1, 2, 3]   # plane 1, bit 2 (block 1), frame 1
+    diff = (rm.logits(flipped, mask) - base).abs() > 1e-6
+    token = diff[0, 1, :, 1, 2, 3]
+    assert not token[:4].any() and token[4:].all()              # its own block and below: unchanged; above: changed
+    assert not diff[:, :, :, :1].any() and not diff[:, :1].any()  # earlier frames and the coarser plane: unchanged
+    assert rm(bits, torch.zeros(1, 2, 8)).item() == 0.0
+    sure = MixRateModel(planes=1, token_bits=4)
+    with torch.no_grad():
+        sure.bias.fill_(4.0)                                    # P(bit = 1) ~ 0.98 everywhere
+    ones, zeros = torch.ones(1, 1, 4, 2, 3, 3), torch.zeros(1, 1, 4, 2, 3, 3)
+    assert sure(ones, torch.ones(1, 1, 4)).item() < 0.1 * sure(zeros, torch.ones(1, 1, 4)).item()
+    b = bits.clone().requires_grad_()
+    rm(b, mask).sum().backward()
+    assert b.grad.abs().sum() > 0
+
+
 def test_v2_config_round_trips_and_orders_rate_points():
     cfg = TokenizerConfig.v2()
     assert TokenizerConfig.from_dict(cfg.to_dict()) == cfg

@@ -103,6 +103,10 @@ def test_train_command_from_corpus_file_and_video(tmp_path):
                                                           "--frames", "5", "--size", "16"])
     assert res.exit_code == 0, res.output
     assert torch.load(out, weights_only=False)["step"] == 3
+    res = CliRunner().invoke(train_command, args[:-6] + ["--steps", "4", "--resume", "--rate-model", "mix"])
+    assert res.exit_code == 2 and "a resumed run keeps it" in res.output   # its proxy and optimizer go together
+    res = CliRunner().invoke(train_command, [str(corpus), "-o", str(tmp_path / "n.pt"), "--rate-model", "bits"])
+    assert res.exit_code == 2 and "'bits' is not one of contexts, mix" in res.output
 
 
 @pytest.mark.slow

@@ -134,3 +134,28 @@ def test_budgeted_run_takes_per_point_settings(tmp_path):
                  "--point-weights", "1,1,2,2"])
     cfg = json.loads((out / "summary.json").read_text())["train_config"]
     assert cfg["point_rate_scale"] == [1, 1, 0.5, 0.25] and cfg["point_weights"] == [1, 1, 2, 2]
+
+
+def test_mix_rate_proxy_trains_resumes_and_replaces_another_proxy(tmp_path):
+    from vcodec.model.rate import MixRateModel
+
+    cfg = dict(distortion="psnr_yuv", rate_weight=3.0, frames=9)
+    t = Trainer(_tiny_v2(), _cfg(rate_model="mix", **cfg), _corpus(), tmp_path / "m.pt")
+    assert isinstance(t.rate_model, MixRateModel)
+    before = t.rate_model.bias.detach().clone()
+    t.train_step()
+    assert not torch.equal(before, t.rate_model.bias)          # the proxy learns beside the model
+    t.save()
+    resumed = Trainer(_tiny_v2(), _cfg(rate_model="mix", **cfg), _corpus(), tmp_path / "m.pt")
+    resumed.load(tmp_path / "m.pt")
+    assert torch.equal(resumed.rate_model.bias, t.rate_model.bias)
+    # a budget run from a checkpoint with the other proxy starts the new one afresh
+    _write_corpus(tmp_path / "c.npz")
+    Trainer(_tiny_v2(), _cfg(**cfg), _corpus(), tmp_path / "i.pt").save()
+    out = tmp_path / "out"
+    budget.main([str(tmp_path / "c.npz"), "--init", str(tmp_path / "i.pt"), "--out", str(out), "--minutes", "0.1",
+                 "--device", "cpu", "--batch", "1", "--size", "16", "--probe-steps", "3", "--reserve-s", "1",
+                 "--eval-every", "1000", "--loaders", "1", "--rate-model", "mix"])
+    assert json.loads((out / "summary.json").read_text())["train_config"]["rate_model"] == "mix"
+    with pytest.raises(ValueError, match="rate model must be one of"):
+        Trainer(_tiny_v2(), _cfg(rate_model="bits"), _corpus(), tmp_path / "x.pt")

@@ -1,6 +1,10 @@
 """Differentiable rate of the token bits under the coder's context model (training only).
 
-The range coder (``bitstream.coder``, ``vcb-ctxbin``) codes every bit with a probability looked up in a
+Two proxies, one per coder family: :class:`ContextRateModel` (coder version 1's context tables, below) and
+:class:`MixRateModel` (versions 2-3's logistic mixing, ``bitstream.coder_mix``); ``TrainConfig.rate_model``
+picks one (:func:`rate_model`).
+
+Coder version 1 (``bitstream.coder``, ``vcb-ctxbin``) codes every bit with a probability looked up in a
 table indexed by (token plane, bit, context), where the context is built from already-coded bits:
 checkerboard group, the co-located bit in the previous latent frame, a bucketed count of set 4-neighbours
 (previous frame for group 0, current frame for group 1) and the same bit one plane coarser. This module
@@ -16,6 +20,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from bitstream.coder_mix import block_bits, lower_mask
 
 NUM_CONTEXTS = 108   # 2 groups x 3 prev x 6 spatial x 3 coarse (as bitstream.coder.NUM_CONTEXTS)
 PROB_MIN = 32 / 65536   # the coder clips probabilities to [PROB_MIN, 1 - PROB_MIN]
@@ -65,3 +71,74 @@ class ContextRateModel(nn.Module):
         b = bits.float()
         nats = b * F.softplus(-logit) + (1 - b) * F.softplus(logit)             # -ln P(bit)
         return (nats * mask.view(B, P, K, 1, 1, 1)).sum(dim=(1, 2, 3, 4, 5)) / math.log(2)
+
+
+def neighbour_sum(x: torch.Tensor) -> torch.Tensor:
+    """(..., H, W) -> the sum of each position's 4-neighbours (zero outside the frame), same shape."""
+    H, W = x.shape[-2:]
+    return F.conv2d(x.reshape(-1, 1, H, W), _CROSS.to(x), padding=1).reshape(x.shape)
+
+
+class MixRateModel(nn.Module):
+    """Coder versions 2-3's bit model (``bitstream.coder_mix``, FORMAT.md 7), differentiable: the logit of bit k
+    of a token in plane p, checkerboard group g, is a learned weighted sum of s(bit) = 2 bit - 1 (0 where a bit is
+    absent or not coded at the sample's rate point) of the same token's bits in the blocks below k's
+    (``lower_mask``, version 3's blocks), every bit of the co-located token in the previous latent frame and one
+    plane coarser, the sums over the 4 neighbours in the current frame (group 1, whose neighbours are all in group
+    0) per bit, the previous frame's neighbour sum of bit k, and a bias; the rate of a bit is ``-log2 P(bit)``.
+    The coder then refines the logistic with adaptive counts per logit bucket, which this stationary proxy
+    leaves out. Inputs are detached; the coded bit enters straight-through, so the gradient pulls each sign
+    towards the cheaper one."""
+
+    def __init__(self, planes: int, token_bits: int, version: int = 3):
+        super().__init__()
+        K = token_bits
+        for name in ("lower", "prev", "coarse", "nbcur"):
+            self.register_parameter(name, nn.Parameter(torch.zeros(planes, 2, K, K)))
+        self.nbprev = nn.Parameter(torch.zeros(planes, 2, K))
+        self.bias = nn.Parameter(torch.zeros(planes, 2, K))
+        self.register_buffer("lower_mask", torch.from_numpy(lower_mask(K, block_bits(version, K))).float(),
+                             persistent=False)
+
+    def logits(self, bits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """bits (B, P, K, T, H, W) in {0, 1}, mask (B, P, K) of coded bits -> each bit's logit, same shape."""
+        B, P, K, T, H, W = bits.shape
+        s = (2 * bits.detach().float() - 1) * mask.view(B, P, K, 1, 1, 1).float()
+        prev = F.pad(s, (0, 0, 0, 0, 1, 0))[:, :, :, :T]                        # t - 1 (absent at t = 0)
+        coarse = torch.cat([torch.zeros_like(s[:, :1]), s[:, :-1]], dim=1)    # plane p - 1 (absent for p = 0)
+        yy, xx = torch.meshgrid(torch.arange(H, device=s.device), torch.arange(W, device=s.device), indexing="ij")
+        group1 = ((yy + xx) & 1).to(s)                                          # (H, W)
+        nbcur = neighbour_sum(s * (1 - group1))                                 # group 0's bits around group 1
+        nbprev = neighbour_sum(prev)
+
+        def mix(w, x):  # w (P, K, K) of one group, x (B, P, K, T, H, W): sum over the input bits j
+            return torch.einsum("pkj,bpjthw->bpkthw", w, x)
+
+        z = []
+        for g in (0, 1):
+            zg = mix(self.lower[:, g] * self.lower_mask, s) + mix(self.prev[:, g], prev) \
+                + mix(self.coarse[:, g], coarse) + nbprev * self.nbprev[:, g].view(1, P, K, 1, 1, 1) \
+                + self.bias[:, g].view(1, P, K, 1, 1, 1)
+            if g:
+                zg = zg + mix(self.nbcur[:, g], nbcur)
+            z.append(zg)
+        return torch.where(group1.bool(), z[1], z[0])
+
+    def forward(self, bits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """bits (B, P, K, T, H, W) straight-through {0,1}; mask (B, P, K) of coded bits -> bits per sample (B,)."""
+        B, P, K = bits.shape[:3]
+        lim = math.log((1 - PROB_MIN) / PROB_MIN)
+        logit = self.logits(bits, mask).clamp(-lim, lim)
+        b = bits.float()
+        nats = b * F.softplus(-logit) + (1 - b) * F.softplus(logit)             # -ln P(bit)
+        return (nats * mask.view(B, P, K, 1, 1, 1)).sum(dim=(1, 2, 3, 4, 5)) / math.log(2)
+
+
+RATE_MODELS = {"contexts": ContextRateModel, "mix": MixRateModel}
+
+
+def rate_model(kind: str, planes: int, token_bits: int) -> nn.Module:
+    """The training rate proxy ``kind`` ("contexts": coder version 1's; "mix": versions 2-3's)."""
+    if kind not in RATE_MODELS:
+        raise ValueError(f"rate model must be one of {sorted(RATE_MODELS)}, got {kind!r}")
+    return RATE_MODELS[kind](planes, token_bits)

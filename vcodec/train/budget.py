@@ -93,7 +93,8 @@ def _load_weights(trainer: Trainer, ck: dict) -> None:
     ema = {k: v.float() for k, v in (ck.get("ema") or ck["model"]).items()}   # (an init may be stored in fp16)
     trainer.model.load_state_dict({k: v.float() for k, v in (ck.get("model") or ema).items()})
     trainer.ema.load_state_dict(ema)
-    if ck.get("rate_model") is not None:
+    same_proxy = (ck.get("train_config") or {}).get("rate_model", "contexts") == trainer.cfg.rate_model
+    if ck.get("rate_model") is not None and same_proxy:  # (another proxy starts afresh and learns with the model)
         trainer.rate_model.load_state_dict(ck["rate_model"])
     trainer.step = int(ck.get("step", 0))
     trainer.train_seconds = float(ck.get("train_seconds", 0.0))
@@ -119,6 +120,7 @@ def run(args) -> dict:
                          "eval_every": args.eval_every, "seed": step0 + 1, "restart_step": step0,
                          **({"point_rate_scale": args.point_rate_scale} if args.point_rate_scale else {}),
                          **({"point_weights": args.point_weights} if args.point_weights else {}),
+                         **({"rate_model": args.rate_model} if args.rate_model else {}),
                          "steps": step0 + 10**9, "checkpoint_minutes": 10**9, "max_minutes": 0.0})
     corpus = Corpus.load([args.corpus])
     print(f"corpus: {len(corpus.runs)} runs, {len(corpus.photos)} photos, {len(corpus.heldout)} held-out "
@@ -214,6 +216,8 @@ def main(argv=None) -> None:
                    "weight per quality point (TrainConfig.point_rate_scale; default: the init's)")
     p.add_argument("--point-weights", type=parse_numbers, default=None, help="comma-separated relative frequency of "
                    "each quality point in training (TrainConfig.point_weights; default: the init's)")
+    p.add_argument("--rate-model", choices=["contexts", "mix"], default=None, help="the rate proxy "
+                   "(TrainConfig.rate_model; default: the init's); a different one than the init's starts afresh")
     p.add_argument("--loaders", type=int, default=4, help="threads drawing batches")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--save-minutes", type=float, default=1.5)

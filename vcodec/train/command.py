@@ -32,6 +32,7 @@ CONFIG_HELP = {
     "rate_ramp_steps": "then this many steps of a linear ramp up to rate_weight",
     "point_rate_scale": "per quality point, a factor on rate_weight (comma-separated; none: 1 for every point); "
                         "factors below 1 at the top points let them spend more bits",
+    "rate_model": "the rate proxy: contexts (coder version 1's context tables) or mix (versions 2-3's logistic model)",
     "point_weights": "per quality point, how often a training clip is coded at it (comma-separated; none: uniform)",
     "aux_gain": "scale of the quantizer's commitment/confidence terms against the distortion",
     "adv_weight": "adversarial loss weight (0 = off)",
@@ -101,6 +102,7 @@ def train_command(data, output, resume, init, device, model_config, **overrides)
     """Train the tokenizer on DATA (a pre-decoded corpus .npz, or video files)."""
     import torch
 
+    from ..model.rate import RATE_MODELS
     from .corpus import Corpus
     from .trainer import TrainConfig, Trainer, setup_distributed
 
@@ -111,6 +113,12 @@ def train_command(data, output, resume, init, device, model_config, **overrides)
         stored = load_checkpoint(out)
     base = dict(stored.get("train_config") or {}) if stored else dict(RECIPES.get(model_config, {}))
     cfg = TrainConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+    if stored and cfg.rate_model != base.get("rate_model", "contexts"):
+        raise click.UsageError(f"--rate-model: {out} was trained with the {base.get('rate_model', 'contexts')!r} "
+                               "rate proxy; a resumed run keeps it (start a new run with --init to change it)")
+    if cfg.rate_model not in RATE_MODELS:
+        raise click.BadParameter(f"{cfg.rate_model!r} is not one of {', '.join(RATE_MODELS)}",
+                                 param_hint="'--rate-model'")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if device == "cuda" and not torch.cuda.is_available():

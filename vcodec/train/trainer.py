@@ -27,7 +27,7 @@ from ..model.checkpoint import atomic_save, load_checkpoint
 from ..model.config import TokenizerConfig
 from ..model.lfq import plane_mask
 from ..model.pixels import frames_to_model, model_to_frames
-from ..model.rate import ContextRateModel
+from ..model.rate import rate_model
 from .corpus import ClipSampler, Corpus
 from .discriminator import PatchDiscriminator, hinge_d_loss
 from .losses import frame_psnr_yuv_loss, reconstruction_loss
@@ -57,6 +57,9 @@ class TrainConfig:
                                   # are priced at rate_weight x factor / its raw bits; factors below 1 at the top
                                   # points let them spend bits that the lower points would not (a lower lambda)
     point_weights: tuple = ()     # per quality point, how often a training clip is coded at it (empty: uniform)
+    rate_model: str = "contexts"  # the rate proxy (vcodec.model.rate): "contexts" (coder version 1's context tables)
+                                  # or "mix" (versions 2-3's logistic model; measured 2-4x closer to the shipped
+                                  # coder's bits at the upper rate points, benchmarks/results/rate_proxy.txt)
     aux_gain: float = 1.0         # scale of the quantizer's commitment/confidence terms against the distortion
     adv_weight: float = 0.0       # adversarial loss weight (0 = off)
     adv_start: int = 2000         # step at which the adversarial loss starts
@@ -136,7 +139,7 @@ class Trainer:
         torch.manual_seed(train_cfg.seed)
         self.model = VideoTokenizer(model_cfg, rate_trained=train_cfg.rate_weight > 0).to(self.device)
         # the rate proxy trains beside the model (its own module: shipped weights stay the tokenizer's)
-        self.rate_model = ContextRateModel(model_cfg.planes, model_cfg.token_bits).to(self.device)
+        self.rate_model = rate_model(train_cfg.rate_model, model_cfg.planes, model_cfg.token_bits).to(self.device)
         self.ema = copy.deepcopy(self.model).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)

@@ -147,9 +147,9 @@ class Tokenizer:
     # that costs no measurable time on a CPU and moves the progress every 4 frames; at 960x540 it costs ~1.7x
     STREAM_FROM = 1280 * 720
     TILE_CORE = 64  # latent positions per tile side, before the overlap (512 pixels at spatial factor 8)
-    # untiled frames at least this many latent positions wide decode as two strips side by side (with the overlap),
-    # one per thread: at 640x360 1.5x faster on 2 cores, and the same pixels for every thread count (the layout
-    # depends on the frame size only)
+    # on a CPU, untiled frames at least this many latent positions wide decode as two strips side by side (with the
+    # overlap), one per thread: at 640x360 1.5x faster on 2 cores, and the same pixels for every thread count (the
+    # layout depends on the frame size only)
     STRIPS_FROM = 40
 
     def margins(self) -> tuple[int, int]:
@@ -175,11 +175,12 @@ class Tokenizer:
 
     def _decode_tiles(self, height: int, width: int, h: int, w: int) -> list:
         """The decoder's tiles (as :meth:`_tiles`) of a ``height`` x ``width`` frame, ``h`` x ``w`` latent: the tile
-        grid above :attr:`TILE_ABOVE` pixels, else two strips from :attr:`STRIPS_FROM` latent columns, else one."""
+        grid above :attr:`TILE_ABOVE` pixels, else on a CPU two strips from :attr:`STRIPS_FROM` latent columns, else
+        one."""
         m = self.margins()[1]
         if self._tiled(height, width):
             return list(self._tiles(h, w, m))
-        if w >= self.STRIPS_FROM:
+        if w >= self.STRIPS_FROM and self.device.type == "cpu":   # (a GPU runs the frame whole, faster)
             c = -(-w // 2)
             return [((0, h, 0, c), (0, h, 0, min(w, c + m))), ((0, h, c, w), (0, h, max(0, c - m), w))]
         return [((0, h, 0, w),) * 2]

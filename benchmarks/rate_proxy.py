@@ -68,16 +68,16 @@ def main(argv=None) -> None:
     proxies = {kind: fit(kind, train, points, P, K, args.steps, args.lr) for kind in ("contexts", "mix")}
     newest = max(tok.mix_tables) if tok.mix_tables else 1
     rows = []
-    segments = [(name, tok.encode_window(frames, P)) for name, frames in heldout_segments(args.data)]
+    segments = [tok.encode_window(frames, P) for _, frames in heldout_segments(args.data)]
+    segment_bits = [grid_bits(tokens, K) for tokens in segments]
     for q, (bits, planes) in enumerate(points, start=1):
         row = {"quality": q, "bits": bits, "planes": planes, "coder_v1": 0.0, f"coder_v{newest}": 0.0,
                "proxy_contexts": 0.0, "proxy_mix": 0.0, "raw": 0.0}
-        for _, tokens in segments:
+        mask = plane_mask(bits, planes, P, K, 1)
+        for tokens, g in zip(segments, segment_bits):
             t = token_prefix(tokens, bits, planes)
             for v in (1, newest):
                 row[f"coder_v{v}"] += 8 * len(bitstream.encode_tokens(t, bits, tok.tables_for(bits, v), version=v))
-            g = grid_bits(tokens, K)
-            mask = plane_mask(bits, planes, P, K, 1)
             with torch.no_grad():
                 for kind, proxy in proxies.items():
                     row[f"proxy_{kind}"] += float(proxy(g, mask))

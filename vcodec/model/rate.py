@@ -30,13 +30,29 @@ _SPATIAL_LUT = torch.tensor([5, 5, 5, 5, 5, 0, 4, 0, 0, 0, 0, 2, 4, 0, 0, 0, 1, 
 _CROSS = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
 
 
+def coded_bits(logit: torch.Tensor, bits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Bits per sample (B,): -log2 P(bit) summed over the coded bits, P = sigmoid(logit) clipped as the coder clips
+    it. logit and bits (B, P, K, T, H, W) (bits straight-through {0, 1}); mask (B, P, K) of coded bits."""
+    B, P, K = bits.shape[:3]
+    lim = math.log((1 - PROB_MIN) / PROB_MIN)
+    logit = logit.clamp(-lim, lim)
+    b = bits.float()
+    nats = b * F.softplus(-logit) + (1 - b) * F.softplus(logit)                 # -ln P(bit)
+    return (nats * mask.view(B, P, K, 1, 1, 1)).sum(dim=(1, 2, 3, 4, 5)) / math.log(2)
+
+
+def neighbour_sum(x: torch.Tensor) -> torch.Tensor:
+    """(..., H, W) -> the sum of each position's 4-neighbours (zero outside the frame), same shape."""
+    H, W = x.shape[-2:]
+    return F.conv2d(x.reshape(-1, 1, H, W), _CROSS.to(x), padding=1).reshape(x.shape)
+
+
 def bit_contexts(bits: torch.Tensor) -> torch.Tensor:
     """bits (B, P, K, T, H, W) in {0, 1} -> context index (B, P, K, T, H, W) int64 in [0, NUM_CONTEXTS)."""
     B, P, K, T, H, W = bits.shape
     b = bits.detach().float()
     dev = b.device
-    flat = b.reshape(-1, 1, H, W)
-    nsum = F.conv2d(flat, _CROSS.to(dev), padding=1).round().long().reshape(B, P, K, T, H, W)
+    nsum = neighbour_sum(b).round().long()
     yy, xx = torch.meshgrid(torch.arange(H, device=dev), torch.arange(W, device=dev), indexing="ij")
     avail = (yy > 0).long() + (yy < H - 1).long() + (xx > 0).long() + (xx < W - 1).long()
     group = (yy + xx) & 1                                                     # (H, W)
@@ -64,19 +80,9 @@ class ContextRateModel(nn.Module):
         """bits (B, P, K, T, H, W) straight-through {0,1}; mask (B, P, K) of coded bits -> bits per sample (B,)."""
         B, P, K, T, H, W = bits.shape
         ctx = bit_contexts(bits)
-        lim = math.log((1 - PROB_MIN) / PROB_MIN)
-        table = self.logits.clamp(-lim, lim)
-        logit = table.view(1, P, K, NUM_CONTEXTS).expand(B, -1, -1, -1).gather(
+        logit = self.logits.view(1, P, K, NUM_CONTEXTS).expand(B, -1, -1, -1).gather(
             3, ctx.reshape(B, P, K, -1)).reshape(B, P, K, T, H, W)
-        b = bits.float()
-        nats = b * F.softplus(-logit) + (1 - b) * F.softplus(logit)             # -ln P(bit)
-        return (nats * mask.view(B, P, K, 1, 1, 1)).sum(dim=(1, 2, 3, 4, 5)) / math.log(2)
-
-
-def neighbour_sum(x: torch.Tensor) -> torch.Tensor:
-    """(..., H, W) -> the sum of each position's 4-neighbours (zero outside the frame), same shape."""
-    H, W = x.shape[-2:]
-    return F.conv2d(x.reshape(-1, 1, H, W), _CROSS.to(x), padding=1).reshape(x.shape)
+        return coded_bits(logit, bits, mask)
 
 
 class MixRateModel(nn.Module):
@@ -126,12 +132,7 @@ class MixRateModel(nn.Module):
 
     def forward(self, bits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """bits (B, P, K, T, H, W) straight-through {0,1}; mask (B, P, K) of coded bits -> bits per sample (B,)."""
-        B, P, K = bits.shape[:3]
-        lim = math.log((1 - PROB_MIN) / PROB_MIN)
-        logit = self.logits(bits, mask).clamp(-lim, lim)
-        b = bits.float()
-        nats = b * F.softplus(-logit) + (1 - b) * F.softplus(logit)             # -ln P(bit)
-        return (nats * mask.view(B, P, K, 1, 1, 1)).sum(dim=(1, 2, 3, 4, 5)) / math.log(2)
+        return coded_bits(self.logits(bits, mask), bits, mask)
 
 
 RATE_MODELS = {"contexts": ContextRateModel, "mix": MixRateModel}

@@ -140,6 +140,11 @@ class Trainer:
         self.model = VideoTokenizer(model_cfg, rate_trained=train_cfg.rate_weight > 0).to(self.device)
         # the rate proxy trains beside the model (its own module: shipped weights stay the tokenizer's)
         self.rate_model = rate_model(train_cfg.rate_model, model_cfg.planes, model_cfg.token_bits).to(self.device)
+        n = len(model_cfg.qualities)  # the per-point settings, checked once (None: uniform / 1 for all)
+        self._point_weights = torch.tensor(_per_point(train_cfg.point_weights, n, "point_weights"),
+                                           dtype=torch.float64) if train_cfg.point_weights else None
+        self._point_rate_scale = torch.tensor(_per_point(train_cfg.point_rate_scale, n, "point_rate_scale"),
+                                              device=self.device) if train_cfg.point_rate_scale else None
         self.ema = copy.deepcopy(self.model).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
@@ -250,18 +255,15 @@ class Trainer:
 
     def sample_points(self, batch: int) -> torch.Tensor:
         """(batch,) int64 quality-point indices, one per training clip: uniform, or by ``point_weights``."""
-        n = len(self.mcfg.qualities)
-        if not self.cfg.point_weights:
-            return torch.randint(0, n, (batch,), generator=self.level_rng)
-        w = torch.tensor(_per_point(self.cfg.point_weights, n, "point_weights"), dtype=torch.float64)
-        return torch.multinomial(w, batch, replacement=True, generator=self.level_rng)
+        if self._point_weights is None:
+            return torch.randint(0, len(self.mcfg.qualities), (batch,), generator=self.level_rng)
+        return torch.multinomial(self._point_weights, batch, replacement=True, generator=self.level_rng)
 
     def point_rate_scale(self, q: torch.Tensor) -> torch.Tensor:
         """(B,) factor on the rate weight of each clip at quality point ``q`` (B,) (``point_rate_scale``)."""
-        if not self.cfg.point_rate_scale:
+        if self._point_rate_scale is None:
             return torch.ones((), device=self.device)
-        scale = torch.tensor(_per_point(self.cfg.point_rate_scale, len(self.mcfg.qualities), "point_rate_scale"))
-        return scale[q].to(self.device)
+        return self._point_rate_scale[q.to(self.device)]
 
     def train_step(self, clips: np.ndarray | torch.Tensor | None = None) -> dict:
         """One optimizer step on ``clips`` (B, T, S, S, 3) uint8 (default: the next batch of the sampler)."""

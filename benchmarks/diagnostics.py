@@ -156,7 +156,7 @@ def markdown(reports: list[dict]) -> str:
            "window on its own (a keyframe chunk); in a stream, the windows after the first of a keyframe period "
            "continue its causal state and have no lone first frame, so the frame-0 row below applies once per "
            "period (`--keyint`, default 129 frames): see `keyint.md` for streams. Made by:", ""]
-    out += [f"    {r['command']}" for r in reports]
+    out += [f"    {r['command']}   # weights {r['weights_hash'][:12]}" for r in reports]
     for r in reports:
         out += ["", f"## Model `{r['model']}` ({r['weights_hash'][:12]})", "",
                 "### 1. PSNR-Y by frame position in the 17-frame window", "",

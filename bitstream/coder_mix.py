@@ -229,6 +229,7 @@ class MixModel:
         self._sprev = np.zeros((n, b), np.int8) if prev is None else _signs(prev)
         self._scoarse = np.zeros((n, b), np.int8) if coarse is None else 2 * coarse.astype(np.int8) - 1
         self._nbp = np.zeros((n, b), np.int8) if prev is None else neighbour_sum(self._sprev, self.h, self.w)
+        self._prev_coarse = np.concatenate([self._sprev, self._scoarse], axis=1).astype(self.dtype)  # (n, 2B)
         pk = np.full((n, b), 2, np.int32) if prev is None else prev.astype(np.int32)
         if self._prev_step != 1:
             pk *= self._prev_step
@@ -244,8 +245,7 @@ class MixModel:
         # (n_g, B) logits without the lower bits' terms, which the contexts add as the bits become known: prev,
         # coarse (and nbcur for group 1; group 0's are all 0), nbprev, bias
         w = self._rest[lv, g]
-        base = self._sprev[idx].astype(self.dtype) @ w[0]
-        base += self._scoarse[idx].astype(self.dtype) @ w[1]
+        base = self._prev_coarse[idx] @ w[:2].reshape(2 * b, b)  # prev and coarse in one product
         if g:
             base += self._nbc.astype(self.dtype) @ w[2]
         base += self._nbp[idx] * self._nbprev[lv, g]
@@ -273,7 +273,8 @@ class MixModel:
         """Flat context indices of scaled logits ``z`` (n_g, bits) (see __init__; clipped in place), written into
         ``out`` (int32, returned): the half-unit bucket, with the previous frame's bit. (Truncating after the clip to
         0..23 is the floor: the values are non-negative.)"""
-        np.clip(z, 0, NUM_BUCKETS - 1, out=z)
+        np.maximum(z, 0, out=z)  # np.clip's wrapper costs more than the clipping on small groups
+        np.minimum(z, NUM_BUCKETS - 1, out=z)
         out[...] = z
         if self._bucket_step != 1:
             out *= self._bucket_step
@@ -302,7 +303,7 @@ class MixModel:
 
     def probabilities(self, ctx: np.ndarray) -> np.ndarray:
         """P(bit = 1) per flat context index, float64 on the 2^-16 grid (the counts as at the level's start)."""
-        return np.take(self._q, ctx)
+        return self._q.take(ctx)
 
     def keep_block(self, first: int, sym: np.ndarray) -> None:
         """Bits ``first`` .. of the group are known (``sym`` 0/1 (n_g, block)): keep them for the blocks above."""

@@ -29,12 +29,14 @@ from bitstream import BadMagicError, BitstreamError, VcbReader, VcbWriter
 from vcodec.coding import (
     audio_packet,
     audio_track,
+    check_range,
     coding_plan,
     damage_messages,
     decoded,
     decoded_range,
     decoder_for,
     encode_windows,
+    frame_range,
     rate_controller,
     sample_aspect_ratio,
     stream_chunks,
@@ -208,7 +210,7 @@ def encode_video(
     """
     inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
     _refuse_video_output(out)
-    _check_range(start, frames, duration)
+    check_range(start, frames, duration)
     _check_keyint(keyint)
     _check_bitrate(bitrate)
     notes = _Warnings()
@@ -220,7 +222,7 @@ def encode_video(
         load_s = time.perf_counter() - t0
         q, bits, levels, chunk_bits = coding_plan(tok, quality, bitrate)
         si = source.info
-        first, count = _frame_range(si.frame_rate, start, frames, duration)
+        first, count = frame_range(si.frame_rate, start, frames, duration)
         t_first = Fraction(first) / si.frame_rate
         t_end = None if count is None else Fraction(first + count) / si.frame_rate
         measured = Quality() if psnr else None
@@ -323,7 +325,7 @@ def decode_video(
     """
     kind = output_kind(dst)
     inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
-    _check_range(start, frames, duration)
+    check_range(start, frames, duration)
     ranged = start is not None or frames is not None or duration is not None
     if ranged and salvage:
         raise ArgumentError("--salvage decodes the whole stream; it cannot be combined with a frame range")
@@ -337,7 +339,7 @@ def decode_video(
         h = reader.header
         rate = Fraction(*h.frame_rate)
         tracks, track_of = _restorable_audio(reader, inp.name)
-        first, count = _frame_range(rate, start, frames, duration)
+        first, count = frame_range(rate, start, frames, duration)
         t0 = time.perf_counter()
         with (
             out.writing(overwrite=overwrite, src=src, binary=False) as target,
@@ -422,17 +424,6 @@ def _decoded_items(reader: VcbReader, tok, salvage: bool, first: int, count: int
                 yield x[lo:hi]
 
 
-def _check_range(start, frames, duration) -> None:
-    if start is not None and start < 0:
-        raise ArgumentError(f"start time {start} is negative")
-    if frames is not None and duration is not None:
-        raise ArgumentError("give the number of frames or the duration, not both")
-    if frames is not None and frames < 1:
-        raise ArgumentError(f"frame count {frames} is not positive")
-    if duration is not None and duration <= 0:
-        raise ArgumentError(f"duration {duration} is not positive")
-
-
 MAX_KEYINT = 10**7  # frames: a keyframe period as long as the longest stream the format holds
 
 
@@ -451,14 +442,6 @@ def _check_bitrate(bitrate) -> None:
 def _check_keyint(keyint) -> None:
     if isinstance(keyint, bool) or not isinstance(keyint, int) or not 1 <= keyint <= MAX_KEYINT:
         raise ArgumentError(f"keyint must be a whole number of frames in 1..{MAX_KEYINT}, got {keyint!r}")
-
-
-def _frame_range(rate: Fraction, start, frames: int | None, duration) -> tuple[int, int | None]:
-    """(first frame, frame count or None for all) for a start time and a frame count or duration in seconds."""
-    first = round(Fraction(start) * rate) if start else 0
-    if duration is not None:
-        frames = max(1, round(Fraction(duration) * rate))
-    return first, frames
 
 
 def _set_threads(threads: int | None) -> None:

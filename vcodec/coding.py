@@ -242,6 +242,28 @@ def write_audio(w: VcbWriter, ids: list[int], packets) -> int:
 # the two cores
 
 
+def check_range(start, frames, duration) -> None:
+    """Refuse (:class:`ArgumentError`) a range that cannot select frames: a negative ``start`` (seconds), both a
+    frame count and a duration, or either not positive."""
+    if start is not None and start < 0:
+        raise ArgumentError(f"start time {start} is negative")
+    if frames is not None and duration is not None:
+        raise ArgumentError("give the number of frames or the duration, not both")
+    if frames is not None and frames < 1:
+        raise ArgumentError(f"frame count {frames} is not positive")
+    if duration is not None and duration <= 0:
+        raise ArgumentError(f"duration {duration} is not positive")
+
+
+def frame_range(rate: Fraction, start, frames: int | None, duration) -> tuple[int, int | None]:
+    """(first frame, frame count or None for all) for a start time and a frame count or duration in seconds, at
+    ``rate`` frames per second (what :func:`plan_chunks` takes)."""
+    first = round(Fraction(start) * rate) if start else 0
+    if duration is not None:
+        frames = max(1, round(Fraction(duration) * rate))
+    return first, frames
+
+
 def plan_chunks(frames: Iterable[np.ndarray], plan: Iterable[tuple[int, object]], first: int = 0,
                 count: int | None = None) -> Iterator[tuple[np.ndarray, object]]:
     """Frames ``first .. first + count - 1`` (``count`` None: to the end) of a stream of frame groups ``uint8

@@ -104,10 +104,9 @@ def compare_videos(ref, dist, *, batch: int = 8, vmaf: bool = False, start=None,
     A range (``start`` in seconds, ``frames`` or ``duration``; frames as ``vcodec encode``/``decode`` count them
     at REF's frame rate) picks the part of REF that DIST holds, e.g. DIST decoded with the same ``--start``:
     REF's frames from ``start`` on against DIST's from its first, both cut to ``frames`` when given."""
-    from vcodec.api import _check_range, _frame_range
-    from vcodec.coding import plan_chunks
+    from vcodec.coding import check_range, frame_range, plan_chunks
 
-    _check_range(start, frames, duration)
+    check_range(start, frames, duration)
     if vmaf and (start or frames is not None or duration is not None):
         raise ArgumentError("--vmaf compares whole files: not with --start, --frames or --duration")
     q = Quality()
@@ -116,7 +115,7 @@ def compare_videos(ref, dist, *, batch: int = 8, vmaf: bool = False, start=None,
         if (ia.width, ia.height) != (ib.width, ib.height):
             raise InputError(f"{b.name} is {ib.width}x{ib.height} but {a.name} is {ia.width}x{ia.height}: "
                              f"compare needs videos of the same size")
-        first, count = _frame_range(ia.frame_rate, start, frames, duration)
+        first, count = frame_range(ia.frame_rate, start, frames, duration)
         groups = itertools.repeat((batch, None))
         wa = (w for w, _ in plan_chunks(a.windows(batch), groups, first, count))
         wb = (w for w, _ in plan_chunks(b.windows(batch), groups, 0, count))

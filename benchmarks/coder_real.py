@@ -112,13 +112,17 @@ def main(argv=None) -> None:
             per_chunk = _code(sub, continues, bits, tables, False, version)[0]
             uniform = _code(sub, continues, bits, None, True, version)[0]
             v1 = _code(sub, continues, bits, tok.tables_for(bits, 1), True, 1)[0] if version != 1 else carried
-            v2 = _code(sub, continues, bits, tok.tables_for(bits, 2), True, 2)[0] if version == 3 else carried
+            # version 2 only where the model has its tables (a model fitted after version 3 has none)
+            v2_tables = tok.tables_for(bits, 2) if version == 3 else tables
+            v2 = (_code(sub, continues, bits, v2_tables, True, 2)[0] if version == 3 else carried) \
+                if v2_tables is not None else None
             row = {"clip": spec.name, "width": W, "height": H, "frames": n, "keyint": args.keyint,
                    "quality": rp.quality, "bits": bits, "planes": planes, "raw_bits_per_token": bits,
                    "coded_bits_per_token": carried / tokens, "per_chunk_bits_per_token": per_chunk / tokens,
                    "uniform_prior_bits_per_token": uniform / tokens, "saving_vs_raw": 1 - carried / (tokens * bits),
                    "coder_version": version, "v1_bits_per_token": v1 / tokens, "saving_vs_v1": 1 - carried / v1,
-                   "v2_bits_per_token": v2 / tokens, "saving_vs_v2": 1 - carried / v2,
+                   "v2_bits_per_token": None if v2 is None else v2 / tokens,
+                   "saving_vs_v2": None if v2 is None else 1 - carried / v2,
                    "per_chunk_saving_vs_raw": 1 - per_chunk / (tokens * bits)}
             if highest:
                 row.update({"coder_encode_tokens_per_s": tokens / t_enc, "coder_decode_tokens_per_s": tokens / t_dec,
@@ -136,16 +140,18 @@ def main(argv=None) -> None:
     by_quality = {}
     for q in sorted({r["quality"] for r in rows}):
         mine = [r for r in rows if r["quality"] == q]
-        by_quality[q] = {k: float(np.mean([r[k] for r in mine])) for k in
-                         ("coded_bits_per_token", "per_chunk_bits_per_token", "uniform_prior_bits_per_token",
-                          "saving_vs_raw", "per_chunk_saving_vs_raw", "v1_bits_per_token", "saving_vs_v1",
-                          "v2_bits_per_token", "saving_vs_v2")}
+        by_quality[q] = {k: None if any(r[k] is None for r in mine) else float(np.mean([r[k] for r in mine]))
+                         for k in ("coded_bits_per_token", "per_chunk_bits_per_token", "uniform_prior_bits_per_token",
+                                   "saving_vs_raw", "per_chunk_saving_vs_raw", "v1_bits_per_token", "saving_vs_v1",
+                                   "v2_bits_per_token", "saving_vs_v2")}
         b = by_quality[q]
+        v2_text = ("no version 2 tables" if b["v2_bits_per_token"] is None else
+                   f"coder v2 {b['v2_bits_per_token']:.2f}: {100 * b['saving_vs_v2']:+.1f}%")
         print(f"quality {q} ({mine[0]['bits']} bits x {mine[0]['planes']} planes): saving vs raw {100 * b['saving_vs_raw']:.1f}% "
               f"(contexts restarted per chunk: {100 * b['per_chunk_saving_vs_raw']:.1f}%), "
               f"{b['coded_bits_per_token']:.2f} bits/token (uniform prior {b['uniform_prior_bits_per_token']:.2f}; "
               f"coder v1 {b['v1_bits_per_token']:.2f}: {100 * b['saving_vs_v1']:+.1f}% fewer bits; "
-              f"coder v2 {b['v2_bits_per_token']:.2f}: {100 * b['saving_vs_v2']:+.1f}%)")
+              f"{v2_text})")
     tops = [r for r in rows if "coder_share_of_encode" in r]
     timing = {k: float(np.mean([r[k] for r in tops])) for k in
               ("coder_encode_tokens_per_s", "coder_decode_tokens_per_s", "coder_share_of_encode", "coder_share_of_decode")}

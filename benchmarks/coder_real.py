@@ -112,10 +112,12 @@ def main(argv=None) -> None:
             per_chunk = _code(sub, continues, bits, tables, False, version)[0]
             uniform = _code(sub, continues, bits, None, True, version)[0]
             v1 = _code(sub, continues, bits, tok.tables_for(bits, 1), True, 1)[0] if version != 1 else carried
-            # version 2 only where the model has its tables (a model fitted after version 3 has none)
-            v2_tables = tok.tables_for(bits, 2) if version == 3 else tables
-            v2 = (_code(sub, continues, bits, v2_tables, True, 2)[0] if version == 3 else carried) \
-                if v2_tables is not None else None
+            if version != 3:
+                v2 = carried
+            elif tok.tables_for(bits, 2) is not None:
+                v2 = _code(sub, continues, bits, tok.tables_for(bits, 2), True, 2)[0]
+            else:
+                v2 = None  # a model fitted after version 3 came has no version 2 tables: nothing to compare
             row = {"clip": spec.name, "width": W, "height": H, "frames": n, "keyint": args.keyint,
                    "quality": rp.quality, "bits": bits, "planes": planes, "raw_bits_per_token": bits,
                    "coded_bits_per_token": carried / tokens, "per_chunk_bits_per_token": per_chunk / tokens,

@@ -173,3 +173,21 @@ def test_cli_bitrate_from_a_pipe_splits_the_end_too(tok, tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     index = bitstream.VcbReader(io.BytesIO((tmp_path / "pipe.vcb").read_bytes())).index()
     assert tuple(e.num_frames for e in index) == PLAN
+
+
+@pytest.mark.parametrize("needed, expected", [(1900, 2), (1050, 1), (1500, 1), (6000, 2)])
+def test_the_chunk_before_the_last_is_chosen_for_the_end_total(needed, expected):
+    """With only the last chunk left after it, a chunk whose point (here 1, the closest to its own share) would
+    leave the stream's total more than 2.5% off even with the best point for the last (predicted from this chunk's
+    sizes, scaled to the last one's length) takes the neighbouring point that lands it closer (1900 bytes still
+    needed: 350 off with point 1, 90 with point 2); it keeps its point when that ends within 2.5% (1050: exact;
+    1500: 50 off), and never jumps further than a neighbour (6000: point 3 would land exactly; it takes point 2)."""
+    from vcodec.ratecontrol import CHUNK_OVERHEAD, RateController
+
+    sizes = [220, 700, 1700, 4000]               # this 8-frame chunk's coded bytes at each point
+    rc = object.__new__(RateController)          # the decision alone: no model, no stream
+    rc.points = [None] * len(sizes)
+    rc._code = lambda k, tokens, n, continues: (bytes(sizes[k]), None)
+    rc.bytes_per_frame, rc.total_frames, rc.frames = 100.0, 100, 88
+    rc.spent = 100.0 * 100 - 2 * CHUNK_OVERHEAD - needed    # bytes still wanted for this chunk and the last
+    assert rc._end_choice(1, None, 8, True, 4, {}) == expected

@@ -112,12 +112,11 @@ def main(argv=None) -> None:
             per_chunk = _code(sub, continues, bits, tables, False, version)[0]
             uniform = _code(sub, continues, bits, None, True, version)[0]
             v1 = _code(sub, continues, bits, tok.tables_for(bits, 1), True, 1)[0] if version != 1 else carried
+            v2_tables = tok.tables_for(bits, 2)  # None for a model fitted after version 3 came: nothing to compare
             if version != 3:
                 v2 = carried
-            elif tok.tables_for(bits, 2) is not None:
-                v2 = _code(sub, continues, bits, tok.tables_for(bits, 2), True, 2)[0]
             else:
-                v2 = None  # a model fitted after version 3 came has no version 2 tables: nothing to compare
+                v2 = None if v2_tables is None else _code(sub, continues, bits, v2_tables, True, 2)[0]
             row = {"clip": spec.name, "width": W, "height": H, "frames": n, "keyint": args.keyint,
                    "quality": rp.quality, "bits": bits, "planes": planes, "raw_bits_per_token": bits,
                    "coded_bits_per_token": carried / tokens, "per_chunk_bits_per_token": per_chunk / tokens,

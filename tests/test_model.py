@@ -2,10 +2,21 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vcodec.model import TokenizerConfig, VideoTokenizer
 from vcodec.model.checkpoint import atomic_save, build_from_checkpoint, load_checkpoint, weights_hash
-from vcodec.model.layers import channels_to_time, depth_to_space, haar2d, ihaar2d, space_to_depth, time_to_channels
+from vcodec.model.layers import (
+    block_pixels,
+    depth_to_space,
+    haar2d,
+    haar_block_matrix,
+    ihaar2d,
+    mix_in_channels,
+    mix_out_channels,
+    pixel_blocks,
+    space_to_depth,
+)
 from vcodec.model.lfq import ResidualLFQ, plane_mask
 from vcodec.tokenizer import Tokenizer
 
@@ -25,8 +36,44 @@ def _model(seed=0):
 def test_invertible_reshapes():
     x = torch.randn(2, 3, 9, 16, 24)
     assert torch.allclose(ihaar2d(haar2d(x)), x, atol=1e-5)
-    assert torch.equal(channels_to_time(time_to_channels(x, 4), 4), x)
+    assert torch.equal(block_pixels(pixel_blocks(x, 4), 4), x)
+    assert torch.equal(block_pixels(pixel_blocks(x[:, :, 1:], 4, first=False), 4, first=False), x[:, :, 1:])
     assert torch.equal(depth_to_space(space_to_depth(x)), x)
+
+
+def _time_patched(x, factor=4):
+    """The causal time patching spelled out: frame 0 repeated in front, then factor frames' channels side by side."""
+    x = torch.cat([x[:, :, :1].expand(-1, -1, factor - 1, -1, -1), x], dim=2)
+    B, C, T, H, W = x.shape
+    return x.reshape(B, C, T // factor, factor, H, W).permute(0, 3, 1, 2, 4, 5).reshape(B, factor * C, -1, H, W)
+
+
+def test_pixel_blocks_are_the_causal_time_patching_of_4x4_blocks():
+    x = torch.randn(2, 3, 9, 16, 24)
+    blocks = pixel_blocks(x, 4)                                 # (2, 192, 3, 4, 6)
+    assert torch.equal(blocks[:, 48 * 3:, 1], pixel_blocks(x[:, :, 4:5], 1)[:, :, 0])   # frame 4, last of group 1
+    assert torch.equal(blocks[:, :48, 0], blocks[:, 48 * 3:, 0])                         # frame 0 stands for all 4
+    assert blocks[0, 16 * 1 + 4 * 2 + 3, 0, 1, 2] == x[0, 1, 0, 4 + 2, 8 + 3]           # channel (c, dy, dx)
+
+
+def test_haar_taken_into_the_edge_convolutions():
+    """The stem with the Haar matrix in its weights, on pixel blocks, is the stem on two levels of Haar of the
+    frames; to_pixels with it in its weights, followed by block_pixels, is the inverse Haar of to_pixels' output."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 9, 16, 24, dtype=torch.float64)
+    M = haar_block_matrix()
+    assert torch.allclose(M @ M.T, torch.eye(48, dtype=torch.float64))
+    haar = haar2d(haar2d(x))                                    # (1, 48, 9, 4, 6)
+    assert torch.allclose(torch.einsum("km,bmthw->bkthw", M, pixel_blocks(x, 1)), haar)
+    w = torch.randn(8, 192, 1, 3, 3, dtype=torch.float64)
+    assert torch.allclose(F.conv3d(pixel_blocks(x, 4), mix_in_channels(w, M), padding=(0, 1, 1)),
+                          F.conv3d(_time_patched(haar), w, padding=(0, 1, 1)))
+    z = torch.randn(1, 8, 3, 4, 6, dtype=torch.float64)
+    w, b = torch.randn(192, 8, 1, 3, 3, dtype=torch.float64), torch.randn(192, dtype=torch.float64)
+    coeffs = F.conv3d(z, w, b, padding=(0, 1, 1)).reshape(1, 4, 48, 3, 4, 6).permute(0, 2, 3, 1, 4, 5)
+    coeffs = coeffs.reshape(1, 48, 12, 4, 6)
+    expected = ihaar2d(ihaar2d(coeffs))[:, :, 3:]               # frames 3.. (frame 0's group is its repetition)
+    assert torch.allclose(block_pixels(F.conv3d(z, *mix_out_channels(w, b, M), padding=(0, 1, 1)), 4), expected)
 
 
 @pytest.mark.parametrize("frames", [1, 2, 5, 16, 17, 18])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -203,19 +204,51 @@ def test_frames_from_720p_stream_without_tiles(tok, monkeypatch):
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
 
 
-def test_untiled_frames_decode_as_two_strips_of_the_same_pixels(tok, monkeypatch):
-    """From STRIPS_FROM latent columns an untiled frame decodes as two overlapping strips, one per thread: the
-    layout depends on the frame size only, and the pixels are the whole frame's (within one level)."""
+def test_untiled_frames_run_as_two_strips_that_swap_edges(tok, monkeypatch):
+    """From STRIPS_FROM latent columns an untiled frame runs as two strips side by side, one thread each, that swap
+    their edge columns before each convolution: no overlap, the layout depends on the frame size only, and the
+    tokens and pixels are the whole frame's (within float rounding: one level at most, almost all equal)."""
     frames = _frames()
-    tokens = tok.encode_window(frames, tok.max_levels)
     monkeypatch.setattr(tok, "STRIPS_FROM", 10**6)
-    whole = tok.decode_window(tokens, 5, 75, 106)
+    whole_tokens = tok.encode_window(frames, tok.max_levels)
+    whole = tok.decode_window(whole_tokens, 5, 75, 106)
     monkeypatch.setattr(tok, "STRIPS_FROM", 4)
-    m = tok.margins()[1]
-    assert tok._decode_tiles(75, 106, 10, 14) == [((0, 10, 0, 7), (0, 10, 0, min(14, 7 + m))),
-                                                  ((0, 10, 7, 14), (0, 10, max(0, 7 - m), 14))]
-    assert tok._decode_tiles(75, 106, 10, 3) == [((0, 10, 0, 3),) * 2]
-    strips = tok.decode_window(tokens, 5, 75, 106)
-    assert np.abs(strips.astype(np.int16) - whole).max() <= 1
-    monkeypatch.setattr(tok, "_margins", (0, 0))  # the overlap matters
-    assert not np.array_equal(tok.decode_window(tokens, 5, 75, 106), whole)
+    assert tok._layout(75, 106, 10, 14, 3) == ([((0, 10, 0, 7),) * 2, ((0, 10, 7, 14),) * 2], True)
+    assert tok._layout(75, 106, 10, 3, 3) == ([((0, 10, 0, 3),) * 2], False)
+    tokens = tok.encode_window(frames, tok.max_levels)
+    assert (tokens == whole_tokens).mean() > 0.999
+    strips = tok.decode_window(whole_tokens, 5, 75, 106)
+    diff = np.abs(strips.astype(np.int16) - whole)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    # the swapped edges matter: strips that see zeros past their inner edge decode other pixels
+    monkeypatch.setattr(tokenizer_mod._PieceRunner, "__init__", _runner_without_exchange(tokenizer_mod._PieceRunner.__init__))
+    assert not np.array_equal(tok.decode_window(whole_tokens, 5, 75, 106), strips)
+
+
+def _runner_without_exchange(init):
+    def patched(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        if self.exchange is not None:
+            self.exchange.widen = lambda index, x, reach: torch.nn.functional.pad(x, (reach, reach))
+    return patched
+
+
+def test_a_failing_strip_stops_the_other(tok, monkeypatch):
+    """A strip that fails breaks the lock step: the call raises instead of leaving the other strip waiting."""
+    from vcodec.model.layers import HaloExchange
+
+    monkeypatch.setattr(tok, "STRIPS_FROM", 4)
+    tokens = tok.encode_window(_frames(), tok.max_levels)
+    widen = HaloExchange.widen
+
+    def failing(self, index, x, reach):
+        if index == 1:
+            raise MemoryError("strip 1")
+        return widen(self, index, x, reach)
+
+    monkeypatch.setattr(HaloExchange, "widen", failing)
+    with pytest.raises((MemoryError, threading.BrokenBarrierError)):
+        tok.decode_window(tokens, 5, 75, 106)
+    monkeypatch.setattr(HaloExchange, "widen", widen)
+    monkeypatch.setattr(tok, "STRIPS_FROM", 10**6)
+    assert tok.decode_window(tokens, 5, 75, 106).shape == (5, 75, 106, 3)   # the model's own network whole again

@@ -32,7 +32,7 @@ from .model.checkpoint import (
     weights_hash,
 )
 from .model.config import TokenizerConfig
-from .model.layers import streaming
+from .model.layers import CausalConv3d, as_strips, streaming
 from .model.pixels import frames_to_model, model_to_frames
 from .stream import StreamState
 
@@ -137,19 +137,20 @@ class Tokenizer:
     # values of the whole frame; only the interior of each tile is kept (see :meth:`margins`). Tiles are aligned
     # to the latent grid, so the patching steps (Haar, space-to-depth) see the same pixel groups as untiled.
     #
-    # Decoding runs every convolution with one intra-op thread (tiles in parallel instead): oneDNN splits its
-    # sums differently for different thread counts, which moved some decoded pixels by 1 between
-    # OMP_NUM_THREADS=1 and 2. With one thread per operation the pixels depend on the machine's instruction set
-    # only (see docs/CLI.md for the measured bound), not on the thread count.
+    # On a CPU both networks run every convolution with one intra-op thread and parallelise over pieces of the
+    # frame instead: oneDNN splits its sums differently for different thread counts, which moved some decoded
+    # pixels by 1 between OMP_NUM_THREADS=1 and 2. With one thread per operation the pixels depend on the machine's
+    # instruction set only (see docs/CLI.md for the measured bound), not on the thread count. The pieces are the
+    # tiles of a big frame, or two side-by-side strips of a smaller one that run in lock step and swap their edge
+    # columns before each convolution (:class:`~vcodec.model.layers.HaloExchange`): no overlap is computed twice.
 
     TILE_ABOVE = 1280 * 768  # frames with more pixels than this are coded in tiles
     # frames with at least this many pixels run the networks one latent frame at a time (as tiles do): at 1280x720
     # that costs no measurable time on a CPU and moves the progress every 4 frames; at 960x540 it costs ~1.7x
     STREAM_FROM = 1280 * 720
     TILE_CORE = 64  # latent positions per tile side, before the overlap (512 pixels at spatial factor 8)
-    # on a CPU, untiled frames at least this many latent positions wide decode as two strips side by side (with the
-    # overlap), one per thread: at 640x360 1.5x faster on 2 cores, and the same pixels for every thread count (the
-    # layout depends on the frame size only)
+    # on a CPU, untiled frames at least this many latent positions wide run as two strips side by side, one thread
+    # each (the layout depends on the frame size only, so the pixels do not depend on the thread count)
     STRIPS_FROM = 40
 
     def margins(self) -> tuple[int, int]:
@@ -173,17 +174,17 @@ class Tokenizer:
                 yield (y0, y1, x0, x1), (max(0, y0 - margin), min(lh, y1 + margin), max(0, x0 - margin),
                                          min(lw, x1 + margin))
 
-    def _decode_tiles(self, height: int, width: int, h: int, w: int) -> list:
-        """The decoder's tiles (as :meth:`_tiles`) of a ``height`` x ``width`` frame, ``h`` x ``w`` latent: the tile
-        grid above :attr:`TILE_ABOVE` pixels, else on a CPU two strips from :attr:`STRIPS_FROM` latent columns, else
-        one."""
-        m = self.margins()[1]
+    def _layout(self, height: int, width: int, h: int, w: int, margin: int) -> tuple[list, bool]:
+        """How a ``height`` x ``width`` frame (``h`` x ``w`` latent) is cut for a network whose tiles overlap by
+        ``margin``: (pieces as :meth:`_tiles`, whether they are lock-step strips). The tile grid above
+        :attr:`TILE_ABOVE` pixels; else on a CPU two strips from :attr:`STRIPS_FROM` latent columns (no overlap:
+        they swap edges); else the whole frame (a GPU runs it whole, faster)."""
         if self._tiled(height, width):
-            return list(self._tiles(h, w, m))
-        if w >= self.STRIPS_FROM and self.device.type == "cpu":   # (a GPU runs the frame whole, faster)
+            return list(self._tiles(h, w, margin)), False
+        if w >= self.STRIPS_FROM and self.device.type == "cpu":
             c = -(-w // 2)
-            return [((0, h, 0, c), (0, h, 0, min(w, c + m))), ((0, h, c, w), (0, h, max(0, c - m), w))]
-        return [((0, h, 0, w),) * 2]
+            return [((0, h, 0, c),) * 2, ((0, h, c, w),) * 2], True
+        return [((0, h, 0, w),) * 2], False
 
     def _tiled(self, height: int, width: int) -> bool:
         return height * width > self.TILE_ABOVE
@@ -228,22 +229,27 @@ class Tokenizer:
         cfg = self.config
         sf = cfg.spatial_factor
         lh, lw = cfg.latent_size(H, W)
-        tiled = self._tiled(H, W)
-        tiles = list(self._tiles(lh, lw, self.margins()[0])) if tiled else [((0, lh, 0, lw),) * 2]
+        tiles, strips = self._layout(H, W, lh, lw, self.margins()[0])
         continues = stream is not None and stream.started
-        states = stream.take(len(tiles), (H, W)) if continues else [None] * len(tiles)  # each tile's stream state
+        states = stream.take(len(tiles), (H, W)) if continues else [None] * len(tiles)  # each piece's stream state
         out = np.empty((levels, cfg.latent_frames(n, continues), lh, lw), np.uint32)
-        with streaming(self.model.encoder) as net:
+
+        def run(net: torch.nn.Module, i: int, piece: np.ndarray, first: bool, l0: int, l1: int) -> None:
+            (y0, y1, x0, x1), (a0, a1, b0, b1) = tiles[i]
+            rows = np.minimum(np.arange(a0 * sf, a1 * sf), H - 1)    # edge replication to the latent grid
+            cols = np.minimum(np.arange(b0 * sf, b1 * sf), W - 1)
+            x = frames_to_model(torch.from_numpy(piece[:, rows][:, :, cols]).to(self.device).unsqueeze(0))
+            with torch.inference_mode(), streaming(net) as run_stream:
+                run_stream.load(states[i])
+                idx = self.model.encode_indices(x, levels, bits, first=first, encoder=net)
+                states[i] = run_stream.state()
+            out[:, l0:l1, y0:y1, x0:x1] = idx[0, :, :, y0 - a0:y1 - a0, x0 - b0:x1 - b0].cpu().numpy()
+
+        # big frames' tiles one after another (memory for one tile), with every thread on each operation
+        with _PieceRunner(self.model.encoder, len(tiles), strips, self.device, deterministic=False) as runner:
             for l0, l1, f0, f1 in self._time_pieces(n, stream=self._streamed(H, W), continues=continues):
                 piece = frames[np.minimum(np.arange(f0, f1), n - 1)]          # padded by repeating the last frame
-                for i, ((y0, y1, x0, x1), (a0, a1, b0, b1)) in enumerate(tiles):
-                    rows = np.minimum(np.arange(a0 * sf, a1 * sf), H - 1)    # edge replication to the latent grid
-                    cols = np.minimum(np.arange(b0 * sf, b1 * sf), W - 1)
-                    x = frames_to_model(torch.from_numpy(piece[:, rows][:, :, cols]).to(self.device).unsqueeze(0))
-                    net.load(states[i])
-                    idx = self.model.encode_indices(x, levels, bits, first=l0 == 0 and not continues)
-                    states[i] = net.state()
-                    out[:, l0:l1, y0:y1, x0:x1] = idx[0, :, :, y0 - a0:y1 - a0, x0 - b0:x1 - b0].cpu().numpy()
+                runner.run(run, piece, l0 == 0 and not continues, l0, l1)
                 if progress is not None:
                     progress(max(0, min(f1, n) - f0))
         if stream is not None:
@@ -263,53 +269,39 @@ class Tokenizer:
         if not 1 <= L <= self.max_levels:
             raise ValueError(f"token grid has {L} levels; model {self.name} has at most {self.max_levels}")
         sf = self.config.spatial_factor
-        tiles = self._decode_tiles(height, width, h, w)
+        tiles, strips = self._layout(height, width, h, w, self.margins()[1])
         continues = stream is not None and stream.started
         if Tl != self.config.latent_frames(num_frames, continues):
             raise ValueError(f"token grid has {Tl} latent frames; a {num_frames}-frame window "
                              f"{'continuing a stream ' * continues}has {self.config.latent_frames(num_frames, continues)}")
-        workers = max(1, min(len(tiles), torch.get_num_threads())) if self.device.type == "cpu" else 1
+        runner = _PieceRunner(self.model.decoder, len(tiles), strips, self.device, deterministic=True)
         core_px = max((a1 - a0) * (b1 - b0) for _, (a0, a1, b0, b1) in tiles)
         pieces = self._time_pieces(num_frames, stream=self._streamed(height, width), continues=continues)
         piece_latents = max(l1 - l0 for l0, l1, _, _ in pieces)
         check_memory(piece_latents * self.config.temporal_factor * height * width * 3
-                     + workers * self.decode_bytes(core_px * sf * sf, piece_latents),
+                     + runner.workers * self.decode_bytes(core_px * sf * sf, piece_latents),
                      f"decoding a {num_frames}-frame window of {width}x{height}")
-        states = stream.take(len(tiles), (height, width)) if continues else [None] * len(tiles)  # per tile
-        # one decoder per worker thread (the main one when there is one worker); a tile's state moves between them
-        nets: queue.Queue = queue.Queue()
-        for k in range(workers):
-            nets.put(self.model.decoder if k == 0 else copy.deepcopy(self.model.decoder))
+        states = stream.take(len(tiles), (height, width)) if continues else [None] * len(tiles)  # per piece
 
-        def run(l0: int, l1: int, f0: int, f1: int, i: int, out: np.ndarray) -> None:
+        def run(net: torch.nn.Module, i: int, l0: int, l1: int, f0: int, f1: int, out: np.ndarray) -> None:
             (y0, y1, x0, x1), (a0, a1, b0, b1) = tiles[i]
             idx = torch.from_numpy(tokens[:, l0:l1, a0:a1, b0:b1].astype(np.int64)).unsqueeze(0).to(self.device)
-            net = nets.get()
-            try:
-                with torch.inference_mode(), streaming(net) as run_stream:
-                    run_stream.load(states[i])
-                    video = self.model.decode_indices(idx, bits, first=l0 == 0 and not continues, decoder=net)
-                    states[i] = run_stream.state()                                       # (1, 3, k, f*th, f*tw)
-            finally:
-                nets.put(net)
+            with torch.inference_mode(), streaming(net) as run_stream:
+                run_stream.load(states[i])
+                video = self.model.decode_indices(idx, bits, first=l0 == 0 and not continues, decoder=net)
+                states[i] = run_stream.state()                                           # (1, 3, k, f*th, f*tw)
             py1, px1 = min(y1 * sf, height), min(x1 * sf, width)
             oy, ox = (y0 - a0) * sf, (x0 - b0) * sf
             part = video[:, :, :f1 - f0, oy:oy + py1 - y0 * sf, ox:ox + px1 - x0 * sf]
             out[:, y0 * sf:py1, x0 * sf:px1] = model_to_frames(part)[0].cpu().numpy()
 
-        with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        with runner:
             for l0, l1, f0, f1 in pieces:
                 l1, f1 = min(l1, Tl), min(f1, num_frames)
                 if f1 <= f0 or l1 <= l0:       # a latent frame made only of padding
                     continue
                 out = np.empty((f1 - f0, height, width, 3), np.uint8)
-                jobs = [(l0, l1, f0, f1, i, out) for i in range(len(tiles))]
-                with one_thread_per_op(self.device):       # not across the yield: the caller keeps its threads
-                    if pool is None:
-                        for job in jobs:
-                            run(*job)
-                    else:
-                        list(pool.map(lambda job: run(*job), jobs))
+                runner.run(run, l0, l1, f0, f1, out)     # not across the yield: the caller keeps its threads
                 yield out
         if stream is not None:
             stream.keep(states, (height, width), self.config.padded_frames(num_frames, continues) == num_frames)
@@ -358,15 +350,12 @@ def _conv_reach(net: torch.nn.Module, probe: torch.Tensor, out_px: int) -> int:
     of its one-sided kernel reach times the pixels one position of its input spans (``out_px`` pixels across the
     probe's full-resolution width). Assumes spatial mixing happens in convolutions only (tested: tiled == untiled)."""
     reach = 0.0
-    convs = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
 
     def hook(mod, inp, _out):
         nonlocal reach
-        k, d, p = mod.kernel_size[-1], mod.dilation[-1], mod.padding[-1]
-        p = p if isinstance(p, int) else (k - 1) * d // 2
-        reach += max(p, (k - 1) * d - p, mod.stride[-1] - 1) * out_px / inp[0].shape[-1]
+        reach += (mod.kw // 2) * out_px / inp[0].shape[-1]
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, convs)]
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, CausalConv3d)]
     try:
         with torch.inference_mode():
             net(probe)
@@ -374,6 +363,66 @@ def _conv_reach(net: torch.nn.Module, probe: torch.Tensor, out_px: int) -> int:
         for h in handles:
             h.remove()
     return int(np.ceil(reach))
+
+
+class _PieceRunner:
+    """Runs one network over the pieces of a frame (:meth:`Tokenizer._layout`), each piece through a network of its
+    own and its own stream state. Lock-step strips run all at once, one thread each, on copies of the network that
+    swap edges (:func:`~vcodec.model.layers.as_strips`). Tiles run, when ``deterministic``, on as many threads as
+    torch has (one copy each), else one after another with every thread on each operation (memory for one tile).
+    On a CPU, strips and ``deterministic`` runs use one thread per operation (:class:`one_thread_per_op`), so that
+    their results do not depend on the thread count. Use as a context manager (its thread pool)."""
+
+    def __init__(self, net: torch.nn.Module, count: int, strips: bool, device: torch.device, *, deterministic: bool):
+        self.device = device
+        self.single_threaded_ops = device.type == "cpu" and (strips or deterministic)
+        self.exchange = None
+        if strips:
+            self.workers = count
+            self.nets = [net] + [copy.deepcopy(net) for _ in range(count - 1)]
+            self.exchange = as_strips(self.nets)
+        else:
+            self.workers = max(1, min(count, torch.get_num_threads())) if self.single_threaded_ops else 1
+            self.free: queue.Queue = queue.Queue()   # a tile's state moves between the copies
+            for k in range(self.workers):
+                self.free.put(net if k == 0 else copy.deepcopy(net))
+        self.count = count
+        self.pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> "_PieceRunner":
+        if self.workers > 1:
+            self.pool = ThreadPoolExecutor(self.workers)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+        if self.exchange is not None:
+            as_strips(self.nets[:1], detach=True)   # the model's own network runs whole again
+
+    def run(self, work: Callable, *args) -> None:
+        """``work(net, i, *args)`` for every piece ``i``."""
+        def one(i: int) -> None:
+            if self.exchange is not None:
+                try:
+                    work(self.nets[i], i, *args)
+                except BaseException:
+                    self.exchange.barrier.abort()   # the other strips wait for this one: let them fail too
+                    raise
+                return
+            net = self.free.get()
+            try:
+                work(net, i, *args)
+            finally:
+                self.free.put(net)
+
+        with one_thread_per_op(self.device) if self.single_threaded_ops else contextlib.nullcontext():
+            if self.pool is None:
+                for i in range(self.count):
+                    one(i)
+            else:
+                for f in [self.pool.submit(one, i) for i in range(self.count)]:
+                    f.result()
 
 
 class one_thread_per_op:  # noqa: N801 -- used as a context manager

@@ -17,15 +17,19 @@ from .layers import (
     CausalConv3d,
     ChannelNorm,
     ResBlock,
-    channels_to_time,
+    block_pixels,
     depth_to_space,
-    haar2d,
-    ihaar2d,
+    haar_block_matrix,
+    mix_in_channels,
+    mix_out_channels,
+    pixel_blocks,
     space_to_depth,
-    time_to_channels,
 )
 
 HAAR_CHANNELS = 3 * 16  # two Haar levels on RGB
+# Both networks see the pixels through two levels of the orthonormal Haar transform (per 4x4 block, 48 channels
+# per frame), taken into the weights of the first (stem) and last (to_pixels) convolution: the networks compute
+# pixel_blocks -> conv with the stem's weights times the Haar matrix, which equals 2-level Haar -> stem conv.
 
 
 class Encoder(nn.Module):
@@ -44,9 +48,10 @@ class Encoder(nn.Module):
         """video (B, 3, T, H, W) in [-1, 1] -> latent (B, channels, T', H/8, W/8) in (-1, 1); T = 1 + 4(T'-1).
 
         ``first=False`` continues a stream (inside :func:`~vcodec.model.layers.streaming`): T = 4 T'."""
-        x = haar2d(haar2d(video))                                # (B, 48, T, H/4, W/4)
-        x = time_to_channels(x, self.cfg.temporal_factor, first)  # (B, 192, T', H/4, W/4)
-        x = self.hi_blocks(self.stem(x))                          # (B, ch, T', H/4, W/4)
+        x = pixel_blocks(video, self.cfg.temporal_factor, first)  # (B, 192, T', H/4, W/4): 4x4 blocks of 4 frames
+        haar = haar_block_matrix().to(x.device)
+        x = self.stem(x, mix_in_channels(self.stem.conv.weight, haar))   # = stem(Haar coefficients)
+        x = self.hi_blocks(x)                                     # (B, ch, T', H/4, W/4)
         x = self.down(space_to_depth(x))                          # (B, cl, T', H/8, W/8)
         x = self.lo_blocks(x)
         return torch.tanh(self.to_latent(F.silu(self.norm_out(x))).float())   # fp32 even under autocast
@@ -71,6 +76,7 @@ class Decoder(nn.Module):
         x = self.lo_blocks(self.from_latent(latent))              # (B, cl, T', h, w)
         x = depth_to_space(self.up(x))                            # (B, ch, T', 2h, 2w)
         x = self.hi_blocks(x)
-        x = self.to_pixels(F.silu(self.norm_out(x)))              # (B, 192, T', 2h, 2w)
-        x = channels_to_time(x, self.cfg.temporal_factor, first)  # (B, 48, T, 2h, 2w)
-        return ihaar2d(ihaar2d(x))                                # (B, 3, T, 8h, 8w)
+        haar = haar_block_matrix().to(x.device)
+        x = self.to_pixels(F.silu(self.norm_out(x)),             # (B, 192, T', 2h, 2w): 4x4 pixel blocks of 4
+                           *mix_out_channels(self.to_pixels.conv.weight, self.to_pixels.conv.bias, haar))  # frames
+        return block_pixels(x, self.cfg.temporal_factor, first)  # (B, 3, T, 8h, 8w)

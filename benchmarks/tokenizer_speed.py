@@ -1,6 +1,12 @@
 """Tokenizer speed: encode and decode frames/s and peak memory at 640x360 and 1280x720.
 
     python -m benchmarks.tokenizer_speed [--model default] [--device cpu] [--threads N] [--frames 17] [--clip F]
+                                         [--stream]
+
+Default: the networks alone on one keyframe window (``--frames`` frames, the first a latent frame of its own).
+``--stream``: the whole codec as ``vcodec encode`` / ``decode`` run it, :func:`vcodec.compress` /
+:func:`vcodec.decompress` of one default keyframe period (129 frames: a keyframe window, then windows that continue
+it), at the top rate point: networks, token coder and container, no file I/O.
 
 Each (size, direction) runs in a fresh subprocess so that its peak RSS (ru_maxrss) is its own.
 Speed is the median of ``--repeats`` timed runs after one warm-up run; input is real footage
@@ -44,24 +50,34 @@ def _frames(width: int, height: int, n: int, clip: str | None = None):
     import torch
     import torch.nn.functional as F
 
-    clip = _source_clip(clip)
-    clip = np.concatenate([clip] * (n // len(clip) + 1))[:n]
+    clip = _source_clip(clip)[:n]
     x = torch.from_numpy(clip).permute(0, 3, 1, 2).float()
     x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    clip = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    return np.concatenate([clip] * (n // len(clip) + 1))[:n]   # the clip again and again (resized once)
 
 
 def _worker(args) -> dict:
     import numpy as np
     import torch
 
+    from vcodec.allocator import keep_freed_memory
     from vcodec.models import load_tokenizer
+    keep_freed_memory()   # as the vcodec command does at start
     if args.threads:
         torch.set_num_threads(args.threads)
     tok = load_tokenizer(args.model, device=args.device)
     frames = _frames(args.width, args.height, args.frames, args.clip)
     levels = tok.max_levels
-    tokens = tok.encode_window(frames, levels)
+    if args.stream:
+        import vcodec
+        data = vcodec.compress(frames, tokenizer=tok)
+        run = {"encode": lambda: vcodec.compress(frames, tokenizer=tok),
+               "decode": lambda: vcodec.decompress(data, tokenizer=tok)}[args.direction]
+    else:
+        tokens = tok.encode_window(frames, levels)
+        run = {"encode": lambda: tok.encode_window(frames, levels),
+               "decode": lambda: tok.decode_window(tokens, args.frames, args.height, args.width)}[args.direction]
 
     def sync():
         if args.device.startswith("cuda"):
@@ -71,10 +87,7 @@ def _worker(args) -> dict:
     for _ in range(args.repeats + 1):
         sync()
         t = time.perf_counter()
-        if args.direction == "encode":
-            tok.encode_window(frames, levels)
-        else:
-            tok.decode_window(tokens, args.frames, args.height, args.width)
+        run()
         sync()
         times.append(time.perf_counter() - t)
     med = float(np.median(times[1:]))
@@ -82,7 +95,7 @@ def _worker(args) -> dict:
     out = {"direction": args.direction, "width": args.width, "height": args.height, "frames": args.frames,
            "fps": args.frames / med, "seconds_median": med, "peak_rss_mb": peak_mb, "levels": levels,
            "threads": torch.get_num_threads(), "device": args.device, "model": tok.name,
-           "parameters": tok.parameters}
+           "parameters": tok.parameters, "what": "codec, one keyframe period" if args.stream else "networks, one window"}
     if args.device.startswith("cuda"):
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return out
@@ -93,7 +106,10 @@ def main(argv=None) -> None:
     ap.add_argument("--model", default="default")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--frames", type=int, default=17)
+    ap.add_argument("--frames", type=int, default=None, help="frames per run (default: 17, or the default "
+                    "keyframe period with --stream)")
+    ap.add_argument("--stream", action="store_true", help="time vcodec.compress/decompress of a keyframe period "
+                    "(networks, coder and container) instead of the networks on one window")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--clip", default=None, help="video file, or corpus .npz (its first held-out segment), to time "
                     "on (default: the shipped sample clip)")
@@ -103,6 +119,9 @@ def main(argv=None) -> None:
     ap.add_argument("--height", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--direction", default="encode", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.frames is None:
+        from vcodec.stream import DEFAULT_KEYINT
+        args.frames = DEFAULT_KEYINT if args.stream else 17
     if args.worker:
         print(json.dumps(_worker(args)))
         return
@@ -111,12 +130,14 @@ def main(argv=None) -> None:
         for direction in ("encode", "decode"):
             cmd = [sys.executable, "-m", "benchmarks.tokenizer_speed", "--worker", "--model", args.model,
                    "--device", args.device, "--threads", str(args.threads), "--frames", str(args.frames),
-                   "--repeats", str(args.repeats), *(["--clip", args.clip] if args.clip else []), "--width", str(w), "--height", str(h), "--direction", direction]
+                   "--repeats", str(args.repeats), *(["--clip", args.clip] if args.clip else []),
+                   *(["--stream"] if args.stream else []), "--width", str(w), "--height", str(h), "--direction", direction]
             res = subprocess.run(cmd, capture_output=True, text=True, check=True)
             row = json.loads(res.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"{direction:6s} {w}x{h}: {row['fps']:6.1f} frames/s  peak RSS {row['peak_rss_mb']:7.0f} MB  "
-                  f"({row['threads']} threads, {row['device']}, {row['levels']} levels)", flush=True)
+                  f"({row['threads']} threads, {row['device']}, {row['levels']} levels; {row['what']}, "
+                  f"{row['frames']} frames)", flush=True)
     meta = {"machine": platform.processor() or platform.machine(), "python": platform.python_version()}
     if args.json_out:
         with open(args.json_out, "w") as f:

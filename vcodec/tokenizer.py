@@ -137,12 +137,13 @@ class Tokenizer:
     # values of the whole frame; only the interior of each tile is kept (see :meth:`margins`). Tiles are aligned
     # to the latent grid, so the patching steps (Haar, space-to-depth) see the same pixel groups as untiled.
     #
-    # On a CPU both networks run every convolution with one intra-op thread and parallelise over pieces of the
+    # On a CPU the decoder runs every convolution with one intra-op thread and parallelises over pieces of the
     # frame instead: oneDNN splits its sums differently for different thread counts, which moved some decoded
     # pixels by 1 between OMP_NUM_THREADS=1 and 2. With one thread per operation the pixels depend on the machine's
     # instruction set only (see docs/CLI.md for the measured bound), not on the thread count. The pieces are the
     # tiles of a big frame, or two side-by-side strips of a smaller one that run in lock step and swap their edge
     # columns before each convolution (:class:`~vcodec.model.layers.HaloExchange`): no overlap is computed twice.
+    # The encoder runs untiled frames whole, every operation on all threads (its tokens are what the file holds).
 
     TILE_ABOVE = 1280 * 768  # frames with more pixels than this are coded in tiles
     # frames with at least this many pixels run the networks one latent frame at a time (as tiles do): at 1280x720
@@ -174,14 +175,14 @@ class Tokenizer:
                 yield (y0, y1, x0, x1), (max(0, y0 - margin), min(lh, y1 + margin), max(0, x0 - margin),
                                          min(lw, x1 + margin))
 
-    def _layout(self, height: int, width: int, h: int, w: int, margin: int) -> tuple[list, bool]:
+    def _layout(self, height: int, width: int, h: int, w: int, margin: int, strips: bool = True) -> tuple[list, bool]:
         """How a ``height`` x ``width`` frame (``h`` x ``w`` latent) is cut for a network whose tiles overlap by
         ``margin``: (pieces as :meth:`_tiles`, whether they are lock-step strips). The tile grid above
-        :attr:`TILE_ABOVE` pixels; else on a CPU two strips from :attr:`STRIPS_FROM` latent columns (no overlap:
-        they swap edges); else the whole frame (a GPU runs it whole, faster)."""
+        :attr:`TILE_ABOVE` pixels; else on a CPU, if ``strips``, two strips from :attr:`STRIPS_FROM` latent columns
+        (no overlap: they swap edges); else the whole frame (a GPU runs it whole, faster)."""
         if self._tiled(height, width):
             return list(self._tiles(h, w, margin)), False
-        if w >= self.STRIPS_FROM and self.device.type == "cpu":
+        if strips and w >= self.STRIPS_FROM and self.device.type == "cpu":
             c = -(-w // 2)
             return [((0, h, 0, c),) * 2, ((0, h, c, w),) * 2], True
         return [((0, h, 0, w),) * 2], False
@@ -229,7 +230,9 @@ class Tokenizer:
         cfg = self.config
         sf = cfg.spatial_factor
         lh, lw = cfg.latent_size(H, W)
-        tiles, strips = self._layout(H, W, lh, lw, self.margins()[0])
+        # the whole frame on every thread: as fast as strips at 640x360 and 1280x720 on 2 cores (measured 4-8%
+        # faster), and the encoder's floats need not be independent of the thread count (the decoder's pixels must)
+        tiles, strips = self._layout(H, W, lh, lw, self.margins()[0], strips=False)
         continues = stream is not None and stream.started
         states = stream.take(len(tiles), (H, W)) if continues else [None] * len(tiles)  # each piece's stream state
         out = np.empty((levels, cfg.latent_frames(n, continues), lh, lw), np.uint32)

@@ -4,6 +4,7 @@ Layout everywhere: (B, C, T, H, W).
 """
 from __future__ import annotations
 
+import functools
 import threading
 
 import torch
@@ -68,14 +69,17 @@ def block_pixels(y: torch.Tensor, factor: int, first: bool = True) -> torch.Tens
     return y[:, :, factor - 1:] if first else y
 
 
+@functools.cache
 def haar_block_matrix(channels: int = 3) -> torch.Tensor:
     """(16C, 16C) float64 orthonormal M: two levels of :func:`haar2d` of an image are M times its 4x4 pixel blocks,
     ``haar2d(haar2d(x))[:, k] == sum_m M[k, m] * blocks[:, m]`` with blocks channel ``(c*4 + dy)*4 + dx`` (as in
     :func:`pixel_blocks`); the inverse is M's transpose. A convolution next to the transform takes M into its
-    weights (:func:`mix_in_channels`, :func:`mix_out_channels`), so the transform itself costs nothing."""
+    weights (:func:`mix_in_channels`, :func:`mix_out_channels`), so the transform itself costs nothing. Built once
+    per ``channels`` (callers must not modify it)."""
     n = 16 * channels
-    basis = torch.eye(n, dtype=torch.float64).reshape(n, channels, 1, 4, 4)   # one image per block channel
-    return haar2d(haar2d(basis)).reshape(n, n).T
+    with torch.inference_mode(False), torch.no_grad():   # a plain tensor, usable in training after inference
+        basis = torch.eye(n, dtype=torch.float64).reshape(n, channels, 1, 4, 4)   # one image per block channel
+        return haar2d(haar2d(basis)).reshape(n, n).T
 
 
 def mix_in_channels(weight: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
@@ -163,8 +167,9 @@ def _conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: 
 class HaloExchange:
     """Runs ``parts`` copies of a network, one thread each, on side-by-side column strips of the same input (left
     to right) as if they were one network on the whole input: before each spatial convolution every strip takes
-    its neighbours' edge columns (zeros at the input's own edges), so each convolution computes exactly the
-    columns of its strip, and no strip recomputes another's (unlike overlapping tiles). Everything else in the
+    its neighbours' edge columns (zeros at the input's own edges), so each convolution computes the columns of its
+    strip as the whole network would (up to float rounding: oneDNN may sum a narrower input in another order), and
+    no strip recomputes another's (unlike overlapping tiles). Everything else in the
     networks is column-local. The strips must run concurrently (a barrier per convolution); a strip that fails
     must break the barrier (``barrier.abort()``) so that the others stop too. See :func:`as_strips`."""
 

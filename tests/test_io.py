@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import warnings
 from fractions import Fraction
 
@@ -86,6 +88,23 @@ def test_rotation_metadata_is_applied(tmp_path, rotation):
     assert frames.shape == expected.shape
     assert (info.width, info.height) == (expected.shape[2], expected.shape[1])
     assert _psnr(frames, expected) > 25  # the wrong way round gives about 8 dB
+
+
+def test_a_png_with_an_icc_profile_reads_without_crashing_the_process(tmp_path):
+    """PyAV 18 frees side-data metadata twice once frame.side_data has been looked at: a PNG with a named ICC
+    profile then crashed the interpreter at the next garbage collection (`make data` died on scikit-image's
+    photos). Run in a child process, so that a crash fails this test instead of the whole run."""
+    from PIL import Image, ImageCms
+
+    p = tmp_path / "icc.png"
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(np.full((16, 24, 3), 90, np.uint8)).save(p, icc_profile=profile)
+    code = ("import gc, sys; from vcodec.io.source import read_video\n"
+            "for _ in range(2):\n    frames, _ = read_video(sys.argv[1])\n    gc.collect()\n"
+            "print(frames.shape)")
+    r = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stderr[-500:])
+    assert r.stdout.strip() == "(1, 16, 24, 3)"
 
 
 def test_variable_frame_rate_warns_and_keeps_every_frame(tmp_path):

@@ -8,8 +8,8 @@ How unusual sources are handled (each case that changes pixels or timing raises 
   recorded as gray, so that they decode back to gray. An alpha channel is dropped, colours kept as stored,
   not composited (warning).
 - **Rotation.** A display matrix (phone videos) that rotates by a multiple of 90 degrees is applied: frames are
-  coded upright, width/height as displayed, and the rotation is recorded in the header. A mirrored or
-  non-right-angle display matrix is refused.
+  coded upright, width/height as displayed, and the rotation is recorded in the header. A non-right-angle
+  rotation is refused; a mirroring matrix is applied as its rotation alone (see ``_rotation``).
 - **Frame rate.** The stream's average frame rate is kept as an exact rational (``stream.average_rate``, else
   ``guessed_rate``; a ``VCODEC_FRAME_RATE`` stream tag, which vcodec writes into ``.mkv`` files because Matroska's
   millisecond times cannot hold rates such as 60000/1001, is preferred when it agrees within 0.1%). With no rate at all, 25 fps is assumed (warning). Variable frame rate: every decoded frame is
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import errno
 import re
-import struct
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -94,28 +93,13 @@ def _tagged_rate(stream) -> Fraction | None:
         return None
 
 
-def _display_matrix(frame: av.VideoFrame) -> tuple[float, ...] | None:
-    """The frame's 3x3 display matrix as floats (a, b, u, c, d, v, x, y, w), or None."""
-    try:
-        side_data = list(frame.side_data)
-    except ValueError:  # a side-data type this PyAV build cannot name (some JPEGs carry one): no readable matrix
-        return None
-    for sd in side_data:
-        if sd.type.name == "DISPLAYMATRIX":
-            raw = struct.unpack("<9i", bytes(sd)[:36])
-            # 16.16 fixed point except u, v, w in 2.30.
-            return tuple(v / (1 << (30 if i in (2, 5, 8) else 16)) for i, v in enumerate(raw))
-    return None
-
-
 def _rotation(frame: av.VideoFrame, name: str) -> int:
-    """Counter-clockwise rotation (0, 90, 180, 270) the display matrix asks for; refuse anything else.
-    Called for the first frame only (reading side data creates a reference cycle, see ``_to_rgb``)."""
-    m = _display_matrix(frame)
-    if m is None and not frame.rotation:
-        return 0
-    if m is not None and m[0] * m[4] - m[1] * m[3] < 0:  # a * d - b * c
-        raise InputError(f"{name}: mirrored display matrix (flip metadata) is not supported")
+    """Counter-clockwise rotation (0, 90, 180, 270) the frame's display matrix asks for; refuse anything else.
+
+    Only the rotation is read (``frame.rotation``), never ``frame.side_data``: PyAV 18 wraps each side-data entry's
+    metadata in a Dictionary that frees it when collected, and the frame frees it again -- a double free that
+    crashed the process at the next garbage collection for every PNG with a named ICC profile. So a display
+    matrix that also mirrors the picture is applied as its rotation alone."""
     angle = frame.rotation  # counter-clockwise, in [-180, 180]
     if angle % 90:
         raise InputError(f"{name}: display rotation of {angle} degrees is not supported (only multiples of 90)")
@@ -294,8 +278,8 @@ class VideoSource:
         self._last_time = t
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        # frame.rotation, not frame.side_data: the latter makes a reference cycle that keeps every frame alive
-        # until the garbage collector runs (hundreds of MB at 720p). Mirroring is checked on the first frame.
+        # frame.rotation, never frame.side_data (see _rotation; it also makes a reference cycle that would keep
+        # every frame alive until the garbage collector runs)
         rot = int(frame.rotation) % 360
         if rot != self._rot:
             raise InputError(f"{self.name}: display rotation changes at frame {self._index}; not supported")

@@ -7,7 +7,6 @@ After deliberately replacing the shipped model, update SHIPPED_WEIGHTS_HASH and 
 ``VCODEC_REGEN_GOLDEN=1 python -m pytest tests/test_shipped_model.py -k golden``.
 """
 
-import hashlib
 import io
 import json
 import os
@@ -116,15 +115,42 @@ def _golden_source(sample: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([riders, riders[-2::-1]]))
 
 
+# Decoded pixels may differ by 1 between CPU instruction sets (docs/CLI.md; the golden streams decode to 14 of
+# 608,256 values off by 1 with oneDNN's AVX-512 kernels instead of its AVX2 ones): the goldens record each frame's
+# 16x16-pixel block sums per channel, which such rounding moves by a few units, and a real change by far more.
+MAX_BLOCK_SUM_CHANGE = 4        # in one block (16 x 16 values)
+MAX_ROUNDED_FRACTION = 1e-4     # all blocks together: |change| summed, per decoded value
+
+
+def _block_sums(frames: np.ndarray) -> list:
+    """uint8 (T, H, W, 3) frames, H and W multiples of 16 -> nested list (T, H/16, W/16, 3) of int block sums."""
+    t, h, w, c = frames.shape
+    return frames.reshape(t, h // 16, 16, w // 16, 16, c).sum(axis=(2, 4), dtype=np.int64).tolist()
+
+
+def _golden_json(facts: dict) -> str:
+    """A golden JSON's text: one fact per line, the block sums on one line of their own."""
+    text = json.dumps(dict(facts, block_sums="BLOCK_SUMS"), indent=1)
+    return text.replace('"BLOCK_SUMS"', json.dumps(facts["block_sums"], separators=(",", ":"))) + "\n"
+
+
+def _assert_recorded_frames(decoded: np.ndarray, expected: dict) -> None:
+    """``decoded`` are the frames a golden JSON records, up to instruction-set rounding."""
+    assert list(decoded.shape) == expected["shape"]
+    change = np.abs(np.asarray(_block_sums(decoded)) - np.asarray(expected["block_sums"]))
+    assert change.max() <= MAX_BLOCK_SUM_CHANGE, change.max()
+    assert change.sum() <= MAX_ROUNDED_FRACTION * decoded.size, change.sum()
+
+
 def test_golden_stream_of_the_shipped_model(tok, sample):
     src = _golden_source(sample)
     data = vcodec.compress(src, quality=2, tokenizer=tok, frame_rate=25)
     frames = vcodec.decompress(data, tokenizer=tok)
-    facts = {"weights_hash": tok.weights_hash, "frames_sha256": hashlib.sha256(frames.tobytes()).hexdigest(),
-             "psnr_y_bt709_limited": round(psnr_y_bt709_limited(src, frames), 4), "shape": list(frames.shape)}
+    facts = {"weights_hash": tok.weights_hash, "psnr_y_bt709_limited": round(psnr_y_bt709_limited(src, frames), 4),
+             "shape": list(frames.shape), "block_sums": _block_sums(frames)}
     if REGEN:
         GOLDEN_VCB.write_bytes(data)
-        GOLDEN_JSON.write_text(json.dumps(facts, indent=1) + "\n")
+        GOLDEN_JSON.write_text(_golden_json(facts))
     assert GOLDEN_VCB.exists(), f"missing golden file {GOLDEN_VCB}; run with VCODEC_REGEN_GOLDEN=1 once"
     expected = json.loads(GOLDEN_JSON.read_text())
     golden = GOLDEN_VCB.read_bytes()
@@ -132,10 +158,9 @@ def test_golden_stream_of_the_shipped_model(tok, sample):
     reader = bitstream.VcbReader(io.BytesIO(golden))
     assert [c.continues for c in reader.coded_chunks()] == [False, True] and reader.header.coder_version == 3
     decoded = vcodec.decompress(golden)                      # found by the model name in the header
-    assert list(decoded.shape) == expected["shape"]
-    assert hashlib.sha256(decoded.tobytes()).hexdigest() == expected["frames_sha256"]
+    _assert_recorded_frames(decoded, expected)
     assert psnr_y_bt709_limited(src, decoded) == pytest.approx(expected["psnr_y_bt709_limited"], abs=1e-3)
-    assert expected["weights_hash"] == SHIPPED_WEIGHTS_HASH and facts == expected
+    assert expected["weights_hash"] == SHIPPED_WEIGHTS_HASH and set(facts) == set(expected)
 
 
 @pytest.mark.parametrize("version", [1, 2])
@@ -147,8 +172,7 @@ def test_older_coder_streams_of_a_previous_default_still_decode(version):
     assert bitstream.VcbReader(io.BytesIO(old)).header.coder_version == version
     expected = json.loads((GOLDEN / f"shipped_v2-step44303-coder{version}_q2.json").read_text())
     assert expected == json.loads((GOLDEN / "shipped_v2-step44303_q2.json").read_text())
-    decoded = vcodec.decompress(old)
-    assert hashlib.sha256(decoded.tobytes()).hexdigest() == expected["frames_sha256"]
+    _assert_recorded_frames(vcodec.decompress(old), expected)
     if version == 1:
         assert len((GOLDEN / "shipped_v2-step44303_q2.vcb").read_bytes()) < len(old)
 
@@ -171,6 +195,5 @@ def test_streams_of_previous_defaults_still_decode(name):
     expected = json.loads((GOLDEN / f"shipped_{name}_q2.json").read_text())
     assert expected["weights_hash"] == PREVIOUS_DEFAULTS[name]
     decoded = vcodec.decompress((GOLDEN / f"shipped_{name}_q2.vcb").read_bytes())
-    assert list(decoded.shape) == expected["shape"]
-    assert hashlib.sha256(decoded.tobytes()).hexdigest() == expected["frames_sha256"]
+    _assert_recorded_frames(decoded, expected)
     assert load_checkpoint(model_path(name))["weights_hash"] == PREVIOUS_DEFAULTS[name]

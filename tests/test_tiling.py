@@ -64,9 +64,13 @@ def test_tiled_decode_gives_the_untiled_frames(tok, monkeypatch):
     whole = tok.decode_window(tokens, 5, 75, 106)
     _tiled(tok, monkeypatch)
     tiled = tok.decode_window(tokens, 5, 75, 106)
-    assert tiled.shape == whole.shape == (5, 75, 106, 3) and np.array_equal(tiled, whole)
-    monkeypatch.setattr(tok, "_margins", (0, 0))
-    assert not np.array_equal(tok.decode_window(tokens, 5, 75, 106), whole)
+    assert tiled.shape == whole.shape == (5, 75, 106, 3)
+    # the same up to float rounding (exact with oneDNN's AVX2 kernels; its AVX-512 ones sum a narrower input in
+    # another order: 1 value of these 119,250 differs by 1)
+    change = np.abs(tiled.astype(int) - whole)
+    assert change.max() <= 1 and (change > 0).mean() <= 1e-4
+    monkeypatch.setattr(tok, "_margins", (0, 0))   # without the overlap nearly every value changes, by up to 126
+    assert (np.abs(tok.decode_window(tokens, 5, 75, 106).astype(int) - whole) > 1).mean() > 0.5
 
 
 def test_tiles_through_the_api_round_trip(tok, monkeypatch):

@@ -339,6 +339,17 @@ def test_compare_per_frame_and_means(tmp_path):
     assert "per-frame mean" in text and "global" in text and "6 frames" in text
 
 
+def test_compare_and_encode_psnr_take_odd_sizes(model, tmp_path):
+    """Odd widths and heights (a 17x9 clip) are measured, not refused: PSNR-YUV's chroma is that of yuv420p."""
+    ref_p, dist_p, _, _ = _distorted(tmp_path, n=3, h=9, w=17)
+    r = run("compare", ref_p, dist_p, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["frames"] == 3
+    r = run("encode", ref_p, "-o", tmp_path / "odd.vcb", "--model", model, "--psnr", "--json")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "odd.vcb").exists()
+
+
 def test_compare_refuses_different_videos(tmp_path):
     write_video(tmp_path / "a.mkv", pattern_frames(5, 16, 16), 25)
     write_video(tmp_path / "b.mkv", pattern_frames(4, 16, 16), 25)

@@ -107,6 +107,17 @@ def test_a_png_with_an_icc_profile_reads_without_crashing_the_process(tmp_path):
     assert r.stdout.strip() == "(1, 16, 24, 3)"
 
 
+def test_a_palette_image_is_read_in_colour_not_as_gray(tmp_path):
+    """pal8 has one plane (of palette indices): it once passed for grayscale, and vcodec decoded such PNGs gray."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:24, 0:40]
+    Image.fromarray(np.stack([xx * 6, yy * 10, (xx + yy) * 4], -1).astype(np.uint8)).convert("P", palette=Image.ADAPTIVE, colors=64).save(tmp_path / "pal.png")
+    frames, info = _quiet_read(tmp_path / "pal.png")
+    assert info.pix_fmt == "pal8" and not info.gray
+    assert np.array_equal(frames[0], np.asarray(Image.open(tmp_path / "pal.png").convert("RGB")))
+
+
 def test_variable_frame_rate_warns_and_keeps_every_frame(tmp_path):
     p = tmp_path / "vfr.mkv"
     write_clip(p, width=16, height=8, num_frames=6, codec="ffv1", pix_fmt="yuv420p",

@@ -47,6 +47,19 @@ def test_luma_alone_equals_the_420_y_plane_and_takes_odd_sizes():
     assert colour.rgb_to_y(_video(1, 17, 33)).shape == (1, 17, 33)
 
 
+def test_odd_sizes_get_ceil_half_chroma_from_the_repeated_edge():
+    """4:2:0 of an odd-sized video as FFmpeg's yuv420p stores it: chroma planes of ceil(H/2) x ceil(W/2), equal to
+    those of the video with its last row and column repeated; Y untouched. Back to RGB at the odd size."""
+    a = _video(2, 17, 33)
+    yuv = colour.rgb_to_yuv420(a)
+    even = colour.rgb_to_yuv420(np.pad(a, ((0, 0), (0, 1), (0, 1), (0, 0)), mode="edge"))
+    assert yuv.y.shape == (2, 17, 33) and yuv.u.shape == yuv.v.shape == (2, 9, 17)
+    assert np.array_equal(yuv.y, colour.rgb_to_y(a))
+    assert np.array_equal(yuv.u, even.u) and np.array_equal(yuv.v, even.v)
+    assert colour.yuv420_to_rgb(yuv).shape == a.shape
+    assert metrics.psnr_yuv_611(yuv, colour.rgb_to_yuv420(_noisy(a, 3)))["psnr_yuv"] > 35
+
+
 def test_bit_depth_shift_roundtrip():
     p = np.arange(256, dtype=np.uint8)
     assert np.array_equal(colour.from_high_bit_depth(colour.to_high_bit_depth(p, 10), 10), p)

@@ -67,17 +67,19 @@ def rgb_to_yuv420(rgb: np.ndarray, bit_depth: int = 8) -> Yuv420:
     """RGB (T, H, W, 3) -> BT.709 limited-range YUV 4:2:0 at ``bit_depth`` bits (Y 16..235 << (bit_depth - 8)).
 
     RGB is uint8 (8-bit samples) or uint16 holding ``bit_depth``-bit samples; planes are uint8 at 8 bits, else uint16.
+    Any frame size: odd ones get chroma planes of ceil(H/2) x ceil(W/2) samples, the last row / column of pixels
+    standing for two.
     """
     if rgb.ndim != 4:
         raise ValueError(f"expected (T, H, W, 3), got {rgb.dtype} {rgb.shape}")
     x = _rgb_unit(rgb, bit_depth)
     t, h, w, _ = rgb.shape
-    if h % 2 or w % 2:
-        raise ValueError(f"4:2:0 needs even height and width, got {h}x{w}")
     r, b = x[..., 0], x[..., 2]
     ey = _luma(x)
     ecb = (b - ey) / (2.0 * (1.0 - KB))
     ecr = (r - ey) / (2.0 * (1.0 - KR))
+    if h % 2 or w % 2:   # chroma planes of ceil(H/2) x ceil(W/2), the last row / column repeated (as yuv420p has)
+        ecb, ecr = (np.pad(c, ((0, 0), (0, h % 2), (0, w % 2)), mode="edge") for c in (ecb, ecr))
     s = _scale(bit_depth)
     y = 16.0 + 219.0 * ey
     cb = 128.0 + 224.0 * _down2(ecb)
@@ -90,8 +92,9 @@ def yuv420_to_rgb(yuv: Yuv420, bit_depth: int = 8) -> np.ndarray:
     else uint16, full range 0 .. 2**bit_depth - 1)."""
     s = _scale(bit_depth)
     ey = (yuv.y.astype(np.float32) / s - 16.0) / 219.0
-    ecb = _up2((yuv.u.astype(np.float32) / s - 128.0) / 224.0)
-    ecr = _up2((yuv.v.astype(np.float32) / s - 128.0) / 224.0)
+    h, w = ey.shape[1:]   # odd sizes: the chroma planes' last row / column covers one luma row / column
+    ecb = _up2((yuv.u.astype(np.float32) / s - 128.0) / 224.0)[:, :h, :w]
+    ecr = _up2((yuv.v.astype(np.float32) / s - 128.0) / 224.0)[:, :h, :w]
     r = ey + 2.0 * (1.0 - KR) * ecr
     b = ey + 2.0 * (1.0 - KB) * ecb
     g = (ey - KR * r - KB * b) / KG

@@ -35,13 +35,15 @@ _PEAK2 = 255.0 ** 2
 
 
 def frame_metrics(ref: np.ndarray, dist: np.ndarray) -> dict[str, list[float]]:
-    """Each metric of :data:`METRICS` for each frame of ``ref``/``dist`` ``uint8 (T, H, W, 3)``."""
+    """Each metric of :data:`METRICS` for each frame of ``ref``/``dist`` ``uint8 (T, H, W, 3)``; MS-SSIM is NaN
+    (reported as not available) for frames whose short side is below its window (11 px)."""
     out: dict[str, list[float]] = {m: [] for m in METRICS}
     for a, b in zip(ref, dist):
         a, b = a[None], b[None]
         out["psnr_y"].append(metrics.psnr_y_bt709_limited(a, b))
         out["psnr_yuv"].append(metrics.psnr_yuv_611(rgb_to_yuv420(a), rgb_to_yuv420(b))["psnr_yuv"])
-        out["ms_ssim"].append(metrics.ms_ssim_rgb(a, b)[0])
+        small = min(a.shape[1:3]) < metrics.SSIM_WINDOW
+        out["ms_ssim"].append(float("nan") if small else metrics.ms_ssim_rgb(a, b)[0])
     return out
 
 
@@ -91,8 +93,10 @@ def describe(s: dict) -> str:
     def db(x):
         return "inf" if x is None or math.isinf(x) else f"{x:.2f}"
 
+    ms = s["ms_ssim"]
+    ms = "n/a (frames under 11 px)" if ms is None or math.isnan(ms) else f"{ms:.4f}"
     return (f"PSNR-Y {db(s['psnr_y'])} dB (per-frame mean; global {db(s['psnr_y_global'])} dB), "
-            f"PSNR-YUV {db(s['psnr_yuv'])} dB (per-frame mean), MS-SSIM {s['ms_ssim']:.4f}")
+            f"PSNR-YUV {db(s['psnr_yuv'])} dB (per-frame mean), MS-SSIM {ms}")
 
 
 def compare_videos(ref, dist, *, batch: int = 8, vmaf: bool = False, start=None, frames: int | None = None,
@@ -139,7 +143,7 @@ def compare_videos(ref, dist, *, batch: int = 8, vmaf: bool = False, start=None,
         "frames": q.frames,
         "ref_start_frame": first,
         "mean": q.to_json(),
-        "per_frame": {k: [None if math.isinf(v) else v for v in vs] for k, vs in q.per_frame.items()},
+        "per_frame": {k: [None if not math.isfinite(v) else v for v in vs] for k, vs in q.per_frame.items()},
         "psnr_note": "psnr_y/psnr_yuv: mean over frames of each frame's PSNR; psnr_y_global: PSNR of the MSE "
                      "over all frames",
     }

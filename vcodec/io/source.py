@@ -190,7 +190,7 @@ class VideoSource:
         comps = fmt.components
         alpha = any(c.is_alpha for c in comps)
         color = [c for c in comps if not c.is_alpha]
-        gray = len(color) == 1 and not fmt.is_rgb
+        gray = len(color) == 1 and not fmt.is_rgb and not fmt.has_palette   # pal8: one plane of colour indices
         depth = max(c.bits for c in comps)
         if fmt.has_palette:
             depth = 8

@@ -37,6 +37,11 @@ def test_options_override_the_name_and_a_silent_name_is_refused():
         rawyuv.raw_yuv("clip.yuv")
     with pytest.raises(InputError, match="--fps"):
         rawyuv.raw_yuv("clip.yuv", size="64x64")
+    # a chroma token right after the size is the chroma format, not a bare frame rate (was: 420 fps)
+    for name in ("x_64x48_420.yuv", "x_64x48_444_8bit.yuv"):
+        with pytest.raises(InputError, match="--fps"):
+            rawyuv.raw_yuv(name)
+    assert rawyuv.raw_yuv("x_64x48_444.yuv", fps=25).chroma == "444"
 
 
 def _write_10bit(path, t=3, h=32, w=48, seed=0):

@@ -112,7 +112,7 @@ def parse_name(path) -> dict:
         out["width"], out["height"] = int(m.group(1)), int(m.group(2))
         after = stem[m.end() :].lstrip("_-.").split("_")[0]
         bare = _BARE_RATE.match(after)
-        if bare:
+        if bare and bare.group(1) not in CHROMA_FORMATS:   # x_64x48_420.yuv: 4:2:0, not 420 fps
             out["fps"] = parse_fps(bare.group(1))
     m = _FPS.search(stem)
     if m:

@@ -43,7 +43,7 @@ from .errors import (
 )
 from .header import FORMAT_VERSION, MAGIC, StreamHeader, TrackInfo
 from .reader import VcbReader
-from .records import CodedChunk, Damage, IndexEntry, Packet
+from .records import CodedChunk, Damage, IndexEntry, Packet, packet_record_size, track_record_size
 from .writer import VcbWriter
 
 __vcodec_format__ = FORMAT_VERSION  # marker: this is vcodec's bitstream, VCB format version
@@ -53,7 +53,7 @@ __all__ = [
     "CODER_ID", "CODER_VERSION", "CODER_VERSIONS", "NUM_CONTEXTS", "CoderContext", "MixTables", "tables_version", "pad_tables", "FORMAT_VERSION", "MAGIC",
     "encode_tokens", "decode_tokens", "fit_tables", "check_tables", "tables_hash",
     "encode_chunk", "decode_chunk", "CoderTables",
-    "StreamHeader", "TrackInfo", "Packet", "Chunk", "CodedChunk", "IndexEntry", "Damage", "VcbWriter", "VcbReader",
+    "StreamHeader", "TrackInfo", "Packet", "packet_record_size", "track_record_size", "Chunk", "CodedChunk", "IndexEntry", "Damage", "VcbWriter", "VcbReader",
     "BitstreamError", "BadMagicError", "UnsupportedVersionError", "UnknownCoderError", "HeaderError",
     "ChecksumError", "TruncatedError", "CorruptDataError", "TablesMismatchError", "ModelMismatchError",
 ]

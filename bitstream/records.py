@@ -135,6 +135,17 @@ def record(rtype: int, payload: bytes) -> bytes:
     return head + struct.pack("<I", crc(head)) + payload
 
 
+def packet_record_size(data_len: int) -> int:
+    """Bytes an auxiliary-track packet of ``data_len`` bytes of data takes in a stream: record and packet headers
+    included."""
+    return RECORD_HEADER.size + PACKET_HEADER.size + data_len
+
+
+def track_record_size(track_id: int, info: TrackInfo) -> int:
+    """Bytes the declaration of auxiliary track ``track_id`` takes in a stream."""
+    return RECORD_HEADER.size + len(track_payload(track_id, info))
+
+
 def track_payload(track_id: int, info: TrackInfo) -> bytes:
     try:
         meta = canonical_json(

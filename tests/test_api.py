@@ -194,6 +194,22 @@ def test_encode_decode_files_with_audio(tok9, tmp_path):
     assert audio(tmp_path / "out.mkv") == audio(src)
 
 
+def test_video_rate_leaves_out_all_that_the_audio_takes(tok9, tmp_path):
+    """video_kbps counts the stream less the audio's records (track declarations and packets, headers included):
+    the same clip with and without an audio track has the same video rate, in encode's result and in info.
+    (It once subtracted only the audio data, so ~62 bytes per audio packet counted as video: 23.5 -> 67 kbit/s.)"""
+    kw = dict(width=33, height=17, num_frames=11, codec="ffv1", pix_fmt="yuv420p", rate=Fraction(25))
+    write_clip(tmp_path / "mute.mkv", **kw)
+    write_clip(tmp_path / "loud.mkv", **kw, audio="aac")
+    mute = vcodec.encode_video(tmp_path / "mute.mkv", tmp_path / "mute.vcb", tokenizer=tok9)
+    loud = vcodec.encode_video(tmp_path / "loud.mkv", tmp_path / "loud.vcb", tokenizer=tok9)
+    assert loud.audio_tracks == 1 and loud.bytes > mute.bytes + loud.audio_bytes
+    # the two headers differ only in the source description the stream keeps (a few bytes)
+    assert loud.video_kbps == pytest.approx(mute.video_kbps, rel=0.02)
+    for res, name in ((mute, "mute.vcb"), (loud, "loud.vcb")):
+        assert vcodec.info(tmp_path / name)["video_kbps"] == pytest.approx(res.video_kbps)
+
+
 def test_encode_from_and_to_file_objects(tok9, tmp_path):
     src = tmp_path / "in.y4m"
     vcodec.io.write_video(src, pattern_frames(3, 8, 12), 25)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bitstream import BadMagicError, BitstreamError, VcbReader, VcbWriter
+from bitstream import BadMagicError, BitstreamError, VcbReader, VcbWriter, packet_record_size, track_record_size
 from vcodec.coding import (
     audio_packet,
     audio_track,
@@ -229,7 +229,8 @@ def encode_video(
         header = stream_header(tok, bits, levels, q, si.width, si.height, si.frame_rate,
                                {"source": si.to_json(), **_coding_extra(keyint, bitrate)}, chunk_bits=chunk_bits)
         tok.check_encode_memory(tok.window_frames, si.height, si.width, frames_held=False)  # before reading frames
-        audio_bytes = 0
+        audio_bytes = 0          # the audio packets' data
+        audio_stream_bytes = 0   # what the audio takes in the stream: its track and packet records
         t0 = time.perf_counter()
         with (
             out.writing(overwrite=overwrite, src=src) as target,
@@ -237,13 +238,17 @@ def encode_video(
             _progress(progress, count if count is not None else si.frame_count_hint, "encode") as bar,
         ):
             ids = [w.add_track(track_info(t)) for t in source.audio_tracks]
+            audio_stream_bytes = sum(track_record_size(i, track_info(t))
+                                     for i, t in zip(ids, source.audio_tracks))
 
-            def take_audio():
-                return trim_audio(source.take_audio(), source.audio_tracks, t_first, t_end)
+            def write_taken_audio() -> None:
+                nonlocal audio_bytes, audio_stream_bytes
+                packets = trim_audio(source.take_audio(), source.audio_tracks, t_first, t_end)
+                audio_bytes += write_audio(w, ids, packets)
+                audio_stream_bytes += sum(packet_record_size(len(p.data)) for p in packets)
 
             def after_window(n: int) -> None:  # audio read with the window goes in right behind it
-                nonlocal audio_bytes
-                audio_bytes += write_audio(w, ids, take_audio())
+                write_taken_audio()
 
             decoder_stream = StreamState()
 
@@ -257,11 +262,11 @@ def encode_video(
             expected = None if bitrate is None else hint  # rate control spreads deviations over the last chunks
             chunks = stream_chunks(source.windows(tok.window_frames), tok, keyint, first, count,
                                    split=bitrate is not None)
-            rate = rate_controller(tok, w, bitrate, si.frame_rate, total_frames=expected)
+            rate = rate_controller(tok, w, bitrate, si.frame_rate, total_frames=expected, audio_bytes=audio_stream_bytes)
             encode_windows(w, tok, chunks, bits, levels, after_window, coded if psnr else None, bar.update, rate)
             if w.num_frames == 0:
                 raise InputError(f"{inp.name}: no frames in the range asked for (the video has {source.frames_read})")
-            audio_bytes += write_audio(w, ids, take_audio())
+            write_taken_audio()
         seconds = time.perf_counter() - t0
     size, frames = out.written(target), w.num_frames
     return EncodeResult(
@@ -283,7 +288,7 @@ def encode_video(
         device=str(tok.device),
         audio_tracks=len(source.audio_tracks),
         audio_bytes=audio_bytes,
-        **video_rate(size, audio_bytes, frames, si.width, si.height, si.frame_rate),
+        **video_rate(size, audio_stream_bytes, frames, si.width, si.height, si.frame_rate),
         bitrate_target=None if rate is None else rate.bitrate,
         chunk_qualities=None if rate is None else {str(k): v for k, v in sorted(rate.used.items())},
         warnings=notes.messages,
@@ -553,6 +558,8 @@ def info(src, *, verify: bool = False) -> dict:
         size = inp.size()
         rate = Fraction(*h.frame_rate)
         audio_bytes = checked.pop("audio_bytes")
+        audio_stream_bytes = checked.pop("audio_stream_bytes") + sum(
+            track_record_size(tid, t) for tid, t in reader.tracks.items())
         return {
             "file": inp.name,
             "bytes": size,
@@ -584,7 +591,8 @@ def info(src, *, verify: bool = False) -> dict:
             "chunk_rates": checked.pop("chunk_rates"),
             "video_bytes": checked.pop("video_bytes"),
             "audio_bytes": audio_bytes,
-            **video_rate(size if size is not None else stream_bytes, audio_bytes, total, h.width, h.height, rate),
+            **video_rate(size if size is not None else stream_bytes, audio_stream_bytes, total, h.width, h.height,
+                         rate),
             **({"verify": checked} if verify else {}),
         }
 
@@ -597,6 +605,7 @@ def _verify(reader: VcbReader) -> dict:
     from bitstream import CodedChunk, TruncatedError
 
     intact = intact_frames = frames = next_index = packets = damaged_chunks = video_bytes = audio_bytes = 0
+    audio_stream_bytes = 0
     keyframes = 0
     gaps: list[list[int]] = []
     rates: dict[str, int] = {}
@@ -614,6 +623,7 @@ def _verify(reader: VcbReader) -> dict:
         else:
             packets += 1
             audio_bytes += len(item.data)
+            audio_stream_bytes += packet_record_size(len(item.data))
     expected = reader.total_frames if reader.total_frames is not None else reader.header.num_frames
     if reader.num_chunks is not None and reader.num_chunks > next_index:
         damaged_chunks += reader.num_chunks - next_index
@@ -632,6 +642,7 @@ def _verify(reader: VcbReader) -> dict:
         "damage": damage_messages(reader),
         "video_bytes": video_bytes,
         "audio_bytes": audio_bytes,
+        "audio_stream_bytes": audio_stream_bytes,
         "keyframe_chunks": keyframes,
         "chunk_rates": rates,
     }

@@ -56,15 +56,16 @@ def coding_plan(tok: Tokenizer, quality: int | None, bitrate: float | None
 
 
 def rate_controller(tok: Tokenizer, w: VcbWriter, bitrate: float | None, frame_rate: Fraction,
-                    total_frames: int | None = None) -> RateController | None:
+                    total_frames: int | None = None, audio_bytes: int = 0) -> RateController | None:
     """The rate controller of a stream whose header and tracks ``w`` has written (None without a ``bitrate``);
-    ``total_frames``: the stream's length if known beforehand (see :class:`vcodec.ratecontrol.RateController`)."""
+    ``total_frames``: the stream's length if known beforehand (see :class:`vcodec.ratecontrol.RateController`);
+    ``audio_bytes``: what of the bytes written so far is audio (its track records), not counted as video."""
     if bitrate is None:
         return None
     from vcodec.ratecontrol import RateController
 
-    return RateController(tok, w.header, writer_tables(tok, w.header), bitrate, frame_rate, w.bytes_written,
-                          total_frames)
+    return RateController(tok, w.header, writer_tables(tok, w.header), bitrate, frame_rate,
+                          w.bytes_written - audio_bytes, total_frames)
 
 
 def stream_header(tok: Tokenizer, bits: int, levels: int, quality: int | None, width: int, height: int,

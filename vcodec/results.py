@@ -78,13 +78,14 @@ class DecodeResult:
         return asdict(self)
 
 
-def video_rate(stream_bytes: int | None, audio_bytes: int, frames: int, width: int, height: int,
+def video_rate(stream_bytes: int | None, audio_stream_bytes: int, frames: int, width: int, height: int,
                frame_rate: Fraction) -> dict:
-    """``{"video_kbps", "video_bpp"}`` of a stream: its bytes less the audio packets' data (the header, records
-    and index count as video) per second and per pixel; None where the size or frame count is unknown."""
+    """``{"video_kbps", "video_bpp"}`` of a stream: its bytes less what the audio takes (its track and packet
+    records, headers included; the file header, chunk records and index count as video) per second and per pixel;
+    None where the size or frame count is unknown."""
     if stream_bytes is None or not frames:
         return {"video_kbps": None, "video_bpp": None}
-    bits = (stream_bytes - audio_bytes) * 8
+    bits = (stream_bytes - audio_stream_bytes) * 8
     return {"video_kbps": bits / (frames / float(frame_rate)) / 1000, "video_bpp": bits / (frames * width * height)}
 
 

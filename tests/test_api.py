@@ -210,6 +210,24 @@ def test_video_rate_leaves_out_all_that_the_audio_takes(tok9, tmp_path):
         assert vcodec.info(tmp_path / name)["video_kbps"] == pytest.approx(res.video_kbps)
 
 
+@pytest.mark.parametrize("rate", [float("nan"), float("inf"), "abc", None, (30000, 1001), 0, -5, True])
+def test_compress_refuses_a_frame_rate_that_is_not_a_positive_number(tok9, rate):
+    with pytest.raises(ArgumentError, match="frame_rate must be a positive number"):
+        vcodec.compress(pattern_frames(3, 8, 8), tokenizer=tok9, frame_rate=rate)
+
+
+def test_decompress_takes_what_info_takes_and_refuses_the_rest(tok9, tmp_path):
+    data = vcodec.compress(pattern_frames(3, 8, 8), tokenizer=tok9, frame_rate=Fraction(30000, 1001))
+    (tmp_path / "a.vcb").write_bytes(data)
+    frames = vcodec.decompress(data, tokenizer=tok9)
+    np.testing.assert_array_equal(vcodec.decompress(tmp_path / "a.vcb", tokenizer=tok9), frames)
+    np.testing.assert_array_equal(vcodec.decompress(str(tmp_path / "a.vcb"), tokenizer=tok9), frames)
+    for bad in (123, None, 1.5):   # an int once decoded as that many zero bytes
+        for fn in (vcodec.decompress, vcodec.info):
+            with pytest.raises(ArgumentError, match="expected a path, '-', bytes or a readable binary file"):
+                fn(bad)
+
+
 def test_encode_from_and_to_file_objects(tok9, tmp_path):
     src = tmp_path / "in.y4m"
     vcodec.io.write_video(src, pattern_frames(3, 8, 12), 25)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import sys
 import time
@@ -444,6 +445,18 @@ def _check_bitrate(bitrate) -> None:
                             f"got {bitrate!r}")
 
 
+def _frame_rate(frame_rate) -> Fraction:
+    """``compress``'s frame rate as an exact fraction: a positive Fraction or int, or a finite positive float
+    (to the nearest fraction with a denominator up to 1001: 29.97 -> 2997/100; NTSC is Fraction(30000, 1001))."""
+    ok = isinstance(frame_rate, (Fraction, int, float)) and not isinstance(frame_rate, bool)
+    if ok and isinstance(frame_rate, float):
+        ok = math.isfinite(frame_rate)
+        frame_rate = Fraction(frame_rate).limit_denominator(1001) if ok else frame_rate
+    if not ok or frame_rate <= 0:
+        raise ArgumentError(f"frame_rate must be a positive number (Fraction, int or float), got {frame_rate!r}")
+    return Fraction(frame_rate)
+
+
 def _check_keyint(keyint) -> None:
     if isinstance(keyint, bool) or not isinstance(keyint, int) or not 1 <= keyint <= MAX_KEYINT:
         raise ArgumentError(f"keyint must be a whole number of frames in 1..{MAX_KEYINT}, got {keyint!r}")
@@ -490,12 +503,12 @@ def compress(
     (``keyint`` and ``bitrate`` as for :func:`encode_video`)."""
     _check_keyint(keyint)
     _check_bitrate(bitrate)
+    rate = _frame_rate(frame_rate)
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape) < 1:
         raise InputError(f"frames must be uint8 (T, H, W, 3) with T, H, W >= 1; got {frames.dtype} {frames.shape}")
     tok = encoder_tokenizer(tokenizer, model, device)
     q, bits, levels, chunk_bits = coding_plan(tok, quality, bitrate)
-    rate = Fraction(frame_rate).limit_denominator(1001) if isinstance(frame_rate, float) else Fraction(frame_rate)
     T, H, W, _ = frames.shape
     header = stream_header(tok, bits, levels, q, W, H, rate, _coding_extra(keyint, bitrate), num_frames=T,
                            chunk_bits=chunk_bits)
@@ -508,18 +521,19 @@ def compress(
 
 @raises_stream_errors
 def decompress(
-    data: bytes,
+    data,
     *,
     model: str | os.PathLike | None = None,
     device: str = "auto",
     salvage: bool = False,
     tokenizer: Tokenizer | None = None,
 ) -> np.ndarray:
-    """Decode the bytes of a ``.vcb`` stream to ``uint8`` ``(T, H, W, 3)`` RGB frames.
+    """Decode a ``.vcb`` stream -- its ``bytes``, or like :func:`info` a path, ``"-"`` or a binary file object --
+    to ``uint8`` ``(T, H, W, 3)`` RGB frames.
 
     The model is found as in :func:`decode_video`. With ``salvage``, damaged chunks are skipped (warning).
     """
-    with _open_vcb(resolve_input(io.BytesIO(bytes(data)))) as reader:
+    with _open_vcb(resolve_input(data)) as reader:
         tok = decoder_for(reader, tokenizer=tokenizer, model=model, device=device, name="stream")
         out = [x for x in decoded(reader, tok, salvage=salvage) if isinstance(x, np.ndarray)]
         _warn_skipped(reader, "")

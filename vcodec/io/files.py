@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from vcodec.errors import InputError, OutputError, OutputExistsError
+from vcodec.errors import ArgumentError, InputError, OutputError, OutputExistsError
 from vcodec.io.rawyuv import RawYuv
 
 STDIO = "-"
@@ -315,6 +315,10 @@ def endpoint(obj, *, output: bool) -> Endpoint:
         if output:
             return Endpoint("stdio", "<stdout>", sys.stdout.buffer, output=True)
         return Endpoint("stdio", "<stdin>", sys.stdin.buffer)
+    if not hasattr(obj, "write" if output else "read"):
+        kind = "a path, '-' or a writable binary file object" if output else \
+            "a path, '-', bytes or a readable binary file object"
+        raise ArgumentError(f"expected {kind}, got {type(obj).__name__}")
     return Endpoint("file", display_name(obj), obj, output=output)
 
 

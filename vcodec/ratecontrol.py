@@ -50,18 +50,19 @@ STREAM_OVERHEAD = RECORD_HEADER.size + INDEX_HEADER.size + END_RECORD_SIZE  # th
 TOLERANCE = 0.05  # a stream further than this from its target because of the ladder's ends gets a warning
 HORIZON = 3  # chunks over which a deviation from the target is made up, when the stream's length is known
 
-_BITRATE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKmM]?)\s*(?:bit/s|bps|b/s)?\s*\Z")
+_BITRATE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKmMgG]?)\s*(?:bit/s|bps|b/s)?\s*\Z")
 MIN_BITRATE = 100  # bits per second; anything lower is a typo
 MAX_BITRATE = 10**10  # 10 Gbit/s
 
 
 def parse_bitrate(text: str) -> int:
-    """Bits per second from ``"500k"``, ``"1.5M"``, ``"800000"`` (k = 1000, M = 10^6; optional ``bit/s``).
+    """Bits per second from ``"500k"``, ``"1.5M"``, ``"2G"``, ``"800000"`` (k = 1000, M = 10^6, G = 10^9; optional
+    ``bit/s``).
     ValueError (one line) for anything else."""
     m = _BITRATE.match(str(text))
     if not m:
         raise ValueError(f"bitrate {text!r} is not a number of bits per second such as 500k or 1.5M")
-    value = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[m.group(2).lower()]
+    value = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2).lower()]
     if not MIN_BITRATE <= value <= MAX_BITRATE:
         raise ValueError(f"bitrate {text!r} is outside {MIN_BITRATE} bit/s .. 10 Gbit/s")
     return round(value)

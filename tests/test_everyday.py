@@ -169,6 +169,21 @@ def test_truncated_input_warns(tmp_path):
         warnings.simplefilter("error", VcodecWarning)
         assert len(read_video(tmp_path / "fs.mp4")[0]) == 30  # the whole file: no warning
 
+def test_an_mp4_edit_list_is_not_taken_for_truncation(tmp_path):
+    """An MP4 whose edit list plays fewer samples than it stores (a stream copy cut with -ss) reads without the
+    "truncated or damaged file?" warning, which compared with the stored sample count."""
+    write_clip(tmp_path / "full.mp4", width=32, height=16, num_frames=20, options={"bf": "2"})
+    subprocess.run([_ffmpeg(), "-v", "error", "-ss", "0.3", "-i", tmp_path / "full.mp4", "-c", "copy",
+                    tmp_path / "cut.mp4"], check=True)
+    with av.open(str(tmp_path / "cut.mp4")) as c:
+        v = c.streams.video[0]
+        assert v.frames == 20 and v.duration * v.time_base * 25 < 15   # the edit list plays ~12 of 20 samples
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VcodecWarning)
+        frames, _ = read_video(tmp_path / "cut.mp4", timing_warnings=False)
+    assert 10 <= len(frames) < 20
+
+
 
 def test_extra_video_and_subtitle_streams_are_named(tmp_path):
     src = tmp_path / "two.mkv"

@@ -311,14 +311,23 @@ class VideoSource:
                           f"looks truncated or damaged; encoding the frames read", VcodecWarning, stacklevel=4)
             return
         declared = self._video.frames or None  # an exact count where the container has one (MP4, AVI)
-        if declared is None:
-            declared = self.info.frame_count_hint  # from the duration: allow for rounding and edit lists
+        timed = self._duration_frames()
+        if declared is None or (timed is not None and timed < declared):  # an MP4 edit list plays fewer samples
+            declared = self.info.frame_count_hint if declared is None else timed  # from the duration: allow for
+            # rounding and edit lists
             if declared is not None and self._index >= declared - max(2, declared // 20):
                 return
         if declared is not None and self._index < declared:
             warnings.warn(f"{self.name}: only {self._index} of the {declared} frames the container declares could "
                           f"be read (truncated or damaged file?); encoding what was read", VcodecWarning,
                           stacklevel=4)
+
+    def _duration_frames(self) -> int | None:
+        """The frame count the video stream's duration (after any edit list) gives at the frame rate, or None."""
+        v = self._video
+        if v.duration is None or v.time_base is None:
+            return None
+        return round(v.duration * v.time_base * self.info.frame_rate) or None
 
     def windows(self, n: int) -> Iterator[np.ndarray]:
         """Yield groups of ``n`` frames, uint8 (n, H, W, 3); the last may be shorter. Memory holds one group."""

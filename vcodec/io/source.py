@@ -117,6 +117,7 @@ class VideoSource:
     def __init__(self, src, *, audio: bool = True):
         inp = resolve_input(src)
         self.name = inp.name
+        self._path = inp.path if inp.is_path else None   # a file that can be read twice (see _timestamp_rate)
         inp.check_readable("a video file")
         try:
             fmt, opts = av_open_args(inp)  # raw .yuv: format from the name or a RawYuv (vcodec.io.rawyuv)
@@ -183,6 +184,9 @@ class VideoSource:
         tagged = _tagged_rate(v)
         if tagged is not None and (rate is None or abs(tagged / rate - 1) < 1e-3):
             rate = tagged  # written by vcodec where the container cannot hold the exact rate (Matroska)
+        measured = None if tagged is not None else self._timestamp_rate()
+        if measured is not None and (rate is None or abs(measured[0] / rate - 1) > measured[2]):
+            rate = measured[0]   # variable frame rate: FFmpeg's average came from the first frames only
         if rate is None:
             rate = DEFAULT_RATE
             notes.append(f"{self.name}: frame rate unknown; assuming {rate} fps")
@@ -205,7 +209,7 @@ class VideoSource:
             sar = 1 / sar
         if sar == 1:
             sar = None
-        hint = v.frames or None
+        hint = v.frames or (measured[1] if measured is not None else None)
         if hint is None and v.duration is not None and v.time_base is not None:
             hint = round(v.duration * v.time_base * rate) or None
         elif hint is None and self._container.duration:
@@ -321,6 +325,27 @@ class VideoSource:
             warnings.warn(f"{self.name}: only {self._index} of the {declared} frames the container declares could "
                           f"be read (truncated or damaged file?); encoding what was read", VcodecWarning,
                           stacklevel=4)
+
+    def _timestamp_rate(self) -> tuple[Fraction, int, float] | None:
+        """For a Matroska/WebM file, which stores no frame count and whose average frame rate FFmpeg estimates from
+        the first frames (wrong for variable frame rate: the video then came out shorter than its audio): the
+        average over the whole stream, (frames - 1) / (last - first timestamp), the frame count, and how far
+        (relative) a steady rate may lie from that average (1%, plus two ticks of the timestamps' resolution over
+        the span: Matroska keeps milliseconds), from one demuxing pass over the file (nothing decoded). None for
+        other inputs or when the timestamps cannot tell."""
+        if self._path is None or not self._container.format.name.startswith("matroska"):
+            return None
+        try:
+            with av.open(self._path) as c:
+                v = c.streams.video[0]
+                pts = [p.pts for p in c.demux(v) if p.size and p.pts is not None]
+                tb = v.time_base
+        except (av.FFmpegError, OSError, IndexError):
+            return None
+        if len(pts) < 2 or tb is None or max(pts) == min(pts):
+            return None
+        span = max(pts) - min(pts)
+        return Fraction(len(pts) - 1) / (span * Fraction(tb)), len(pts), 0.01 + 2 / span
 
     def _duration_frames(self) -> int | None:
         """The frame count the video stream's duration (after any edit list) gives at the frame rate, or None."""

@@ -289,7 +289,12 @@ def _damage(vcb: Path, dst: Path, chunk: int) -> Path:
 
 def test_info_verify(clip_vcb, tmp_path):
     r = run("info", "--verify", clip_vcb)
-    assert r.exit_code == 0 and "verify:      OK" in r.stdout
+    assert r.exit_code == 0 and "verify:      OK" in r.stdout and "after the end-of-stream" not in r.stdout
+    # bytes after the END record (junk, or a second file concatenated) are ignored, and said so
+    (tmp_path / "tail.vcb").write_bytes(Path(clip_vcb).read_bytes() + bytes(100))
+    r = run("info", "--verify", tmp_path / "tail.vcb")
+    assert r.exit_code == 0 and "OK" in r.stdout and "100 bytes after the end-of-stream record, ignored" in r.stdout
+    assert json.loads(run("info", "--verify", "--json", tmp_path / "tail.vcb").stdout)["verify"]["trailing_bytes"] == 100
     # one keyframe period of chunks of 5 + 4 + 3 frames: damage in chunk 1 (frames 5-8) takes chunk 2, which
     # continues it, along
     bad = _damage(clip_vcb, tmp_path / "bad.vcb", 1)

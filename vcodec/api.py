@@ -570,6 +570,9 @@ def info(src, *, verify: bool = False) -> dict:
         if chunks is None:
             chunks = checked["intact_chunks"] + checked["damaged_chunks"]
         size = inp.size()
+        # bytes after the end-of-stream record (two files concatenated, junk appended): readers ignore them
+        checked["trailing_bytes"] = max(0, size - stream_bytes) if size is not None and reader.total_frames is not None \
+            else 0
         rate = Fraction(*h.frame_rate)
         audio_bytes = checked.pop("audio_bytes")
         audio_stream_bytes = checked.pop("audio_stream_bytes") + sum(

@@ -494,7 +494,9 @@ def _verify_text(v: dict) -> str:
     """``info --verify``'s verdict, a few lines."""
     intact = f"{_n(v['intact_chunks'], 'chunk')} ({_n(v['intact_frames'], 'frame')}) intact"
     if v["ok"]:
-        return f"verify:      OK: every record's CRC checks; {intact}"
+        extra = v.get("trailing_bytes")
+        extra = f"; {_n(extra, 'byte')} after the end-of-stream record, ignored" if extra else ""
+        return f"verify:      OK: every record's CRC checks; {intact}{extra}"
     if v["lost_frames"] is not None:
         lost = f"{_n(v['lost_frames'], 'frame')} of {v['expected_frames']} lost"
     else:

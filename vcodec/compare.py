@@ -94,7 +94,7 @@ def describe(s: dict) -> str:
         return "inf" if x is None or math.isinf(x) else f"{x:.2f}"
 
     ms = s["ms_ssim"]
-    ms = "n/a (frames under 11 px)" if ms is None or math.isnan(ms) else f"{ms:.4f}"
+    ms = f"n/a (frames under {metrics.SSIM_WINDOW} px)" if ms is None or math.isnan(ms) else f"{ms:.4f}"
     return (f"PSNR-Y {db(s['psnr_y'])} dB (per-frame mean; global {db(s['psnr_y_global'])} dB), "
             f"PSNR-YUV {db(s['psnr_yuv'])} dB (per-frame mean), MS-SSIM {ms}")
 

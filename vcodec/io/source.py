@@ -211,7 +211,7 @@ class VideoSource:
             sar = None
         hint = v.frames or (measured[1] if measured is not None else None)
         if hint is None and v.duration is not None and v.time_base is not None:
-            hint = round(v.duration * v.time_base * rate) or None
+            hint = self._duration_frames(rate)
         elif hint is None and self._container.duration:
             hint = round(Fraction(self._container.duration, av.time_base) * rate) or None
         for n in notes:
@@ -315,10 +315,10 @@ class VideoSource:
                           f"looks truncated or damaged; encoding the frames read", VcodecWarning, stacklevel=4)
             return
         declared = self._video.frames or None  # an exact count where the container has one (MP4, AVI)
-        timed = self._duration_frames()
+        timed = self._duration_frames(self.info.frame_rate)
         if declared is None or (timed is not None and timed < declared):  # an MP4 edit list plays fewer samples
-            declared = self.info.frame_count_hint if declared is None else timed  # from the duration: allow for
-            # rounding and edit lists
+            # from the duration: allow for rounding and edit lists
+            declared = self.info.frame_count_hint if declared is None else timed
             if declared is not None and self._index >= declared - max(2, declared // 20):
                 return
         if declared is not None and self._index < declared:
@@ -347,12 +347,12 @@ class VideoSource:
         span = max(pts) - min(pts)
         return Fraction(len(pts) - 1) / (span * Fraction(tb)), len(pts), 0.01 + 2 / span
 
-    def _duration_frames(self) -> int | None:
-        """The frame count the video stream's duration (after any edit list) gives at the frame rate, or None."""
+    def _duration_frames(self, rate: Fraction) -> int | None:
+        """The frame count the video stream's duration (after any edit list) gives at ``rate``, or None."""
         v = self._video
         if v.duration is None or v.time_base is None:
             return None
-        return round(v.duration * v.time_base * self.info.frame_rate) or None
+        return round(v.duration * v.time_base * rate) or None
 
     def windows(self, n: int) -> Iterator[np.ndarray]:
         """Yield groups of ``n`` frames, uint8 (n, H, W, 3); the last may be shorter. Memory holds one group."""

@@ -297,7 +297,7 @@ def test_gray_source_decodes_gray(tok9, tmp_path):
 
 def test_warnings_are_reported_in_the_result(tok9, tmp_path):
     src = tmp_path / "a.mkv"
-    write_clip(src, width=16, height=8, num_frames=1, codec="ffv1", pix_fmt="yuva420p")
+    write_clip(src, width=16, height=8, num_frames=1, codec="ffv1", pix_fmt="yuva420p", transparent=True)
     with pytest.warns(VcodecWarning, match="alpha"):
         res = vcodec.encode_video(src, tmp_path / "a.vcb", tokenizer=tok9)
     assert any("alpha" in w for w in res.warnings)

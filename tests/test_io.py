@@ -11,9 +11,12 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vcodec.errors import InputError, OutputError, OutputExistsError, VcodecWarning
 from vcodec.io import VideoSink, atomic_output, open_source, output_kind, read_video, write_video
+from vcodec.io.exif import jpeg_orientation
 from vcodec.io.synthetic import pattern_frames, write_clip, write_y4m_header_only
 
 
@@ -50,18 +53,20 @@ def test_reads_frames_size_rate_and_windows(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "pix_fmt, gray, alpha, depth, warns",
+    "pix_fmt, transparent, gray, alpha, depth, warns",
     [
-        ("yuv420p", False, False, 8, None),
-        ("gray", True, False, 8, None),
-        ("yuva420p", False, True, 8, "alpha channel dropped"),
-        ("yuv420p10le", False, False, 10, "rounded to 8 bits"),
-        ("bgra", False, True, 8, "alpha channel dropped"),
+        ("yuv420p", False, False, False, 8, None),
+        ("gray", False, True, False, 8, None),
+        ("yuva420p", True, False, True, 8, "alpha channel dropped"),
+        ("yuv420p10le", False, False, False, 10, "rounded to 8 bits"),
+        ("bgra", True, False, True, 8, "alpha channel dropped"),
+        ("bgra", False, False, False, 8, None),        # an opaque alpha plane drops nothing: no warning
+        ("yuva420p", False, False, False, 8, None),
     ],
 )
-def test_pixel_formats_become_8bit_rgb(tmp_path, pix_fmt, gray, alpha, depth, warns):
+def test_pixel_formats_become_8bit_rgb(tmp_path, pix_fmt, transparent, gray, alpha, depth, warns):
     p = tmp_path / "a.mkv"
-    src = write_clip(p, width=64, height=32, num_frames=2, codec="ffv1", pix_fmt=pix_fmt)
+    src = write_clip(p, width=64, height=32, num_frames=2, codec="ffv1", pix_fmt=pix_fmt, transparent=transparent)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         frames, info = read_video(p)
@@ -116,6 +121,45 @@ def test_a_palette_image_is_read_in_colour_not_as_gray(tmp_path):
     frames, info = _quiet_read(tmp_path / "pal.png")
     assert info.pix_fmt == "pal8" and not info.gray
     assert np.array_equal(frames[0], np.asarray(Image.open(tmp_path / "pal.png").convert("RGB")))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_of_a_jpeg_is_applied(tmp_path, orientation):
+    """FFmpeg reports the EXIF orientation as a rotation only; the mirrored ones (2, 4, 5, 7) came out mirrored
+    wrongly (e.g. 2, a left-right mirror, as an upside-down picture). Pillow's exif_transpose is the reference."""
+    from PIL import Image, ImageOps
+
+    yy, xx = np.mgrid[0:24, 0:40]
+    img = Image.fromarray(np.stack([xx * 6, yy * 10, (xx + 2 * yy) * 2], -1).astype(np.uint8))   # no symmetry
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    img.save(tmp_path / "o.jpg", quality=95, exif=exif.tobytes())
+    frames, info = _quiet_read(tmp_path / "o.jpg")
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "o.jpg")))
+    assert frames[0].shape == expected.shape
+    assert np.abs(frames[0].astype(int) - expected).mean() < 4   # FFmpeg vs Pillow decoding: ~2; a wrong mirror or turn: 40+
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_the_exif_reader_takes_any_bytes(tmp_path_factory, data):
+    p = tmp_path_factory.mktemp("exif") / "x.jpg"
+    p.write_bytes(b"\xff\xd8\xff\xe1" + len(data).to_bytes(2, "big") + b"Exif\0\0" + data)
+    assert jpeg_orientation(p) in (None, *range(1, 9))
+
+
+def test_a_cmyk_jpeg_reads_in_colour_without_an_alpha_warning(tmp_path):
+    """FFmpeg gives a CMYK JPEG a fourth, fully opaque plane (gbrap): nothing is dropped, so nothing is said."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:32, 0:48]
+    rgb = np.stack([xx * 5, yy * 7, 255 - xx * 4], -1).astype(np.uint8)
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VcodecWarning)
+        frames, info = read_video(tmp_path / "cmyk.jpg")
+    assert not info.alpha and frames.shape == (1, 32, 48, 3)
+    assert _psnr(frames, np.asarray(Image.open(tmp_path / "cmyk.jpg").convert("RGB"))[None]) > 35
 
 
 def test_variable_frame_rate_warns_and_keeps_every_frame(tmp_path):

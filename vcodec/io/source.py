@@ -6,10 +6,12 @@ How unusual sources are handled (each case that changes pixels or timing raises 
   frame's colour matrix and range tags (untagged video is read as BT.601 limited range, FFmpeg's default).
   Sources deeper than 8 bits are rounded to 8 bits (warning). Grayscale sources become R = G = B and are
   recorded as gray, so that they decode back to gray. An alpha channel is dropped, colours kept as stored,
-  not composited (warning).
+  not composited (warning, when the first frame has a pixel that is not fully opaque: an opaque alpha plane,
+  as in RGBA screenshots, or the fourth plane FFmpeg gives a CMYK JPEG, drops nothing).
 - **Rotation.** A display matrix (phone videos) that rotates by a multiple of 90 degrees is applied: frames are
   coded upright, width/height as displayed, and the rotation is recorded in the header. A non-right-angle
-  rotation is refused; a mirroring matrix is applied as its rotation alone (see ``_rotation``).
+  rotation is refused. A mirroring matrix is applied as its rotation alone (see ``_rotation``), except for a JPEG
+  whose EXIF orientation mirrors (2, 4, 5, 7; selfie cameras): that one is read from the file and applied whole.
 - **Frame rate.** The stream's average frame rate is kept as an exact rational (``stream.average_rate``, else
   ``guessed_rate``; a ``VCODEC_FRAME_RATE`` stream tag, which vcodec writes into ``.mkv`` files because Matroska's
   millisecond times cannot hold rates such as 60000/1001, is preferred when it agrees within 0.1%). With no rate at all, 25 fps is assumed (warning). Variable frame rate: every decoded frame is
@@ -36,6 +38,7 @@ import numpy as np
 
 from vcodec.errors import InputError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack, track_from_stream
+from vcodec.io.exif import MIRRORED, jpeg_orientation
 from vcodec.io.files import resolve_input
 from vcodec.io.rawyuv import av_open_args
 
@@ -56,7 +59,7 @@ class SourceInfo:
     pix_fmt: str
     bit_depth: int
     gray: bool
-    alpha: bool
+    alpha: bool  # the format has an alpha channel and the first frame is not fully opaque (it is dropped)
     rotation: int  # degrees counter-clockwise that were applied to the stored frames
     colorspace: str
     color_range: str
@@ -91,6 +94,14 @@ def _tagged_rate(stream) -> Fraction | None:
         return _rational(Fraction(meta["VCODEC_FRAME_RATE"]))
     except (KeyError, ValueError, ZeroDivisionError):
         return None
+
+
+def _transparent(frame: av.VideoFrame) -> bool:
+    """Whether ``frame`` (a format with an alpha channel) has a pixel that is not fully opaque."""
+    try:
+        return bool(frame.to_ndarray(format="rgba", threads=1)[..., 3].min() < 255)
+    except (av.FFmpegError, ValueError):
+        return True   # cannot tell: say the alpha channel is dropped
 
 
 def _rotation(frame: av.VideoFrame, name: str) -> int:
@@ -192,7 +203,7 @@ class VideoSource:
             notes.append(f"{self.name}: frame rate unknown; assuming {rate} fps")
         fmt = frame.format
         comps = fmt.components
-        alpha = any(c.is_alpha for c in comps)
+        alpha = any(c.is_alpha for c in comps) and _transparent(frame)
         color = [c for c in comps if not c.is_alpha]
         gray = len(color) == 1 and not fmt.is_rgb and not fmt.has_palette   # pal8: one plane of colour indices
         depth = max(c.bits for c in comps)
@@ -203,6 +214,9 @@ class VideoSource:
         if depth > 8:
             notes.append(f"{self.name}: {depth}-bit video ({fmt.name}) rounded to 8 bits per channel")
         self._rot = _rotation(frame, self.name)
+        # FFmpeg reports a mirrored EXIF orientation as its rotation alone: flip the stored picture before rotating
+        orientation = jpeg_orientation(self._path) if self._path and v.codec_context.name == "mjpeg" else None
+        self._mirror = MIRRORED.get(orientation) == self._rot
         h, w = (frame.height, frame.width) if self._rot % 180 == 0 else (frame.width, frame.height)
         sar = _rational(v.sample_aspect_ratio)
         if sar is not None and self._rot % 180:
@@ -292,7 +306,9 @@ class VideoSource:
             rgb = frame.to_ndarray(format="rgb24", src_color_range=frame.color_range, threads=1)
         except (av.FFmpegError, ValueError) as e:
             raise InputError(f"{self.name}: cannot convert {frame.format.name} video to RGB ({e})") from e
-        if rot:
+        if self._mirror:
+            rgb = rgb[::-1]
+        if rot or self._mirror:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=rot // 90))
         return rgb
 

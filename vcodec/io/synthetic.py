@@ -46,11 +46,13 @@ def write_clip(
     pts: list[int] | None = None,
     time_base: Fraction | None = None,
     sample_aspect_ratio: Fraction | None = None,
+    transparent: bool = False,
 ) -> np.ndarray:
     """Write a synthetic clip and return the RGB frames that went in. ``audio`` names an audio encoder
     (``"aac"``, ``"flac"``, ``"pcm_s16le"``, ``"ac3"``...) for a 440 Hz stereo tone as long as the video.
     ``pts``/``time_base`` give explicit (e.g. irregular) timestamps; ``rotation`` sets a display matrix;
-    ``sample_aspect_ratio`` is set on the codec (kept by MP4, not by Matroska)."""
+    ``sample_aspect_ratio`` is set on the codec (kept by MP4, not by Matroska); ``transparent``: frames go in as
+    RGBA with an alpha ramp (0 at the left edge to 255 at the right; for ``pix_fmt`` with alpha), else opaque."""
     rate = Fraction(rate)
     frames = pattern_frames(num_frames, height, width)
     with av.open(str(path), "w", format=fmt) as c:
@@ -73,7 +75,10 @@ def write_clip(
             a.layout = "stereo"
         tb = time_base or 1 / rate
         for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            if transparent:
+                ramp = np.linspace(0, 255, width).round().astype(np.uint8)
+                f = np.concatenate([f, np.broadcast_to(ramp[None, :, None], (height, width, 1))], axis=-1)
+            vf = av.VideoFrame.from_ndarray(f, format="rgba" if transparent else "rgb24")
             vf.pts = pts[i] if pts else i
             vf.time_base = tb
             c.mux(v.encode(vf))

@@ -167,6 +167,47 @@ def test_rate_distortion_step_with_rate_points(tmp_path):
     assert torch.equal(resumed.rate_model.logits, t.rate_model.logits)
 
 
+def test_decoder_only_training_keeps_the_tokens(tmp_path):
+    """train_part "decoder": the encoder and quantizer stay as they were (every file's tokens and bits too), the
+    decoder learns, and the EMA copy of the frozen parts stays equal to them."""
+    t = Trainer(_tiny_v2(), _cfg(distortion="psnr_yuv", train_part="decoder", flicker_weight=1.0,
+                                 saturation_prob=0.5, frames=9), _corpus(), tmp_path / "d.pt")
+    frozen = {k: v.clone() for k, v in t.model.state_dict().items() if not k.startswith("decoder.")}
+    dec = t.model.decoder.from_latent.conv.weight.detach().clone()
+    for _ in range(2):
+        assert np.isfinite(t.train_step()["loss"])
+    assert all(torch.equal(t.model.state_dict()[k], v) for k, v in frozen.items())
+    assert all(torch.equal(t.ema.state_dict()[k], v) for k, v in frozen.items())
+    assert not torch.equal(dec, t.model.decoder.from_latent.conv.weight)
+    with pytest.raises(ValueError, match="train_part"):
+        Trainer(_tiny_v2(), _cfg(train_part="encoder"), _corpus(), tmp_path / "e.pt")
+
+
+def test_flicker_hinge_costs_only_dips_beyond_the_margin():
+    from vcodec.train.losses import frame_psnr_yuv_loss
+
+    x = torch.zeros(1, 3, 4, 8, 8)
+    noise = torch.randn(1, 3, 4, 8, 8) * 0.01
+    plain, _ = frame_psnr_yuv_loss(x + noise, x)
+    assert torch.allclose(plain, frame_psnr_yuv_loss(x + noise, x, flicker_weight=5.0, flicker_margin=3.0)[0])
+    dipped = noise.clone()
+    dipped[:, :, 2] *= 4                                  # frame 2 about 12 dB worse than the others
+    base, _ = frame_psnr_yuv_loss(x + dipped, x)
+    hinged, _ = frame_psnr_yuv_loss(x + dipped, x, flicker_weight=1.0, flicker_margin=0.5)
+    assert hinged.item() > base.item() + 1
+
+
+def test_saturation_keeps_grays_and_pushes_colours_away_from_luma():
+    from vcodec.train.corpus import saturate
+
+    gray = np.full((2, 4, 4, 3), 117, np.uint8)
+    assert np.array_equal(saturate(gray, 2.0), gray)
+    c = np.array([[[100, 150, 200]]], np.uint8)
+    out = saturate(c, 2.0).astype(int)[0, 0]
+    assert out[0] < 100 and out[2] > 200 and saturate(c, 1.0).tolist() == c.tolist()
+    assert saturate(np.array([[[0, 0, 255]]], np.uint8), 2.5).tolist() == [[[0, 0, 255]]]   # clipped, no wrap
+
+
 def test_warm_start_copies_the_overlap_and_silences_new_latent_channels(tmp_path):
     src = Trainer(TokenizerConfig.tiny(), _cfg(), _corpus(), tmp_path / "a.pt")
     dst = Trainer(_tiny_v2(), _cfg(), _corpus(), tmp_path / "b.pt")

@@ -142,6 +142,7 @@ def run(args) -> dict:
     trainer.history.append({"step": trainer.step, "hours": trainer.train_seconds / 3600,
                             "device": ck.get("device_type", "cpu"), "psnr_y": psnr})
     samplers = [trainer.sampler] + [ClipSampler(corpus, frames=cfg.frames, size=cfg.size, photo_prob=cfg.photo_prob,
+                                                saturation_prob=cfg.saturation_prob,
                                                 seed=cfg.seed * 1000 + 100 + i) for i in range(1, args.loaders)]
     feed = Prefetcher(samplers, cfg.batch, pin=device.type == "cuda")
 

@@ -43,6 +43,10 @@ CONFIG_HELP = {
     "seed": "random seed (sampling and initialisation)",
     "threads": "torch CPU threads (0 = torch's default)",
     "bf16": "bfloat16 autocast where it is fast (GPUs; CPUs with native bf16); ignored elsewhere",
+    "train_part": "all, or decoder: encoder and quantizer frozen (tokens, and so every file's bits, unchanged)",
+    "flicker_weight": "weight of a hinge on frames more than flicker_margin dB below their clip's mean PSNR",
+    "flicker_margin": "dB a frame may lie below its clip's mean PSNR before flicker_weight applies",
+    "saturation_prob": "share of training clips made more saturated (x1 to x2.5 around their luma)",
 }
 
 

@@ -63,11 +63,22 @@ def ping_pong(n: int, t: int) -> np.ndarray:
     return period[np.arange(t) % len(period)]
 
 
+def saturate(clip: np.ndarray, factor: float) -> np.ndarray:
+    """``clip`` (..., 3) uint8 RGB with its colours ``factor`` times as far from their BT.709 luma (clipped to
+    0..255): more saturated colours, the same brightness where nothing clips."""
+    rgb = clip.astype(np.float32)
+    luma = rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    out = luma[..., None] + factor * (rgb - luma[..., None])
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 class ClipSampler:
     """Draws training clips of ``frames`` frames and ``size``x``size`` pixels."""
 
-    def __init__(self, corpus: Corpus, *, frames: int, size: int, photo_prob: float, seed: int):
+    def __init__(self, corpus: Corpus, *, frames: int, size: int, photo_prob: float, seed: int,
+                 saturation_prob: float = 0.0):
         self.corpus, self.frames, self.size, self.photo_prob = corpus, frames, size, photo_prob
+        self.saturation_prob = saturation_prob
         self.rng = np.random.default_rng(seed)
         self.weights = np.array([len(r) * r.shape[1] * r.shape[2] for r in corpus.runs], dtype=np.float64)
         self.weights /= max(self.weights.sum(), 1)
@@ -83,6 +94,8 @@ class ClipSampler:
         clip = self._from_photo() if use_photo else self._from_runs()
         if self.rng.random() < 0.5:
             clip = clip[:, :, ::-1]
+        if self.saturation_prob and self.rng.random() < self.saturation_prob:   # (no draw when off: old runs
+            clip = saturate(clip, self.rng.uniform(1.0, 2.5))                    # resume on the same stream)
         return np.ascontiguousarray(clip)
 
     def batch(self, n: int) -> np.ndarray:

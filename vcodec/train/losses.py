@@ -34,8 +34,11 @@ _RGB_TO_YCBCR_709 = torch.tensor([[0.2126, 0.7152, 0.0722],
 _YUV_611 = torch.tensor([6.0, 1.0, 1.0]) / 8
 
 
-def frame_psnr_yuv_loss(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """Per sample, the mean over frames of -PSNR-YUV (6:1:1 weighted BT.709 Y'CbCr MSE), in dB.
+def frame_psnr_yuv_loss(x: torch.Tensor, y: torch.Tensor, *, flicker_weight: float = 0.0,
+                        flicker_margin: float = 0.5) -> tuple[torch.Tensor, dict]:
+    """Per sample, the mean over frames of -PSNR-YUV (6:1:1 weighted BT.709 Y'CbCr MSE), in dB, plus
+    ``flicker_weight`` x the mean over frames of how far (dB) each frame lies more than ``flicker_margin`` dB
+    below the sample's mean PSNR (a hinge: only dips cost, and only beyond the margin).
 
     x, y: (B, 3, T, H, W) in [-1, 1]. Averaging per-frame log-MSE (not the MSE) is what the benchmarks' mean
     per-frame PSNR measures, and it gives the worst frames the most weight (against periodic flicker)."""
@@ -43,7 +46,11 @@ def frame_psnr_yuv_loss(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
     m = _RGB_TO_YCBCR_709.to(d.device)
     e = torch.einsum("ij,bjthw->bitwh", m, d).pow(2).mean(dim=(3, 4))   # (B, 3, T) per-channel MSE
     mse = (e * _YUV_611.to(d.device).view(1, 3, 1)).sum(dim=1)          # (B, T)
-    dist = (10 * torch.log10(mse + 1e-8)).mean(dim=1)                   # (B,) = -PSNR
+    neg_psnr = 10 * torch.log10(mse + 1e-8)                             # (B, T)
+    dist = neg_psnr.mean(dim=1)                                         # (B,) = -PSNR
+    if flicker_weight:
+        dip = (neg_psnr - dist[:, None] - flicker_margin).clamp(min=0)  # dB below the mean beyond the margin
+        dist = dist + flicker_weight * dip.mean(dim=1)
     # logged as "loss_psnr": the training distortion, not the benchmarks' PSNR-YUV (vcodec.metrics.psnr_yuv_611 uses
     # limited range and 4:2:0 chroma; this full-range, full-resolution version reads ~1.2 dB higher)
     return dist, {"mse": mse.mean().item(), "loss_psnr": -dist.mean().item()}

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..lpips_net import lpips_model, lpips_status
 from ..metrics import psnr_y_bt709_limited
-from ..model.autoencoder import VideoTokenizer
+from ..model.autoencoder import AutoencoderOutput, VideoTokenizer
 from ..model.checkpoint import atomic_save, load_checkpoint
 from ..model.config import TokenizerConfig
 from ..model.lfq import plane_mask
@@ -70,6 +70,15 @@ class TrainConfig:
     threads: int = 0              # torch CPU threads (0 = torch default)
     bf16: bool = True             # bfloat16 autocast where it is fast (GPU; CPU with AVX512-BF16/AMX: ~1.5x
                                   # faster steps); ignored on CPUs without native bf16 (emulated: 25-60x slower)
+    train_part: str = "all"       # "all", or "decoder": encoder and quantizer frozen, so the tokens (and every
+                                  # file's bits) stay those of the init; only the pictures decoded from them change
+    flicker_weight: float = 0.0   # weight of a hinge on frames more than flicker_margin dB below their clip's mean
+    flicker_margin: float = 0.5   # (per-frame PSNR-YUV of the distortion "psnr_yuv"): against periodic dips
+    saturation_prob: float = 0.0  # share of clips whose colours are made more saturated (x1 to x2.5 around their
+                                  # luma, clipped): saturated colours are rare in the corpus
+
+
+TRAIN_PARTS = ("all", "decoder")
 
 
 def parse_numbers(text: str) -> tuple[float, ...]:
@@ -145,6 +154,13 @@ class Trainer:
                                            dtype=torch.float64) if train_cfg.point_weights else None
         self._point_rate_scale = torch.tensor(_per_point(train_cfg.point_rate_scale, n, "point_rate_scale"),
                                               device=self.device) if train_cfg.point_rate_scale else None
+        if train_cfg.train_part not in TRAIN_PARTS:
+            raise ValueError(f"train_part must be one of {TRAIN_PARTS}, got {train_cfg.train_part!r}")
+        if train_cfg.train_part == "decoder":
+            if _is_dist():
+                raise ValueError("train_part 'decoder' runs on one process (no DDP)")
+            for p in [*self.model.encoder.parameters(), *self.model.quantizer.parameters()]:
+                p.requires_grad_(False)
         self.ema = copy.deepcopy(self.model).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
@@ -167,7 +183,8 @@ class Trainer:
                 raise RuntimeError(f"LPIPS loss requested but unavailable: {reason}")
             self.lpips = lpips_model().to(self.device)
         self.sampler = ClipSampler(corpus, frames=train_cfg.frames, size=train_cfg.size,
-                                   photo_prob=train_cfg.photo_prob, seed=train_cfg.seed * 1000 + _rank())
+                                   photo_prob=train_cfg.photo_prob, seed=train_cfg.seed * 1000 + _rank(),
+                                   saturation_prob=train_cfg.saturation_prob)
         self.use_bf16 = train_cfg.bf16 and bf16_is_fast(self.device)
         self.step = 0
         self.train_seconds = 0.0
@@ -280,10 +297,11 @@ class Trainer:
             g["lr"] = self.lr_at(self.step) * g.get("lr_scale", 1.0)
         amp = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.use_bf16 else contextlib.nullcontext()
         with amp:
-            out = self.net(x, mask)
+            out = self._forward(x, mask)
             rec = out.reconstruction.float()
             if cfg.distortion == "psnr_yuv":
-                dist, stats = frame_psnr_yuv_loss(rec, x)                          # (B,) dB
+                dist, stats = frame_psnr_yuv_loss(rec, x, flicker_weight=cfg.flicker_weight,
+                                                  flicker_margin=cfg.flicker_margin)   # (B,) dB
             else:
                 loss, stats = reconstruction_loss(rec, x, ssim_weight=cfg.ssim_weight)
                 dist = loss.expand(B)
@@ -326,6 +344,15 @@ class Trainer:
         stats["loss"] = loss.item()
         stats.update({f"H{i}": v for i, v in enumerate(out.stats.get("codebook_entropy_bits", []))})
         return stats
+
+    def _forward(self, x: torch.Tensor, mask: torch.Tensor) -> AutoencoderOutput:
+        """The model on ``x`` (B, 3, T, S, S) in [-1, 1]: whole, or (train_part "decoder") with the frozen encoder
+        and quantizer run without autograd."""
+        if self.cfg.train_part != "decoder":
+            return self.net(x, mask)
+        with torch.no_grad():
+            q = self.model.quantizer(self.model.encoder(x), mask)
+        return AutoencoderOutput(self.model.decoder(q.quantized), q.indices, q.bits, q.aux_loss, q.stats)
 
     def record_heldout(self, log: Path, stats: dict) -> dict:
         """Evaluate the EMA weights on the held-out clips, add the result to ``history`` and append it with

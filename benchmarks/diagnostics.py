@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 import bitstream
+from vcodec.colour import rgb_to_y
 from vcodec.metrics import psnr_y_bt709_limited
 from vcodec.models import load_tokenizer
 from vcodec.tokenizer import Tokenizer
@@ -60,7 +61,7 @@ def scene_cuts(frames: np.ndarray) -> list[int]:
     """Frames (T, H, W, 3) uint8 -> indices i >= 1 of frames that start a new scene (or a flash): a mean absolute
     luma difference from frame i - 1 above CUT_FLOOR and CUT_RATIO x the segment's median difference. Any codec
     loses quality there; it is content, not the periodic flicker the positions table looks for."""
-    luma = frames.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    luma = rgb_to_y(frames).astype(np.float32)                      # BT.709 limited-range Y, 8 bits
     diff = np.abs(np.diff(luma, axis=0)).mean(axis=(1, 2))          # (T - 1,)
     limit = max(CUT_FLOOR, CUT_RATIO * float(np.median(diff)))
     return [int(i) + 1 for i in np.nonzero(diff > limit)[0]]

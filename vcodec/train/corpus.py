@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..colour import KB, KG, KR
 from .packed import unpack_entries
 
 
@@ -67,7 +68,7 @@ def saturate(clip: np.ndarray, factor: float) -> np.ndarray:
     """``clip`` (..., 3) uint8 RGB with its colours ``factor`` times as far from their BT.709 luma (clipped to
     0..255): more saturated colours, the same brightness where nothing clips."""
     rgb = clip.astype(np.float32)
-    luma = rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    luma = rgb @ np.array([KR, KG, KB], np.float32)
     out = luma[..., None] + factor * (rgb - luma[..., None])
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 

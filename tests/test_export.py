@@ -74,3 +74,33 @@ def test_export_writes_model_and_card_with_the_one_metric(setup):
     with pytest.raises(SystemExit) as e:                  # a shipped model is not a training checkpoint
         export.main([str(out), "--data", str(data), "-o", str(root / "other.pt")])
     assert e.value.code == 2
+
+
+def test_a_decoder_fine_tune_keeps_the_coder_tables_of_its_init(setup):
+    """--coder-from: a checkpoint whose encoder and quantizer are a shipped model's (a decoder-only fine-tune) takes
+    that model's coder tables, so the same video codes to the same token bytes; another encoder is refused."""
+    root, data, ckpt, frames = setup
+    base = root / "base.pt"
+    export.main([str(ckpt), "--data", str(data), "-o", str(base)])
+    tuned = torch.load(ckpt, weights_only=False)
+    with torch.no_grad():
+        for k, v in tuned["model"].items():
+            if k.startswith("decoder.") and v.is_floating_point():
+                v.add_(0.01)
+    torch.save(tuned, root / "tuned.pt")
+    out = root / "tuned_m.pt"
+    export.main([str(root / "tuned.pt"), "--data", str(data), "-o", str(out), "--coder-from", str(base)])
+    a, b = torch.load(base, weights_only=False), torch.load(out, weights_only=False)
+    assert a["weights_hash"] != b["weights_hash"]
+    assert np.array_equal(a["coder_tables"], b["coder_tables"]) and a["mix_tables_v3"].keys() == b["mix_tables_v3"].keys()
+    for bits, t in a["mix_tables_v3"].items():
+        assert all(np.array_equal(t[k], b["mix_tables_v3"][bits][k]) for k in t)
+    assert [r["bpp"] for r in a["card"]["rate_points"]] == [r["bpp"] for r in b["card"]["rate_points"]]
+
+    other = torch.load(ckpt, weights_only=False)
+    with torch.no_grad():
+        next(v for k, v in other["model"].items() if k.startswith("encoder.")).add_(0.01)
+    torch.save(other, root / "other_enc.pt")
+    with pytest.raises(ValueError, match="encoder or quantizer differs"):
+        export.main([str(root / "other_enc.pt"), "--data", str(data), "-o", str(root / "x.pt"),
+                     "--coder-from", str(base)])

@@ -218,6 +218,20 @@ def write_card(path: Path, card: dict) -> None:
     path.write_text("\n".join(lines))
 
 
+def tables_of_same_encoder(ckpt: dict, shipped: dict, where) -> tuple[np.ndarray, dict]:
+    """The coder tables of ``shipped`` (a shipped model) for ``ckpt``, whose encoder and quantizer must be the shipped
+    model's, weight for weight once stored in fp16 (they make the same tokens; only the decoder differs), else
+    ValueError: ``(version 1 tables, {version: {bits: MixTables}})``."""
+    state, theirs = ckpt.get("ema") or ckpt["model"], shipped["ema"]
+    frozen = [k for k in state if not k.startswith("decoder.")]
+    if ckpt["config"] != shipped["config"] or any(
+            k not in theirs or not torch.equal(state[k].to(torch.float16), theirs[k]) for k in frozen):
+        raise ValueError(f"{where}: its encoder or quantizer differs from this checkpoint's; refit the tables")
+    mix = {v: {int(b): bitstream.MixTables.of(t) for b, t in by_bits.items()}
+           for v, by_bits in stored_mix_tables(shipped).items()}
+    return np.asarray(shipped["coder_tables"]), mix
+
+
 def _shipped_tokenizer(ckpt: dict, name: str) -> Tokenizer:
     return Tokenizer(_round_to_fp16(build_from_checkpoint(ckpt)), name=name, rate_points=rate_points(ckpt, TokenizerConfig.from_dict(ckpt["config"])),
                      coder_tables=ckpt.get("coder_tables"), mix_tables=stored_mix_tables(ckpt))
@@ -238,6 +252,10 @@ def main(argv=None) -> None:
     ap.add_argument("--manifest", type=Path, default=None,
                     help="held-out segments from this manifest (default DATA/manifest.json); the shipped model's "
                          "own is vcodec/weights/<name>_manifest.json")
+    ap.add_argument("--coder-from", type=Path, default=None,
+                    help="take the coder tables of this shipped model instead of refitting them: for a checkpoint "
+                         "whose encoder and quantizer are that model's (a decoder-only fine-tune), so every stream "
+                         "keeps its bytes")
     ap.add_argument("--train-command", default="make train")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -252,6 +270,9 @@ def main(argv=None) -> None:
     t0 = time.time()
     if shipped_input and not args.refit_coder:
         tok = _shipped_tokenizer(ckpt, args.output.stem)                 # measure exactly what is shipped
+    elif args.coder_from is not None:
+        tok = Tokenizer(model, name=args.output.stem)
+        tok.coder_tables, tok.mix_tables = tables_of_same_encoder(ckpt, load_checkpoint(args.coder_from), args.coder_from)
     else:
         tok = Tokenizer(model, name=args.output.stem, rate_points=rate_points(ckpt, cfg) if shipped_input else None)
         tok.coder_tables, tok.mix_tables = fit_coder_tables(tok, corpus_grids(tok, args.data / "corpus.npz"))

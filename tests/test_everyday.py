@@ -240,6 +240,30 @@ def test_decode_of_a_video_suggests_encode(model, tmp_path):
     assert r.exit_code == 1 and "RIFF (AVI) video, not a .vcb; to encode it: vcodec encode" in r.stderr
 
 
+def test_info_of_a_photo_names_the_image_format(tmp_path):
+    from PIL import Image
+
+    frames = pattern_frames(2, 16, 24)
+    Image.fromarray(frames[0]).save(tmp_path / "p.jpg")
+    Image.fromarray(frames[0]).save(tmp_path / "p.webp")
+    for name, kind in (("p.jpg", "JPEG image"), ("p.webp", "WebP image")):
+        r = run("info", tmp_path / name)
+        assert r.exit_code == 1 and f"this is a {kind}, not a .vcb" in r.stderr
+
+
+def test_an_animated_webp_is_refused_in_one_line_that_says_why(model, tmp_path):
+    """FFmpeg reads still WebP images but not animated ones: say so, instead of 'Invalid data found'."""
+    from PIL import Image
+
+    Image.fromarray(pattern_frames(1, 16, 24)[0]).save(tmp_path / "still.webp")
+    anim = [Image.fromarray(f) for f in pattern_frames(3, 16, 24)]
+    anim[0].save(tmp_path / "anim.webp", save_all=True, append_images=anim[1:], duration=40)
+    r = run("encode", tmp_path / "anim.webp", "-o", tmp_path / "a.vcb", "--model", model)
+    assert r.exit_code == 1 and "an animated WebP" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "a.vcb").exists()
+    assert run("encode", tmp_path / "still.webp", "-o", tmp_path / "s.vcb", "--model", model).exit_code == 0
+
+
 @pytest.mark.parametrize("args, code", [
     (["encode", "x.mkv", "-o", "y.vcb", "--quality", "high"], 2),  # not an integer
     (["encode", "IN", "-o", "y.vcb", "--quality", "5"], 2),  # an integer the model does not offer

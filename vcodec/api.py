@@ -121,7 +121,7 @@ def _open_vcb(src: Endpoint):
             if kind is None:
                 e.salvageable = False  # the file header is required: --salvage cannot help
                 raise
-            err = BadMagicError(f"{e} (this is a {kind} video, not a .vcb; to encode it: vcodec encode "
+            err = BadMagicError(f"{e} (this is a {kind}, not a .vcb; to encode it: vcodec encode "
                                 f"{src.name} -o NAME.vcb)")
             err.salvageable = False
             raise err from None
@@ -133,9 +133,10 @@ def _open_vcb(src: Endpoint):
 
 
 # first bytes of containers a .vcb is mistaken for -> what to call them
-_VIDEO_MAGIC = ((0, b"RIFF", "RIFF (AVI)"), (0, b"\x1aE\xdf\xa3", "Matroska/WebM"), (0, b"OggS", "Ogg"),
-                (0, b"YUV4MPEG2", "YUV4MPEG2"), (4, b"ftyp", "MP4/QuickTime"), (0, b"\x00\x00\x01\xba", "MPEG-PS"),
-                (0, b"FLV", "FLV"))
+_VIDEO_MAGIC = ((8, b"WEBP", "WebP image"), (0, b"RIFF", "RIFF (AVI) video"), (0, b"\x1aE\xdf\xa3", "Matroska/WebM video"),
+                (0, b"OggS", "Ogg video"), (0, b"YUV4MPEG2", "YUV4MPEG2 video"), (4, b"ftyp", "MP4/QuickTime video"),
+                (0, b"\x00\x00\x01\xba", "MPEG-PS video"), (0, b"FLV", "FLV video"), (0, b"\xff\xd8\xff", "JPEG image"),
+                (0, b"\x89PNG", "PNG image"), (0, b"GIF8", "GIF image"))
 VIDEO_EXTENSIONS = frozenset((".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".y4m", ".ogv", ".mpg", ".mpeg",
                               ".ts", ".flv", ".png", ".gif"))
 

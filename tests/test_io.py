@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from vcodec.errors import InputError, OutputError, OutputExistsError, VcodecWarning
 from vcodec.io import VideoSink, atomic_output, open_source, output_kind, read_video, write_video
-from vcodec.io.exif import jpeg_orientation
+from vcodec.io.stills import jpeg_orientation, tiff_pages
 from vcodec.io.synthetic import pattern_frames, write_clip, write_y4m_header_only
 
 
@@ -146,6 +146,29 @@ def test_the_exif_reader_takes_any_bytes(tmp_path_factory, data):
     p = tmp_path_factory.mktemp("exif") / "x.jpg"
     p.write_bytes(b"\xff\xd8\xff\xe1" + len(data).to_bytes(2, "big") + b"Exif\0\0" + data)
     assert jpeg_orientation(p) in (None, *range(1, 9))
+    p.write_bytes(b"II*\0" + data)
+    assert tiff_pages(p) is None or tiff_pages(p) >= 1
+
+
+def test_a_multi_page_tiff_warns_that_only_its_first_page_is_read(tmp_path):
+    from PIL import Image
+
+    pages = [Image.fromarray(f) for f in pattern_frames(3, 16, 24)]
+    pages[0].save(tmp_path / "m.tiff", save_all=True, append_images=pages[1:])
+    pages[0].save(tmp_path / "one.tiff")
+    assert tiff_pages(tmp_path / "m.tiff") == 3 and tiff_pages(tmp_path / "one.tiff") == 1
+    with pytest.warns(VcodecWarning, match="a TIFF of 3 pages; only the first is read"):
+        frames, _ = read_video(tmp_path / "m.tiff")
+    assert len(frames) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VcodecWarning)
+        read_video(tmp_path / "one.tiff")
+    loop = bytearray((tmp_path / "one.tiff").read_bytes())      # a directory chain pointing back at itself
+    first = int.from_bytes(loop[4:8], "little")
+    count = int.from_bytes(loop[first:first + 2], "little")
+    loop[first + 2 + 12 * count:first + 6 + 12 * count] = first.to_bytes(4, "little")
+    (tmp_path / "loop.tiff").write_bytes(bytes(loop))
+    assert tiff_pages(tmp_path / "loop.tiff") == 1 and tiff_pages(tmp_path / "missing.tiff") is None
 
 
 def test_a_cmyk_jpeg_reads_in_colour_without_an_alpha_warning(tmp_path):

@@ -8,6 +8,7 @@ How unusual sources are handled (each case that changes pixels or timing raises 
   recorded as gray, so that they decode back to gray. An alpha channel is dropped, colours kept as stored,
   not composited (warning, when the first frame has a pixel that is not fully opaque: an opaque alpha plane,
   as in RGBA screenshots, or the fourth plane FFmpeg gives a CMYK JPEG, drops nothing).
+- **Photos.** A multi-page TIFF gives its first page (FFmpeg's reader; warning with the page count).
 - **Rotation.** A display matrix (phone videos) that rotates by a multiple of 90 degrees is applied: frames are
   coded upright, width/height as displayed, and the rotation is recorded in the header. A non-right-angle
   rotation is refused. A mirroring matrix is applied as its rotation alone (see ``_rotation``), except for a JPEG
@@ -38,9 +39,9 @@ import numpy as np
 
 from vcodec.errors import InputError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack, track_from_stream
-from vcodec.io.exif import MIRRORED, jpeg_orientation
 from vcodec.io.files import resolve_input
 from vcodec.io.rawyuv import av_open_args
+from vcodec.io.stills import MIRRORED, jpeg_orientation, tiff_pages
 
 DEFAULT_RATE = Fraction(25)
 # FFmpeg's AVColorSpace / AVColorRange values, by the names ffprobe prints.
@@ -211,6 +212,9 @@ class VideoSource:
             depth = 8
         if alpha:
             notes.append(f"{self.name}: alpha channel dropped (vcodec codes RGB; colours kept as stored)")
+        pages = tiff_pages(self._path) if self._path and v.codec_context.name == "tiff" else None
+        if pages is not None and pages > 1:
+            notes.append(f"{self.name}: a TIFF of {pages} pages; only the first is read (FFmpeg's TIFF reader)")
         if depth > 8:
             notes.append(f"{self.name}: {depth}-bit video ({fmt.name}) rounded to 8 bits per channel")
         self._rot = _rotation(frame, self.name)

@@ -1,9 +1,12 @@
-"""The EXIF orientation of a JPEG file: whether the picture is to be shown mirrored.
+"""Facts about still-image files that FFmpeg (through PyAV) does not hand over.
 
-FFmpeg turns a JPEG's EXIF orientation into a display matrix, and PyAV hands over only its rotation
+**Mirroring.** FFmpeg turns a JPEG's EXIF orientation into a display matrix, and PyAV hands over only its rotation
 (``frame.rotation``; reading the whole matrix through ``frame.side_data`` crashes PyAV 18, see
 :func:`vcodec.io.source._rotation`). The mirroring half of orientations 2, 4, 5 and 7 is read here from the file
 itself: the APP1 ``Exif`` segment's first image directory, tag 0x0112 (EXIF 2.32, section 4.6.4).
+
+**Pages.** FFmpeg's TIFF reader decodes a file's first page (image directory) only; :func:`tiff_pages` counts
+them (TIFF 6.0, section 2: each directory ends with the offset of the next, 0 after the last).
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 
 ORIENTATION_TAG = 0x0112
 MIRRORED = {2: 180, 4: 0, 5: 270, 7: 90}   # mirrored orientation -> the counter-clockwise rotation FFmpeg reports
+MAX_PAGES = 10_000                          # stop counting there (and on a directory chain that loops)
 _SCAN_BYTES = 1 << 16                       # the Exif segment sits in the file's first 64 KiB (its maximum size)
 
 
@@ -54,3 +58,25 @@ def _tiff_orientation(tiff: bytes) -> int | None:
     except struct.error:
         return None
     return None
+
+
+def tiff_pages(path: str | Path) -> int | None:
+    """How many pages (image directories) the TIFF file at ``path`` holds, up to MAX_PAGES; None when it is not a
+    TIFF or its directories are cut short or malformed."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) not in (b"II*\0", b"MM\0*"):
+                return None
+            f.seek(0)
+            order = "<" if f.read(2) == b"II" else ">"
+            f.seek(4)
+            offset, seen = struct.unpack(order + "I", f.read(4))[0], set()
+            while offset and len(seen) < MAX_PAGES and offset not in seen:
+                seen.add(offset)
+                f.seek(offset)
+                (count,) = struct.unpack(order + "H", f.read(2))
+                f.seek(offset + 2 + 12 * count)
+                offset = struct.unpack(order + "I", f.read(4))[0]
+            return len(seen) or None
+    except (OSError, struct.error):
+        return None

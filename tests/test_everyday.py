@@ -638,3 +638,18 @@ def test_trim_audio_keeps_the_packets_of_the_range():
     got = trim_audio(pk, [T], Fraction(1, 10), Fraction(3, 10))  # 0.1 s .. 0.3 s
     assert [(p.pts, p.duration) for p in got] == [(0, 100), (100, 100), (50, 0)]
     assert trim_audio(pk, [T], Fraction(0), None) == pk
+
+
+def test_a_photo_decodes_to_a_plain_png_name_and_a_video_is_told_to_use_a_pattern(model, tmp_path):
+    from PIL import Image
+
+    Image.fromarray(pattern_frames(1, 16, 24)[0]).save(tmp_path / "photo.jpg")
+    assert run("encode", tmp_path / "photo.jpg", "-o", tmp_path / "p.vcb", "--model", model).exit_code == 0
+    r = run("decode", tmp_path / "p.vcb", "-o", tmp_path / "back.png", "--model", model)
+    assert r.exit_code == 0 and read_video(tmp_path / "back.png")[0].shape == (1, 16, 24, 3)
+    write_clip(tmp_path / "v.mkv", width=16, height=16, num_frames=3, codec="ffv1", pix_fmt="yuv420p")
+    assert run("encode", tmp_path / "v.mkv", "-o", tmp_path / "v.vcb", "--model", model).exit_code == 0
+    r = run("decode", tmp_path / "v.vcb", "-o", tmp_path / "v.png", "--model", model)
+    assert r.exit_code == 1 and "this video has 3 frames; name it with a pattern" in r.stderr
+    assert not (tmp_path / "v.png").exists()
+    assert run("decode", tmp_path / "v.vcb", "-o", tmp_path / "f1.png", "--frames", "1", "--model", model).exit_code == 0

@@ -260,8 +260,17 @@ def test_output_kind_follows_extension():
         "y4m", "mkv", "mp4", "y4m", "webm", "png"]
     with pytest.raises(OutputError, match="unknown output format"):
         output_kind("a.avi")
-    with pytest.raises(OutputError, match="frame number pattern"):
-        output_kind("a.png")
+    assert output_kind("a.png") == "png"       # one picture (a photo); VideoSink refuses a second frame
+
+
+def test_a_plain_png_name_holds_one_frame(tmp_path):
+    frames = np.random.default_rng(1).integers(0, 256, (2, 9, 13, 3), dtype=np.uint8)
+    write_video(tmp_path / "one.png", frames[:1], Fraction(25))
+    back, _ = read_video(tmp_path / "one.png")
+    np.testing.assert_array_equal(back, frames[:1])
+    with pytest.raises(OutputError, match="holds one picture, and this video has more than one frame"):
+        write_video(tmp_path / "two.png", frames, Fraction(25))
+    assert not (tmp_path / "two.png").exists()
 
 
 def test_y4m_default_and_mkv_are_exact_rgb(tmp_path):

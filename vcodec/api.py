@@ -51,7 +51,7 @@ from vcodec.compare import Quality
 from vcodec.errors import ArgumentError, InputError, OutputError, VcodecWarning, raises_stream_errors
 from vcodec.io.audio import trim_audio
 from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
-from vcodec.io.sink import VideoSink, output_kind
+from vcodec.io.sink import VideoSink, output_kind, refuse_frames_for_single_image, single_image
 from vcodec.io.source import VideoSource
 from vcodec.models import DEFAULT_MODEL, encoder_tokenizer, list_models, load_tokenizer, resolve_device
 from vcodec.ratecontrol import MAX_BITRATE, MIN_BITRATE
@@ -347,14 +347,16 @@ def decode_video(
         rate = Fraction(*h.frame_rate)
         tracks, track_of = _restorable_audio(reader, inp.name)
         first, count = frame_range(rate, start, frames, duration)
+        total = count if count is not None else reader.total_frames if inp.is_path else None
+        if single_image(dst) and total is not None:
+            refuse_frames_for_single_image(out.name, total)
         t0 = time.perf_counter()
         with (
             out.writing(overwrite=overwrite, src=src, binary=False) as target,
             VideoSink(target, kind=kind, width=h.width, height=h.height, frame_rate=Fraction(*h.frame_rate),
                       audio_tracks=tracks, pix_fmt=pix_fmt, sample_aspect_ratio=sample_aspect_ratio(h),
                       name=out.name) as sink,
-            _progress(progress, count if count is not None else reader.total_frames if inp.is_path else None,
-                      "decode") as bar,
+            _progress(progress, total, "decode") as bar,
         ):
             n_out, pending = 0, []
             for item in _decoded_items(reader, tok, salvage, first, count, ranged, inp.is_path):

@@ -406,7 +406,7 @@ def decode(input, output, overwrite, salvage, model, device, pix_fmt, start, num
             browsers play (odd sizes padded by one edge row/column, or
             --pix-fmt yuv444p); audio copied, or AAC where MP4 cannot hold it
       .webm VP9 (crf 24) + Opus: lossy, for the web
-      NAME_%05d.png  one lossless PNG a frame, numbered from 1
+      NAME_%05d.png  one lossless PNG a frame, numbered from 1 (NAME.png: a one-frame stream)
       -     y4m on standard output
     """
     from vcodec import api

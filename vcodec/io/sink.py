@@ -54,7 +54,8 @@ _AVCOL_SPC_SMPTE170M = 6  # AVColorSpace value for BT.601 (525/625 share the mat
 
 def output_kind(dst) -> str:
     """``"y4m"``, ``"mkv"``, ``"mp4"``, ``"webm"`` or ``"png"`` from the output's extension; ``"-"`` and file
-    objects are y4m. A ``.png`` output must be a numbered pattern such as ``frames_%05d.png``."""
+    objects are y4m. A ``.png`` output is a numbered pattern such as ``frames_%05d.png``, or a plain name for a
+    single frame (a photo; :class:`VideoSink` refuses a second one)."""
     out = endpoint(dst, output=True)
     if not out.is_path:
         return "y4m"
@@ -66,10 +67,22 @@ def output_kind(dst) -> str:
             f"cannot write {out.path}: unknown output format {ext or '(no extension)'!r} "
             f"(use .y4m, .mkv, .mp4, .webm, NAME_%05d.png, or - for y4m on stdout)"
         ) from None
-    if kind == "png" and not is_pattern(out.path):
-        raise OutputError(f"cannot write {out.path}: a .png output is a frame sequence; name it with a frame "
-                          f"number pattern, e.g. frames_%05d.png")
     return kind
+
+
+def single_image(dst) -> bool:
+    """Whether ``dst`` names one image file (a ``.png`` path without a frame number pattern): one frame only."""
+    out = endpoint(dst, output=True)
+    return out.is_path and os.path.splitext(out.path)[1].lower() == ".png" and not is_pattern(out.path)
+
+
+def refuse_frames_for_single_image(name: str, frames: int | None) -> None:
+    """OutputError unless ``frames`` is 1: a single-image output (:func:`single_image`) holds one frame (None: a
+    second frame arrived, the total is not known)."""
+    if frames != 1:
+        has = "more than one frame" if frames is None else f"{frames} frames"
+        raise OutputError(f"cannot write {name}: a .png name without a frame number holds one picture, and this "
+                          f"video has {has}; name it with a pattern, e.g. frames_%05d.png")
 
 
 def describe_kind(kind: str, pix_fmt: str | None = None) -> dict:
@@ -133,8 +146,9 @@ class VideoSink:
         options = {"strict": "-1"} if self.kind == "y4m" else {"fflags": "+bitexact"}
         if self.kind == "mp4":
             options["movflags"] = "+faststart"  # the index first: browsers play it while it downloads
+        self._single = self.kind == "png" and single_image(target)
         if self.kind == "png":
-            options = {}
+            options = {"update": "1"} if self._single else {}
         # 4:2:0 H.264 needs even sizes: pad by one edge row/column (the coded size; see _pix_fmt)
         self._coded = (self.width, self.height)
         if self.kind == "mp4" and pix_fmt == "yuv420p":
@@ -248,6 +262,8 @@ class VideoSink:
             raise ValueError(
                 f"expected uint8 frames of shape (T, {self.height}, {self.width}, 3), got {frames.dtype} {frames.shape}"
             )
+        if self._single and self._count + len(frames) > 1:
+            refuse_frames_for_single_image(self.name, None)
         pad = (self._coded[1] - self.height, self._coded[0] - self.width)
         if any(pad):
             frames = np.pad(frames, ((0, 0), (0, pad[0]), (0, pad[1]), (0, 0)), mode="edge")

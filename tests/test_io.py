@@ -181,7 +181,7 @@ def test_a_cmyk_jpeg_reads_in_colour_without_an_alpha_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", VcodecWarning)
         frames, info = read_video(tmp_path / "cmyk.jpg")
-    assert not info.alpha and frames.shape == (1, 32, 48, 3)
+    assert not info.alpha and frames.shape == (1, 32, 48, 3) and info.frame_count_hint == 1   # a still: 1 frame
     assert _psnr(frames, np.asarray(Image.open(tmp_path / "cmyk.jpg").convert("RGB"))[None]) > 35
 
 

@@ -232,6 +232,8 @@ class VideoSource:
             hint = self._duration_frames(rate)
         elif hint is None and self._container.duration:
             hint = round(Fraction(self._container.duration, av.time_base) * rate) or None
+        if hint is None and self._container.format.name.endswith("_pipe"):
+            hint = 1   # a still image (jpeg_pipe, png_pipe, webp_pipe, ...): FFmpeg reads one picture from it
         for n in notes:
             warnings.warn(n, VcodecWarning, stacklevel=3)
         return SourceInfo(

@@ -348,7 +348,8 @@ def decode_video(
         tracks, track_of = _restorable_audio(reader, inp.name)
         first, count = frame_range(rate, start, frames, duration)
         # frames this call decodes, where known (a file's header counts them; a pipe's may not)
-        total = count if count is not None else max(0, reader.total_frames - first) if inp.is_path else None
+        known = reader.total_frames if inp.is_path else None   # None: a pipe, or a file cut short
+        total = count if count is not None else None if known is None else max(0, known - first)
         if single_image(dst) and total is not None:
             refuse_frames_for_single_image(out.name, total)
         t0 = time.perf_counter()

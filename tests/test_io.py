@@ -199,6 +199,21 @@ def test_variable_frame_rate_warns_and_keeps_every_frame(tmp_path):
     assert _quiet_read(tmp_path / "cfr.mkv")[1].frame_rate == Fraction(30000, 1001)   # a steady rate stays exact
 
 
+def test_an_mpeg_ts_cut_after_two_frames_keeps_its_frame_rate(tmp_path):
+    """Too short for FFmpeg to average, a cut H.264 TS had its rate guessed as the field rate (50 for 25 fps)."""
+    write_clip(tmp_path / "t.ts", width=64, height=48, num_frames=20, rate=25, fmt="mpegts")
+    data = (tmp_path / "t.ts").read_bytes()
+    for cut in range(188, len(data), 188):                    # the shortest cut that still holds 2 frames
+        (tmp_path / "cut.ts").write_bytes(data[:cut])
+        try:
+            frames, info = _quiet_read(tmp_path / "cut.ts")
+        except InputError:
+            continue
+        if len(frames) == 2:
+            break
+    assert len(frames) == 2 and info.frame_rate == 25
+
+
 def test_reads_y4m_from_a_pipe_like_file_object(tmp_path):
     p = tmp_path / "a.y4m"
     src = pattern_frames(3, 8, 10)

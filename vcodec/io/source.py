@@ -192,7 +192,9 @@ class VideoSource:
     def _describe(self, frame: av.VideoFrame) -> SourceInfo:
         v = self._video
         notes: list[str] = []
-        rate = _rational(v.average_rate) or _rational(v.guessed_rate)
+        # a stream too short for FFmpeg to average (1-2 frames of a cut MPEG-TS) has no average rate, and its guess is
+        # then the field rate (50 for 25 fps H.264): the codec's own declared frame rate comes before the guess
+        rate = _rational(v.average_rate) or _rational(v.codec_context.framerate) or _rational(v.guessed_rate)
         tagged = _tagged_rate(v)
         if tagged is not None and (rate is None or abs(tagged / rate - 1) < 1e-3):
             rate = tagged  # written by vcodec where the container cannot hold the exact rate (Matroska)

@@ -179,8 +179,10 @@ def test_decoder_only_training_keeps_the_tokens(tmp_path):
     assert all(torch.equal(t.model.state_dict()[k], v) for k, v in frozen.items())
     assert all(torch.equal(t.ema.state_dict()[k], v) for k, v in frozen.items())
     assert not torch.equal(dec, t.model.decoder.from_latent.conv.weight)
-    with pytest.raises(ValueError, match="train_part"):
-        Trainer(_tiny_v2(), _cfg(train_part="encoder"), _corpus(), tmp_path / "e.pt")
+    with pytest.raises(ValueError, match="train_part must be one of all, decoder"):
+        _cfg(train_part="encoder")
+    with pytest.raises(ValueError, match="distortion must be one of"):   # a typo once trained l1mse silently
+        _cfg(distortion="psnr-yuv")
 
 
 def test_flicker_hinge_costs_only_dips_beyond_the_margin():

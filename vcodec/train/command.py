@@ -116,7 +116,10 @@ def train_command(data, output, resume, init, device, model_config, **overrides)
         from ..model.checkpoint import load_checkpoint
         stored = load_checkpoint(out)
     base = dict(stored.get("train_config") or {}) if stored else dict(RECIPES.get(model_config, {}))
-    cfg = TrainConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+    try:
+        cfg = TrainConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+    except ValueError as e:      # a setting outside its choices (--distortion, --train-part)
+        raise click.UsageError(str(e)) from None
     if stored and cfg.rate_model != base.get("rate_model", "contexts"):
         raise click.UsageError(f"--rate-model: {out} was trained with the {base.get('rate_model', 'contexts')!r} "
                                "rate proxy; a resumed run keeps it (start a new run with --init to change it)")

@@ -32,6 +32,9 @@ from .corpus import ClipSampler, Corpus
 from .discriminator import PatchDiscriminator, hinge_d_loss
 from .losses import frame_psnr_yuv_loss, reconstruction_loss
 
+DISTORTIONS = ("l1mse", "psnr_yuv")
+TRAIN_PARTS = ("all", "decoder")
+
 
 @dataclass
 class TrainConfig:
@@ -77,8 +80,12 @@ class TrainConfig:
     saturation_prob: float = 0.0  # share of clips whose colours are made more saturated (x1 to x2.5 around their
                                   # luma, clipped): saturated colours are rare in the corpus
 
+    def __post_init__(self):
+        for name, allowed in (("distortion", DISTORTIONS), ("train_part", TRAIN_PARTS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 
-TRAIN_PARTS = ("all", "decoder")
+
 
 
 def parse_numbers(text: str) -> tuple[float, ...]:
@@ -154,8 +161,6 @@ class Trainer:
                                            dtype=torch.float64) if train_cfg.point_weights else None
         self._point_rate_scale = torch.tensor(_per_point(train_cfg.point_rate_scale, n, "point_rate_scale"),
                                               device=self.device) if train_cfg.point_rate_scale else None
-        if train_cfg.train_part not in TRAIN_PARTS:
-            raise ValueError(f"train_part must be one of {TRAIN_PARTS}, got {train_cfg.train_part!r}")
         if train_cfg.train_part == "decoder":
             if _is_dist():
                 raise ValueError("train_part 'decoder' runs on one process (no DDP)")

@@ -183,6 +183,11 @@ def test_decoder_only_training_keeps_the_tokens(tmp_path):
         _cfg(train_part="encoder")
     with pytest.raises(ValueError, match="distortion must be one of"):   # a typo once trained l1mse silently
         _cfg(distortion="psnr-yuv")
+    for bad, message in ((dict(frames=6), "frames must be 1 \\+ 4k"), (dict(size=100), "size must be a multiple of 8"),
+                         (dict(batch=0), "batch must be at least 1"), (dict(lr=-1.0), "lr must be above 0"),
+                         (dict(saturation_prob=2.0), "saturation_prob must be in"), (dict(warmup=-1), "warmup")):
+        with pytest.raises(ValueError, match=message):
+            _cfg(**bad)
 
 
 def test_flicker_hinge_costs_only_dips_beyond_the_margin():

@@ -135,7 +135,10 @@ def train_command(data, output, resume, init, device, model_config, **overrides)
     corpus = Corpus.load(list(data))
     if stored:
         mcfg = TokenizerConfig.from_dict(stored["config"])
-    trainer = Trainer(mcfg, cfg, corpus, out, device=device)
+    try:
+        trainer = Trainer(mcfg, cfg, corpus, out, device=device)
+    except ValueError as e:      # per-point settings that do not fit the network (--point-weights ...)
+        raise click.UsageError(str(e)) from None
     if stored:
         trainer.load(out)
         click.echo(f"resumed {out} at step {trainer.step} ({trainer.train_seconds / 3600:.2f} h)", err=True)

@@ -81,9 +81,27 @@ class TrainConfig:
                                   # luma, clipped): saturated colours are rare in the corpus
 
     def __post_init__(self):
+        """ValueError naming the first setting outside its range (a command line's typo is one usage line)."""
         for name, allowed in (("distortion", DISTORTIONS), ("train_part", TRAIN_PARTS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        checks = {
+            "steps": self.steps >= 1, "batch": self.batch >= 1, "eval_every": self.eval_every >= 1,
+            "frames": self.frames >= 1 and self.frames % 4 == 1, "size": self.size >= 8 and self.size % 8 == 0,
+            "lr": self.lr > 0, "checkpoint_minutes": self.checkpoint_minutes > 0, "ema": 0 <= self.ema < 1,
+            "photo_prob": 0 <= self.photo_prob <= 1, "saturation_prob": 0 <= self.saturation_prob <= 1,
+        }
+        non_negative = ("max_minutes", "weight_decay", "warmup", "ssim_weight", "rate_weight", "restart_step",
+                        "rate_free_steps", "rate_ramp_steps", "aux_gain", "adv_weight", "adv_start", "lpips_weight",
+                        "threads", "flicker_weight", "flicker_margin")
+        checks.update({name: getattr(self, name) >= 0 for name in non_negative})
+        wants = {"frames": "1 + 4k frames", "size": "a multiple of 8 pixels", "ema": "in [0, 1)",
+                 "photo_prob": "in [0, 1]", "saturation_prob": "in [0, 1]", "lr": "above 0",
+                 "checkpoint_minutes": "above 0", "steps": "at least 1", "batch": "at least 1",
+                 "eval_every": "at least 1"}
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{name} must be {wants.get(name, 'at least 0')}, got {getattr(self, name)!r}")
 
 
 

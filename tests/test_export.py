@@ -101,6 +101,9 @@ def test_a_decoder_fine_tune_keeps_the_coder_tables_of_its_init(setup):
     with torch.no_grad():
         next(v for k, v in other["model"].items() if k.startswith("encoder.")).add_(0.01)
     torch.save(other, root / "other_enc.pt")
-    with pytest.raises(ValueError, match="encoder or quantizer differs"):
+    with pytest.raises(SystemExit) as e:                 # argparse's one usage line, exit status 2
         export.main([str(root / "other_enc.pt"), "--data", str(data), "-o", str(root / "x.pt"),
                      "--coder-from", str(base)])
+    assert e.value.code == 2 and not (root / "x.pt").exists()
+    with pytest.raises(ValueError, match="encoder or quantizer differs"):
+        export.tables_of_same_encoder(other, torch.load(base, weights_only=False), base)

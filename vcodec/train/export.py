@@ -272,7 +272,11 @@ def main(argv=None) -> None:
         tok = _shipped_tokenizer(ckpt, args.output.stem)                 # measure exactly what is shipped
     elif args.coder_from is not None:
         tok = Tokenizer(model, name=args.output.stem)
-        tok.coder_tables, tok.mix_tables = tables_of_same_encoder(ckpt, load_checkpoint(args.coder_from), args.coder_from)
+        try:
+            tok.coder_tables, tok.mix_tables = tables_of_same_encoder(ckpt, load_checkpoint(args.coder_from),
+                                                                      args.coder_from)
+        except ValueError as e:
+            ap.error(str(e))
     else:
         tok = Tokenizer(model, name=args.output.stem, rate_points=rate_points(ckpt, cfg) if shipped_input else None)
         tok.coder_tables, tok.mix_tables = fit_coder_tables(tok, corpus_grids(tok, args.data / "corpus.npz"))

@@ -118,7 +118,7 @@ def train_command(data, output, resume, init, device, model_config, **overrides)
     base = dict(stored.get("train_config") or {}) if stored else dict(RECIPES.get(model_config, {}))
     try:
         cfg = TrainConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
-    except ValueError as e:      # a setting outside its choices (--distortion, --train-part)
+    except ValueError as e:      # a setting outside its range or choices (TrainConfig.__post_init__)
         raise click.UsageError(str(e)) from None
     if stored and cfg.rate_model != base.get("rate_model", "contexts"):
         raise click.UsageError(f"--rate-model: {out} was trained with the {base.get('rate_model', 'contexts')!r} "

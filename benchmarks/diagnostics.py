@@ -72,8 +72,9 @@ def frame_positions(tok: Tokenizer, segments, quality: int) -> dict:
     for name, frames in segments:
         rec, _, _ = code_at(tok, frames, quality)
         per_pos.append([psnr_y_bt709_limited(frames[i:i + 1], rec[i:i + 1]) for i in range(len(frames))])
-        if scene_cuts(frames):
-            cuts[name] = scene_cuts(frames)
+        found = scene_cuts(frames)
+        if found:
+            cuts[name] = found
     arr = np.array(per_pos)                                        # (segments, 17)
     mean_pos = arr.mean(axis=0)
     # the same without the frames at scene cuts: each position's mean over the segments with no cut there

@@ -1,6 +1,7 @@
 """The tokenizer as one trainable module: encoder -> residual LFQ -> decoder."""
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import torch
@@ -31,11 +32,13 @@ class VideoTokenizer(nn.Module):
                                      entropy_weight=0.0 if rate_trained else 0.02)
         self.decoder = Decoder(cfg)
 
-    def forward(self, video: torch.Tensor, mask: torch.Tensor | None = None) -> AutoencoderOutput:
+    def forward(self, video: torch.Tensor, mask: torch.Tensor | None = None, *,
+                encoder_grad: bool = True) -> AutoencoderOutput:
         """video (B, 3, T, H, W) in [-1, 1], T = 1 + 4k, H, W multiples of 8; ``mask`` (B, planes, token_bits)
-        of the bits each sample's rate point codes (:func:`vcodec.model.lfq.plane_mask`), None = all."""
-        z = self.encoder(video)
-        q = self.quantizer(z, mask)
+        of the bits each sample's rate point codes (:func:`vcodec.model.lfq.plane_mask`), None = all.
+        ``encoder_grad=False`` runs the encoder and quantizer without autograd (training the decoder alone)."""
+        with contextlib.nullcontext() if encoder_grad else torch.no_grad():
+            q = self.quantizer(self.encoder(video), mask)
         return AutoencoderOutput(self.decoder(q.quantized), q.indices, q.bits, q.aux_loss, q.stats)
 
     @torch.no_grad()

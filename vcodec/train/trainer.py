@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..lpips_net import lpips_model, lpips_status
 from ..metrics import psnr_y_bt709_limited
-from ..model.autoencoder import AutoencoderOutput, VideoTokenizer
+from ..model.autoencoder import VideoTokenizer
 from ..model.checkpoint import atomic_save, load_checkpoint
 from ..model.config import TokenizerConfig
 from ..model.lfq import plane_mask
@@ -320,7 +320,7 @@ class Trainer:
             g["lr"] = self.lr_at(self.step) * g.get("lr_scale", 1.0)
         amp = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.use_bf16 else contextlib.nullcontext()
         with amp:
-            out = self._forward(x, mask)
+            out = self.net(x, mask, encoder_grad=cfg.train_part != "decoder")
             rec = out.reconstruction.float()
             if cfg.distortion == "psnr_yuv":
                 dist, stats = frame_psnr_yuv_loss(rec, x, flicker_weight=cfg.flicker_weight,
@@ -367,15 +367,6 @@ class Trainer:
         stats["loss"] = loss.item()
         stats.update({f"H{i}": v for i, v in enumerate(out.stats.get("codebook_entropy_bits", []))})
         return stats
-
-    def _forward(self, x: torch.Tensor, mask: torch.Tensor) -> AutoencoderOutput:
-        """The model on ``x`` (B, 3, T, S, S) in [-1, 1]: whole, or (train_part "decoder") with the frozen encoder
-        and quantizer run without autograd."""
-        if self.cfg.train_part != "decoder":
-            return self.net(x, mask)
-        with torch.no_grad():
-            q = self.model.quantizer(self.model.encoder(x), mask)
-        return AutoencoderOutput(self.model.decoder(q.quantized), q.indices, q.bits, q.aux_loss, q.stats)
 
     def record_heldout(self, log: Path, stats: dict) -> dict:
         """Evaluate the EMA weights on the held-out clips, add the result to ``history`` and append it with

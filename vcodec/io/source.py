@@ -41,7 +41,7 @@ from vcodec.errors import InputError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack, track_from_stream
 from vcodec.io.files import resolve_input
 from vcodec.io.rawyuv import av_open_args
-from vcodec.io.stills import MIRRORED, jpeg_orientation, tiff_pages
+from vcodec.io.stills import MIRRORED, animated_webp, jpeg_orientation, tiff_pages
 
 DEFAULT_RATE = Fraction(25)
 # FFmpeg's AVColorSpace / AVColorRange values, by the names ffprobe prints.
@@ -277,7 +277,7 @@ class VideoSource:
                     )
         except av.FFmpegError as e:
             if self._first is None and self._index == 0:  # nothing read yet: not a usable video
-                if self._path and _animated_webp(self._path):
+                if self._path and animated_webp(self._path):
                     raise InputError(f"{self.name}: an animated WebP, which FFmpeg's WebP decoder cannot read (it "
                                      "reads still WebP images only); convert it to a video or GIF first (ImageMagick, Pillow)") from e
                 raise InputError(f"{self.name}: cannot decode video after {self._index} frames ({_reason(e)})") from e
@@ -418,16 +418,6 @@ class VideoSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _animated_webp(path) -> bool:
-    """Whether ``path`` is an animated WebP file: RIFF/WEBP whose VP8X chunk sets the animation flag (0x02)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(21)
-    except OSError:
-        return False
-    return len(head) == 21 and head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and bool(head[20] & 0x02)
 
 
 def _reason(e: BaseException) -> str:

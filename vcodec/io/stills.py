@@ -7,6 +7,9 @@ itself: the APP1 ``Exif`` segment's first image directory, tag 0x0112 (EXIF 2.32
 
 **Pages.** FFmpeg's TIFF reader decodes a file's first page (image directory) only; :func:`tiff_pages` counts
 them (TIFF 6.0, section 2: each directory ends with the offset of the next, 0 after the last).
+
+**Animation.** FFmpeg's WebP decoder reads still images only; :func:`animated_webp` tells an animated file (its
+VP8X chunk's animation flag), so that the refusal can say why.
 """
 from __future__ import annotations
 
@@ -41,11 +44,16 @@ def jpeg_orientation(path: str | Path) -> int | None:
     return None
 
 
+def _tiff_byte_order(head: bytes) -> str | None:
+    """The struct byte order ``"<"`` or ``">"`` of a TIFF structure from its first 4 bytes; None if not TIFF."""
+    return {b"II*\0": "<", b"MM\0*": ">"}.get(bytes(head[:4]))
+
+
 def _tiff_orientation(tiff: bytes) -> int | None:
     """Orientation from a TIFF structure (the Exif payload): its byte order, then IFD0's tag 0x0112."""
-    if tiff[:4] not in (b"II*\0", b"MM\0*"):
+    order = _tiff_byte_order(tiff)
+    if order is None:
         return None
-    order = "<" if tiff[:2] == b"II" else ">"
     try:
         ifd = struct.unpack(order + "I", tiff[4:8])[0]
         (count,) = struct.unpack(order + "H", tiff[ifd:ifd + 2])
@@ -65,11 +73,9 @@ def tiff_pages(path: str | Path) -> int | None:
     TIFF or its directories are cut short or malformed."""
     try:
         with open(path, "rb") as f:
-            if f.read(4) not in (b"II*\0", b"MM\0*"):
+            order = _tiff_byte_order(f.read(4))
+            if order is None:
                 return None
-            f.seek(0)
-            order = "<" if f.read(2) == b"II" else ">"
-            f.seek(4)
             offset, seen = struct.unpack(order + "I", f.read(4))[0], set()
             while offset and len(seen) < MAX_PAGES and offset not in seen:
                 seen.add(offset)
@@ -80,3 +86,13 @@ def tiff_pages(path: str | Path) -> int | None:
             return len(seen) or None
     except (OSError, struct.error):
         return None
+
+
+def animated_webp(path: str | Path) -> bool:
+    """Whether ``path`` is an animated WebP file: RIFF/WEBP whose VP8X chunk sets the animation flag (0x02)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(21)
+    except OSError:
+        return False
+    return len(head) == 21 and head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and bool(head[20] & 0x02)

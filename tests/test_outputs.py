@@ -88,6 +88,29 @@ def test_stop_signal_leaves_no_output_and_no_temp(model, clip, vcb, tmp_path, si
     assert sorted(os.listdir(tmp_path)) == []
 
 
+def test_a_dropped_stop_request_still_stops_the_output(tmp_path):
+    """A stop signal's exception raised inside a destructor is dropped by Python ("Exception ignored in ..."); the
+    request stays pending, so the output is never made final and the next check point raises it again."""
+    from vcodec import stopping
+
+    class RequestsOnDelete:
+        def __del__(self):
+            stopping.request(signal.SIGTERM)
+
+    out = tmp_path / "o.bin"
+    try:
+        with pytest.raises(stopping.Interrupted) as e, atomic_output(out, overwrite=False) as tmp:
+            Path(tmp).write_bytes(b"data")
+            RequestsOnDelete()  # deleted at once: its Interrupted is printed and dropped
+        assert e.value.signum == signal.SIGTERM
+        assert os.listdir(tmp_path) == []
+        with pytest.raises(stopping.Interrupted):
+            stopping.check()
+    finally:
+        stopping.clear()
+    stopping.check()  # nothing pending: does nothing
+
+
 def test_killed_run_temp_is_removed_by_the_next_run(model, clip, tmp_path):
     out = tmp_path / "o.vcb"
     p = _start_and_wait_for_temp(["encode", clip, "-o", out, "--model", model, "--json"], tmp_path, out.name)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bitstream import BadMagicError, BitstreamError, VcbReader, VcbWriter, packet_record_size, track_record_size
+from vcodec import stopping
 from vcodec.coding import (
     audio_packet,
     audio_track,
@@ -251,6 +252,7 @@ def encode_video(
 
             def after_window(n: int) -> None:  # audio read with the window goes in right behind it
                 write_taken_audio()
+                stopping.check()
 
             decoder_stream = StreamState()
 
@@ -366,6 +368,7 @@ def decode_video(
                     sink.write(item)
                     n_out += len(item)
                     bar.update(len(item))
+                    stopping.check()
                 elif item.track_id in track_of:
                     p = audio_packet(track_of[item.track_id], item)
                     if ranged:

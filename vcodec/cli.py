@@ -29,7 +29,7 @@ from fractions import Fraction
 
 import click
 
-from vcodec import __version__
+from vcodec import __version__, stopping
 from vcodec.allocator import keep_freed_memory
 from vcodec.errors import ArgumentError, VcodecError, VcodecWarning
 from vcodec.models import DEFAULT_MODEL
@@ -95,20 +95,13 @@ def _warnings_to_stderr():
         yield
 
 
-class Interrupted(KeyboardInterrupt):
-    """A stop signal (SIGINT, SIGTERM, SIGHUP) raised where the program was, so that cleanup runs as for Ctrl-C."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 @contextlib.contextmanager
 def _stop_signals_interrupt():
-    """Turn the first stop signal into :class:`Interrupted`; later ones are ignored so cleanup can finish."""
+    """Turn the first stop signal into :class:`~vcodec.stopping.Interrupted` (kept pending, see
+    :mod:`vcodec.stopping`); later ones are ignored so cleanup can finish."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -116,14 +109,16 @@ def _stop_signals_interrupt():
     def stop(signum, frame):
         for s in STOP_SIGNALS:
             signal.signal(s, signal.SIG_IGN)
-        raise Interrupted(signum)
+        stopping.request(signum)
 
     old = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
     try:
         yield
+        stopping.check()  # a request whose exception was dropped (raised in a destructor) still ends the command
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        stopping.clear()
 
 
 class VcodecGroup(click.Group):

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from vcodec import stopping
 from vcodec.errors import ArgumentError, InputError, OutputError, OutputExistsError
 from vcodec.io.rawyuv import RawYuv
 
@@ -173,6 +174,7 @@ def atomic_output(dst, *, overwrite: bool, src=None) -> Iterator[str]:
         os.chmod(tmp, 0o666 & ~umask)
         if path.exists() and not overwrite:  # appeared while we were working
             raise OutputExistsError(f"{os.fspath(dst)} already exists (use -y / overwrite=True to replace it)")
+        stopping.check()  # a stop request is never followed by a finished output
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -213,6 +215,7 @@ def pattern_output(pattern, *, overwrite: bool) -> Iterator[str]:
     try:
         tmp = os.path.join(tmpdir, os.path.basename(pattern))
         yield tmp
+        stopping.check()
         for f in pattern_files(pattern):
             os.unlink(f)
         for i, f in enumerate(pattern_files(tmp), start=1):

@@ -881,6 +881,64 @@ def test_float32_and_float64_logits_give_the_same_bytes(monkeypatch):
     assert encode_tokens(grid, 12, tables) == fast
 
 
+def _format_contexts(weights, version, g, plane, prev, coarse, h, w):
+    """FORMAT.md 7.2-7.3 and 7.5 written out in Python integers: the flat context of every bit of group ``g``
+    ((n_g, B)), from int weights (2, B, 4B + 2) of one level and (H*W, B) planes (``prev`` may hold 2 = absent)."""
+    b = plane.shape[1]
+    block = 1 if version == 2 else -(-b // 4)
+    step = (3, 1) if block == 1 else (1, 24)  # (bucket, previous bit) multipliers of the context
+
+    def s(v):
+        return 0 if v == 2 else 2 * int(v) - 1
+
+    def neighbours(y, x):
+        return [(y + dy) * w + x + dx for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)) if 0 <= y + dy < h and 0 <= x + dx < w]
+
+    out = []
+    for p in range(h * w):
+        y, x = divmod(p, w)
+        if (y + x) % 2 != g:
+            continue
+        row = []
+        for k in range(b):
+            lower = [s(plane[p, j]) if j < (k // block) * block else 0 for j in range(b)]
+            pv = [s(prev[p, j]) if prev is not None else 0 for j in range(b)]
+            co = [s(coarse[p, j]) if coarse is not None else 0 for j in range(b)]
+            nbcur = [sum(s(plane[q, j]) for q in neighbours(y, x)) if g == 1 else 0 for j in range(b)]
+            nbprev = sum(s(prev[q, k]) for q in neighbours(y, x)) if prev is not None else 0
+            z = sum(int(wt) * v for wt, v in zip(weights[g, k], lower + pv + co + nbcur + [nbprev, 1]))
+            u = min(max(z // 128 + 12, 0), 23)
+            prev_bit = 2 if prev is None else int(prev[p, k])
+            row.append((g * b + k) * 72 + u * step[0] + prev_bit * step[1])
+        out.append(row)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("version,bits,extreme", [(2, 6, False), (3, 4, False), (3, 10, False), (3, 32, True), (2, 32, True)])
+def test_contexts_are_the_formats_integers(version, bits, extreme):
+    """Every bit's context equals FORMAT.md's definition computed in Python integers, for random weights and
+    for weights at the largest magnitude allowed (|w| = 2^15 - 1: logits beyond float32's exact integers, so the
+    float64 path), with absent previous bits, with and without a previous frame and a coarser level."""
+    from bitstream.coder import _mix_model
+    from bitstream.coder_mix import NUM_SSE, MixTables, num_inputs
+
+    rng = np.random.default_rng(bits)
+    h, w = 4, 5
+    shape = (1, 2, bits, num_inputs(bits))
+    weights = (rng.choice([-(1 << 15) + 1, (1 << 15) - 1], shape) if extreme else rng.integers(-900, 900, shape))
+    tables = MixTables(weights.astype(np.int64), np.ones((1, 2, bits, NUM_SSE, 2), np.int64), version)
+    plane = rng.integers(0, 2, (h * w, bits)).astype(np.uint8)
+    prev = rng.integers(0, 2, (h * w, bits)).astype(np.uint8)
+    prev[:, bits // 2:][rng.random((h * w, bits - bits // 2)) < 0.3] = 2  # a rate change's absent bits
+    for pv, co in ((prev, plane ^ 1), (None, None), (prev, None)):
+        model = _mix_model(1, bits, h, w, tables, version)
+        model.start(0, pv, co)
+        for g in (0, 1):
+            model.group(g, plane)
+            ctx = model.all_contexts(plane[model.groups[g][0]])
+            np.testing.assert_array_equal(ctx, _format_contexts(weights[0], version, g, plane, pv, co, h, w))
+
+
 def test_bench_script(tmp_path, capsys):
     from bitstream import bench
 

@@ -68,7 +68,7 @@ def _worker(args) -> dict:
         torch.set_num_threads(args.threads)
     tok = load_tokenizer(args.model, device=args.device)
     frames = _frames(args.width, args.height, args.frames, args.clip)
-    levels = tok.max_levels
+    levels = tok.rate_points[-1].levels  # the top rate point's planes
     if args.stream:
         import vcodec
         data = vcodec.compress(frames, tokenizer=tok)

@@ -260,6 +260,16 @@ def pad_tables(tables, levels: int):
     return pad(np.asarray(tables), 1)
 
 
+def cut_tables(tables, levels: int):
+    """The first ``levels`` levels of ``tables`` (either version's; fewer stay as they are, None stays None): the
+    tables of a model with more levels than a stream it reads was written with (see ``vcodec.coding``)."""
+    if tables is None:
+        return None
+    if isinstance(tables, MixTables):
+        return MixTables(np.asarray(tables.weights)[:levels], np.asarray(tables.counts)[:levels], tables.version)
+    return np.asarray(tables)[:levels]
+
+
 def table_set_hash(tables_by_bits: dict) -> str:
     """Hex sha256 identifying the tables of a stream whose chunks choose their token width (format version 3):
     over the widths in ascending order, each as u8 followed by its tables' 32-byte hash (32 zero bytes for none)."""
@@ -546,5 +556,6 @@ __all__ = [
     "table_set_hash",
     "tables_version",
     "pad_tables",
+    "cut_tables",
     "max_coded_bytes",
 ]

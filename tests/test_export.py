@@ -107,3 +107,43 @@ def test_a_decoder_fine_tune_keeps_the_coder_tables_of_its_init(setup):
     assert e.value.code == 2 and not (root / "x.pt").exists()
     with pytest.raises(ValueError, match="encoder or quantizer differs"):
         export.tables_of_same_encoder(other, torch.load(base, weights_only=False), base)
+
+
+def test_a_level_added_to_a_shipped_model_keeps_its_streams(setup):
+    """--add-level: the same weights (and hash) with one more residual level and a quality point above the others;
+    a stream the model wrote before decodes with the grown model to the same frames, the old quality points code
+    the same token bytes, and the coder tables of the shipped levels stay as they were."""
+    import shutil
+
+    import vcodec
+    from vcodec.tokenizer import Tokenizer
+
+    root, data, ckpt, frames = setup
+    base, grown = root / "lv_base.pt", root / "lv_grown.pt"
+    export.main([str(ckpt), "--data", str(data), "-o", str(base)])
+    shutil.copy(base, grown)
+    export.main([str(grown), "--add-level", "--data", str(data), "-o", str(grown)])
+    a, b = torch.load(base, weights_only=False), torch.load(grown, weights_only=False)
+    ca, cb = TokenizerConfig.from_dict(a["config"]), TokenizerConfig.from_dict(b["config"])
+    assert a["weights_hash"] == b["weights_hash"] and cb.max_levels == ca.max_levels + 1
+    top = ca.qualities[-1][1]
+    assert cb.qualities == (*ca.qualities, (ca.token_bits, top + 1))
+    rows_a, rows_b = a["card"]["rate_points"], b["card"]["rate_points"]
+    assert [r["bpp"] for r in rows_b[:-1]] == [r["bpp"] for r in rows_a] and rows_b[-1]["levels"] == top + 1
+    assert "--add-level" in b["card"]["notes"][0]
+    n = len(a["coder_tables"])
+    assert np.array_equal(b["coder_tables"][:n], a["coder_tables"])
+    for bits, t in a["mix_tables_v3"].items():
+        assert all(np.array_equal(b["mix_tables_v3"][bits][k][:len(t[k])], t[k]) for k in ("weights", "counts"))
+
+    tok_a, tok_b = Tokenizer.load(base), Tokenizer.load(grown)
+    clip = frames[:9]
+    old = vcodec.compress(clip, quality=len(rows_a), tokenizer=tok_a)
+    assert np.array_equal(vcodec.decompress(old, tokenizer=tok_b), vcodec.decompress(old, tokenizer=tok_a))
+    new = vcodec.compress(clip, quality=len(rows_a), tokenizer=tok_b)
+    import io
+
+    import bitstream
+    assert ([c.data for c in bitstream.VcbReader(io.BytesIO(old)).coded_chunks()]
+            == [c.data for c in bitstream.VcbReader(io.BytesIO(new)).coded_chunks()])
+    assert vcodec.decompress(vcodec.compress(clip, tokenizer=tok_b), tokenizer=tok_b).shape == clip.shape

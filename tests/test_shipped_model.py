@@ -163,6 +163,20 @@ def test_golden_stream_of_the_shipped_model(tok, sample):
     assert expected["weights_hash"] == SHIPPED_WEIGHTS_HASH and set(facts) == set(expected)
 
 
+def test_streams_from_before_the_third_level_still_decode(tok):
+    """The default gained its third residual level (quality 9) with the same weights (`export --add-level`): its
+    golden stream as written before (header max_levels 4, the coder tables of four planes) decodes to the frames
+    recorded then, and today's encoder makes the same chunks for it (only the header's max_levels differs)."""
+    old = (GOLDEN / "shipped_default-2levels_q2.vcb").read_bytes()
+    header = bitstream.VcbReader(io.BytesIO(old)).header
+    assert header.max_levels == 4 < tok.max_levels and header.weights_hash == SHIPPED_WEIGHTS_HASH
+    expected = json.loads((GOLDEN / "shipped_default-2levels_q2.json").read_text())
+    _assert_recorded_frames(vcodec.decompress(old), expected)
+    new = GOLDEN_VCB.read_bytes()
+    chunks = [c.data for c in bitstream.VcbReader(io.BytesIO(old)).coded_chunks()]
+    assert chunks == [c.data for c in bitstream.VcbReader(io.BytesIO(new)).coded_chunks()]
+
+
 @pytest.mark.parametrize("version", [1, 2])
 def test_older_coder_streams_of_a_previous_default_still_decode(version):
     """The golden stream as the previous default (step 44303) wrote it with coder versions 1 and 2 (before its

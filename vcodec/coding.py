@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bitstream import Chunk, ModelMismatchError, Packet, StreamHeader, TrackInfo, VcbReader, VcbWriter
+from bitstream import Chunk, ModelMismatchError, Packet, StreamHeader, TrackInfo, VcbReader, VcbWriter, cut_tables
 from bitstream.header import MAX_RATE
 from vcodec.errors import ArgumentError, ModelError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack
@@ -109,22 +109,28 @@ def _coder_version(tok: Tokenizer, widths: tuple[int, ...]) -> int:
 
 def writer_tables(tok: Tokenizer, header: StreamHeader):
     """The coder tables a writer or reader of ``header``'s stream needs: one set, or one per token width when the
-    stream's chunks choose their width (``header.chunk_bits``)."""
+    stream's chunks choose their width (``header.chunk_bits``). They cover at most the header's ``max_levels``
+    planes: a stream written before its model gained a level (``export --add-level``) names the tables its model
+    had then, which are the first levels of today's."""
+    def tables(bits):
+        return cut_tables(tok.tables_for(bits, header.coder_version), header.max_levels)
+
     if header.chunk_bits is None:
-        return tok.tables_for(header.token_bits, header.coder_version)
-    return {b: tok.tables_for(b, header.coder_version) for b in header.chunk_bits}
+        return tables(header.token_bits)
+    return {b: tables(b) for b in header.chunk_bits}
 
 
 def check_geometry(header: StreamHeader, tok: Tokenizer, name: str) -> None:
     """Refuse a header whose token geometry is not the model's (ModelMismatchError): same weights, other grid.
-    A stream may code fewer bits per token than the model has (its low bits), and may use shorter windows than
-    the model's (never longer: a chunk's size, and so the memory its decode takes, is bounded by the model's
-    window, whatever the header says). Runs before any chunk is read; the reader then checks every chunk's
-    token grid against these header values (FORMAT.md 4.2), so no chunk can be larger than the model's window."""
+    A stream may code fewer bits per token than the model has (its low bits), may come from the model before it
+    gained a level (fewer planes: ``max_levels`` up to the model's), and may use shorter windows than the model's
+    (never longer: a chunk's size, and so the memory its decode takes, is bounded by the model's window, whatever
+    the header says). Runs before any chunk is read; the reader then checks every chunk's token grid against
+    these header values (FORMAT.md 4.2), so no chunk can be larger than the model's window."""
     cfg = tok.config
     want = (cfg.token_bits, tok.max_levels, cfg.temporal_factor, cfg.spatial_factor)
     got = (header.token_bits, header.max_levels, header.temporal_factor, header.spatial_factor)
-    if got[1:] != want[1:] or not 1 <= got[0] <= want[0]:
+    if got[2:] != want[2:] or not 1 <= got[0] <= want[0] or not 1 <= got[1] <= want[1]:
         raise ModelMismatchError(
             f"{name}: header geometry (token_bits, max_levels, temporal_factor, spatial_factor) = {got} "
             f"is not that of model {tok.name!r}: {want}"

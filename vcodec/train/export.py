@@ -3,6 +3,7 @@
     python -m vcodec.train.export runs/default/ckpt.pt --data data -o vcodec/weights/default.pt
     python -m vcodec.train.export vcodec/weights/default.pt --data data --card-only   # re-measure the shipped card
     python -m vcodec.train.export vcodec/weights/default.pt --data data --refit-coder   # new coder tables, same weights
+    python -m vcodec.train.export vcodec/weights/default.pt --data data --add-level     # one more level, same weights
 
 1. Builds the EMA weights (fp16 storage) and fits the entropy coder's integer tables (coder version 1's
    context counts; version 2's logistic weights and counts per token width) on tokens of training clips.
@@ -18,7 +19,8 @@
 ``--card-only`` measures a checkpoint or an already shipped model (with its stored coder tables, steps and history)
 and writes only the card next to ``-o``: the shipped weights stay byte for byte as they are. ``--refit-coder`` fits
 the coder tables of an already shipped model anew (its weights, and so its weights hash, unchanged) and writes the
-.pt and its card.
+.pt and its card. ``--add-level`` gives a shipped model one more residual level and a quality point above the
+others (:func:`with_added_level`): same weights and hash, the shipped coder tables kept for the shipped levels.
 """
 from __future__ import annotations
 
@@ -184,6 +186,7 @@ def write_card(path: Path, card: dict) -> None:
         f"{card['config']['max_levels']} residual levels, coded as token planes of {card['config']['token_bits']} "
         "bits (a plane = one level of 32 channels); a quality setting codes a prefix of them, `bits x planes` "
         "below (bits beyond the prefix decode as 0; trained with one random rate point per clip).", "",
+        *(line for note in card.get("notes", []) for line in (note, "")),
         "```json", json.dumps(card["config"], indent=1), "```", "",
         "## Training",
         f"- data: `make data` corpus ({card['data']})",
@@ -232,6 +235,45 @@ def tables_of_same_encoder(ckpt: dict, shipped: dict, where) -> tuple[np.ndarray
     return np.asarray(shipped["coder_tables"]), mix
 
 
+def with_added_level(ckpt: dict) -> dict:
+    """A shipped model with one more residual level: the quantizer's next step (``2^-(L+1)``, FORMAT-free: the
+    weights and their hash are the same) and one more quality point, coding the first plane of that level with
+    every bit. Quality points below it code exactly what they did. Its decoder was not trained on the new level:
+    measure it before shipping."""
+    cfg = TokenizerConfig.from_dict(ckpt["config"])
+    top = max(planes for _, planes in cfg.qualities)
+    grown = TokenizerConfig.from_dict({**cfg.to_dict(), "max_levels": cfg.max_levels + 1,
+                                       "quality_points": (*cfg.qualities, (cfg.token_bits, top + 1))})
+    points = list(ckpt.get("rate_points") or [])
+    if points:
+        points.append({"quality": len(points) + 1, "levels": top + 1, "bpp": None, "bits": cfg.token_bits})
+    return {**ckpt, "config": grown.to_dict(), "rate_points": points}
+
+
+def added_level_note(rows: list[dict]) -> str:
+    """The card's word on a quality point that :func:`with_added_level` added (the last of ``rows``)."""
+    new, below = rows[-1], rows[-2]
+    return (f"Quality {new['quality']} ({new['bits']} x {new['levels']}) codes the first plane of a residual level "
+            f"added after training (`export --add-level`, same weights): the decoder never saw that level in "
+            f"training. On the held-out segments it adds {new[PSNR_KEY] - below[PSNR_KEY]:+.2f} dB PSNR-Y and "
+            f"{new[MS_SSIM_KEY] - below[MS_SSIM_KEY]:+.4f} MS-SSIM to quality {below['quality']} for "
+            f"{new['bpp'] / below['bpp']:.2f}x its bits.")
+
+
+def keep_shipped_levels(shipped, fitted):
+    """``fitted`` coder tables (either version's) with the levels that ``shipped`` covers replaced by shipped's
+    own, so that every stream already written still names the same tables (``vcodec.coding.writer_tables``)."""
+    if shipped is None:
+        return fitted
+    if isinstance(fitted, bitstream.MixTables):
+        shipped = bitstream.MixTables.of(shipped)
+        n = len(shipped.weights)
+        return bitstream.MixTables(np.concatenate([shipped.weights, fitted.weights[n:]]),
+                                   np.concatenate([shipped.counts, fitted.counts[n:]]), fitted.version)
+    shipped = np.asarray(shipped)
+    return np.concatenate([shipped, np.asarray(fitted)[len(shipped):]]).astype(np.int32)
+
+
 def _shipped_tokenizer(ckpt: dict, name: str) -> Tokenizer:
     return Tokenizer(_round_to_fp16(build_from_checkpoint(ckpt)), name=name, rate_points=rate_points(ckpt, TokenizerConfig.from_dict(ckpt["config"])),
                      coder_tables=ckpt.get("coder_tables"), mix_tables=stored_mix_tables(ckpt))
@@ -256,6 +298,10 @@ def main(argv=None) -> None:
                     help="take the coder tables of this shipped model instead of refitting them: for a checkpoint "
                          "whose encoder and quantizer are that model's (a decoder-only fine-tune), so every stream "
                          "keeps its bytes")
+    ap.add_argument("--add-level", action="store_true",
+                    help="give a shipped model one more residual level and a quality point that codes its first "
+                         "plane (same weights, untrained decoder for it: see the card); the coder tables keep the "
+                         "shipped levels and learn the new ones; writes the model and its card")
     ap.add_argument("--train-command", default="make train")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -263,12 +309,17 @@ def main(argv=None) -> None:
     ckpt = load_checkpoint(args.checkpoint)
     shipped_input = ckpt.get("format") == "vcodec-model-1"      # written by export_inference
     prev = (ckpt.get("card") or {}) if shipped_input else {}
-    if shipped_input and not (args.card_only or args.refit_coder):
+    if shipped_input and not (args.card_only or args.refit_coder or args.add_level):
         ap.error(f"{args.checkpoint} is already a shipped model: use --card-only to re-measure its card")
+    if args.add_level and not shipped_input:
+        ap.error("--add-level extends a shipped model (export the checkpoint first)")
+    shipped_ckpt = ckpt
+    if args.add_level:
+        ckpt = with_added_level(ckpt)
     model = _round_to_fp16(build_from_checkpoint(ckpt))
     cfg = TokenizerConfig.from_dict(ckpt["config"])
     t0 = time.time()
-    if shipped_input and not args.refit_coder:
+    if shipped_input and not (args.refit_coder or args.add_level):
         tok = _shipped_tokenizer(ckpt, args.output.stem)                 # measure exactly what is shipped
     elif args.coder_from is not None:
         tok = Tokenizer(model, name=args.output.stem)
@@ -281,17 +332,22 @@ def main(argv=None) -> None:
         tok = Tokenizer(model, name=args.output.stem, rate_points=rate_points(ckpt, cfg) if shipped_input else None)
         tok.coder_tables, tok.mix_tables = fit_coder_tables(tok, corpus_grids(tok, args.data / "corpus.npz"))
         if shipped_input:  # streams already written name the tables of the older coder versions: keep them
-            if ckpt.get("coder_tables") is not None:
+            stored = stored_mix_tables(shipped_ckpt)
+            if args.add_level:  # and, for the current version, those of the shipped levels
+                tok.coder_tables = keep_shipped_levels(shipped_ckpt.get("coder_tables"), tok.coder_tables)
+                tok.mix_tables = {v: {b: keep_shipped_levels(stored.get(v, {}).get(b), t) for b, t in by_bits.items()}
+                                  for v, by_bits in tok.mix_tables.items()}
+            elif ckpt.get("coder_tables") is not None:
                 tok.coder_tables = np.asarray(ckpt["coder_tables"])
             older = {v: {int(b): bitstream.MixTables.of(t) for b, t in by_bits.items()}
-                     for v, by_bits in stored_mix_tables(ckpt).items() if v != bitstream.CODER_VERSION}
+                     for v, by_bits in stored.items() if v != bitstream.CODER_VERSION}
             tok.mix_tables = {**older, **tok.mix_tables}
     segments = heldout_segments(args.data, args.manifest)
     rows = measure(tok, segments)
     for r in rows:
         print(f"quality {r['quality']}: {r['bpp']:.4f} bpp (raw {r['raw_bpp']:.4f})  "
               f"PSNR-Y BT.709 {r[PSNR_KEY]:.2f} dB  MS-SSIM RGB {r[MS_SSIM_KEY]:.4f}", flush=True)
-    if args.output.exists() and not args.force and not args.card_only and not args.refit_coder:
+    if args.output.exists() and not (args.force or args.card_only or args.refit_coder or args.add_level):
         # measure the shipped model again, on the same segments with the same metric (stored numbers may come from
         # an older metric definition)
         old_ckpt = load_checkpoint(args.output)
@@ -320,6 +376,7 @@ def main(argv=None) -> None:
         f"{torch.get_num_threads()} threads", "command": "python -m vcodec.train.export " + " ".join(argv or sys.argv[1:]),
         "train_command": prev.get("train_command", args.train_command), "measure_seconds": time.time() - t0,
         "coder": f"{bitstream.CODER_ID} v" + "/".join(sorted({str(tok.coder_version(r["bits"])) for r in rows})),
+        "notes": prev.get("notes", []) + ([added_level_note(rows)] if args.add_level else []),
     }
     card_md, curve_png = card_paths(args.output)
     card["curve"] = curve_png.name

@@ -130,7 +130,7 @@ def test_a_level_added_to_a_shipped_model_keeps_its_streams(setup):
     assert cb.qualities == (*ca.qualities, (ca.token_bits, top + 1))
     rows_a, rows_b = a["card"]["rate_points"], b["card"]["rate_points"]
     assert [r["bpp"] for r in rows_b[:-1]] == [r["bpp"] for r in rows_a] and rows_b[-1]["levels"] == top + 1
-    assert "--add-level" in b["card"]["notes"][0]
+    assert "--add-level" in b["card"]["notes"][0] and b["default_quality"] == len(rows_a) and "default_quality" not in a
     n = len(a["coder_tables"])
     assert np.array_equal(b["coder_tables"][:n], a["coder_tables"])
     for bits, t in a["mix_tables_v3"].items():
@@ -146,4 +146,7 @@ def test_a_level_added_to_a_shipped_model_keeps_its_streams(setup):
     import bitstream
     assert ([c.data for c in bitstream.VcbReader(io.BytesIO(old)).coded_chunks()]
             == [c.data for c in bitstream.VcbReader(io.BytesIO(new)).coded_chunks()])
-    assert vcodec.decompress(vcodec.compress(clip, tokenizer=tok_b), tokenizer=tok_b).shape == clip.shape
+    assert tok_b.default_quality == len(rows_a) == tok_a.default_quality   # no quality asked: the trained top
+    assert vcodec.compress(clip, tokenizer=tok_b) == new
+    top = vcodec.compress(clip, quality=len(rows_b), tokenizer=tok_b)
+    assert vcodec.decompress(top, tokenizer=tok_b).shape == clip.shape and len(top) > len(new)

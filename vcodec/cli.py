@@ -529,7 +529,8 @@ def models(as_json):
         click.echo(f"{m['name']}{star}: {m['parameters']:,} parameters, weights sha256 {m['weights_hash'][:16]}...")
         for rp in m["rate_points"]:
             bpp = f"{rp['bpp']:.4f} bpp" if rp["bpp"] is not None else "bpp not measured"
-            click.echo(f"  quality {rp['quality']}: {rp['levels']} level(s), {bpp}")
+            star = " (default)" if rp["quality"] == m["default_quality"] else ""
+            click.echo(f"  quality {rp['quality']}: {rp['levels']} level(s), {bpp}{star}")
 
 
 @main.command(

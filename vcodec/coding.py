@@ -35,9 +35,10 @@ TEMPLATE_KEY = "ffmpeg_nut_template"  # TrackInfo.params key: base64 NUT header 
 
 
 def quality_point(tok: Tokenizer, quality: int | None) -> tuple[int, int, int]:
-    """(quality, bits per token, token planes). The default is the model's highest quality point."""
+    """(quality, bits per token, token planes). The default is the model's default quality (its highest trained
+    point: ``Tokenizer.default_quality``)."""
     if quality is None:
-        quality = max(rp.quality for rp in tok.rate_points)
+        quality = tok.default_quality
     return (quality, *tok.quality_point(quality))
 
 

@@ -21,7 +21,7 @@ SAMPLE = Path(__file__).parent / "samples" / "bikes_17f.mp4"
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vcodec.demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="default", help="shipped model name or .pt path (default: default)")
-    ap.add_argument("--quality", type=int, default=None, help="rate point (default: the model's highest)")
+    ap.add_argument("--quality", type=int, default=None, help="rate point (default: the model's default quality)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--input", default=str(SAMPLE), help="clip to code (default: the shipped sample)")
     ap.add_argument("--keep", default=None, metavar="DIR", help="keep the .vcb and decoded .mkv in DIR")

@@ -36,6 +36,7 @@ class ModelInfo:
     parameters: int
     rate_points: tuple[RatePoint, ...]
     card: dict
+    default_quality: int
 
 
 # ----------------------------------------------------------------------------------------------
@@ -87,7 +88,7 @@ def model_info(path: Path) -> ModelInfo:
     """Name, weights hash, size and rate points of one checkpoint file (read once per file version)."""
     key = _file_key(path)
     if key not in _INFO_CACHE:
-        from vcodec.model.checkpoint import load_checkpoint, rate_points
+        from vcodec.model.checkpoint import default_quality, load_checkpoint, rate_points
         from vcodec.model.config import TokenizerConfig
 
         try:
@@ -96,8 +97,9 @@ def model_info(path: Path) -> ModelInfo:
         except Exception as e:  # noqa: BLE001 -- any unreadable file is reported the same way
             raise ModelError(f"cannot load model {path}: {e}") from None
         params = sum(v.numel() for v in ck["ema"].values())
-        _INFO_CACHE[key] = ModelInfo(path.stem, path, ck.get("weights_hash", ""), params,
-                                     rate_points(ck, cfg), ck.get("card", {}))
+        points = rate_points(ck, cfg)
+        _INFO_CACHE[key] = ModelInfo(path.stem, path, ck.get("weights_hash", ""), params, points, ck.get("card", {}),
+                                     default_quality(ck, points))
     return _INFO_CACHE[key]
 
 
@@ -116,6 +118,7 @@ def list_models() -> list[dict]:
             "weights_hash": m.weights_hash,
             "parameters": m.parameters,
             "default": m.name == DEFAULT_MODEL,
+            "default_quality": m.default_quality,
             "rate_points": [asdict(rp) for rp in m.rate_points],
         }
         for m in shipped_models()

@@ -25,6 +25,7 @@ from .model.autoencoder import VideoTokenizer
 from .model.checkpoint import (
     RatePoint,
     build_from_checkpoint,
+    default_quality,
     default_rate_points,
     load_checkpoint,
     rate_points,
@@ -39,7 +40,8 @@ from .stream import StreamState
 
 class Tokenizer:
     def __init__(self, model: VideoTokenizer, *, name: str, rate_points: tuple[RatePoint, ...] | None = None, coder_tables=None,
-                 mix_tables: dict | None = None, card: dict | None = None, device: str = "cpu", path: Path | None = None):
+                 mix_tables: dict | None = None, card: dict | None = None, device: str = "cpu", path: Path | None = None,
+                 default_quality: int | None = None):
         self.model = model.to(device).eval()
         self.config: TokenizerConfig = model.cfg
         self.name = name
@@ -48,6 +50,8 @@ class Tokenizer:
         state = {k: v.to(torch.float16) for k, v in model.state_dict().items()}
         self.weights_hash = weights_hash(state)
         self.rate_points = rate_points or default_rate_points(self.config)
+        # the quality of a stream that asks for none (see vcodec.model.checkpoint.default_quality)
+        self.default_quality = default_quality or max(rp.quality for rp in self.rate_points)
         self.coder_tables = None if coder_tables is None else np.asarray(coder_tables)  # coder version 1
         # the learned coder's (versions 2, 3), per version and token width: {version: {bits: MixTables}}
         self.mix_tables = {int(v): {int(b): bitstream.MixTables.of(t) for b, t in by_bits.items()}
@@ -79,7 +83,8 @@ class Tokenizer:
             raise ModelError(f"cannot load model {path}: {e}") from None
         model = _round_to_fp16(model)
         name = path.stem   # the header names the model by file stem (never a full path: bytes stay reproducible)
-        return cls(model, name=name, rate_points=rate_points(ckpt, model.cfg),
+        points = rate_points(ckpt, model.cfg)
+        return cls(model, name=name, rate_points=points, default_quality=default_quality(ckpt, points),
                    coder_tables=ckpt.get("coder_tables"), mix_tables=stored_mix_tables(ckpt), card=ckpt.get("card"),
                    device=device, path=path)
 

@@ -38,6 +38,13 @@ def rate_points(ckpt: dict, cfg: TokenizerConfig) -> tuple[RatePoint, ...]:
     return default_rate_points(cfg)
 
 
+def default_quality(ckpt: dict, points: tuple[RatePoint, ...]) -> int:
+    """The quality a stream gets when none is asked for: the checkpoint's ``default_quality`` (a shipped model
+    that gained a level after training keeps its highest trained point), else the highest of ``points``."""
+    q = ckpt.get("default_quality")
+    return int(q) if q is not None else max(rp.quality for rp in points)
+
+
 def weights_hash(state_dict: dict) -> str:
     """sha256 over parameter names, dtypes, shapes and bytes, in sorted-name order (never dict order)."""
     h = hashlib.sha256()
@@ -116,4 +123,4 @@ def export_inference(ckpt: dict, *, rate_points: list[dict], coder_tables: np.nd
     return {"format": MODEL_FORMAT, "config": ckpt["config"], "ema": half, "model": half,
             "weights_hash": weights_hash(half), "rate_points": rate_points,
             "coder_tables": None if coder_tables is None else np.asarray(coder_tables), **tables,
-            "card": card}
+            "card": card, **({"default_quality": ckpt["default_quality"]} if ckpt.get("default_quality") else {})}

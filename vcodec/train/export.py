@@ -239,7 +239,7 @@ def with_added_level(ckpt: dict) -> dict:
     """A shipped model with one more residual level: the quantizer's next step (``2^-(L+1)``, FORMAT-free: the
     weights and their hash are the same) and one more quality point, coding the first plane of that level with
     every bit. Quality points below it code exactly what they did. Its decoder was not trained on the new level:
-    measure it before shipping."""
+    measure it before shipping. The model's default quality stays the highest trained one."""
     cfg = TokenizerConfig.from_dict(ckpt["config"])
     top = max(planes for _, planes in cfg.qualities)
     grown = TokenizerConfig.from_dict({**cfg.to_dict(), "max_levels": cfg.max_levels + 1,
@@ -247,7 +247,9 @@ def with_added_level(ckpt: dict) -> dict:
     points = list(ckpt.get("rate_points") or [])
     if points:
         points.append({"quality": len(points) + 1, "levels": top + 1, "bpp": None, "bits": cfg.token_bits})
-    return {**ckpt, "config": grown.to_dict(), "rate_points": points}
+    # a stream that asks for no quality keeps getting the highest point the model was trained for
+    default = ckpt.get("default_quality") or len(cfg.qualities)
+    return {**ckpt, "config": grown.to_dict(), "rate_points": points, "default_quality": default}
 
 
 def added_level_note(rows: list[dict]) -> str:
@@ -257,7 +259,8 @@ def added_level_note(rows: list[dict]) -> str:
             f"added after training (`export --add-level`, same weights): the decoder never saw that level in "
             f"training. On the held-out segments it adds {new[PSNR_KEY] - below[PSNR_KEY]:+.2f} dB PSNR-Y and "
             f"{new[MS_SSIM_KEY] - below[MS_SSIM_KEY]:+.4f} MS-SSIM to quality {below['quality']} for "
-            f"{new['bpp'] / below['bpp']:.2f}x its bits.")
+            f"{new['bpp'] / below['bpp']:.2f}x its bits. A stream that asks for no quality gets quality "
+            f"{below['quality']}, the highest trained point.")
 
 
 def keep_shipped_levels(shipped, fitted):

@@ -37,6 +37,7 @@ import numpy as np
 from bitstream import BitstreamError, VcbReader, VcbWriter
 from bitstream.header import FILE_HEADER, MAGIC, REC_CHUNK, REC_END, REC_INDEX, RECORD_HEADER, crc
 from bitstream.records import record
+from vcodec.coding import writer_tables
 
 HOSTILE = [0, 1, -1, 2, 3, 7, 8, 9, 16, 17, 31, 32, 33, 64, 255, 1023, 1024, 1025, 16383, 16384, 16385,
            2**31 - 1, 2**31, 2**32, 2**63, 10**7, 10**12, 10**400, 1.5, 1e300, -0.0, "8", "48k", "", "x" * 300,
@@ -130,7 +131,7 @@ def forged(tok, base: bytes, **changes) -> bytes:
     h = dataclasses.replace(h0, **changes)
     rng = np.random.default_rng(len(repr(changes)))
     buf = io.BytesIO()
-    with VcbWriter(buf, h, tables=tok.tables_for(h.token_bits, h.coder_version)) as w:
+    with VcbWriter(buf, h, tables=writer_tables(tok, h)) as w:
         left = frames
         while left:
             n = min(left, h.window_frames)
@@ -153,7 +154,10 @@ def forged_corpus(tok, base: bytes) -> list[tuple[str, bytes, str | None]]:
         ("window shorter than the model's", forged(tok, base, window_frames=5, frames=7), None),
         ("more token bits than the model", forged(tok, base, token_bits=c.token_bits + 1), "StreamModelMismatchError"),
         ("fewer token bits", forged(tok, base, token_bits=c.token_bits - 3), None),
-        ("other max_levels", forged(tok, base, max_levels=tok.max_levels + 1, levels=1), "StreamModelMismatchError"),
+        ("more max_levels than the model", forged(tok, base, max_levels=tok.max_levels + 1, levels=1),
+         "StreamModelMismatchError"),
+        ("fewer max_levels (the model before it gained a level)", forged(tok, base, max_levels=tok.max_levels - 1,
+                                                                          levels=1), None),
         ("other temporal factor", forged(tok, base, temporal_factor=2), "StreamModelMismatchError"),
         ("other spatial factor", forged(tok, base, spatial_factor=4), "StreamModelMismatchError"),
         ("wide and short", forged(tok, base, width=2048, height=8), None),

@@ -95,7 +95,8 @@ def main(argv=None) -> None:
                     help="take the fixed-quality ladders from an earlier run's results (same model: checked)")
     args = ap.parse_args(argv)
     tok = load_tokenizer(args.model)
-    points = ladder(tok)
+    points = sorted(tok.rate_points, key=lambda p: p.quality)  # the fixed ladder: every --quality
+    rungs = ladder(tok)  # what rate control chooses from (also widths between the rate points')
     rows, ladders, earlier = [], {}, {}
     if args.ladders_from:
         saved = json.loads(Path(args.ladders_from).read_text())
@@ -116,12 +117,12 @@ def main(argv=None) -> None:
                 qualities = {}
                 for rate, n in r.pop("chunk_rates").items():
                     levels, bits = map(int, rate.split("x"))
-                    q = next(p.quality for p in points if (p.levels, p.bits) == (levels, bits))
-                    qualities[str(q)] = qualities.get(str(q), 0) + n
+                    q = next(r.label for r in rungs if (r.levels, r.bits) == (levels, bits))
+                    qualities[q] = qualities.get(q, 0) + n
                 row = {"clip": spec.name, "frames": len(frames), "target_kbps": float(t), **r,
                        "error": r["kbps"] / float(t) - 1, "ladder_psnr_y": ladder_psnr(fixed, r["kbps"], log=False),
                        "ladder_log_psnr_y": ladder_psnr(fixed, r["kbps"], log=True),
-                       "chunk_qualities": dict(sorted(qualities.items(), key=lambda kv: int(kv[0]))),
+                       "chunk_qualities": dict(sorted(qualities.items(), key=lambda kv: [r.label for r in rungs].index(kv[0]))),
                        "fixed_encode_seconds": above["encode_seconds"]}
                 rows.append(row)
                 print(f"{spec.name} {len(frames)} frames: target {t:.1f} kbit/s -> {r['kbps']:.1f} ({row['error']:+.1%}), "

@@ -26,6 +26,7 @@ from .coder import (
     decode_tokens,
     encode_tokens,
     fit_tables,
+    narrow_tables,
     pad_tables,
     tables_hash,
     tables_version,
@@ -51,7 +52,7 @@ __vcodec_format__ = FORMAT_VERSION  # marker: this is vcodec's bitstream, VCB fo
 __version__ = "0.1.0"
 
 __all__ = [
-    "CODER_ID", "CODER_VERSION", "CODER_VERSIONS", "NUM_CONTEXTS", "CoderContext", "MixTables", "tables_version", "pad_tables", "cut_tables", "FORMAT_VERSION", "MAGIC",
+    "CODER_ID", "CODER_VERSION", "CODER_VERSIONS", "NUM_CONTEXTS", "CoderContext", "MixTables", "tables_version", "pad_tables", "cut_tables", "narrow_tables", "FORMAT_VERSION", "MAGIC",
     "encode_tokens", "decode_tokens", "fit_tables", "check_tables", "tables_hash",
     "encode_chunk", "decode_chunk", "CoderTables",
     "StreamHeader", "TrackInfo", "Packet", "packet_record_size", "track_record_size", "Chunk", "CodedChunk", "IndexEntry", "Damage", "VcbWriter", "VcbReader",

@@ -270,6 +270,23 @@ def cut_tables(tables, levels: int):
     return np.asarray(tables)[:levels]
 
 
+def narrow_tables(tables, bits: int):
+    """Tables for ``bits``-bit tokens made from a wider width's (either version's; None stays None): version 1's
+    first ``bits`` rows of each level; a learned coder's weights of its first ``bits`` bits over the inputs such a
+    token has (lower, prev, coarse and nbcur of the bits below ``bits``, nbprev, the constant) with their counts.
+    Valid for any narrower width -- the inputs a narrower token lacks are simply gone -- if less well fitted than
+    tables learned for it: what rate control codes between two of a model's widths."""
+    if tables is None:
+        return None
+    if isinstance(tables, MixTables):
+        w = np.asarray(tables.weights)
+        b = w.shape[2]
+        inputs = np.r_[0:bits, b:b + bits, 2 * b:2 * b + bits, 3 * b:3 * b + bits, 4 * b:4 * b + 2]
+        return MixTables(np.ascontiguousarray(w[:, :, :bits][..., inputs]),
+                         np.ascontiguousarray(np.asarray(tables.counts)[:, :, :bits]), tables.version)
+    return np.ascontiguousarray(np.asarray(tables)[:, :bits])
+
+
 def table_set_hash(tables_by_bits: dict) -> str:
     """Hex sha256 identifying the tables of a stream whose chunks choose their token width (format version 3):
     over the widths in ascending order, each as u8 followed by its tables' 32-byte hash (32 zero bytes for none)."""
@@ -557,5 +574,6 @@ __all__ = [
     "tables_version",
     "pad_tables",
     "cut_tables",
+    "narrow_tables",
     "max_coded_bytes",
 ]

@@ -951,3 +951,26 @@ def test_bench_script(tmp_path, capsys):
     assert 0 < res[0]["fitted_tables"]["bits_per_token"] < 10
     assert res[0]["uniform_prior"]["encode_tokens_per_s"] > 0
     assert "bits/token" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("version", [1, 3])
+def test_narrowed_tables_code_a_narrower_width(version):
+    """narrow_tables: a wider width's tables made into valid tables for fewer bits per token (what rate control codes
+    between a model's widths): same arrays at the full width, the kept bits' weights unchanged, and a round trip."""
+    from bitstream.coder import narrow_tables
+
+    toks = synthetic_tokens(chunks=2, levels=2, frames=3, height=12, width=16, token_bits=8)
+    wide = fit_tables([toks[0]], 8, version=version)
+    same = narrow_tables(wide, 8)
+    for a, b in ((same, wide),) if version == 1 else ((same.weights, wide.weights), (same.counts, wide.counts)):
+        np.testing.assert_array_equal(a, b)
+    narrow = narrow_tables(wide, 6)
+    checked = bitstream.check_tables(narrow, 6, 2, version=version)
+    if version == 3:
+        w, n = np.asarray(wide.weights), np.asarray(checked.weights)
+        np.testing.assert_array_equal(n[:, :, :, 6:12], w[:, :, :6, 8:14])    # prev inputs of the kept bits
+        np.testing.assert_array_equal(n[:, :, :, -2:], w[:, :, :6, -2:])      # nbprev and the constant
+    grid = toks[1] & 63
+    data = encode_tokens(grid, 6, narrow, version=version)
+    np.testing.assert_array_equal(decode_tokens(data, grid.shape, 6, narrow, version=version), grid)
+    assert len(data) < len(encode_tokens(grid, 6, None, version=version))   # better than the uniform prior

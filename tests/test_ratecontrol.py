@@ -191,3 +191,37 @@ def test_the_chunk_before_the_last_is_chosen_for_the_end_total(needed, expected)
     rc.bytes_per_frame, rc.total_frames, rc.frames = 100.0, 100, 88
     rc.spent = 100.0 * 100 - 2 * CHUNK_OVERHEAD - needed    # bytes still wanted for this chunk and the last
     assert rc._end_choice(1, None, 8, True, 4, {}) == expected
+
+
+def test_ladder_has_a_width_between_two_points_of_the_same_planes(tok):
+    """Rate control's ladder: every rate point, and between two that code the same planes at widths more than one
+    bit apart, their geometric middle width (finer steps for a short clip's few chunks); sizes grow along it."""
+    from vcodec.ratecontrol import ladder
+    from vcodec.tokenizer import token_prefix
+
+    rungs = ladder(tok)
+    assert [(r.label, r.bits, r.levels) for r in rungs] == [
+        ("1", 2, 1), ("1+", 3, 1), ("2", 4, 1), ("2+", 6, 1), ("3", 8, 1), ("4", 8, 3)]
+    sizes = []
+    rng = np.random.default_rng(0)
+    grid = rng.integers(0, 256, (3, 2, 6, 8), dtype=np.uint64).astype(np.uint32)
+    for r in rungs:
+        sizes.append(len(bitstream.encode_tokens(token_prefix(grid, r.bits, r.levels), r.bits, tok.tables_for(r.bits))))
+    assert sizes == sorted(sizes)
+
+
+def test_widths_between_rate_points_only_end_a_stream(tok, frames, ladder_kbps):
+    """The in-between widths (never trained on: they cost quality) are only taken by the last two chunks of a stream
+    of known length, to land its total; such streams decode (writer and reader both take the narrowed tables from
+    vcodec.coding.writer_tables)."""
+    used = set()
+    for t in np.geomspace(ladder_kbps[1], ladder_kbps[3], 8)[1:-1]:
+        data = vcodec.compress(frames, tokenizer=tok, bitrate=round(t * 1000), frame_rate=FPS)
+        reader = bitstream.VcbReader(io.BytesIO(data))
+        assert {3, 6} <= set(reader.header.chunk_bits)
+        widths = [c.bits for c in reader.coded_chunks()]
+        assert not {3, 6} & set(widths[:-2]), widths
+        used |= set(widths[-2:]) & {3, 6}
+        if {3, 6} & set(widths):
+            assert vcodec.decompress(data, tokenizer=tok).shape == frames.shape
+    assert used

@@ -200,8 +200,9 @@ def encode_video(
     ``src``: a path to anything FFmpeg opens (``.mp4``, ``.mkv``, ``.y4m``, ...), ``"-"`` for stdin, or a
     readable binary file object. ``dst``: a path (written to a temporary file beside it and renamed when
     complete), ``"-"`` for stdout, or a writable binary file object. ``quality`` picks a rate point of the
-    model (default: its highest); ``model`` a shipped name or a ``.pt`` path; ``tokenizer`` an already loaded
-    :class:`vcodec.tokenizer.Tokenizer` (overrides ``model``). Audio tracks are copied into the ``.vcb``.
+    model (default: its default quality, the highest it was trained for); ``model`` a shipped name or a ``.pt``
+    path; ``tokenizer`` an already loaded :class:`vcodec.tokenizer.Tokenizer` (overrides ``model``). Audio tracks
+    are copied into the ``.vcb``.
 
     ``start`` (seconds), ``frames`` / ``duration`` (seconds): encode only that part (audio cut to match, at
     packet boundaries). ``psnr``: measure what a decoder will get against the source (the result's
@@ -294,7 +295,7 @@ def encode_video(
         audio_bytes=audio_bytes,
         **video_rate(size, audio_stream_bytes, frames, si.width, si.height, si.frame_rate),
         bitrate_target=None if rate is None else rate.bitrate,
-        chunk_qualities=None if rate is None else {str(k): v for k, v in sorted(rate.used.items())},
+        chunk_qualities=None if rate is None else rate.chunk_counts(),
         warnings=notes.messages,
         start_frame=first,
         keyint=keyint,

@@ -305,7 +305,7 @@ def _default_output(input: str, ext: str) -> str:
 @click.option("-o", "--output", default=None, metavar="OUT.vcb",
               help="the .vcb to write (- for stdout; default: INPUT with .vcb for its extension)")
 @click.option("--quality", type=int, default=None, metavar="N",
-              help="rate point of the model (see `vcodec models`); default: its highest")
+              help="rate point of the model (see `vcodec models`); default: its default quality (marked there)")
 @click.option("--bitrate", default=None, metavar="RATE",
               help="instead of --quality: target video bitrate in bits per second (500k, 1.5M); each chunk gets "
                    "the rate point that keeps the stream on target")

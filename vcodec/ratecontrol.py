@@ -23,14 +23,18 @@ also for a pipe of unknown length): measured, 38 of 40 targets within 5% on 2- t
 without the split. When the length is known, the chunk before the last also looks at the end: if its point would
 leave the stream's total more than 2.5% off even with the best point for the last chunk (predicted from this
 chunk's sizes at every point, scaled to the last one's length), it takes the neighbouring point that lands the
-total closer (:meth:`RateController._end_choice`; only a neighbour, since a far point shows as a quality step):
-40 of 40 within 5%, for 0.08 dB PSNR-Y on whole clips (model step 62,871, `benchmarks/results/ratecontrol.md`; any
-point, not only neighbours, cost 0.19 dB). Targets beyond the model's lowest or highest point get that point.
+total closer (:meth:`RateController._end_choice`; only a neighbour, since a far point shows as a quality step).
+The last two chunks may also take a width between two rate points (:func:`ladder`), which halves the end's size
+steps: measured on 40 targets (whole clips and 2 s cuts, model step 62,871 with quality 9,
+`benchmarks/results/ratecontrol.md`), 40 within 5% (38 without those widths), PSNR-Y 0.11 dB below the fixed
+ladder's interpolation (0.09 without; 0.28 when every chunk may take them). Targets beyond the model's lowest or
+highest point get that point.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections import Counter
 from fractions import Fraction
@@ -42,7 +46,6 @@ from bitstream import CoderContext, StreamHeader, encode_chunk
 from bitstream.header import CHUNK_HEADER, END_RECORD_SIZE, INDEX_ENTRY, INDEX_HEADER, RECORD_HEADER
 
 if TYPE_CHECKING:
-    from vcodec.model.checkpoint import RatePoint
     from vcodec.tokenizer import Tokenizer
 
 CHUNK_OVERHEAD = RECORD_HEADER.size + CHUNK_HEADER.size + INDEX_ENTRY.itemsize  # bytes a chunk costs besides its data
@@ -68,10 +71,34 @@ def parse_bitrate(text: str) -> int:
     return round(value)
 
 
-def ladder(tok: Tokenizer) -> list[RatePoint]:
-    """The model's rate points in quality order (sizes grow with the index), each with its ``bits`` filled in."""
-    return [dataclasses.replace(rp, bits=rp.bits or tok.token_bits)
-            for rp in sorted(tok.rate_points, key=lambda rp: rp.quality)]
+@dataclasses.dataclass(frozen=True)
+class Rung:
+    """One step of rate control's ladder: a rate point of the model (``label``: its quality, ``"3"``) or a width
+    between two that code the same planes (``label`` ``"2+"``: quality 2's planes with more bits per token)."""
+
+    label: str
+    levels: int
+    bits: int
+    bpp: float | None  # measured (a rate point's), or the geometric mean of its neighbours'
+    between: bool = False  # a width between two rate points (its decoder was never trained on it)
+
+
+def ladder(tok: Tokenizer) -> list[Rung]:
+    """The model's rate points in quality order, with a rung between two that code the same planes at widths more
+    than one bit apart: the geometric middle width (3 bits between 2 and 4, 6 between 4 and 8, 11, 23), coded with
+    the wider width's tables narrowed (:meth:`Tokenizer.tables_for`). The model's steps in size are ~2x, too coarse
+    for a short clip's last chunks to land the total; these halve them, at a cost in quality (the decoder never saw
+    such widths: measured ~1 dB below the rate points around them), so only the last two chunks of a stream of
+    known length take them. Sizes grow along the ladder."""
+    points = [dataclasses.replace(rp, bits=rp.bits or tok.token_bits)
+              for rp in sorted(tok.rate_points, key=lambda rp: rp.quality)]
+    rungs = []
+    for p, q in zip(points, points[1:] + [None]):
+        rungs.append(Rung(str(p.quality), p.levels, p.bits, p.bpp))
+        if q is not None and q.levels == p.levels and q.bits > p.bits + 1:
+            bpp = math.sqrt(p.bpp * q.bpp) if p.bpp and q.bpp else None
+            rungs.append(Rung(f"{p.quality}+", p.levels, round(math.sqrt(p.bits * q.bits)), bpp, between=True))
+    return rungs
 
 
 def rate_widths(tok: Tokenizer) -> tuple[int, ...]:
@@ -79,7 +106,7 @@ def rate_widths(tok: Tokenizer) -> tuple[int, ...]:
     return tuple(sorted({p.bits for p in ladder(tok)}))
 
 
-def full_grid(points: list[RatePoint]) -> tuple[int, int]:
+def full_grid(points: list[Rung]) -> tuple[int, int]:
     """(bits, levels) the tokenizer must produce for every one of ``points`` (a :func:`ladder`) to be a prefix."""
     return max(p.bits for p in points), max(p.levels for p in points)
 
@@ -101,7 +128,7 @@ class RateController:
         self.spent = header_bytes + STREAM_OVERHEAD
         self.frames = 0
         self.context = CoderContext()  # the coder state of the chunks written so far
-        self.used: Counter[int] = Counter()  # chunks per quality
+        self.used: Counter[int] = Counter()  # chunks per rung (index into the ladder)
         self.beyond = {-1: 0, 1: 0}  # chunks that wanted less than the lowest point gave (-1), more than the highest (1)
         target_bpp = bitrate / float(frame_rate) / (header.width * header.height)
         known = [i for i, p in enumerate(self.points) if p.bpp]
@@ -168,7 +195,7 @@ class RateController:
             return i
         return min(near, key=end_miss)
 
-    def code(self, tokens: np.ndarray, num_frames: int, continues: bool) -> tuple[RatePoint, bytes]:
+    def code(self, tokens: np.ndarray, num_frames: int, continues: bool) -> tuple[Rung, bytes]:
         """Choose the rate point of one chunk (``tokens``: the whole grid, ``uint32 (levels, T, H, W)`` of
         :attr:`full_grid`) and code it: ``(point, coded bytes)``; the caller writes exactly that chunk next."""
         behind = self.bytes_per_frame * self.frames - self.spent  # bytes under budget so far (negative: over)
@@ -180,11 +207,14 @@ class RateController:
                 tried[i] = self._code(i, tokens, num_frames, continues)
             return abs(len(tried[i][0]) - want)
 
-        i = self._at
-        for step in (1, -1):  # walk while the next point lands closer (sizes grow with the quality index)
-            while 0 <= i + step < len(self.points) and miss(i + step) < miss(i):
-                i += step
         left = None if self.total_frames is None else self.total_frames - self.frames - num_frames
+        end_game = left is not None and left <= num_frames  # this chunk or the next is the stream's last
+        steps = [k for k, r in enumerate(self.points) if end_game or not r.between]
+        pos = min(range(len(steps)), key=lambda k: abs(steps[k] - self._at))
+        for step in (1, -1):  # walk while the next rung lands closer (sizes grow along the ladder)
+            while 0 <= pos + step < len(steps) and miss(steps[pos + step]) < miss(steps[pos]):
+                pos += step
+        i = steps[pos]
         if left is not None and 0 < left <= num_frames:
             i = self._end_choice(i, tokens, num_frames, continues, left, tried)
         data, self.context = tried[i]
@@ -195,5 +225,9 @@ class RateController:
             self.beyond[1] += 1
         self.spent += len(data) + CHUNK_OVERHEAD
         self.frames += num_frames
-        self.used[self.points[i].quality] += 1
+        self.used[i] += 1
         return self.points[i], data
+
+    def chunk_counts(self) -> dict[str, int]:
+        """Chunks coded at each rung so far, by label, in ladder order (``{"2": 3, "2+": 1}``)."""
+        return {self.points[i].label: n for i, n in sorted(self.used.items())}

@@ -32,7 +32,7 @@ class EncodeResult:
     video_kbps: float  # the video's bitrate and bits per pixel (see :func:`video_rate`)
     video_bpp: float
     bitrate_target: float | None = None  # --bitrate: bits per second aimed at
-    chunk_qualities: dict[str, int] | None = None  # --bitrate: chunks coded at each quality
+    chunk_qualities: dict[str, int] | None = None  # --bitrate: chunks per quality ("2+": between 2 and 3)
     warnings: list[str] = field(default_factory=list)
     start_frame: int = 0  # first source frame encoded (a range was asked for)
     keyint: int | None = None  # frames per keyframe period (decoding can start at a period's first frame)

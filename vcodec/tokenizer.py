@@ -116,20 +116,26 @@ class Tokenizer:
 
     def coder_version(self, bits: int) -> int:
         """The entropy coder version a new stream of ``bits``-bit tokens uses: the newest learned coder version the
-        model has tables for at that width; else 1 with its version 1 tables; else CODER_VERSION (uniform prior)."""
-        learned = [v for v, by_bits in self.mix_tables.items() if bits in by_bits]
+        model has tables for at that width or a wider one; else 1 with its version 1 tables; else CODER_VERSION
+        (uniform prior)."""
+        learned = [v for v, by_bits in self.mix_tables.items() if any(b >= bits for b in by_bits)]
         if learned:
             return max(learned)
         return 1 if self.coder_tables is not None else bitstream.CODER_VERSION
 
     def tables_for(self, bits: int, version: int | None = None):
         """The coder tables for a stream of ``bits``-bit tokens coded with coder ``version`` (default
-        :meth:`coder_version`): the learned coder's fitted for that width (None: the uniform prior); version 1's
-        count tables of a token's low bits (a stream that codes fewer bits per token uses the first ``bits`` rows
-        of each plane's table), or None."""
+        :meth:`coder_version`): the learned coder's fitted for that width, else those of the next wider width it
+        has, narrowed (:func:`bitstream.narrow_tables`; rate control's widths between the rate points'), else None
+        (the uniform prior); version 1's count tables of a token's low bits (a stream that codes fewer bits per
+        token uses the first ``bits`` rows of each plane's table), or None."""
         version = self.coder_version(bits) if version is None else version
         if version != 1:
-            return self.mix_tables.get(version, {}).get(bits)
+            by_bits = self.mix_tables.get(version, {})
+            if bits in by_bits:
+                return by_bits[bits]
+            wider = [b for b in by_bits if b > bits]
+            return bitstream.narrow_tables(by_bits[min(wider)], bits) if wider else None
         if self.coder_tables is None:
             return None
         return np.ascontiguousarray(self.coder_tables[:, :bits])

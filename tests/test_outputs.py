@@ -238,3 +238,23 @@ def test_unusable_y4m_headers_are_named(tmp_path, header, match):
     p.write_bytes(header)
     r = run("encode", p, "-o", tmp_path / "o.vcb")
     assert r.exit_code == 1 and match in r.stderr and "busy" not in r.stderr, r.stderr
+
+
+def test_a_dropped_stop_request_is_not_printed_under_the_command_line(capsys):
+    """Under the command line's signal handling, a stop request whose exception Python drops (raised in a destructor
+    or a C callback, such as PyAV's read callback) prints no "Exception ignored" traceback: it stays pending and
+    ends the command when the block is left."""
+    import gc
+
+    from vcodec import stopping
+    from vcodec.cli import _stop_signals_interrupt
+
+    class RequestsOnDelete:
+        def __del__(self):
+            stopping.request(signal.SIGINT)
+
+    with pytest.raises(stopping.Interrupted), _stop_signals_interrupt():
+        RequestsOnDelete()
+        gc.collect()
+    assert "Exception ignored" not in capsys.readouterr().err
+    stopping.check()  # cleared when the block was left

@@ -111,13 +111,19 @@ def _stop_signals_interrupt():
             signal.signal(s, signal.SIG_IGN)
         stopping.request(signum)
 
+    def unraisable(info, previous=sys.unraisablehook):
+        if not (isinstance(info.exc_type, type) and issubclass(info.exc_type, stopping.Interrupted)):
+            previous(info)  # a dropped stop request is not printed: it stays pending and is raised again
+
     old = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    old_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
         stopping.check()  # a request whose exception was dropped (raised in a destructor) still ends the command
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        sys.unraisablehook = old_hook
         stopping.clear()
 
 

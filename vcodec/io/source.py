@@ -37,6 +37,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from vcodec import stopping
 from vcodec.errors import InputError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack, track_from_stream
 from vcodec.io.files import resolve_input
@@ -276,6 +277,7 @@ class VideoSource:
                         )
                     )
         except av.FFmpegError as e:
+            stopping.check()  # a stop signal raised inside PyAV's read callback comes back as a read error
             if self._first is None and self._index == 0:  # nothing read yet: not a usable video
                 if self._path and animated_webp(self._path):
                     raise InputError(f"{self.name}: an animated WebP, which FFmpeg's WebP decoder cannot read (it "

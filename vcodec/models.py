@@ -185,7 +185,8 @@ def stream_tokenizer(model_name: str, weights_hash: str, *, tokenizer: Tokenizer
             if tok.weights_hash == weights_hash:
                 return tok
     shipped = ", ".join(shipped_names()) or "none"
+    same_name = f"; {model_name!r} is another model now" if model_name in shipped_names() else ""
     raise ModelNotFoundError(
         f"{what}: made with model {model_name!r} (weights sha256 {weights_hash[:12]}...), which is not available "
-        f"here (shipped models: {shipped}); pass its weights with --model PATH"
+        f"here: no shipped model has those weights (shipped: {shipped}{same_name}); pass its weights with --model PATH"
     )

@@ -135,18 +135,24 @@ class RateController:
         self._at = min(known, key=lambda i: abs(self.points[i].bpp - target_bpp)) if known else 0
 
     def out_of_range(self, model: str) -> str | None:
-        """A one-line note when the stream missed its target by more than :data:`TOLERANCE` because the target
-        lies outside what the model's rate points spend on this video (chunks at the lowest point still over
-        budget, or at the highest still under); None otherwise."""
+        """A one-line note when the stream missed its target by more than :data:`TOLERANCE`: because the target
+        lies outside what the model's rate points spend on this video (every chunk at the lowest point and still
+        over budget, or at the highest and still under), or else because the clip's chunks are too few for the
+        model's steps in size; None otherwise."""
         if not self.frames:
             return None
         got = self.spent / self.frames / self.bytes_per_frame - 1
-        if got > TOLERANCE and self.beyond[-1]:
+        if abs(got) <= TOLERANCE:
+            return None
+        chunks = sum(self.used.values())
+        if got > 0 and self.beyond[-1] and self.used[0] == chunks:
             end, verb = "lowest", "spends more"
-        elif got < -TOLERANCE and self.beyond[1]:
+        elif got < 0 and self.beyond[1] and self.used[len(self.points) - 1] == chunks:
             end, verb = "highest", "spends less"
         else:
-            return None
+            return (f"--bitrate {self.bitrate / 1000:g}k landed at {(1 + got) * self.bitrate / 1000:.1f} kbit/s "
+                    f"({got:+.1%}): this video's {chunks} chunks are too few for model {model}'s steps between rate "
+                    "points")
         return (f"--bitrate {self.bitrate / 1000:g}k is outside what model {model} offers for this video: its {end} "
                 f"quality {verb} (about {(1 + got) * self.bitrate / 1000:.1f} kbit/s here)")
 

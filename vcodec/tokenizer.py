@@ -116,11 +116,12 @@ class Tokenizer:
 
     def coder_version(self, bits: int) -> int:
         """The entropy coder version a new stream of ``bits``-bit tokens uses: the newest learned coder version the
-        model has tables for at that width or a wider one; else 1 with its version 1 tables; else CODER_VERSION
-        (uniform prior)."""
-        learned = [v for v, by_bits in self.mix_tables.items() if any(b >= bits for b in by_bits)]
-        if learned:
-            return max(learned)
+        model has tables for at that width, else at a wider one; else 1 with its version 1 tables; else
+        CODER_VERSION (uniform prior)."""
+        for fits in (lambda b: b == bits, lambda b: b > bits):  # a width's own tables before a wider width's
+            learned = [v for v, by_bits in self.mix_tables.items() if any(fits(b) for b in by_bits)]
+            if learned:
+                return max(learned)
         return 1 if self.coder_tables is not None else bitstream.CODER_VERSION
 
     def tables_for(self, bits: int, version: int | None = None):

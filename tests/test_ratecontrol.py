@@ -225,3 +225,17 @@ def test_widths_between_rate_points_only_end_a_stream(tok, frames, ladder_kbps):
         if {3, 6} & set(widths):
             assert vcodec.decompress(data, tokenizer=tok).shape == frames.shape
     assert used
+
+
+def test_the_end_choice_does_not_count_on_starving_the_last_frames():
+    """The chunk before the last may move to a neighbouring rung to land the total, predicting the last frames at a
+    rung next to its own, never far below: measured sizes of a 48-frame clip at 60k, where the second chunk (16
+    frames, 15 left) took quality 7 and left the last frames to quality 1 when any rung counted for them."""
+    from vcodec.ratecontrol import RateController, Rung
+
+    sizes = [236, 500, 960, 1712, 2572, 3492, 8368, 11452, 20276]  # the chunk at qualities 1..9
+    rc = RateController.__new__(RateController)
+    rc.points = [Rung(str(q), 1, 32, None) for q in range(1, 10)]
+    rc.bytes_per_frame, rc.total_frames, rc.spent = 300.0, 48, 5300
+    rc._code = lambda k, tokens, n, continues: (b"x" * sizes[k], None)
+    assert rc._end_choice(5, None, 16, True, 15, {}) == 5  # quality 6 stays (the old prediction chose 7)

@@ -97,6 +97,7 @@ def main(argv=None) -> None:
     tok = load_tokenizer(args.model)
     points = sorted(tok.rate_points, key=lambda p: p.quality)  # the fixed ladder: every --quality
     rungs = ladder(tok)  # what rate control chooses from (also widths between the rate points')
+    order = {r.label: k for k, r in enumerate(rungs)}
     rows, ladders, earlier = [], {}, {}
     if args.ladders_from:
         saved = json.loads(Path(args.ladders_from).read_text())
@@ -122,7 +123,7 @@ def main(argv=None) -> None:
                 row = {"clip": spec.name, "frames": len(frames), "target_kbps": float(t), **r,
                        "error": r["kbps"] / float(t) - 1, "ladder_psnr_y": ladder_psnr(fixed, r["kbps"], log=False),
                        "ladder_log_psnr_y": ladder_psnr(fixed, r["kbps"], log=True),
-                       "chunk_qualities": dict(sorted(qualities.items(), key=lambda kv: [r.label for r in rungs].index(kv[0]))),
+                       "chunk_qualities": dict(sorted(qualities.items(), key=lambda kv: order[kv[0]])),
                        "fixed_encode_seconds": above["encode_seconds"]}
                 rows.append(row)
                 print(f"{spec.name} {len(frames)} frames: target {t:.1f} kbit/s -> {r['kbps']:.1f} ({row['error']:+.1%}), "

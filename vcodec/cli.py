@@ -111,12 +111,14 @@ def _stop_signals_interrupt():
             signal.signal(s, signal.SIG_IGN)
         stopping.request(signum)
 
-    def unraisable(info, previous=sys.unraisablehook):
+    old_hook = sys.unraisablehook
+
+    def unraisable(info):
         if not (isinstance(info.exc_type, type) and issubclass(info.exc_type, stopping.Interrupted)):
-            previous(info)  # a dropped stop request is not printed: it stays pending and is raised again
+            old_hook(info)  # a dropped stop request is not printed: it stays pending and is raised again
 
     old = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
-    old_hook, sys.unraisablehook = sys.unraisablehook, unraisable
+    sys.unraisablehook = unraisable
     try:
         yield
         stopping.check()  # a request whose exception was dropped (raised in a destructor) still ends the command

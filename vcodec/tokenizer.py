@@ -137,9 +137,7 @@ class Tokenizer:
                 return by_bits[bits]
             wider = [b for b in by_bits if b > bits]
             return bitstream.narrow_tables(by_bits[min(wider)], bits) if wider else None
-        if self.coder_tables is None:
-            return None
-        return np.ascontiguousarray(self.coder_tables[:, :bits])
+        return bitstream.narrow_tables(self.coder_tables, bits)
 
     # ---- coding ----------------------------------------------------------------------------------
     #

@@ -238,8 +238,8 @@ def tables_of_same_encoder(ckpt: dict, shipped: dict, where) -> tuple[np.ndarray
 def with_added_level(ckpt: dict) -> dict:
     """A shipped model with one more residual level -- the quantizer's next step, ``2^-(L+1)``, on which no learned
     parameter depends, so the weights and their hash stay -- and one more quality point, coding the first plane of
-    that level with every bit. Quality points below it code exactly what they did. Its decoder was not trained on the new level:
-    measure it before shipping. The model's default quality stays the highest trained one."""
+    that level with every bit. Quality points below it code exactly what they did. Its decoder was not trained on
+    the new level: measure it before shipping. The model's default quality stays the highest trained one."""
     cfg = TokenizerConfig.from_dict(ckpt["config"])
     top = max(planes for _, planes in cfg.qualities)
     grown = TokenizerConfig.from_dict({**cfg.to_dict(), "max_levels": cfg.max_levels + 1,

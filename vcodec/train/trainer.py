@@ -104,8 +104,6 @@ class TrainConfig:
                 raise ValueError(f"{name} must be {wants.get(name, 'at least 0')}, got {getattr(self, name)!r}")
 
 
-
-
 def parse_numbers(text: str) -> tuple[float, ...]:
     """Comma-separated numbers (a per-point setting on a command line, e.g. ``1,1,0.5``) -> a tuple of floats."""
     try:

@@ -151,8 +151,8 @@ class RateController:
             end, verb = "highest", "spends less"
         else:
             return (f"--bitrate {self.bitrate / 1000:g}k landed at {(1 + got) * self.bitrate / 1000:.1f} kbit/s "
-                    f"({got:+.1%}): this video's {chunks} chunks are too few for model {model}'s steps between rate "
-                    "points")
+                    f"({got:+.1%}): this video has {chunks} chunk{'s' if chunks > 1 else ''}, too few to mix model "
+                    f"{model}'s rate points finely enough")
         return (f"--bitrate {self.bitrate / 1000:g}k is outside what model {model} offers for this video: its {end} "
                 f"quality {verb} (about {(1 + got) * self.bitrate / 1000:.1f} kbit/s here)")
 

@@ -247,6 +247,8 @@ def test_encode_from_and_to_file_objects(tok9, tmp_path):
         warnings.simplefilter("ignore", VcodecWarning)
         res = vcodec.encode_video(Pipe(src.read_bytes()), out, tokenizer=tok9)
     assert res.bytes == len(out.getvalue()) and res.frames == 3
+    described = vcodec.info(Pipe(out.getvalue()))  # a pipe's size is unknown: its bpp counts what was read
+    assert described["bytes"] is None and described["bpp"] == pytest.approx(res.bpp)
     y4m = io.BytesIO()
     vcodec.decode_video(Pipe(out.getvalue()), y4m, tokenizer=tok9)
     assert y4m.getvalue().startswith(b"YUV4MPEG2 W12 H8 F25:1")
@@ -256,7 +258,7 @@ def test_encode_refuses_existing_output_before_work(tok9, tmp_path):
     src = tmp_path / "in.mkv"
     write_clip(src, width=8, height=8, num_frames=1, codec="ffv1", pix_fmt="yuv420p")
     (tmp_path / "a.vcb").write_bytes(b"keep")
-    with pytest.raises(OutputExistsError):
+    with pytest.raises(OutputExistsError, match=r"a\.vcb already exists \(pass overwrite=True to replace it\)"):
         vcodec.encode_video(src, tmp_path / "a.vcb", tokenizer=tok9)
     assert (tmp_path / "a.vcb").read_bytes() == b"keep"
     vcodec.encode_video(src, tmp_path / "a.vcb", tokenizer=tok9, overwrite=True)

@@ -276,7 +276,8 @@ def test_decode_not_a_vcb_and_unknown_container(sample_vcb, tmp_path):
 def test_existing_output_needs_y(sample_vcb, model, tmp_path):
     out = tmp_path / "o.mkv"
     out.write_bytes(b"precious")
-    assert "already exists" in _error_line(run("decode", sample_vcb, "-o", out))
+    line = _error_line(run("decode", sample_vcb, "-o", out))
+    assert line.endswith("o.mkv already exists (use -y to replace it)")  # the command line's remedy, not the API's
     assert out.read_bytes() == b"precious"
     assert run("decode", "--model", model, sample_vcb, "-o", out, "-y").exit_code == 0
     assert out.read_bytes() != b"precious"

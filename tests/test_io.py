@@ -83,6 +83,31 @@ def test_pixel_formats_become_8bit_rgb(tmp_path, pix_fmt, transparent, gray, alp
         assert _psnr(frames, src) > 30
 
 
+def _vcodec_messages(fn):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn()
+    return out, [str(w.message) for w in caught if issubclass(w.category, VcodecWarning)]
+
+
+def test_a_16bit_y4m_that_holds_8bit_rgb_is_read_without_a_rounding_warning(tmp_path):
+    """vcodec's own .y4m (yuv444p16le, the decoder's RGB exactly) loses nothing when read back: no warning. A frame
+    that is not such (here the second, its luma nudged by 1/256 of a level) is warned about, from that frame."""
+    rng = np.random.default_rng(0)
+    src = rng.integers(0, 256, (3, 16, 24, 3), dtype=np.uint8)
+    write_video(tmp_path / "own.y4m", src, 25)
+    (frames, info), msgs = _vcodec_messages(lambda: read_video(tmp_path / "own.y4m"))
+    assert info.bit_depth == 16 and not msgs
+    np.testing.assert_array_equal(frames, src)
+    data = bytearray((tmp_path / "own.y4m").read_bytes())
+    second = data.index(b"FRAME\n", data.index(b"FRAME\n") + 1) + len(b"FRAME\n")
+    data[second] ^= 1   # the first luma sample of frame 1 (16-bit little-endian) one step off
+    (tmp_path / "nudged.y4m").write_bytes(bytes(data))
+    _, msgs = _vcodec_messages(lambda: read_video(tmp_path / "nudged.y4m"))
+    assert len(msgs) == 1 and msgs[0].endswith("nudged.y4m: 16-bit video (yuv444p16le) rounded to 8 bits per channel "
+                                               "from frame 1"), msgs
+
+
 @pytest.mark.parametrize("rotation", [90, 180, -90])
 def test_rotation_metadata_is_applied(tmp_path, rotation):
     p = tmp_path / "r.mp4"
@@ -226,7 +251,8 @@ def test_reads_y4m_from_a_pipe_like_file_object(tmp_path):
         def read(self, n=-1):
             return self.f.read(n)
 
-    with open(p, "rb") as f, pytest.warns(VcodecWarning, match="16-bit"), open_source(Pipe(f)) as s:
+    with open(p, "rb") as f, warnings.catch_warnings(), open_source(Pipe(f)) as s:
+        warnings.simplefilter("error", VcodecWarning)  # 16 bits holding 8-bit RGB exactly: nothing is rounded
         frames = np.stack(list(s.frames()))
         assert s.info.frame_rate == Fraction(24000, 1001)
     np.testing.assert_array_equal(frames, src)  # the default y4m (C444p16) is exact

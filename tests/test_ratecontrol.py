@@ -16,7 +16,7 @@ import vcodec
 from vcodec.cli import main
 from vcodec.errors import ArgumentError, VcodecWarning
 from vcodec.io.synthetic import pattern_frames, write_clip
-from vcodec.ratecontrol import parse_bitrate
+from vcodec.ratecontrol import parse_bitrate, rung_names
 from vcodec.testing import save_tokenizer, tiny_tokenizer
 
 POINTS = ((2, 1), (4, 1), (8, 1), (8, 3))  # (bits, planes) of qualities 1..4: widths and levels both change
@@ -72,6 +72,8 @@ def test_bitrate_between_two_points_is_met_by_mixing_them(tok, frames, ladder_kb
     d = vcodec.info(data)
     assert d["format_version"] == 3 and d["bitrate_target"] == round(target * 1000) and d["quality"] is None
     assert len(d["chunk_rates"]) >= 2 and sum(d["chunk_rates"].values()) == d["chunks"] == CHUNKS
+    names = rung_names(tok)  # the header's labels: each chunk's quality, as encode reported it
+    assert d["chunk_qualities"] == {names[r]: n for r, n in d["chunk_rates"].items()}
     assert d["video_kbps"] == pytest.approx(_kbps(data, len(frames)))
     out = vcodec.decompress(data, tokenizer=tok)
     assert out.shape == frames.shape and out.dtype == np.uint8
@@ -105,6 +107,7 @@ def test_targets_beyond_the_ladder_get_its_ends(tok, frames, kbps, quality, end)
         data = vcodec.compress(frames, tokenizer=tok, bitrate=kbps * 1000, frame_rate=FPS)
     bits, planes = POINTS[quality - 1]
     assert vcodec.info(data)["chunk_rates"] == {f"{planes}x{bits}": CHUNKS}
+    assert vcodec.info(data)["chunk_qualities"] == {str(quality): CHUNKS}
 
 
 def test_targets_inside_the_ladder_get_no_warning(tok, frames, ladder_kbps):
@@ -131,7 +134,9 @@ def test_cli_bitrate(tok, tmp_path):
     assert res["quality"] is None and res["bitrate_target"] == 9000 and sum(res["chunk_qualities"].values()) == CHUNKS
     assert res["video_kbps"] == pytest.approx(res["bytes"] * 8 / (80 / FPS) / 1000)
     info = runner.invoke(main, ["info", str(tmp_path / "in.vcb")])
-    assert info.exit_code == 0 and "--bitrate 9k; chunks:" in info.stdout and "format version 3" in info.stdout
+    counts = ", ".join(f"{q} x{n}" for q, n in res["chunk_qualities"].items())
+    assert info.exit_code == 0 and "format version 3" in info.stdout
+    assert f"--bitrate 9k; qualities {counts} (chunks)" in info.stdout  # info names them as encode did
     assert runner.invoke(main, ["decode", str(tmp_path / "in.vcb"), "-o", str(tmp_path / "out.mkv"), "--model",
                                 model]).exit_code == 0
     for args, msg in ((["--bitrate", "9k", "--quality", "2"], "exclude each other"),

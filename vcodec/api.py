@@ -55,7 +55,7 @@ from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
 from vcodec.io.sink import VideoSink, output_kind, refuse_frames_for_single_image, single_image
 from vcodec.io.source import VideoSource
 from vcodec.models import DEFAULT_MODEL, encoder_tokenizer, list_models, load_tokenizer, resolve_device
-from vcodec.ratecontrol import MAX_BITRATE, MIN_BITRATE
+from vcodec.ratecontrol import MAX_BITRATE, MIN_BITRATE, rung_names
 from vcodec.results import DecodeResult, EncodeResult, rate_str, video_rate
 from vcodec.stream import DEFAULT_KEYINT, StreamState
 
@@ -231,7 +231,7 @@ def encode_video(
         t_end = None if count is None else Fraction(first + count) / si.frame_rate
         measured = Quality() if psnr else None
         header = stream_header(tok, bits, levels, q, si.width, si.height, si.frame_rate,
-                               {"source": si.to_json(), **_coding_extra(keyint, bitrate)}, chunk_bits=chunk_bits)
+                               {"source": si.to_json(), **_coding_extra(tok, keyint, bitrate)}, chunk_bits=chunk_bits)
         tok.check_encode_memory(tok.window_frames, si.height, si.width, frames_held=False)  # before reading frames
         audio_bytes = 0          # the audio packets' data
         audio_stream_bytes = 0   # what the audio takes in the stream: its track and packet records
@@ -442,9 +442,12 @@ def _decoded_items(reader: VcbReader, tok, salvage: bool, first: int, count: int
 MAX_KEYINT = 10**7  # frames: a keyframe period as long as the longest stream the format holds
 
 
-def _coding_extra(keyint: int, bitrate: float | None) -> dict:
-    """What the header's ``extra`` records of how the stream was coded (``info`` reports it)."""
-    return {"keyint": keyint, **({} if bitrate is None else {"bitrate": round(bitrate)})}
+def _coding_extra(tok: Tokenizer, keyint: int, bitrate: float | None) -> dict:
+    """What the header's ``extra`` records of how the stream was coded (``info`` reports it): the keyframe period,
+    and for rate control the target and the quality label of each rate a chunk may take (:func:`rung_names`)."""
+    if bitrate is None:
+        return {"keyint": keyint}
+    return {"keyint": keyint, "bitrate": round(bitrate), "qualities": rung_names(tok)}
 
 
 def _check_bitrate(bitrate) -> None:
@@ -519,7 +522,7 @@ def compress(
     tok = encoder_tokenizer(tokenizer, model, device)
     q, bits, levels, chunk_bits = coding_plan(tok, quality, bitrate)
     T, H, W, _ = frames.shape
-    header = stream_header(tok, bits, levels, q, W, H, rate, _coding_extra(keyint, bitrate), num_frames=T,
+    header = stream_header(tok, bits, levels, q, W, H, rate, _coding_extra(tok, keyint, bitrate), num_frames=T,
                            chunk_bits=chunk_bits)
     buf = io.BytesIO()
     with VcbWriter(buf, header, tables=writer_tables(tok, header)) as w:
@@ -560,7 +563,9 @@ def info(src, *, verify: bool = False) -> dict:
     """What a ``.vcb`` holds, without decoding tokens or loading a model: header fields, tracks, chunks,
     frames, size, bpp, the bytes of coded video tokens and of audio packets (``video_bytes``, ``audio_bytes``),
     the video's bitrate and bits per pixel (``video_kbps``, ``video_bpp``: :func:`vcodec.results.video_rate`), and
-    how many chunks each rate point (``"levels x bits"``) coded (``chunk_rates``; rate control varies it). ``src``: a path, ``"-"``, a binary file object or the ``bytes`` of a stream.
+    how many chunks each rate point (``"levels x bits"``) coded (``chunk_rates``; rate control varies it) and, for a
+    rate-controlled stream, the same by quality label as ``encode`` reports it (``chunk_qualities``; None
+    otherwise). ``src``: a path, ``"-"``, a binary file object or the ``bytes`` of a stream.
 
     ``verify``: also read every record and check its CRC (no model needed); the result's ``"verify"`` says what
     is damaged and how many frames that costs (see :func:`_verify`). A damaged or truncated stream is then
@@ -583,7 +588,9 @@ def info(src, *, verify: bool = False) -> dict:
         checked["trailing_bytes"] = max(0, size - stream_bytes) if size is not None and reader.total_frames is not None \
             else 0
         rate = Fraction(*h.frame_rate)
+        stream_size = size if size is not None else stream_bytes  # a pipe's size: what was read of it
         audio_bytes = checked.pop("audio_bytes")
+        chunk_rates = checked.pop("chunk_rates")
         audio_stream_bytes = checked.pop("audio_stream_bytes") + sum(
             track_record_size(tid, t) for tid, t in reader.tracks.items())
         return {
@@ -596,7 +603,7 @@ def info(src, *, verify: bool = False) -> dict:
             "height": h.height,
             "frame_rate": rate_str(rate),
             "duration": float(total / rate) if total else 0.0,
-            "bpp": size * 8 / (total * h.width * h.height) if size and total else None,
+            "bpp": stream_size * 8 / (total * h.width * h.height) if total else None,
             "model": h.model_name,
             "weights_hash": h.weights_hash,
             "quality": h.extra.get("quality"),
@@ -614,13 +621,23 @@ def info(src, *, verify: bool = False) -> dict:
             ],
             "source": h.extra.get("source"),
             "bitrate_target": h.extra.get("bitrate") if isinstance(h.extra.get("bitrate"), int) else None,
-            "chunk_rates": checked.pop("chunk_rates"),
+            "chunk_rates": chunk_rates,
+            "chunk_qualities": _chunk_qualities(h.extra.get("qualities"), chunk_rates),
             "video_bytes": checked.pop("video_bytes"),
             "audio_bytes": audio_bytes,
-            **video_rate(size if size is not None else stream_bytes, audio_stream_bytes, total, h.width, h.height,
+            **video_rate(stream_size, audio_stream_bytes, total, h.width, h.height,
                          rate),
             **({"verify": checked} if verify else {}),
         }
+
+
+def _chunk_qualities(names, chunk_rates: dict[str, int]) -> dict[str, int] | None:
+    """A rate-controlled stream's chunks counted by quality label, in ladder order (as ``encode`` reports them),
+    from the labels its header records (``names``: :func:`rung_names`); None without them (a stream coded at one
+    quality, or written before they were recorded)."""
+    if not isinstance(names, dict) or not set(chunk_rates) <= set(names):
+        return None
+    return {label: chunk_rates[rate] for rate, label in names.items() if rate in chunk_rates}
 
 
 def _verify(reader: VcbReader) -> dict:

@@ -31,7 +31,7 @@ import click
 
 from vcodec import __version__, stopping
 from vcodec.allocator import keep_freed_memory
-from vcodec.errors import ArgumentError, VcodecError, VcodecWarning
+from vcodec.errors import ArgumentError, OutputExistsError, VcodecError, VcodecWarning
 from vcodec.models import DEFAULT_MODEL
 from vcodec.stream import DEFAULT_KEYINT
 
@@ -66,7 +66,9 @@ def _one_line(e: BaseException) -> str:
     """A single-line description of an exception for the user."""
     from bitstream import BitstreamError
 
-    if isinstance(e, (VcodecError, BitstreamError)):
+    if isinstance(e, OutputExistsError):
+        msg = e.cli_message()
+    elif isinstance(e, (VcodecError, BitstreamError)):
         msg = str(e)
     elif isinstance(e, BrokenPipeError):
         msg = "output pipe closed before the end"
@@ -366,8 +368,7 @@ def encode(input, output, quality, bitrate, keyint, model, device, start, num_fr
     if res.bitrate_target is None:
         rate = f"quality {res.quality}"
     else:
-        rate = (f"--bitrate {res.bitrate_target / 1000:g}k: qualities "
-                + ", ".join(f"{q} x{n}" for q, n in res.chunk_qualities.items()) + " (chunks)")
+        rate = f"--bitrate {res.bitrate_target / 1000:g}k: {_qualities_text(res.chunk_qualities)}"
     click.echo(
         f"{_summary_head(res)}, {human_bytes(res.bytes)} ({_video_rate(res.to_json())}, {res.video_bpp:.4f} bpp{audio}), "
         f"{res.seconds:.2f} s ({res.fps:.1f} frames/s), model {res.model} {rate}",
@@ -489,8 +490,15 @@ def _rate_text(d: dict) -> str:
     """``quality 3, 1/4 levels, 8-bit tokens``, or for a rate-controlled stream the target and the chunks' rates."""
     if d.get("bitrate_target") is None:
         return f"quality {d['quality']}, {d['levels']}/{d['max_levels']} levels, {d['token_bits']}-bit tokens"
+    if d.get("chunk_qualities") is not None:
+        return f"--bitrate {d['bitrate_target'] / 1000:g}k; {_qualities_text(d['chunk_qualities'])}"
     rates = ", ".join(f"{n} at {r.replace('x', ' level(s) x ')} bits" for r, n in d["chunk_rates"].items())
     return f"--bitrate {d['bitrate_target'] / 1000:g}k; chunks: {rates}"
+
+
+def _qualities_text(counts: dict[str, int]) -> str:
+    """A rate-controlled stream's chunks by quality: ``qualities 5 x3, 6 x1 (chunks)``."""
+    return "qualities " + ", ".join(f"{q} x{n}" for q, n in counts.items()) + " (chunks)"
 
 
 def _verify_text(v: dict) -> str:

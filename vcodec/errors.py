@@ -43,7 +43,18 @@ class OutputError(VcodecError):
 
 
 class OutputExistsError(OutputError):
-    """The output exists and overwriting was not asked for."""
+    """The output exists and overwriting was not asked for. ``str()`` gives the library's remedy
+    (``overwrite=True``); :meth:`cli_message` the command line's (``-y``)."""
+
+    def __init__(self, path: str, what: str = "it"):
+        self.path, self.what = path, what
+        super().__init__(f"{path} already exists (pass overwrite=True to replace {what})")
+
+    def cli_message(self) -> str:
+        return f"{self.path} already exists (use -y to replace {self.what})"
+
+    def __reduce__(self):  # pickles (across processes) with its own arguments, not the message
+        return type(self), (self.path, self.what)
 
 
 class ModelError(VcodecError):

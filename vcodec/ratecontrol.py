@@ -101,6 +101,16 @@ def ladder(tok: Tokenizer) -> list[Rung]:
     return rungs
 
 
+def rung_names(tok: Tokenizer) -> dict[str, str]:
+    """Each rung's label by the rate its chunks are coded at, ``"levels x bits"`` (``{"2x32": "6"}``, ladder
+    order): a rate-controlled stream's header records it, so ``info`` names its chunks' qualities without the
+    model. Two rate points coding the same rate (a model may offer that) share the lower one's label."""
+    names: dict[str, str] = {}
+    for r in ladder(tok):
+        names.setdefault(f"{r.levels}x{r.bits}", r.label)
+    return names
+
+
 def rate_widths(tok: Tokenizer) -> tuple[int, ...]:
     """The token widths a rate-controlled stream of ``tok`` may use (its header's ``chunk_bits``)."""
     return tuple(sorted({p.bits for p in ladder(tok)}))

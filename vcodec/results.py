@@ -25,7 +25,7 @@ class EncodeResult:
     model: str
     weights_hash: str
     quality: int | None  # None: chosen per chunk by rate control (``chunk_qualities``)
-    levels: int
+    levels: int  # token planes coded; with rate control the most a chunk may code (``chunk_qualities`` says which)
     device: str
     audio_tracks: int
     audio_bytes: int
@@ -63,7 +63,7 @@ class DecodeResult:
     model: str
     weights_hash: str
     quality: int | None
-    levels: int
+    levels: int  # token planes coded; with rate control the most a chunk may code (``chunk_qualities`` says which)
     device: str
     container: str
     codec: str

@@ -6,6 +6,7 @@ not faithful. Use them wherever the shipped model's quality is beside the point.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from vcodec.model.checkpoint import atomic_save, export_inference
@@ -24,6 +25,6 @@ def tiny_tokenizer(seed: int = 0, **overrides) -> Tokenizer:
 def save_tokenizer(tok: Tokenizer, path: str | os.PathLike) -> str:
     """Write ``tok`` as a shipped-format checkpoint (loadable with ``Tokenizer.load(path)``, ``vcodec.models.load_tokenizer(path)`` or ``--model PATH``)."""
     ckpt = {"config": tok.config.to_dict(), "model": tok.model.state_dict()}
-    rate_points = [{"quality": rp.quality, "levels": rp.levels, "bpp": rp.bpp} for rp in tok.rate_points]
+    rate_points = [dataclasses.asdict(rp) for rp in tok.rate_points]  # widths included
     atomic_save(export_inference(ckpt, rate_points=rate_points, coder_tables=tok.coder_tables, card={}), path)
     return os.fspath(path)

@@ -105,7 +105,7 @@ def check_output(dst, *, overwrite: bool, src=None) -> Path:
             if os.path.samefile(os.fspath(src), path):
                 raise OutputError(f"cannot write {name}: it is the input file")
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{name} already exists (use -y / overwrite=True to replace it)")
+        raise OutputExistsError(name)
     return path
 
 
@@ -173,7 +173,7 @@ def atomic_output(dst, *, overwrite: bool, src=None) -> Iterator[str]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         if path.exists() and not overwrite:  # appeared while we were working
-            raise OutputExistsError(f"{os.fspath(dst)} already exists (use -y / overwrite=True to replace it)")
+            raise OutputExistsError(os.fspath(dst))
         stopping.check()  # a stop request is never followed by a finished output
         os.replace(tmp, path)
     except BaseException:
@@ -206,7 +206,7 @@ def pattern_output(pattern, *, overwrite: bool) -> Iterator[str]:
     check_output(pattern, overwrite=overwrite)
     old = list(pattern_files(pattern))
     if old and not overwrite:
-        raise OutputExistsError(f"{old[0]} already exists (use -y / overwrite=True to replace the sequence)")
+        raise OutputExistsError(old[0], "the sequence")
     parent = os.path.dirname(pattern) or "."
     try:
         tmpdir = tempfile.mkdtemp(prefix=f".{os.path.basename(pattern).split('%')[0]}", suffix=".part", dir=parent)

@@ -4,7 +4,8 @@ How unusual sources are handled (each case that changes pixels or timing raises 
 
 - **Pixel formats.** Every source is converted to full-range 8-bit RGB by FFmpeg's swscale, honouring the
   frame's colour matrix and range tags (untagged video is read as BT.601 limited range, FFmpeg's default).
-  Sources deeper than 8 bits are rounded to 8 bits (warning). Grayscale sources become R = G = B and are
+  Sources deeper than 8 bits are rounded to 8 bits (warning, unless every frame is exactly some 8-bit RGB, as
+  vcodec's own 16-bit .y4m is). Grayscale sources become R = G = B and are
   recorded as gray, so that they decode back to gray. An alpha channel is dropped, colours kept as stored,
   not composited (warning, when the first frame has a pixel that is not fully opaque: an opaque alpha plane,
   as in RGBA screenshots, or the fourth plane FFmpeg gives a CMYK JPEG, drops nothing).
@@ -96,6 +97,22 @@ def _tagged_rate(stream) -> Fraction | None:
         return _rational(Fraction(meta["VCODEC_FRAME_RATE"]))
     except (KeyError, ValueError, ZeroDivisionError):
         return None
+
+
+def _rounded_note(name: str, depth: int, pix_fmt: str) -> str:
+    return f"{name}: {depth}-bit video ({pix_fmt}) rounded to 8 bits per channel"
+
+
+def _holds_8bit_rgb(frame: av.VideoFrame) -> bool:
+    """Whether a deep frame's samples are exactly those its 8-bit RGB converts back to (as vcodec's 16-bit y4m
+    writes them), so that rounding it to 8-bit RGB loses nothing."""
+    try:
+        rgb = frame.to_ndarray(format="rgb24", src_color_range=frame.color_range, threads=1)
+        back = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+            format=frame.format.name, dst_colorspace=frame.colorspace, dst_color_range=frame.color_range, threads=1)
+        return bool(np.array_equal(back.to_ndarray(), frame.to_ndarray()))
+    except (av.FFmpegError, ValueError):
+        return False
 
 
 def _transparent(frame: av.VideoFrame) -> bool:
@@ -218,8 +235,11 @@ class VideoSource:
         pages = tiff_pages(self._path) if self._path and v.codec_context.name == "tiff" else None
         if pages is not None and pages > 1:
             notes.append(f"{self.name}: a TIFF of {pages} pages; only the first is read (FFmpeg's TIFF reader)")
-        if depth > 8:
-            notes.append(f"{self.name}: {depth}-bit video ({fmt.name}) rounded to 8 bits per channel")
+        # deeper than 8 bits: rounded, unless the samples are exactly what 8-bit RGB gives (vcodec's own 16-bit .y4m
+        # holds its decoder's RGB exactly); such a stream is watched frame by frame until one is not
+        self._watch_depth = depth > 8 and _holds_8bit_rgb(frame)
+        if depth > 8 and not self._watch_depth:
+            notes.append(_rounded_note(self.name, depth, fmt.name))
         self._rot = _rotation(frame, self.name)
         # FFmpeg reports a mirrored EXIF orientation as its rotation alone: flip the stored picture before rotating
         orientation = jpeg_orientation(self._path) if self._path and v.codec_context.name == "mjpeg" else None
@@ -331,6 +351,10 @@ class VideoSource:
         frame = self._first
         while frame is not None:
             self._check_timing(frame)
+            if self._watch_depth and not _holds_8bit_rgb(frame):
+                self._watch_depth = False
+                note = _rounded_note(self.name, self.info.bit_depth, frame.format.name)
+                warnings.warn(f"{note} from frame {self._index}", VcodecWarning, stacklevel=2)
             rgb = self._to_rgb(frame)
             self._index += 1
             self._first = None

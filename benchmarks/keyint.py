@@ -1,6 +1,6 @@
 """Keyframe periods: bytes and quality of one continuous causal stream against window-independent coding.
 
-    python -m benchmarks.keyint [--keyints 17 65 129] [--qualities 1 3 5 7 8] [--model default]
+    python -m benchmarks.keyint [--keyints 17 65 129] [--qualities 1 3 5 7 8 9] [--model default]
                                 [-o benchmarks/results/keyint.json] [--md benchmarks/results/keyint.md]
 
 Each clip (held-out footage, none of it in the training corpus) is coded through the public array API
@@ -120,7 +120,7 @@ def main(argv=None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--keyints", type=int, nargs="+", default=[17, 65, 129])
-    ap.add_argument("--qualities", type=int, nargs="+", default=[1, 3, 5, 7, 8])
+    ap.add_argument("--qualities", type=int, nargs="+", default=[1, 3, 5, 7, 8, 9])
     ap.add_argument("--clips", nargs="+", default=[c.name for c in CLIPS])
     ap.add_argument("--model", default="default")
     ap.add_argument("--threads", type=int, default=None)

@@ -1,7 +1,7 @@
 """Streaming memory: encode/decode speed and peak memory for a short and a long video at the same size.
 
     python -m benchmarks.stream_memory [--frames 30 300] [--width 1280 --height 720] [--model default]
-                                       [--device auto] [-o bench-out/stream_memory.json]
+                                       [--quality Q] [--device auto] [-o bench-out/stream_memory.json]
     python -m benchmarks.stream_memory --tiny --width 320 --height 180      # a quick run with a random tiny model
 
 vcodec reads, codes and writes one temporal window at a time, so peak memory should not grow with the length
@@ -39,8 +39,10 @@ def peak_rss_bytes() -> int:
     return int(r if sys.platform == "darwin" else r * 1024)
 
 
-def measure(op: str, src: str, dst: str, *, model: str | None, device: str, tiny: bool) -> dict:
-    """Run one encode or decode in this process and report its numbers (call in a fresh process)."""
+def measure(op: str, src: str, dst: str, *, model: str | None, device: str, tiny: bool,
+            quality: int | None = None) -> dict:
+    """Run one encode (at ``quality``, None: the model's default) or decode in this process and report its numbers
+    (call in a fresh process)."""
     import vcodec
 
     tok = None
@@ -50,7 +52,7 @@ def measure(op: str, src: str, dst: str, *, model: str | None, device: str, tiny
         tok = tiny_tokenizer(window_frames=17)
     t0 = time.perf_counter()
     if op == "encode":
-        res = vcodec.encode_video(src, dst, model=model, device=device, tokenizer=tok, overwrite=True)
+        res = vcodec.encode_video(src, dst, model=model, device=device, tokenizer=tok, overwrite=True, quality=quality)
     elif op == "decode":
         res = vcodec.decode_video(src, dst, model=model, device=device, tokenizer=tok, overwrite=True)
     else:
@@ -68,6 +70,7 @@ def measure(op: str, src: str, dst: str, *, model: str | None, device: str, tiny
         "model": res.model,
         "device": res.device,
         "vcb_bytes": res.bytes,
+        **({"quality": res.quality} if op == "encode" else {}),
     }
 
 
@@ -95,6 +98,7 @@ def _description(args) -> dict:
         "height": args.height,
         "frames": args.frames,
         "model": "tiny random (vcodec.testing)" if args.tiny else args.model,
+        "quality": args.quality,  # None: the model's default
         "device": args.device,
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -111,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--model", default="default")
+    ap.add_argument("--quality", type=int, default=None, help="encode at this quality (default: the model's)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--tiny", action="store_true", help="use a random tiny model (checks the script, not vcodec)")
     ap.add_argument("-o", "--output", default="bench-out/stream_memory.json")
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         op, src, dst, model = args.child
         print(json.dumps(measure(op, src, dst, model=None if model == "-" else model, device=args.device,
-                                 tiny=args.tiny)))
+                                 tiny=args.tiny, quality=args.quality)))
         return 0
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="stream_memory."))
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         clip = work / f"clip_{n}.mp4"
         _make_clip(clip, n, args.width, args.height)
         vcb, out = work / f"clip_{n}.vcb", work / f"clip_{n}.mkv"
-        extra = ["--tiny"] if args.tiny else []
+        extra = (["--tiny"] if args.tiny else []) + ([] if args.quality is None else ["--quality", str(args.quality)])
         results.append(_child(["encode", str(clip), str(vcb), model, "--device", args.device, *extra]))
         results.append(_child(["decode", str(vcb), str(out), model, "--device", args.device, *extra]))
         if not args.keep:

@@ -108,6 +108,26 @@ def test_a_16bit_y4m_that_holds_8bit_rgb_is_read_without_a_rounding_warning(tmp_
                                                "from frame 1"), msgs
 
 
+@pytest.mark.parametrize("trc, warns", [(16, "HDR video (PQ, SMPTE ST 2084 transfer)"),
+                                         (18, "HDR video (HLG, ARIB STD-B67 transfer)"), (1, None)])
+def test_an_hdr_transfer_is_warned_about(tmp_path, trc, warns):
+    p = tmp_path / "hdr.mkv"
+    with av.open(os.fspath(p), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = 32, 16, "yuv420p10le"
+        s.codec_context.color_trc = trc
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 32, 3), 60 * i, np.uint8), format="rgb24")
+            frame = frame.reformat(format="yuv420p10le")
+            frame.color_trc = trc
+            c.mux(s.encode(frame))
+        c.mux(s.encode())
+    _, msgs = _vcodec_messages(lambda: read_video(p))
+    assert [m for m in msgs if "HDR" in m] == ([] if warns is None else [f"{p}: {warns} is coded as stored, as if it "
+                                                                        f"were SDR: decoded, it is SDR video and will "
+                                                                        f"look washed out (tone-map it to SDR first)"])
+
+
 @pytest.mark.parametrize("rotation", [90, 180, -90])
 def test_rotation_metadata_is_applied(tmp_path, rotation):
     p = tmp_path / "r.mp4"

@@ -9,6 +9,8 @@ How unusual sources are handled (each case that changes pixels or timing raises 
   recorded as gray, so that they decode back to gray. An alpha channel is dropped, colours kept as stored,
   not composited (warning, when the first frame has a pixel that is not fully opaque: an opaque alpha plane,
   as in RGBA screenshots, or the fourth plane FFmpeg gives a CMYK JPEG, drops nothing).
+- **HDR.** A PQ or HLG transfer is coded as stored (the samples as if SDR), with a warning that the decoded
+  video, SDR, will look washed out.
 - **Photos.** A multi-page TIFF gives its first page (FFmpeg's reader; warning with the page count).
 - **Rotation.** A display matrix (phone videos) that rotates by a multiple of 90 degrees is applied: frames are
   coded upright, width/height as displayed, and the rotation is recorded in the header. A non-right-angle
@@ -50,6 +52,7 @@ DEFAULT_RATE = Fraction(25)
 _COLORSPACES = {0: "gbr", 1: "bt709", 2: "unknown", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
                 8: "ycgco", 9: "bt2020nc", 10: "bt2020c", 14: "ictcp"}
 _RANGES = {0: "unknown", 1: "tv", 2: "pc"}
+_HDR_TRANSFERS = {16: "PQ, SMPTE ST 2084", 18: "HLG, ARIB STD-B67"}  # AVColorTransferCharacteristic values
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ def _holds_8bit_rgb(frame: av.VideoFrame) -> bool:
         back = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
             format=frame.format.name, dst_colorspace=frame.colorspace, dst_color_range=frame.color_range, threads=1)
         return bool(np.array_equal(back.to_ndarray(), frame.to_ndarray()))
-    except (av.FFmpegError, ValueError):
+    except Exception:  # noqa: BLE001 -- a layout PyAV cannot hold as an array: not known to be exact, so rounded
         return False
 
 
@@ -240,6 +243,10 @@ class VideoSource:
         self._watch_depth = depth > 8 and _holds_8bit_rgb(frame)
         if depth > 8 and not self._watch_depth:
             notes.append(_rounded_note(self.name, depth, fmt.name))
+        hdr = _HDR_TRANSFERS.get(int(frame.color_trc))
+        if hdr is not None:
+            notes.append(f"{self.name}: HDR video ({hdr} transfer) is coded as stored, as if it were SDR: decoded, "
+                         f"it is SDR video and will look washed out (tone-map it to SDR first)")
         self._rot = _rotation(frame, self.name)
         # FFmpeg reports a mirrored EXIF orientation as its rotation alone: flip the stored picture before rotating
         orientation = jpeg_orientation(self._path) if self._path and v.codec_context.name == "mjpeg" else None

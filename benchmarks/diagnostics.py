@@ -5,7 +5,9 @@
 Measures, on the held-out segments of ``data/manifest.json`` (``make data``; 17 frames each, native size):
 
 1. PSNR-Y by frame position in the 17-frame window (mean over segments), the mean |dPSNR-Y| between consecutive
-   frames, and how far the worst position lies below its window's mean — at the lowest and highest quality;
+   frames, and how far the worst position lies below its window's mean — at the lowest and highest quality; the
+   same as streamed (the default keyframe period), by position in the chunks, on the held-out clips of
+   :mod:`benchmarks.keyint`;
 2. coded bpp and PSNR-Y per quality setting, and the dB each step adds per extra bit;
 3. how often token bits change between consecutive latent frames where the picture does not change (8x8 blocks
    whose luma moves by at most 2 levels over both 4-frame groups), per token plane;
@@ -90,6 +92,34 @@ def frame_positions(tok: Tokenizer, segments, quality: int) -> dict:
             "psnr_y_by_position_without_cuts": [round(float(v), 2) for v in clean],
             "worst_position_without_cuts": int(np.argmin(clean)),
             "worst_below_window_mean_db_without_cuts": float(clean.mean() - clean.min())}
+
+
+def stream_positions(tok: Tokenizer, quality: int) -> dict:
+    """Flicker as the codec is used: the held-out clips of :mod:`benchmarks.keyint` (97-129 frames) coded as one
+    stream each (``vcodec.compress``, the default keyframe period), PSNR-Y by position in the continuing chunks
+    (the frames after the first chunk, ``window - 1`` per chunk; a chunk's latent groups start at 0, 4, 8, 12),
+    frames at scene cuts left out of the positions and the changes across them out of the mean |dPSNR-Y| (as in
+    :func:`frame_positions`)."""
+    import vcodec
+    from benchmarks.keyint import CLIPS, load
+
+    window = tok.window_frames
+    period = window - 1
+    sums, counts, deltas = np.zeros(period), np.zeros(period), []
+    for spec in CLIPS:
+        frames = load(spec)
+        out = vcodec.decompress(vcodec.compress(frames, quality=quality, tokenizer=tok), tokenizer=tok)
+        p = np.array([psnr_y_bt709_limited(frames[i:i + 1], out[i:i + 1]) for i in range(len(frames))])
+        cuts = set(scene_cuts(frames))
+        deltas.append([abs(p[i] - p[i - 1]) for i in range(1, len(p)) if i not in cuts])  # not across a cut
+        for i in range(window, len(frames)):
+            if i not in cuts:
+                sums[(i - window) % period] += p[i]
+                counts[(i - window) % period] += 1
+    mean_pos = sums / counts
+    return {"quality": quality, "clips": [c.name for c in CLIPS], "psnr_y_by_position": [round(float(v), 2) for v in mean_pos],
+            "mean_abs_delta_db": float(np.mean(np.concatenate(deltas))), "worst_position": int(np.argmin(mean_pos)),
+            "worst_below_mean_db": float(mean_pos.mean() - mean_pos.min())}
 
 
 def rate_points(tok: Tokenizer, segments) -> list[dict]:
@@ -193,6 +223,19 @@ def markdown(reports: list[dict]) -> str:
             out.append(f"| {fp['quality']} | " + " | ".join(f"{v:.1f}" for v in fp["psnr_y_by_position"]) +
                        f" | {fp['mean_abs_delta_db']:.2f} | {fp['worst_position']} "
                        f"({fp['worst_below_window_mean_db']:.1f} dB below the mean) |")
+        if r.get("stream_positions"):
+            sp = r["stream_positions"]
+            period = len(sp[0]["psnr_y_by_position"])
+            out += ["", f"As streamed (the default keyframe period; `--keyint 17` codes every window on its own as "
+                    f"above): the held-out clips of `keyint.md` ({', '.join(sp[0]['clips'])}), PSNR-Y by position in "
+                    f"the {period}-frame chunks after the first (latent groups start at 0, 4, 8, 12; frames at scene "
+                    "cuts left out, and the changes across them):", "",
+                    "| quality | " + " | ".join(str(i) for i in range(period)) + " | mean abs dPSNR (dB) | worst position |",
+                    "|---:|" + "---:|" * period + "---:|---|"]
+            for fp in sp:
+                out.append(f"| {fp['quality']} | " + " | ".join(f"{v:.1f}" for v in fp["psnr_y_by_position"]) +
+                           f" | {fp['mean_abs_delta_db']:.2f} | {fp['worst_position']} "
+                           f"({fp['worst_below_mean_db']:.2f} dB below the mean) |")
         cut_rows = [fp for fp in r["frame_positions"] if fp.get("scene_cuts")]
         if cut_rows:
             cuts = ", ".join(f"{k} frame {', '.join(map(str, v))}" for k, v in cut_rows[0]["scene_cuts"].items())
@@ -237,6 +280,9 @@ def markdown(reports: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+SECTIONS = ("frame_positions", "stream_positions", "rate_points", "static_bit_flips", "colour", "x265_intra")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")
@@ -244,6 +290,8 @@ def main(argv=None) -> None:
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--x265-intra", action="store_true")
     ap.add_argument("--results", default=os.path.join(REPO, "benchmarks", "results", "results.json"))
+    ap.add_argument("--sections", nargs="+", default=None, choices=SECTIONS,
+                    help="measure only these, and put them into the report already at OUTPUT (same weights)")
     ap.add_argument("--markdown", nargs="*", default=None, metavar="JSON",
                     help="write diagnostics.md (to OUTPUT) from these report JSON files instead of measuring")
     args = ap.parse_args(argv)
@@ -262,12 +310,18 @@ def main(argv=None) -> None:
     segments = heldout_segments(Path(args.data))
     t0 = time.time()
     top = len(tok.rate_points)
-    report = {
-        "model": tok.name, "weights_hash": tok.weights_hash, "segments": [n for n, _ in segments],
-        "command": "python -m benchmarks.diagnostics " + " ".join(argv if argv is not None else os.sys.argv[1:]),
-    }
+    command = "python -m benchmarks.diagnostics " + " ".join(argv if argv is not None else os.sys.argv[1:])
+    report = {"model": tok.name, "weights_hash": tok.weights_hash, "segments": [n for n, _ in segments],
+              "command": command}
+    if args.sections:
+        with open(args.output) as fh:
+            report = json.load(fh)
+        if report["weights_hash"] != tok.weights_hash:
+            raise SystemExit(f"{args.output} describes other weights ({report['weights_hash'][:12]}); measure all")
+        report["command"] += f"; then {command}"
     sections = [
         ("frame_positions", lambda: [frame_positions(tok, segments, 1), frame_positions(tok, segments, top)]),
+        ("stream_positions", lambda: [stream_positions(tok, 1), stream_positions(tok, top)]),
         ("rate_points", lambda: rate_points(tok, segments)),
         ("static_bit_flips", lambda: [static_bit_flips(tok, segments, 1), static_bit_flips(tok, segments, top)]),
         ("colour", lambda: colour_error(tok)),
@@ -275,6 +329,8 @@ def main(argv=None) -> None:
     if args.x265_intra:
         sections.append(("x265_intra", lambda: x265_intra(args.results)))
     for key, run in sections:      # the report is written after each section: a long run keeps what it measured
+        if args.sections and key not in args.sections:
+            continue
         report[key] = run()
         report["seconds"] = time.time() - t0
         with open(args.output, "w") as fh:

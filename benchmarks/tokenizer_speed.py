@@ -1,12 +1,13 @@
 """Tokenizer speed: encode and decode frames/s and peak memory at 640x360 and 1280x720.
 
     python -m benchmarks.tokenizer_speed [--model default] [--device cpu] [--threads N] [--frames 17] [--clip F]
-                                         [--stream]
+                                         [--stream] [--precision fp32|bf16]
 
 Default: the networks alone on one keyframe window (``--frames`` frames, the first a latent frame of its own).
 ``--stream``: the whole codec as ``vcodec encode`` / ``decode`` run it, :func:`vcodec.compress` /
 :func:`vcodec.decompress` of one default keyframe period (129 frames: a keyframe window, then windows that continue
-it), at the top rate point: networks, token coder and container, no file I/O.
+it), at the top rate point: networks, token coder and container, no file I/O. ``--precision bf16`` times decoding
+with the decoder network in bfloat16 (the encoder is float32 either way, so only decoding is timed).
 
 Each (size, direction) runs in a fresh subprocess so that its peak RSS (ru_maxrss) is its own.
 Speed is the median of ``--repeats`` timed runs after one warm-up run; input is real footage
@@ -66,7 +67,7 @@ def _worker(args) -> dict:
     keep_freed_memory()   # as the vcodec command does at start
     if args.threads:
         torch.set_num_threads(args.threads)
-    tok = load_tokenizer(args.model, device=args.device)
+    tok = load_tokenizer(args.model, device=args.device, precision=args.precision)
     frames = _frames(args.width, args.height, args.frames, args.clip)
     levels = tok.rate_points[-1].levels  # the top rate point's planes
     if args.stream:
@@ -94,7 +95,7 @@ def _worker(args) -> dict:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {"direction": args.direction, "width": args.width, "height": args.height, "frames": args.frames,
            "fps": args.frames / med, "seconds_median": med, "peak_rss_mb": peak_mb, "levels": levels,
-           "threads": torch.get_num_threads(), "device": args.device, "model": tok.name,
+           "threads": torch.get_num_threads(), "device": args.device, "model": tok.name, "precision": args.precision,
            "parameters": tok.parameters, "what": "codec, one keyframe period" if args.stream else "networks, one window"}
     if args.device.startswith("cuda"):
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
@@ -111,6 +112,8 @@ def main(argv=None) -> None:
     ap.add_argument("--stream", action="store_true", help="time vcodec.compress/decompress of a keyframe period "
                     "(networks, coder and container) instead of the networks on one window")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="the decoder network's number format (bf16: decoding only)")
     ap.add_argument("--clip", default=None, help="video file, or corpus .npz (its first held-out segment), to time "
                     "on (default: the shipped sample clip)")
     ap.add_argument("--json", dest="json_out", default=None, help="also write the rows to this file")
@@ -127,16 +130,17 @@ def main(argv=None) -> None:
         return
     rows = []
     for w, h in SIZES:
-        for direction in ("encode", "decode"):
+        for direction in ("decode",) if args.precision == "bf16" else ("encode", "decode"):
             cmd = [sys.executable, "-m", "benchmarks.tokenizer_speed", "--worker", "--model", args.model,
                    "--device", args.device, "--threads", str(args.threads), "--frames", str(args.frames),
+                   "--precision", args.precision,
                    "--repeats", str(args.repeats), *(["--clip", args.clip] if args.clip else []),
                    *(["--stream"] if args.stream else []), "--width", str(w), "--height", str(h), "--direction", direction]
             res = subprocess.run(cmd, capture_output=True, text=True, check=True)
             row = json.loads(res.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"{direction:6s} {w}x{h}: {row['fps']:6.1f} frames/s  peak RSS {row['peak_rss_mb']:7.0f} MB  "
-                  f"({row['threads']} threads, {row['device']}, {row['levels']} levels; {row['what']}, "
+                  f"({row['threads']} threads, {row['device']} {row['precision']}, {row['levels']} levels; {row['what']}, "
                   f"{row['frames']} frames)", flush=True)
     meta = {"machine": platform.processor() or platform.machine(), "python": platform.python_version()}
     if args.json_out:

@@ -382,3 +382,41 @@ def test_info_needs_no_model(tok9, tmp_path, monkeypatch):
     with open(tmp_path / "a.vcb", "rb") as f:  # not seekable in spirit: counted from the coded chunks
         d = vcodec.info(io.BufferedReader(io.BytesIO(f.read())))
     assert (d["frames"], d["chunks"]) == (10, 2)
+
+
+def test_decoding_in_bf16_gives_the_same_tokens_and_nearly_the_same_pixels(tok9, model_path, monkeypatch):
+    """precision="bf16" runs the decoder network in bfloat16 (allowed here whatever the CPU: a tiny model is quick
+    even where bf16 is emulated); the encoder and the tokens are untouched."""
+    from vcodec import models
+
+    monkeypatch.setattr(models, "bf16_is_fast", lambda device: True)
+    frames = pattern_frames(10, 16, 24)
+    data = vcodec.compress(frames, tokenizer=tok9)
+    exact = vcodec.decompress(data, model=model_path)
+    fast = vcodec.decompress(data, model=model_path, precision="bf16")
+    assert fast.shape == exact.shape and fast.dtype == np.uint8
+    diff = np.abs(fast.astype(int) - exact.astype(int))
+    assert 0 < diff.max() <= 8 and diff.mean() < 1.0   # bfloat16 keeps 8 significant bits: a level or so
+    tok16 = models.load_tokenizer(model_path, "cpu", "bf16")
+    assert tok16.weights_hash == tok9.weights_hash and tok16.precision == "bf16"
+    assert next(tok16.model.encoder.parameters()).dtype == torch.float32  # streams never depend on it
+    assert next(tok16.model.decoder.parameters()).dtype == torch.bfloat16
+
+
+def test_bf16_is_refused_where_it_would_be_emulated(tok9, model_path, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from vcodec import models
+    from vcodec.cli import main
+
+    monkeypatch.setattr(models, "bf16_is_fast", lambda device: False)
+    data = vcodec.compress(pattern_frames(3, 8, 8), tokenizer=tok9)
+    with pytest.raises(vcodec.ModelError, match="precision bf16 needs a GPU or a CPU with native bfloat16"):
+        vcodec.decompress(data, model=model_path, precision="bf16")
+    with pytest.raises(vcodec.ModelError, match="unknown precision 'fp16'"):
+        vcodec.decompress(data, model=model_path, precision="fp16")
+    (tmp_path / "a.vcb").write_bytes(data)
+    r = CliRunner().invoke(main, ["decode", str(tmp_path / "a.vcb"), "-o", str(tmp_path / "a.mkv"), "--model",
+                                  model_path, "--precision", "bf16"])
+    assert r.exit_code == 1 and r.stderr.startswith("vcodec: error: ") and len(r.stderr.splitlines()) == 1
+    assert not (tmp_path / "a.mkv").exists()

@@ -391,11 +391,14 @@ def encode(input, output, quality, bitrate, keyint, model, device, start, num_fr
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--pix-fmt", type=click.Choice(["yuv444p16le", "yuv444p", "yuv420p"]), default=None,
               help="y4m pixel format (default yuv444p16le, exact); .mp4: yuv420p (default) or yuv444p")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="the decoder network's number format: bf16 is faster on GPUs and on CPUs with native bfloat16 "
+                   "(which it needs), its pixels a little further from the source (docs/CLI.md)")
 @_range_options
 @_threads_option
 @click.option("--json", "as_json", is_flag=True, help="print one JSON summary (no progress bar)")
-def decode(input, output, overwrite, salvage, model, device, pix_fmt, start, num_frames, duration, threads,
-           as_json):
+def decode(input, output, overwrite, salvage, model, device, pix_fmt, precision, start, num_frames, duration,
+           threads, as_json):
     """Decode IN.vcb (- for stdin) to OUTPUT.
 
     The output has the stream's frame count, size and exact frame rate; audio tracks are muxed back into
@@ -420,15 +423,16 @@ def decode(input, output, overwrite, salvage, model, device, pix_fmt, start, num
     with _with_context(input if input != "-" else "<stdin>", salvage_hint=not salvage):
         res = api.decode_video(input, output, overwrite=overwrite, salvage=salvage, model=model, device=device,
                                pix_fmt=pix_fmt, progress=not as_json, start=start, frames=num_frames,
-                               duration=duration, threads=threads)
+                               duration=duration, threads=threads, precision=precision)
     if as_json:
         _emit_json(res.to_json(), to_stderr=output == "-")
     else:
         lossy = "lossy re-encode" if res.lossy else res.note
         skipped = f", skipped {_n(len(res.skipped), 'damaged part')}" if res.skipped else ""
+        precision = f", decoder in {res.precision}" if res.precision != "fp32" else ""
         click.echo(
             f"{_summary_head(res)}, {res.container} {res.codec} {res.pix_fmt} ({lossy}), {res.seconds:.2f} s "
-            f"({res.fps:.1f} frames/s){skipped}",
+            f"({res.fps:.1f} frames/s{precision}){skipped}",
             err=True,
         )
 

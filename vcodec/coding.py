@@ -371,11 +371,13 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
         warnings.warn(note, VcodecWarning, stacklevel=3)
 
 
-def decoder_for(reader: VcbReader, *, tokenizer: Tokenizer | None, model, device: str, name: str) -> Tokenizer:
-    """The tokenizer that made the stream ``reader`` opened (see :func:`vcodec.models.stream_tokenizer`),
-    checked against the header's geometry; the reader is given its coder tables."""
+def decoder_for(reader: VcbReader, *, tokenizer: Tokenizer | None, model, device: str, name: str,
+                precision: str = "fp32") -> Tokenizer:
+    """The tokenizer that made the stream ``reader`` opened (see :func:`vcodec.models.stream_tokenizer`; its
+    decoder in ``precision``), checked against the header's geometry; the reader is given its coder tables."""
     h = reader.header
-    tok = stream_tokenizer(h.model_name, h.weights_hash, tokenizer=tokenizer, model=model, device=device, what=name)
+    tok = stream_tokenizer(h.model_name, h.weights_hash, tokenizer=tokenizer, model=model, device=device, what=name,
+                           precision=precision)
     check_geometry(h, tok, name)
     reader.set_tables(writer_tables(tok, h))
     return tok

@@ -56,6 +56,31 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def bf16_is_fast(device) -> bool:
+    """Whether bfloat16 pays off on ``device`` (a torch.device or its name): on GPUs, and on CPUs with native bf16
+    instructions only (elsewhere emulated: measured 25-60x slower than float32)."""
+    if str(device) != "cpu" and not str(device).startswith("cpu:"):
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+PRECISIONS = ("fp32", "bf16")  # the decoder network's number format (tokens are the same either way)
+
+
+def check_precision(precision: str, device: str) -> None:
+    """Refuse a decoder precision that is unknown, or bf16 where it would be emulated (a ModelError, one line)."""
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r} (use {' or '.join(PRECISIONS)})")
+    if precision == "bf16" and not bf16_is_fast(device):
+        raise ModelError("precision bf16 needs a GPU or a CPU with native bfloat16 instructions (avx512_bf16 or "
+                         "amx_bf16); this one would emulate it, ~30x slower than fp32")
+
+
 # ----------------------------------------------------------------------------------------------
 # names and files
 
@@ -132,17 +157,21 @@ def list_models() -> list[dict]:
 _CACHE: dict[tuple, Tokenizer] = {}
 
 
-def load_tokenizer(model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto") -> Tokenizer:
-    """Load (and cache) a tokenizer by shipped name or ``.pt`` path. Raises :class:`ModelNotFoundError`."""
+def load_tokenizer(model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
+                   precision: str = "fp32") -> Tokenizer:
+    """Load (and cache) a tokenizer by shipped name or ``.pt`` path, its decoder network in ``precision``
+    (:data:`PRECISIONS`). Raises :class:`ModelNotFoundError`, or :class:`ModelError` for a precision not offered
+    here (:func:`check_precision`)."""
     from vcodec.tokenizer import Tokenizer
 
     dev = resolve_device(device)
+    check_precision(precision, dev)
     path = model_path(model)
-    key = (os.fspath(model), *_file_key(path), dev)
+    key = (os.fspath(model), *_file_key(path), dev, precision)
     if key not in _CACHE:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = Tokenizer.load(path, device=dev)
+        _CACHE[key] = Tokenizer.load(path, device=dev, precision=precision)
     return _CACHE[key]
 
 
@@ -159,12 +188,13 @@ def find_by_hash(weights_hash: str) -> ModelInfo | None:
 
 
 def stream_tokenizer(model_name: str, weights_hash: str, *, tokenizer: Tokenizer | None = None, model=None,
-                     device: str = "auto", what: str = "stream") -> Tokenizer:
+                     device: str = "auto", what: str = "stream", precision: str = "fp32") -> Tokenizer:
     """The tokenizer whose weights made a stream (its header's ``model_name`` and ``weights_hash``): the one
     given, the model named by the caller, or the shipped model with that weights hash (the file named
-    ``model_name`` first). Anything else is :class:`ModelNotFoundError`, one line naming the model."""
+    ``model_name`` first), its decoder in ``precision`` (a tokenizer given keeps its own). Anything else is
+    :class:`ModelNotFoundError`, one line naming the model."""
     if tokenizer is not None or model is not None:
-        tok = tokenizer if tokenizer is not None else load_tokenizer(model, device)
+        tok = tokenizer if tokenizer is not None else load_tokenizer(model, device, precision)
         if tok.weights_hash != weights_hash:
             raise ModelNotFoundError(
                 f"{what}: made with model {model_name!r} (weights sha256 {weights_hash[:12]}...), "
@@ -181,7 +211,7 @@ def stream_tokenizer(model_name: str, weights_hash: str, *, tokenizer: Tokenizer
         candidates.append(found.path)
     for path in candidates:
         if model_info(path).weights_hash == weights_hash:
-            tok = load_tokenizer(path, device)
+            tok = load_tokenizer(path, device, precision)
             if tok.weights_hash == weights_hash:
                 return tok
     shipped = ", ".join(shipped_names()) or "none"

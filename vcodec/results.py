@@ -63,8 +63,9 @@ class DecodeResult:
     model: str
     weights_hash: str
     quality: int | None
-    levels: int  # token planes coded; with rate control the most a chunk may code (``chunk_qualities`` says which)
+    levels: int  # the header's token planes (with rate control, the most a chunk may code: `vcodec info` says which)
     device: str
+    precision: str  # the decoder network's number format ("fp32", "bf16")
     container: str
     codec: str
     pix_fmt: str

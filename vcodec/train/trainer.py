@@ -28,6 +28,7 @@ from ..model.config import TokenizerConfig
 from ..model.lfq import plane_mask
 from ..model.pixels import frames_to_model, model_to_frames
 from ..model.rate import rate_model
+from ..models import bf16_is_fast
 from .corpus import ClipSampler, Corpus
 from .discriminator import PatchDiscriminator, hinge_d_loss
 from .losses import frame_psnr_yuv_loss, reconstruction_loss
@@ -118,18 +119,6 @@ def _per_point(values, points: int, name: str) -> list[float]:
     if len(values) != points or min(values) < 0 or not sum(values) > 0:
         raise ValueError(f"{name} needs {points} non-negative numbers (one per quality point), got {values}")
     return values
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """bfloat16 autocast pays off on GPUs and on CPUs with native bf16 instructions only."""
-    if device.type != "cpu":
-        return True
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _is_dist() -> bool:

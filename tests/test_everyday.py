@@ -214,7 +214,7 @@ def test_info_takes_the_bytes_compress_returns():
 
     data = vcodec.compress(pattern_frames(7, 16, 16), tokenizer=tiny_tokenizer(window_frames=5))
     d = vcodec.info(data)
-    assert (d["frames"], d["width"], d["chunks"], d["bytes"]) == (7, 16, 2, None)
+    assert (d["frames"], d["width"], d["chunks"], d["bytes"]) == (7, 16, 2, len(data))
     assert vcodec.info(data, verify=True)["verify"]["ok"]
 
 
@@ -381,6 +381,14 @@ def test_compare_per_frame_and_means(tmp_path):
     assert rows[0] == "frame,psnr_y,psnr_yuv,ms_ssim" and len(rows) == 7 and rows[3].startswith("2,100.0")
     text = run("compare", ref_p, dist_p).stdout
     assert "per-frame mean" in text and "global" in text and "6 frames" in text
+    # an existing CSV (or an input named as the CSV) is kept without -y, before any measuring
+    (tmp_path / "keep.csv").write_text("mine")
+    r = run("compare", ref_p, dist_p, "--csv", tmp_path / "keep.csv")
+    assert r.exit_code == 1 and "keep.csv already exists (use -y to replace it)" in r.stderr
+    assert (tmp_path / "keep.csv").read_text() == "mine"
+    assert run("compare", ref_p, dist_p, "--csv", dist_p, "-y").exit_code == 1 and dist_p.stat().st_size > 100
+    assert run("compare", ref_p, dist_p, "--csv", tmp_path / "keep.csv", "-y").exit_code == 0
+    assert (tmp_path / "keep.csv").read_text().startswith("frame,")
 
 
 def test_compare_and_encode_psnr_take_odd_sizes(model, tmp_path):
@@ -604,8 +612,9 @@ def test_awkward_files_round_trip_to_every_output(tok5, tmp_path, name):
             assert frames.shape == (n, h, w, 3) and res.frames == n, (ext, frames.shape)
             if ext != "png":
                 assert info.frame_rate == rate, ext
-            if ext in ("mkv", "mp4", "webm"):
+            if ext != "png":
                 assert info.sample_aspect_ratio == sar, ext
+            if ext in ("mkv", "mp4", "webm"):
                 with av.open(str(out)) as c:
                     assert len(c.streams.audio) == int(audio), ext
                     if audio:
@@ -623,8 +632,13 @@ def test_png_sequence_output_is_all_or_nothing(clip_vcb, model, tmp_path):
     r = run("decode", clip_vcb, "-o", pat, "--model", model)  # the sequence exists: refused without -y
     assert r.exit_code == 1 and "f_001.png already exists" in r.stderr
     (tmp_path / "f_013.png").write_bytes(b"stale")  # -y replaces the whole sequence
+    (tmp_path / "f_040.png").write_bytes(b"stale")  # past a gap too
     assert run("decode", clip_vcb, "-o", pat, "--model", model, "-y").exit_code == 0
     assert len(list(tmp_path.iterdir())) == 12 and len(_quiet_read(pat)[0]) == 12
+    for i in (1, 2):  # a sequence whose first files are gone is still refused, at the first file it has
+        (tmp_path / f"f_{i:03d}.png").unlink()
+    r = run("decode", clip_vcb, "-o", pat, "--model", model)
+    assert r.exit_code == 1 and "f_003.png already exists (use -y to replace the sequence)" in r.stderr
 
 
 def test_trim_audio_keeps_the_packets_of_the_range():

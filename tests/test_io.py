@@ -123,9 +123,10 @@ def test_an_hdr_transfer_is_warned_about(tmp_path, trc, warns):
             c.mux(s.encode(frame))
         c.mux(s.encode())
     _, msgs = _vcodec_messages(lambda: read_video(p))
-    assert [m for m in msgs if "HDR" in m] == ([] if warns is None else [f"{p}: {warns} is coded as stored, as if it "
-                                                                        f"were SDR: decoded, it is SDR video and will "
-                                                                        f"look washed out (tone-map it to SDR first)"])
+    assert [m for m in msgs if "HDR" in m] == ([] if warns is None else [f"{p}: {warns} is read as stored, as if it "
+                                                                        f"were SDR: vcodec works in SDR, so what it "
+                                                                        f"encodes decodes washed out (tone-map it to "
+                                                                        f"SDR first)"])
 
 
 @pytest.mark.parametrize("rotation", [90, 180, -90])

@@ -71,6 +71,7 @@ def test_bitrate_between_two_points_is_met_by_mixing_them(tok, frames, ladder_kb
     assert abs(_kbps(data, len(frames)) - target) <= 0.25 * (hi - lo)
     d = vcodec.info(data)
     assert d["format_version"] == 3 and d["bitrate_target"] == round(target * 1000) and d["quality"] is None
+    assert d["levels"] is None  # chosen per chunk: chunk_rates says which
     assert len(d["chunk_rates"]) >= 2 and sum(d["chunk_rates"].values()) == d["chunks"] == CHUNKS
     names = rung_names(tok)  # the header's labels: each chunk's quality, as encode reported it
     assert d["chunk_qualities"] == {names[r]: n for r, n in d["chunk_rates"].items()}
@@ -132,6 +133,7 @@ def test_cli_bitrate(tok, tmp_path):
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["quality"] is None and res["bitrate_target"] == 9000 and sum(res["chunk_qualities"].values()) == CHUNKS
+    assert res["levels"] is None  # chosen per chunk
     assert res["video_kbps"] == pytest.approx(res["bytes"] * 8 / (80 / FPS) / 1000)
     info = runner.invoke(main, ["info", str(tmp_path / "in.vcb")])
     counts = ", ".join(f"{q} x{n}" for q, n in res["chunk_qualities"].items())

@@ -289,7 +289,7 @@ def encode_video(
         model=tok.name,
         weights_hash=tok.weights_hash,
         quality=q,
-        levels=levels,
+        levels=levels if rate is None else None,  # rate control: per chunk (chunk_qualities)
         device=str(tok.device),
         audio_tracks=len(source.audio_tracks),
         audio_bytes=audio_bytes,
@@ -409,7 +409,7 @@ def decode_video(
         model=h.model_name,
         weights_hash=h.weights_hash,
         quality=h.extra.get("quality") if isinstance(h.extra.get("quality"), int) else None,
-        levels=h.levels,
+        levels=None if _rate_controlled(h) else h.levels,
         device=str(tok.device),
         precision=tok.precision,
         container=desc["container"],
@@ -602,7 +602,7 @@ def info(src, *, verify: bool = False) -> dict:
             track_record_size(tid, t) for tid, t in reader.tracks.items())
         return {
             "file": inp.name,
-            "bytes": size,
+            "bytes": stream_size,  # a pipe's: what was read of it, up to the end-of-stream record
             "frames": total,
             "chunks": chunks,
             "keyframe_chunks": checked.pop("keyframe_chunks"),  # intact ones: seeking and salvage restart there
@@ -614,7 +614,7 @@ def info(src, *, verify: bool = False) -> dict:
             "model": h.model_name,
             "weights_hash": h.weights_hash,
             "quality": h.extra.get("quality"),
-            "levels": h.levels,
+            "levels": None if _rate_controlled(h) else h.levels,  # rate control: per chunk (chunk_rates)
             "max_levels": h.max_levels,
             "token_bits": h.token_bits,
             "window_frames": h.window_frames,
@@ -627,7 +627,7 @@ def info(src, *, verify: bool = False) -> dict:
                 for tid, t in reader.tracks.items()
             ],
             "source": h.extra.get("source"),
-            "bitrate_target": h.extra.get("bitrate") if isinstance(h.extra.get("bitrate"), int) else None,
+            "bitrate_target": h.extra.get("bitrate") if _rate_controlled(h) else None,
             "chunk_rates": chunk_rates,
             "chunk_qualities": _chunk_qualities(h.extra.get("qualities"), chunk_rates),
             "video_bytes": checked.pop("video_bytes"),
@@ -636,6 +636,11 @@ def info(src, *, verify: bool = False) -> dict:
                          rate),
             **({"verify": checked} if verify else {}),
         }
+
+
+def _rate_controlled(h) -> bool:
+    """Whether a stream's header says rate control chose each chunk's rate (``extra.bitrate``)."""
+    return isinstance(h.extra.get("bitrate"), int)
 
 
 def _chunk_qualities(names, chunk_rates: dict[str, int]) -> dict[str, int] | None:

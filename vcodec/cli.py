@@ -584,8 +584,9 @@ def bench(args):
 @click.option("--json", "as_json", is_flag=True, help="print JSON: means and per-frame values")
 @click.option("--csv", "csv_path", default=None, metavar="FILE.csv", help="write the per-frame values to FILE.csv")
 @click.option("--vmaf", is_flag=True, help="also VMAF (needs an FFmpeg with libvmaf: the [bench] extra's)")
+@click.option("-y", "--overwrite", is_flag=True, help="replace FILE.csv if it exists")
 @_range_options
-def compare(ref, dist, as_json, csv_path, vmaf, start, num_frames, duration):
+def compare(ref, dist, as_json, csv_path, vmaf, overwrite, start, num_frames, duration):
     """Quality of DIST against REF: PSNR-Y, PSNR-YUV (6:1:1, 4:2:0 chroma) and MS-SSIM, per frame and overall.
 
     Any two videos FFmpeg opens, with the same size and frame count (a .vcb: decode it first). PSNR is
@@ -593,10 +594,14 @@ def compare(ref, dist, as_json, csv_path, vmaf, start, num_frames, duration):
     all frames). --start/--frames/--duration pick the part of REF that DIST holds (e.g. a range decoded with the
     same options): REF from --start against DIST from its first frame."""
     from vcodec.compare import compare_videos, describe, write_csv
+    from vcodec.io.files import check_output
 
+    if csv_path:  # before any work: an existing file (or one of the inputs) is refused
+        for src in (ref, dist):
+            check_output(csv_path, overwrite=overwrite, src=src)
     r = compare_videos(ref, dist, vmaf=vmaf, start=start, frames=num_frames, duration=duration)
     if csv_path:
-        write_csv(csv_path, r)
+        write_csv(csv_path, r, overwrite=overwrite)
     if as_json:
         _emit_json(r, to_stderr=False)
         return

@@ -152,12 +152,15 @@ def compare_videos(ref, dist, *, batch: int = 8, vmaf: bool = False, start=None,
     return out
 
 
-def write_csv(path, result: dict) -> None:
-    """Per-frame metrics, one row per frame: ``frame,psnr_y,psnr_yuv,ms_ssim`` (identical frames: the 100 dB cap)."""
+def write_csv(path, result: dict, *, overwrite: bool = False) -> None:
+    """Per-frame metrics, one row per frame: ``frame,psnr_y,psnr_yuv,ms_ssim`` (identical frames: the 100 dB cap);
+    an existing file is replaced only with ``overwrite`` (written whole or not at all)."""
     import csv
 
+    from vcodec.io.files import atomic_output
+
     pf = result["per_frame"]
-    with open(path, "w", newline="") as f:
+    with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["frame", *METRICS])
         for i in range(result["frames"]):

@@ -25,7 +25,7 @@ class EncodeResult:
     model: str
     weights_hash: str
     quality: int | None  # None: chosen per chunk by rate control (``chunk_qualities``)
-    levels: int  # token planes coded; with rate control the most a chunk may code (``chunk_qualities`` says which)
+    levels: int | None  # token planes coded; None with rate control, which chooses them per chunk (chunk_qualities)
     device: str
     audio_tracks: int
     audio_bytes: int
@@ -63,7 +63,7 @@ class DecodeResult:
     model: str
     weights_hash: str
     quality: int | None
-    levels: int  # the header's token planes (with rate control, the most a chunk may code: `vcodec info` says which)
+    levels: int | None  # token planes coded; None for a rate-controlled stream (per chunk: `vcodec info`)
     device: str
     precision: str  # the decoder network's number format ("fp32", "bf16")
     container: str

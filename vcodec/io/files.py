@@ -197,14 +197,30 @@ def pattern_files(pattern, first: int = 1) -> Iterator[str]:
         i += 1
 
 
+def pattern_matches(pattern) -> list[str]:
+    """Every file in the pattern's directory that the pattern names, whatever its number (gaps and numbers past a
+    gap included), in number order: what writing the sequence may replace."""
+    pattern = os.fspath(pattern)
+    folder, name = os.path.split(pattern)
+    head, _, tail = re.split(r"(%0?\d*d)", name, maxsplit=1)
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(folder or "."):
+            m = re.fullmatch(re.escape(head) + r"(\d+)" + re.escape(tail), entry)
+            if m and name % int(m.group(1)) == entry:
+                found.append((int(m.group(1)), os.path.join(folder, entry)))
+    return [f for _, f in sorted(found)]
+
+
 @contextlib.contextmanager
 def pattern_output(pattern, *, overwrite: bool) -> Iterator[str]:
     """:func:`atomic_output` for an image sequence: yields a pattern in a temporary directory beside the target;
-    on success its files replace the target's (all earlier ones of that pattern removed), on any error the
-    temporary directory goes. Existing files of the pattern are refused without ``overwrite``."""
+    on success its files replace the target's (every earlier file of that pattern removed, whatever its number),
+    on any error the temporary directory goes. Existing files of the pattern (any number) are refused without
+    ``overwrite``."""
     pattern = os.fspath(pattern)
     check_output(pattern, overwrite=overwrite)
-    old = list(pattern_files(pattern))
+    old = pattern_matches(pattern)
     if old and not overwrite:
         raise OutputExistsError(old[0], "the sequence")
     parent = os.path.dirname(pattern) or "."
@@ -216,7 +232,7 @@ def pattern_output(pattern, *, overwrite: bool) -> Iterator[str]:
         tmp = os.path.join(tmpdir, os.path.basename(pattern))
         yield tmp
         stopping.check()
-        for f in pattern_files(pattern):
+        for f in pattern_matches(pattern):
             os.unlink(f)
         for i, f in enumerate(pattern_files(tmp), start=1):
             os.replace(f, pattern % i)

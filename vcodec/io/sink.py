@@ -201,11 +201,11 @@ class VideoSink:
             # one thread, no row multithreading: the same frames give the same bytes on any machine
             s.options = {"crf": str(VP9_CRF), "b": "0", "deadline": "good", "cpu-used": "4", "threads": "1",
                          "row-mt": "0", "tile-columns": "0"}
-        if sar is not None and self.kind not in ("y4m", "png"):
+        if sar is not None and self.kind != "png":
             cc.sample_aspect_ratio = Fraction(sar)
-            if self.kind in ("mkv", "webm") and not _set_stream_sar(s, Fraction(sar)):
+            if self.kind in ("mkv", "webm", "y4m") and not _set_stream_sar(s, Fraction(sar)):
                 warnings.warn(f"{self.name}: the sample aspect ratio {sar} could not be recorded (this PyAV build "
-                              f"does not let vcodec set it on a Matroska stream)", VcodecWarning, stacklevel=3)
+                              f"does not let vcodec set it on a {self.kind} stream)", VcodecWarning, stacklevel=3)
         if self.kind not in ("y4m", "png"):
             # Matroska keeps times in ms and FFmpeg reads its rate back as a fraction with numerator <= 30000,
             # so e.g. 60000/1001 would come back as 19001/317: keep the exact rate in a tag too.

@@ -9,8 +9,8 @@ How unusual sources are handled (each case that changes pixels or timing raises 
   recorded as gray, so that they decode back to gray. An alpha channel is dropped, colours kept as stored,
   not composited (warning, when the first frame has a pixel that is not fully opaque: an opaque alpha plane,
   as in RGBA screenshots, or the fourth plane FFmpeg gives a CMYK JPEG, drops nothing).
-- **HDR.** A PQ or HLG transfer is coded as stored (the samples as if SDR), with a warning that the decoded
-  video, SDR, will look washed out.
+- **HDR.** A PQ or HLG transfer is read as stored (the samples as if SDR), with a warning that vcodec works in
+  SDR, so what it encodes decodes washed out.
 - **Photos.** A multi-page TIFF gives its first page (FFmpeg's reader; warning with the page count).
 - **Rotation.** A display matrix (phone videos) that rotates by a multiple of 90 degrees is applied: frames are
   coded upright, width/height as displayed, and the rotation is recorded in the header. A non-right-angle
@@ -245,8 +245,8 @@ class VideoSource:
             notes.append(_rounded_note(self.name, depth, fmt.name))
         hdr = _HDR_TRANSFERS.get(int(frame.color_trc))
         if hdr is not None:
-            notes.append(f"{self.name}: HDR video ({hdr} transfer) is coded as stored, as if it were SDR: decoded, "
-                         f"it is SDR video and will look washed out (tone-map it to SDR first)")
+            notes.append(f"{self.name}: HDR video ({hdr} transfer) is read as stored, as if it were SDR: vcodec "
+                         f"works in SDR, so what it encodes decodes washed out (tone-map it to SDR first)")
         self._rot = _rotation(frame, self.name)
         # FFmpeg reports a mirrored EXIF orientation as its rotation alone: flip the stored picture before rotating
         orientation = jpeg_orientation(self._path) if self._path and v.codec_context.name == "mjpeg" else None

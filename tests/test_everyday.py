@@ -391,6 +391,14 @@ def test_compare_per_frame_and_means(tmp_path):
     assert (tmp_path / "keep.csv").read_text().startswith("frame,")
 
 
+def test_compare_warns_when_dist_is_longer_than_the_range(tmp_path):
+    ref_p, dist_p, _, _ = _distorted(tmp_path)   # 6 frames each at 25 fps
+    r = run("compare", ref_p, dist_p, "--start", "0.04", "--frames", "2")
+    assert r.exit_code == 0 and "dist.mkv has about 6 frames, more than the 2 of the range" in r.stderr
+    r = run("compare", ref_p, dist_p, "--frames", "2")   # from the start: both begin at frame 0, nothing to say
+    assert r.exit_code == 0 and "warning" not in r.stderr
+
+
 def test_compare_and_encode_psnr_take_odd_sizes(model, tmp_path):
     """Odd widths and heights (a 17x9 clip) are measured, not refused: PSNR-YUV's chroma is that of yuv420p."""
     ref_p, dist_p, _, _ = _distorted(tmp_path, n=3, h=9, w=17)

@@ -21,13 +21,14 @@ import math
 import os
 import subprocess
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from vcodec import metrics
 from vcodec.colour import rgb_to_yuv420
-from vcodec.errors import ArgumentError, InputError
+from vcodec.errors import ArgumentError, InputError, VcodecWarning
 from vcodec.io.source import VideoSource
 
 METRICS = ("psnr_y", "psnr_yuv", "ms_ssim")
@@ -120,6 +121,12 @@ def compare_videos(ref, dist, *, batch: int = 8, vmaf: bool = False, start=None,
             raise InputError(f"{b.name} is {ib.width}x{ib.height} but {a.name} is {ia.width}x{ia.height}: "
                              f"compare needs videos of the same size")
         first, count = frame_range(ia.frame_rate, start, frames, duration)
+        hint = ib.frame_count_hint
+        if first and count is not None and hint is not None and hint > count:
+            warnings.warn(f"{b.name} has about {hint} frames, more than the {count} of the range: its first {count} "
+                          f"are compared with {a.name}'s from frame {first} (DIST should hold just the range, as "
+                          f"decode --start makes it; for a whole video leave out --start)", VcodecWarning,
+                          stacklevel=2)
         groups = itertools.repeat((batch, None))
         wa = (w for w, _ in plan_chunks(a.windows(batch), groups, first, count))
         wb = (w for w, _ in plan_chunks(b.windows(batch), groups, 0, count))

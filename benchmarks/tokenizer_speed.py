@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+from vcodec.models import PRECISIONS
+
 SIZES = [(640, 360), (1280, 720)]
 
 
@@ -112,7 +114,7 @@ def main(argv=None) -> None:
     ap.add_argument("--stream", action="store_true", help="time vcodec.compress/decompress of a keyframe period "
                     "(networks, coder and container) instead of the networks on one window")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+    ap.add_argument("--precision", choices=PRECISIONS, default="fp32",
                     help="the decoder network's number format (bf16: decoding only)")
     ap.add_argument("--clip", default=None, help="video file, or corpus .npz (its first held-out segment), to time "
                     "on (default: the shipped sample clip)")

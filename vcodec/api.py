@@ -595,14 +595,14 @@ def info(src, *, verify: bool = False) -> dict:
         checked["trailing_bytes"] = max(0, size - stream_bytes) if size is not None and reader.total_frames is not None \
             else 0
         rate = Fraction(*h.frame_rate)
-        stream_size = size if size is not None else stream_bytes  # a pipe's size: what was read of it
+        stream_size = size if size is not None else stream_bytes  # a pipe's: what was read, to the end record
         audio_bytes = checked.pop("audio_bytes")
         chunk_rates = checked.pop("chunk_rates")
         audio_stream_bytes = checked.pop("audio_stream_bytes") + sum(
             track_record_size(tid, t) for tid, t in reader.tracks.items())
         return {
             "file": inp.name,
-            "bytes": stream_size,  # a pipe's: what was read of it, up to the end-of-stream record
+            "bytes": stream_size,
             "frames": total,
             "chunks": chunks,
             "keyframe_chunks": checked.pop("keyframe_chunks"),  # intact ones: seeking and salvage restart there
@@ -632,8 +632,7 @@ def info(src, *, verify: bool = False) -> dict:
             "chunk_qualities": _chunk_qualities(h.extra.get("qualities"), chunk_rates),
             "video_bytes": checked.pop("video_bytes"),
             "audio_bytes": audio_bytes,
-            **video_rate(stream_size, audio_stream_bytes, total, h.width, h.height,
-                         rate),
+            **video_rate(stream_size, audio_stream_bytes, total, h.width, h.height, rate),
             **({"verify": checked} if verify else {}),
         }
 

@@ -32,7 +32,7 @@ import click
 from vcodec import __version__, stopping
 from vcodec.allocator import keep_freed_memory
 from vcodec.errors import ArgumentError, OutputExistsError, VcodecError, VcodecWarning
-from vcodec.models import DEFAULT_MODEL
+from vcodec.models import DEFAULT_MODEL, PRECISIONS
 from vcodec.stream import DEFAULT_KEYINT
 
 # name -> ("module:attribute" of a click.Command, its one-line help). Imported on first use, so that
@@ -391,7 +391,7 @@ def encode(input, output, quality, bitrate, keyint, model, device, start, num_fr
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--pix-fmt", type=click.Choice(["yuv444p16le", "yuv444p", "yuv420p"]), default=None,
               help="y4m pixel format (default yuv444p16le, exact); .mp4: yuv420p (default) or yuv444p")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="the decoder network's number format: bf16 is faster on GPUs and on CPUs with native bfloat16 "
                    "(which it needs), its pixels a little further from the source (docs/CLI.md)")
 @_range_options

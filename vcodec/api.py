@@ -55,7 +55,7 @@ from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
 from vcodec.io.sink import VideoSink, output_kind, refuse_frames_for_single_image, single_image
 from vcodec.io.source import VideoSource
 from vcodec.models import DEFAULT_MODEL, encoder_tokenizer, list_models, load_tokenizer, resolve_device
-from vcodec.ratecontrol import MAX_BITRATE, MIN_BITRATE, rung_names
+from vcodec.ratecontrol import MAX_BITRATE, MIN_BITRATE, rate_key, rung_names
 from vcodec.results import DecodeResult, EncodeResult, rate_str, video_rate
 from vcodec.stream import DEFAULT_KEYINT, StreamState
 
@@ -666,7 +666,7 @@ def _verify(reader: VcbReader) -> dict:
     for item in reader.records(salvage=True, decode=False):
         if isinstance(item, CodedChunk):
             video_bytes += len(item.data)
-            rate = f"{item.levels}x{item.bits or reader.header.token_bits}"
+            rate = rate_key(item.levels, item.bits or reader.header.token_bits)
             rates[rate] = rates.get(rate, 0) + 1
             keyframes += not item.continues
             if item.first_frame > frames:

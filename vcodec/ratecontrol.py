@@ -26,8 +26,9 @@ chunk's sizes at every point, scaled to the last one's length), it takes the nei
 total closer (:meth:`RateController._end_choice`; only a neighbour, since a far point shows as a quality step).
 The last two chunks may also take a width between two rate points (:func:`ladder`), which halves the end's size
 steps: measured on 40 targets (whole clips and 2 s cuts, model step 62,871 with quality 9,
-`benchmarks/results/ratecontrol.md`), 40 within 5% (38 without those widths), PSNR-Y 0.11 dB below the fixed
-ladder's interpolation (0.09 without; 0.28 when every chunk may take them). Targets beyond the model's lowest or
+`benchmarks/results/ratecontrol.md`), 40 within 5% (38 without those widths), PSNR-Y 0.13 dB below the fixed
+ladder's interpolation (0.09 without, measured before the header recorded its quality labels; 0.28 when every
+chunk may take them). Targets beyond the model's lowest or
 highest point get that point.
 """
 
@@ -101,13 +102,19 @@ def ladder(tok: Tokenizer) -> list[Rung]:
     return rungs
 
 
+def rate_key(levels: int, bits: int) -> str:
+    """The name of the rate a chunk is coded at, ``"levels x bits"`` (``"2x32"``): how ``info`` counts chunks
+    (``chunk_rates``) and how a rate-controlled header labels them (:func:`rung_names`)."""
+    return f"{levels}x{bits}"
+
+
 def rung_names(tok: Tokenizer) -> dict[str, str]:
-    """Each rung's label by the rate its chunks are coded at, ``"levels x bits"`` (``{"2x32": "6"}``, ladder
-    order): a rate-controlled stream's header records it, so ``info`` names its chunks' qualities without the
-    model. Two rate points coding the same rate (a model may offer that) share the lower one's label."""
+    """Each rung's label by the rate its chunks are coded at (:func:`rate_key`; ``{"2x32": "6"}``, ladder order): a
+    rate-controlled stream's header records it, so ``info`` names its chunks' qualities without the model. Two
+    rate points coding the same rate (a model may offer that) share the lower one's label."""
     names: dict[str, str] = {}
     for r in ladder(tok):
-        names.setdefault(f"{r.levels}x{r.bits}", r.label)
+        names.setdefault(rate_key(r.levels, r.bits), r.label)
     return names
 
 

@@ -41,7 +41,7 @@ data: install
 
 train: data
 	# model v2: resumes runs/v2/ckpt.pt exactly when it exists, else starts from the shipped weights
-	# (warm start when the shipped model is another network); settings: RECIPES["v2"] in vcodec/train/command.py
+	# (warm start when the shipped model is another network); settings: RECIPES["v2"] in vcodec/train/trainer.py
 	$(VPY) -m vcodec.cli train data/corpus.npz -o runs/v2/ckpt.pt --resume --model-config v2 --init vcodec/weights/default.pt
 
 fuzz: install

@@ -159,3 +159,28 @@ def test_mix_rate_proxy_trains_resumes_and_replaces_another_proxy(tmp_path):
     assert json.loads((out / "summary.json").read_text())["train_config"]["rate_model"] == "mix"
     with pytest.raises(ValueError, match="rate model must be one of"):
         Trainer(_tiny_v2(), _cfg(rate_model="bits"), _corpus(), tmp_path / "x.pt")
+
+
+def test_budgeted_run_from_a_shipped_model_takes_the_recipe_and_its_card(tmp_path):
+    """A shipped model stores no training settings: the run starts from the v2 recipe (flags win) and continues
+    the card's step count and history."""
+    from vcodec.model.checkpoint import atomic_save, export_inference
+    from vcodec.train.trainer import RECIPES
+
+    _write_corpus(tmp_path / "c.npz")
+    t = Trainer(_tiny_v2(), _cfg(frames=9), _corpus(), tmp_path / "unused.pt")
+    card = {"steps": 40, "train_seconds": 7.0, "history": [{"step": 40, "psnr_y": {1: 20.0}}]}
+    ckpt = {"config": t.mcfg.to_dict(), "model": t.model.state_dict()}
+    atomic_save(export_inference(ckpt, rate_points=[], coder_tables=None, card=card), tmp_path / "shipped.pt")
+    out = tmp_path / "out"
+    budget.main([str(tmp_path / "c.npz"), "--init", str(tmp_path / "shipped.pt"), "--out", str(out), "--minutes",
+                 "0.1", "--device", "cpu", "--batch", "1", "--size", "16", "--probe-steps", "3", "--reserve-s", "1",
+                 "--eval-every", "1000", "--loaders", "1", "--frames", "9", "--flicker-weight", "0.7",
+                 "--saturation-prob", "0.2"])
+    summary = json.loads((out / "summary.json").read_text())
+    cfg = summary["train_config"]
+    assert {k: cfg[k] for k in ("distortion", "rate_weight", "aux_gain")} == {
+        k: RECIPES["v2"][k] for k in ("distortion", "rate_weight", "aux_gain")}
+    assert cfg["flicker_weight"] == 0.7 and cfg["saturation_prob"] == 0.2 and cfg["restart_step"] == 40
+    assert summary["start_step"] == 40 and summary["end_step"] > 40
+    assert summary["history"][0]["step"] == 40

@@ -113,7 +113,7 @@ def model_info(path: Path) -> ModelInfo:
     """Name, weights hash, size and rate points of one checkpoint file (read once per file version)."""
     key = _file_key(path)
     if key not in _INFO_CACHE:
-        from vcodec.model.checkpoint import default_quality, load_checkpoint, rate_points
+        from vcodec.model.checkpoint import load_checkpoint, rate_points, resolve_default_quality
         from vcodec.model.config import TokenizerConfig
 
         try:
@@ -124,7 +124,7 @@ def model_info(path: Path) -> ModelInfo:
         params = sum(v.numel() for v in ck["ema"].values())
         points = rate_points(ck, cfg)
         _INFO_CACHE[key] = ModelInfo(path.stem, path, ck.get("weights_hash", ""), params, points, ck.get("card", {}),
-                                     default_quality(ck, points))
+                                     resolve_default_quality(ck.get("default_quality"), points))
     return _INFO_CACHE[key]
 
 

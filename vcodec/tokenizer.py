@@ -25,10 +25,10 @@ from .model.autoencoder import VideoTokenizer
 from .model.checkpoint import (
     RatePoint,
     build_from_checkpoint,
-    default_quality,
     default_rate_points,
     load_checkpoint,
     rate_points,
+    resolve_default_quality,
     stored_mix_tables,
     weights_hash,
 )
@@ -58,7 +58,7 @@ class Tokenizer:
             raise ValueError(f"unknown precision {precision!r}")
         self.rate_points = rate_points or default_rate_points(self.config)
         # the quality of a stream that asks for none (see vcodec.model.checkpoint.default_quality)
-        self.default_quality = default_quality or max(rp.quality for rp in self.rate_points)
+        self.default_quality = resolve_default_quality(default_quality, self.rate_points)
         self.coder_tables = None if coder_tables is None else np.asarray(coder_tables)  # coder version 1
         # the learned coder's (versions 2, 3), per version and token width: {version: {bits: MixTables}}
         self.mix_tables = {int(v): {int(b): bitstream.MixTables.of(t) for b, t in by_bits.items()}
@@ -91,7 +91,7 @@ class Tokenizer:
         model = _round_to_fp16(model)
         name = path.stem   # the header names the model by file stem (never a full path: bytes stay reproducible)
         points = rate_points(ckpt, model.cfg)
-        return cls(model, name=name, rate_points=points, default_quality=default_quality(ckpt, points),
+        return cls(model, name=name, rate_points=points, default_quality=ckpt.get("default_quality"),
                    coder_tables=ckpt.get("coder_tables"), mix_tables=stored_mix_tables(ckpt), card=ckpt.get("card"),
                    device=device, path=path, precision=precision)
 

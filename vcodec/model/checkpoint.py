@@ -38,11 +38,10 @@ def rate_points(ckpt: dict, cfg: TokenizerConfig) -> tuple[RatePoint, ...]:
     return default_rate_points(cfg)
 
 
-def default_quality(ckpt: dict, points: tuple[RatePoint, ...]) -> int:
-    """The quality a stream gets when none is asked for: the checkpoint's ``default_quality`` (a shipped model
-    that gained a level after training keeps its highest trained point), else the highest of ``points``."""
-    q = ckpt.get("default_quality")
-    return int(q) if q is not None else max(rp.quality for rp in points)
+def resolve_default_quality(stored: int | None, points: tuple[RatePoint, ...]) -> int:
+    """The quality a stream gets when none is asked for: the ``default_quality`` a checkpoint stores (a shipped
+    model that gained a level after training keeps its highest trained point), else the highest of ``points``."""
+    return int(stored) if stored is not None else max(rp.quality for rp in points)
 
 
 def weights_hash(state_dict: dict) -> str:

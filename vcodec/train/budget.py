@@ -28,7 +28,7 @@ from ..model.checkpoint import atomic_save, load_checkpoint
 from ..model.config import TokenizerConfig
 from .corpus import ClipSampler, Corpus
 from .revive import revive_silent_channels
-from .trainer import TrainConfig, Trainer, evaluate, parse_numbers
+from .trainer import RECIPES, TrainConfig, Trainer, evaluate, parse_numbers
 
 
 class Prefetcher:
@@ -96,9 +96,14 @@ def _load_weights(trainer: Trainer, ck: dict) -> None:
     same_proxy = (ck.get("train_config") or {}).get("rate_model", "contexts") == trainer.cfg.rate_model
     if ck.get("rate_model") is not None and same_proxy:  # (another proxy starts afresh and learns with the model)
         trainer.rate_model.load_state_dict(ck["rate_model"])
-    trainer.step = int(ck.get("step", 0))
-    trainer.train_seconds = float(ck.get("train_seconds", 0.0))
-    trainer.history = list(ck.get("history", []))
+    trainer.step, trainer.train_seconds, trainer.history = _progress(ck)
+
+
+def _progress(ck: dict) -> tuple[int, float, list]:
+    """(step, training seconds, held-out history) of a training checkpoint, or of a shipped model (its card)."""
+    src = ck if "step" in ck else ck.get("card") or {}
+    return (int(src.get("step", src.get("steps", 0))), float(src.get("train_seconds", 0.0)),
+            list(src.get("history", [])))
 
 
 def run(args) -> dict:
@@ -113,14 +118,17 @@ def run(args) -> dict:
         torch.backends.cudnn.allow_tf32 = True
     ck = load_checkpoint(args.init)
     mcfg = TokenizerConfig.from_dict(ck["config"])
-    stored = dict(ck.get("train_config") or {})
-    step0 = int(ck.get("step", 0))
+    # a training checkpoint's own settings; a shipped model stores none: the recipe of the v2 network
+    stored = dict(ck.get("train_config") or {k: v for k, v in RECIPES["v2"].items() if k not in ("steps", "lr")})
+    step0 = _progress(ck)[0]
     cfg = TrainConfig(**{**stored, "batch": args.batch, "size": args.size,
                          "frames": args.frames or stored.get("frames", 17), "lr": args.lr, "warmup": args.warmup,
                          "eval_every": args.eval_every, "seed": step0 + 1, "restart_step": step0,
                          **({"point_rate_scale": args.point_rate_scale} if args.point_rate_scale else {}),
                          **({"point_weights": args.point_weights} if args.point_weights else {}),
                          **({"rate_model": args.rate_model} if args.rate_model else {}),
+                         **{k: getattr(args, k) for k in ("flicker_weight", "saturation_prob")
+                            if getattr(args, k) is not None},
                          "steps": step0 + 10**9, "checkpoint_minutes": 10**9, "max_minutes": 0.0})
     corpus = Corpus.load([args.corpus])
     print(f"corpus: {len(corpus.runs)} runs, {len(corpus.photos)} photos, {len(corpus.heldout)} held-out "
@@ -219,6 +227,10 @@ def main(argv=None) -> None:
                    "each quality point in training (TrainConfig.point_weights; default: the init's)")
     p.add_argument("--rate-model", choices=["contexts", "mix"], default=None, help="the rate proxy "
                    "(TrainConfig.rate_model; default: the init's); a different one than the init's starts afresh")
+    p.add_argument("--flicker-weight", type=float, default=None, help="weight of the hinge on frames more than "
+                   "0.5 dB below their clip's mean PSNR (distortion psnr_yuv; default: the init's, else 0)")
+    p.add_argument("--saturation-prob", type=float, default=None, help="share of clips made more saturated "
+                   "(default: the init's, else 0)")
     p.add_argument("--loaders", type=int, default=4, help="threads drawing batches")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--save-minutes", type=float, default=1.5)

@@ -81,14 +81,6 @@ def _train_config_cls():
     return TrainConfig
 
 
-# Training settings that go with a network (``--model-config``) when a run starts; flags given on the command
-# line win, and a resumed run keeps the settings stored in its checkpoint (flags still win).
-RECIPES = {
-    "v2": {"distortion": "psnr_yuv", "rate_weight": 3.0, "aux_gain": 2000.0, "frames": 17, "size": 96,
-           "lr": 5e-4, "steps": 20000, "eval_every": 1000},
-}
-
-
 @click.command("train")
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
@@ -108,13 +100,14 @@ def train_command(data, output, resume, init, device, model_config, **overrides)
 
     from ..model.rate import RATE_MODELS
     from .corpus import Corpus
-    from .trainer import TrainConfig, Trainer, setup_distributed
+    from .trainer import RECIPES, TrainConfig, Trainer, setup_distributed
 
     out = Path(output)
     stored = None
     if resume and out.exists():
         from ..model.checkpoint import load_checkpoint
         stored = load_checkpoint(out)
+    # a new run starts from the recipe of its network (flags win); a resumed run keeps its stored settings
     base = dict(stored.get("train_config") or {}) if stored else dict(RECIPES.get(model_config, {}))
     try:
         cfg = TrainConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})

@@ -105,6 +105,14 @@ class TrainConfig:
                 raise ValueError(f"{name} must be {wants.get(name, 'at least 0')}, got {getattr(self, name)!r}")
 
 
+# Training settings that go with a network (``vcodec train --model-config``) when a run starts, and that a budget
+# run from a shipped model (which stores no training settings) starts from; flags given on a command line win.
+RECIPES = {
+    "v2": {"distortion": "psnr_yuv", "rate_weight": 3.0, "aux_gain": 2000.0, "frames": 17, "size": 96,
+           "lr": 5e-4, "steps": 20000, "eval_every": 1000},
+}
+
+
 def parse_numbers(text: str) -> tuple[float, ...]:
     """Comma-separated numbers (a per-point setting on a command line, e.g. ``1,1,0.5``) -> a tuple of floats."""
     try:

@@ -57,7 +57,7 @@ class Tokenizer:
         elif precision != "fp32":
             raise ValueError(f"unknown precision {precision!r}")
         self.rate_points = rate_points or default_rate_points(self.config)
-        # the quality of a stream that asks for none (see vcodec.model.checkpoint.default_quality)
+        # the quality of a stream that asks for none (see vcodec.model.checkpoint.resolve_default_quality)
         self.default_quality = resolve_default_quality(default_quality, self.rate_points)
         self.coder_tables = None if coder_tables is None else np.asarray(coder_tables)  # coder version 1
         # the learned coder's (versions 2, 3), per version and token width: {version: {bits: MixTables}}

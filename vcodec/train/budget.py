@@ -28,7 +28,7 @@ from ..model.checkpoint import atomic_save, load_checkpoint
 from ..model.config import TokenizerConfig
 from .corpus import ClipSampler, Corpus
 from .revive import revive_silent_channels
-from .trainer import RECIPES, TrainConfig, Trainer, evaluate, parse_numbers
+from .trainer import RECIPES, TrainConfig, Trainer, evaluate, parse_numbers, training_progress
 
 
 class Prefetcher:
@@ -96,14 +96,7 @@ def _load_weights(trainer: Trainer, ck: dict) -> None:
     same_proxy = (ck.get("train_config") or {}).get("rate_model", "contexts") == trainer.cfg.rate_model
     if ck.get("rate_model") is not None and same_proxy:  # (another proxy starts afresh and learns with the model)
         trainer.rate_model.load_state_dict(ck["rate_model"])
-    trainer.step, trainer.train_seconds, trainer.history = _progress(ck)
-
-
-def _progress(ck: dict) -> tuple[int, float, list]:
-    """(step, training seconds, held-out history) of a training checkpoint, or of a shipped model (its card)."""
-    src = ck if "step" in ck else ck.get("card") or {}
-    return (int(src.get("step", src.get("steps", 0))), float(src.get("train_seconds", 0.0)),
-            list(src.get("history", [])))
+    trainer.step, trainer.train_seconds, trainer.history = training_progress(ck)
 
 
 def run(args) -> dict:
@@ -120,7 +113,7 @@ def run(args) -> dict:
     mcfg = TokenizerConfig.from_dict(ck["config"])
     # a training checkpoint's own settings; a shipped model stores none: the recipe of the v2 network
     stored = dict(ck.get("train_config") or {k: v for k, v in RECIPES["v2"].items() if k not in ("steps", "lr")})
-    step0 = _progress(ck)[0]
+    step0 = training_progress(ck)[0]
     cfg = TrainConfig(**{**stored, "batch": args.batch, "size": args.size,
                          "frames": args.frames or stored.get("frames", 17), "lr": args.lr, "warmup": args.warmup,
                          "eval_every": args.eval_every, "seed": step0 + 1, "restart_step": step0,

@@ -100,7 +100,7 @@ def train_command(data, output, resume, init, device, model_config, **overrides)
 
     from ..model.rate import RATE_MODELS
     from .corpus import Corpus
-    from .trainer import RECIPES, TrainConfig, Trainer, setup_distributed
+    from .trainer import RECIPES, TrainConfig, Trainer, setup_distributed, training_progress
 
     out = Path(output)
     stored = None
@@ -142,9 +142,7 @@ def train_command(data, output, resume, init, device, model_config, **overrides)
         if src.cfg == mcfg:   # keep training the same network
             trainer.model.load_state_dict(src.state_dict())
             trainer.ema.load_state_dict(src.state_dict())
-            trainer.history = ck.get("card", {}).get("history", []) or ck.get("history", [])
-            trainer.step = int(ck.get("card", {}).get("steps", ck.get("step", 0)))
-            trainer.train_seconds = float(ck.get("card", {}).get("train_seconds", ck.get("train_seconds", 0.0)))
+            trainer.step, trainer.train_seconds, trainer.history = training_progress(ck)
         else:                 # a new network warm-started from another one's weights (a new run: step 0)
             copied = trainer.warm_start(src.state_dict())
             click.echo(f"warm start from {init}: {copied} tensors copied (whole or in part)", err=True)

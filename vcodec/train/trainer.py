@@ -113,6 +113,13 @@ RECIPES = {
 }
 
 
+def training_progress(ck: dict) -> tuple[int, float, list]:
+    """(step, training seconds, held-out history) of a training checkpoint, or of a shipped model (from its card)."""
+    src = ck if "step" in ck else ck.get("card") or {}
+    return (int(src.get("step", src.get("steps", 0))), float(src.get("train_seconds", 0.0)),
+            list(src.get("history", [])))
+
+
 def parse_numbers(text: str) -> tuple[float, ...]:
     """Comma-separated numbers (a per-point setting on a command line, e.g. ``1,1,0.5``) -> a tuple of floats."""
     try:

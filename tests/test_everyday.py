@@ -649,6 +649,27 @@ def test_png_sequence_output_is_all_or_nothing(clip_vcb, model, tmp_path):
     assert r.exit_code == 1 and "f_003.png already exists (use -y to replace the sequence)" in r.stderr
 
 
+def test_a_frame_number_pattern_in_any_other_output_name_is_part_of_one_files_name(clip_vcb, model, tmp_path):
+    """Only a .png output is a sequence: a %d in a .vcb, .mkv or .y4m name is written as that name (it used to
+    report success and leave nothing); an image-sequence input's default output drops the pattern."""
+    vcb = tmp_path / "o_%03d.vcb"
+    r = run("encode", tmp_path / "seq" / "f_%03d.png", "-o", vcb, "--model", model)
+    assert r.exit_code == 1 and "no such files" in r.stderr  # (no sequence yet)
+    (tmp_path / "seq").mkdir()
+    assert run("decode", clip_vcb, "-o", tmp_path / "seq" / "f_%03d.png", "--model", model).exit_code == 0
+    r = run("encode", tmp_path / "seq" / "f_%03d.png", "-o", vcb, "--model", model, "--json")
+    assert r.exit_code == 0, r.output
+    assert vcb.is_file() and json.loads(r.stdout)["bytes"] == vcb.stat().st_size > 0
+    for ext in ("mkv", "y4m"):
+        out = tmp_path / f"d_%03d.{ext}"
+        assert run("decode", vcb, "-o", out, "--model", model).exit_code == 0
+        assert len(_quiet_read(out)[0]) == 12
+    assert run("encode", tmp_path / "seq" / "f_%03d.png", "--model", model).exit_code == 0
+    assert (tmp_path / "seq" / "f.vcb").is_file()
+    assert run("decode", vcb, "--model", model).exit_code == 0  # a file of that name: the name kept
+    assert (tmp_path / "o_%03d.mkv").is_file()
+
+
 def test_trim_audio_keeps_the_packets_of_the_range():
     from vcodec.io.audio import AudioPacket, trim_audio
 

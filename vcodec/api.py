@@ -52,7 +52,7 @@ from vcodec.compare import Quality
 from vcodec.errors import ArgumentError, InputError, OutputError, VcodecWarning, raises_stream_errors
 from vcodec.io.audio import trim_audio
 from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
-from vcodec.io.sink import VideoSink, output_kind, refuse_frames_for_single_image, single_image
+from vcodec.io.sink import VideoSink, image_sequence, output_kind, refuse_frames_for_single_image, single_image
 from vcodec.io.source import VideoSource
 from vcodec.models import DEFAULT_MODEL, encoder_tokenizer, list_models, load_tokenizer, resolve_device
 from vcodec.ratecontrol import MAX_BITRATE, MIN_BITRATE, rate_key, rung_names
@@ -361,7 +361,7 @@ def decode_video(
             refuse_frames_for_single_image(out.name, total)
         t0 = time.perf_counter()
         with (
-            out.writing(overwrite=overwrite, src=src, binary=False) as target,
+            out.writing(overwrite=overwrite, src=src, binary=False, sequence=image_sequence(dst)) as target,
             VideoSink(target, kind=kind, width=h.width, height=h.height, frame_rate=Fraction(*h.frame_rate),
                       audio_tracks=tracks, pix_fmt=pix_fmt, sample_aspect_ratio=sample_aspect_ratio(h),
                       name=out.name) as sink,

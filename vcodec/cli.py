@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -304,10 +305,18 @@ def _threads_option(f):
 
 
 def _default_output(input: str, ext: str) -> str:
-    """``in.mp4`` -> ``in.vcb``, ``in.vcb`` -> ``in.mkv`` (beside the input); none for standard input."""
+    """``in.mp4`` -> ``in.vcb``, ``in.vcb`` -> ``in.mkv`` (beside the input), an image sequence
+    ``shots/img_%04d.png`` -> ``shots/img.vcb`` (``shots/frames.vcb`` for a bare ``%04d.png``); none for standard
+    input."""
     if input == "-":
         raise click.UsageError("-o is required when the input is standard input")
-    return os.path.splitext(input)[0] + ext
+    from vcodec.io.files import is_pattern
+
+    stem = os.path.splitext(input)[0]
+    if is_pattern(input) and not os.path.exists(input):  # an image sequence, not a file of that name
+        folder, name = os.path.split(stem)
+        stem = os.path.join(folder, re.sub(r"[-_. ]*%0?\d*d[-_. ]*", "", name) or "frames")
+    return stem + ext
 
 
 @main.command()

@@ -293,12 +293,13 @@ class Endpoint:
     # -- outputs -------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def writing(self, *, overwrite: bool, src=None, binary: bool = True):
-        """Yields what to write to: a temporary path (renamed onto the output on success), or for ``"-"`` and
-        file objects the binary stream (wrapped to count its bytes when ``binary``). OS errors inside become
-        :class:`OutputError` naming the output."""
+    def writing(self, *, overwrite: bool, src=None, binary: bool = True, sequence: bool = False):
+        """Yields what to write to: a temporary path (renamed onto the output on success; with ``sequence``, a
+        frame pattern whose files replace the pattern's: :func:`pattern_output`), or for ``"-"`` and file objects
+        the binary stream (wrapped to count its bytes when ``binary``). Without ``sequence`` a path is one file,
+        whatever its name holds. OS errors inside become :class:`OutputError` naming the output."""
         try:
-            if self.kind == "path" and is_pattern(self.obj):
+            if self.kind == "path" and sequence:
                 with pattern_output(self.obj, overwrite=overwrite) as tmp:
                     yield tmp
             elif self.kind == "path" and binary and is_stream_device(self.obj):
@@ -317,8 +318,6 @@ class Endpoint:
         """Bytes written, after :meth:`writing` with ``binary`` (``target`` is what it yielded)."""
         if isinstance(target, CountingWriter):
             return target.count
-        if is_pattern(self.obj):
-            return sum(os.path.getsize(f) for f in pattern_files(self.obj))
         return os.path.getsize(self.obj)
 
 

@@ -70,6 +70,13 @@ def output_kind(dst) -> str:
     return kind
 
 
+def image_sequence(dst) -> bool:
+    """Whether ``dst`` names a sequence of images, one file a frame: a ``.png`` path with a frame number pattern
+    (``frames_%05d.png``). A pattern in any other name is part of that one file's name."""
+    out = endpoint(dst, output=True)
+    return out.is_path and os.path.splitext(out.path)[1].lower() == ".png" and is_pattern(out.path)
+
+
 def single_image(dst) -> bool:
     """Whether ``dst`` names one image file (a ``.png`` path without a frame number pattern): one frame only."""
     out = endpoint(dst, output=True)

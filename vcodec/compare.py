@@ -49,7 +49,7 @@ def frame_metrics(ref: np.ndarray, dist: np.ndarray) -> dict[str, list[float]]:
 
 
 def _mse(psnr: float) -> float:
-    return 0.0 if math.isinf(psnr) else _PEAK2 / 10 ** (psnr / 10)
+    return _PEAK2 / 10 ** (psnr / 10)
 
 
 @dataclass
@@ -68,13 +68,14 @@ class Quality:
 
     def summary(self) -> dict:
         """``psnr_y`` / ``psnr_yuv`` (per-frame means, dB), ``psnr_y_global`` (dB, from the pooled MSE),
-        ``ms_ssim`` (mean); infinite values are ``inf`` here and ``None`` in :meth:`to_json`."""
+        ``ms_ssim`` (mean); PSNRs are capped at ``metrics.PSNR_CAP_DB`` (an identical frame: 100 dB), and values
+        that are not numbers (MS-SSIM of frames under its window) are ``None`` in :meth:`to_json`."""
         pf = self.per_frame
         mse = float(np.mean([_mse(p) for p in pf["psnr_y"]])) if pf["psnr_y"] else float("nan")
         return {
             "frames": self.frames,
             "psnr_y": float(np.mean(pf["psnr_y"])),
-            "psnr_y_global": float("inf") if mse == 0 else 10 * math.log10(_PEAK2 / mse),
+            "psnr_y_global": 10 * math.log10(_PEAK2 / mse),
             "psnr_yuv": float(np.mean(pf["psnr_yuv"])),
             "ms_ssim": float(np.mean(pf["ms_ssim"])),
         }
@@ -92,7 +93,7 @@ def describe(s: dict) -> str:
     MS-SSIM 0.9712``."""
 
     def db(x):
-        return "inf" if x is None or math.isinf(x) else f"{x:.2f}"
+        return "n/a" if x is None or not math.isfinite(x) else f"{x:.2f}"
 
     ms = s["ms_ssim"]
     ms = f"n/a (frames under {metrics.SSIM_WINDOW} px)" if ms is None or math.isnan(ms) else f"{ms:.4f}"

@@ -85,6 +85,10 @@ def test_quality_selects_levels(tok9):
     assert h.levels == 1 and h.extra["quality"] == 1
     with pytest.raises(VcodecError, match="quality 7"):
         vcodec.compress(frames, tokenizer=tok9, quality=7)
+    for wrong in ("3", 2.0, True):  # not refused as "not offered" beside a list that holds it
+        with pytest.raises(VcodecError, match=f"quality must be a whole number, got {type(wrong).__name__}"):
+            vcodec.compress(frames, tokenizer=tok9, quality=wrong)
+    assert vcodec.compress(frames, tokenizer=tok9, quality=np.int64(2)) == vcodec.compress(frames, tokenizer=tok9, quality=2)
 
 
 def test_frame_rate_is_stored_as_a_rational(tok9):

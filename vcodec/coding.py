@@ -39,7 +39,8 @@ def quality_point(tok: Tokenizer, quality: int | None) -> tuple[int, int, int]:
     point: ``Tokenizer.default_quality``)."""
     if quality is None:
         quality = tok.default_quality
-    return (quality, *tok.quality_point(quality))
+    bits, planes = tok.quality_point(quality)  # (refuses anything but a whole number it offers)
+    return int(quality), bits, planes
 
 
 def coding_plan(tok: Tokenizer, quality: int | None, bitrate: float | None

@@ -114,7 +114,9 @@ class Tokenizer:
         return sum(p.numel() for p in self.model.parameters())
 
     def quality_point(self, quality: int) -> tuple[int, int]:
-        """(bits per token, token planes) that ``quality`` codes."""
+        """(bits per token, token planes) that ``quality`` (an int) codes."""
+        if isinstance(quality, (bool, np.bool_)) or not isinstance(quality, (int, np.integer)):
+            raise QualityError(f"quality must be a whole number, got {type(quality).__name__} {quality!r}")
         for rp in self.rate_points:
             if rp.quality == quality:
                 return (rp.bits or self.token_bits), rp.levels

@@ -58,6 +58,15 @@ def test_parse_bitrate_refuses(text):
         parse_bitrate(text)
 
 
+@pytest.mark.parametrize("bps,text", [(10**10, "10G"), (1_500_000, "1.5M"), (500_000, "500k"), (800, "0.8k"),
+                                      (1_234_567, "1.23457M")])
+def test_bitrate_text_is_what_parse_bitrate_reads(bps, text):
+    from vcodec.ratecontrol import bitrate_text
+
+    assert bitrate_text(bps) == text  # (a 10 Gbit/s target used to print as 1e+07k)
+    assert parse_bitrate(text) == (bps if bps != 1_234_567 else 1_234_570)
+
+
 def test_ladder_grows(ladder_kbps):
     rates = [ladder_kbps[q] for q in sorted(ladder_kbps)]
     assert rates == sorted(rates) and rates[-1] > 1.5 * rates[0]

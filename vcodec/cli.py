@@ -377,7 +377,8 @@ def encode(input, output, quality, bitrate, keyint, model, device, start, num_fr
     if res.bitrate_target is None:
         rate = f"quality {res.quality}"
     else:
-        rate = f"--bitrate {res.bitrate_target / 1000:g}k: {_qualities_text(res.chunk_qualities)}"
+        from vcodec.ratecontrol import bitrate_text
+        rate = f"--bitrate {bitrate_text(res.bitrate_target)}: {_qualities_text(res.chunk_qualities)}"
     click.echo(
         f"{_summary_head(res)}, {human_bytes(res.bytes)} ({_video_rate(res.to_json())}, {res.video_bpp:.4f} bpp{audio}), "
         f"{res.seconds:.2f} s ({res.fps:.1f} frames/s), model {res.model} {rate}",
@@ -501,12 +502,14 @@ def _info_text(d: dict) -> str:
 
 def _rate_text(d: dict) -> str:
     """``quality 3, 1/4 levels, 8-bit tokens``, or for a rate-controlled stream the target and the chunks' rates."""
+    from vcodec.ratecontrol import bitrate_text
+
     if d.get("bitrate_target") is None:
         return f"quality {d['quality']}, {d['levels']}/{d['max_levels']} levels, {d['token_bits']}-bit tokens"
     if d.get("chunk_qualities") is not None:
-        return f"--bitrate {d['bitrate_target'] / 1000:g}k; {_qualities_text(d['chunk_qualities'])}"
+        return f"--bitrate {bitrate_text(d['bitrate_target'])}; {_qualities_text(d['chunk_qualities'])}"
     rates = ", ".join(f"{n} at {r.replace('x', ' level(s) x ')} bits" for r, n in d["chunk_rates"].items())
-    return f"--bitrate {d['bitrate_target'] / 1000:g}k; chunks: {rates}"
+    return f"--bitrate {bitrate_text(d['bitrate_target'])}; chunks: {rates}"
 
 
 def _qualities_text(counts: dict[str, int]) -> str:

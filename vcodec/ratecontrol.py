@@ -72,6 +72,14 @@ def parse_bitrate(text: str) -> int:
     return round(value)
 
 
+def bitrate_text(bps: float) -> str:
+    """A bitrate as ``--bitrate`` takes it: ``500k``, ``1.5M``, ``10G`` (:func:`parse_bitrate` reads it back)."""
+    for unit, scale in (("G", 1e9), ("M", 1e6)):
+        if bps >= scale:
+            return f"{bps / scale:g}{unit}"
+    return f"{bps / 1000:g}k"
+
+
 @dataclasses.dataclass(frozen=True)
 class Rung:
     """One step of rate control's ladder: a rate point of the model (``label``: its quality, ``"3"``) or a width
@@ -167,10 +175,10 @@ class RateController:
         elif got < 0 and self.beyond[1] and self.used[len(self.points) - 1] == chunks:
             end, verb = "highest", "spends less"
         else:
-            return (f"--bitrate {self.bitrate / 1000:g}k landed at {(1 + got) * self.bitrate / 1000:.1f} kbit/s "
+            return (f"--bitrate {bitrate_text(self.bitrate)} landed at {(1 + got) * self.bitrate / 1000:.1f} kbit/s "
                     f"({got:+.1%}): this video has {chunks} chunk{'s' if chunks > 1 else ''}, too few to mix model "
                     f"{model}'s rate points finely enough")
-        return (f"--bitrate {self.bitrate / 1000:g}k is outside what model {model} offers for this video: its {end} "
+        return (f"--bitrate {bitrate_text(self.bitrate)} is outside what model {model} offers for this video: its {end} "
                 f"quality {verb} (about {(1 + got) * self.bitrate / 1000:.1f} kbit/s here)")
 
     @property

@@ -670,6 +670,13 @@ def test_a_frame_number_pattern_in_any_other_output_name_is_part_of_one_files_na
     assert (tmp_path / "o_%03d.mkv").is_file()
 
 
+def test_a_range_past_the_end_is_one_error_line_before_any_output(clip_vcb, model, tmp_path):
+    r = run("decode", clip_vcb, "-o", tmp_path / "d.y4m", "--model", model, "--start", "2")
+    assert r.exit_code == 1 and r.stderr.strip().splitlines() == [
+        f"vcodec: error: {clip_vcb}: no frames in the range asked for (the stream has 12 frames)"]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_trim_audio_keeps_the_packets_of_the_range():
     from vcodec.io.audio import AudioPacket, trim_audio
 

@@ -357,6 +357,8 @@ def decode_video(
         # frames this call decodes, where known (a file's header counts them; a pipe's may not)
         known = reader.total_frames if inp.is_path else None   # None: a pipe, or a file cut short
         total = count if count is not None else None if known is None else max(0, known - first)
+        if ranged and known is not None and first >= known:  # refused before any output (or warning about it)
+            raise _empty_range(inp.name, known)
         if single_image(dst) and total is not None:
             refuse_frames_for_single_image(out.name, total)
         t0 = time.perf_counter()
@@ -389,8 +391,7 @@ def decode_video(
             skipped = _warn_skipped(reader, f"{inp.name}: ")
             if frames == 0:
                 if ranged:
-                    raise InputError(f"{inp.name}: no frames in the range asked for (the stream has "
-                                     f"{reader.total_frames} frames)")
+                    raise _empty_range(inp.name, reader.total_frames)
                 raise InputError(f"{inp.name}: no intact video chunks to decode")
         seconds = time.perf_counter() - t0
     size, desc = inp.size(), sink.description
@@ -421,6 +422,10 @@ def decode_video(
         skipped=skipped,
         warnings=notes.messages,
     )
+
+
+def _empty_range(name: str, total: int | None) -> InputError:
+    return InputError(f"{name}: no frames in the range asked for (the stream has {total} frames)")
 
 
 def _decoded_items(reader: VcbReader, tok, salvage: bool, first: int, count: int | None, ranged: bool,

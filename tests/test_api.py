@@ -77,6 +77,17 @@ def test_compress_is_deterministic_and_decode_independent_of_threads(tok9):
     np.testing.assert_array_equal(outs[0], outs[1])
 
 
+def test_a_model_given_as_another_kind_of_file_is_named_as_such(tmp_path):
+    from vcodec.models import model_path
+
+    script = tmp_path / "notes.py"
+    script.write_text("x = 1\n")
+    with pytest.raises(ModelNotFoundError, match=r"notes\.py' is not a \.pt checkpoint \(shipped models: .*default"):
+        model_path(script)
+    with pytest.raises(ModelNotFoundError, match="not found"):
+        model_path(tmp_path / "gone.pt")
+
+
 def test_quality_selects_levels(tok9):
     frames = pattern_frames(2, 16, 16)
     sizes = [len(vcodec.compress(frames, tokenizer=tok9, quality=q)) for q in (1, 2, 3)]

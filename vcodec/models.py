@@ -98,6 +98,8 @@ def model_path(name_or_path: str | os.PathLike) -> Path:
     if cand.exists():
         return cand
     names = ", ".join(shipped_names()) or "none"
+    if p.is_file():  # a file, but not a checkpoint's name
+        raise ModelNotFoundError(f"model '{os.fspath(name_or_path)}' is not a .pt checkpoint (shipped models: {names})")
     raise ModelNotFoundError(f"model '{os.fspath(name_or_path)}' not found (shipped models: {names}; or give a .pt path)")
 
 

@@ -237,6 +237,10 @@ def test_decompress_takes_what_info_takes_and_refuses_the_rest(tok9, tmp_path):
     frames = vcodec.decompress(data, tokenizer=tok9)
     np.testing.assert_array_equal(vcodec.decompress(tmp_path / "a.vcb", tokenizer=tok9), frames)
     np.testing.assert_array_equal(vcodec.decompress(str(tmp_path / "a.vcb"), tokenizer=tok9), frames)
+    # the stream's size is known once it is read, from a path or not
+    by_path = vcodec.decode_video(tmp_path / "a.vcb", tmp_path / "p.y4m", tokenizer=tok9, progress=False)
+    from_bytes = vcodec.decode_video(data, tmp_path / "b.y4m", tokenizer=tok9, progress=False)
+    assert by_path.bytes == from_bytes.bytes == len(data) and from_bytes.bpp == by_path.bpp
     for bad in (123, None, 1.5):   # an int once decoded as that many zero bytes
         for fn in (vcodec.decompress, vcodec.info):
             with pytest.raises(ArgumentError, match="expected a path, '-', bytes or a readable binary file"):

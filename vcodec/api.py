@@ -393,8 +393,10 @@ def decode_video(
                 if ranged:
                     raise _empty_range(inp.name, reader.total_frames)
                 raise InputError(f"{inp.name}: no intact video chunks to decode")
+            stream_bytes = reader.bytes_read  # a pipe's or bytes' length, once the whole stream is read
         seconds = time.perf_counter() - t0
-    size, desc = inp.size(), sink.description
+    size = inp.size() if inp.is_path else None if ranged else stream_bytes
+    desc = sink.description
     return DecodeResult(
         input=inp.name,
         output=out.name,

@@ -69,6 +69,10 @@ def test_loads_with_the_recorded_weights_hash(tok):
     assert r.exit_code == 0, r.output
     listed = {m["name"]: m for m in json.loads(r.output)}
     assert listed["default"]["weights_hash"] == SHIPPED_WEIGHTS_HASH
+    # every rate point names its token width (v1's store none: its whole tokens), and the text says planes
+    assert all(isinstance(rp["bits"], int) for m in listed.values() for rp in m["rate_points"])
+    text = CliRunner().invoke(cli_main, ["models"]).output
+    assert "  quality 1: 2 bits x 1 plane(s), " in text and "level" not in text
 
 
 def test_coder_tables_are_valid(tok):

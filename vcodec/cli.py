@@ -501,14 +501,15 @@ def _info_text(d: dict) -> str:
 
 
 def _rate_text(d: dict) -> str:
-    """``quality 3, 1/4 levels, 8-bit tokens``, or for a rate-controlled stream the target and the chunks' rates."""
+    """``quality 3, 1/6 token planes, 8-bit tokens``, or for a rate-controlled stream the target and the chunks'
+    rates (a header's "levels" are token planes: one level of the residual quantizer's channels each)."""
     from vcodec.ratecontrol import bitrate_text
 
     if d.get("bitrate_target") is None:
-        return f"quality {d['quality']}, {d['levels']}/{d['max_levels']} levels, {d['token_bits']}-bit tokens"
+        return f"quality {d['quality']}, {d['levels']}/{d['max_levels']} token planes, {d['token_bits']}-bit tokens"
     if d.get("chunk_qualities") is not None:
         return f"--bitrate {bitrate_text(d['bitrate_target'])}; {_qualities_text(d['chunk_qualities'])}"
-    rates = ", ".join(f"{n} at {r.replace('x', ' level(s) x ')} bits" for r, n in d["chunk_rates"].items())
+    rates = ", ".join(f"{n} at {r.replace('x', ' plane(s) x ')} bits" for r, n in d["chunk_rates"].items())
     return f"--bitrate {bitrate_text(d['bitrate_target'])}; chunks: {rates}"
 
 
@@ -546,7 +547,7 @@ def _n(k: int, noun: str) -> str:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def models(as_json):
-    """List the shipped models, their rate points (quality -> levels) and measured bpp."""
+    """List the shipped models, their rate points (quality -> bits x token planes) and measured bpp."""
     from vcodec import api
 
     ms = api.list_models()
@@ -562,7 +563,7 @@ def models(as_json):
         for rp in m["rate_points"]:
             bpp = f"{rp['bpp']:.4f} bpp" if rp["bpp"] is not None else "bpp not measured"
             star = " (default)" if rp["quality"] == m["default_quality"] else ""
-            click.echo(f"  quality {rp['quality']}: {rp['levels']} level(s), {bpp}{star}")
+            click.echo(f"  quality {rp['quality']}: {rp['bits']} bits x {rp['levels']} plane(s), {bpp}{star}")
 
 
 @main.command(

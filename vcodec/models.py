@@ -11,7 +11,7 @@ torch is imported only when a model is loaded, so listing names and choosing dev
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,7 +124,8 @@ def model_info(path: Path) -> ModelInfo:
         except Exception as e:  # noqa: BLE001 -- any unreadable file is reported the same way
             raise ModelError(f"cannot load model {path}: {e}") from None
         params = sum(v.numel() for v in ck["ema"].values())
-        points = rate_points(ck, cfg)
+        # (a point that codes whole tokens stores no width: it is the model's token width)
+        points = tuple(replace(rp, bits=rp.bits or cfg.token_bits) for rp in rate_points(ck, cfg))
         _INFO_CACHE[key] = ModelInfo(path.stem, path, ck.get("weights_hash", ""), params, points, ck.get("card", {}),
                                      resolve_default_quality(ck.get("default_quality"), points))
     return _INFO_CACHE[key]
@@ -136,8 +137,8 @@ def shipped_models() -> list[ModelInfo]:
 
 
 def list_models() -> list[dict]:
-    """Shipped models: name, path, weights hash, parameter count, and rate points (quality, levels, measured
-    bpp or None)."""
+    """Shipped models: name, path, weights hash, parameter count, and rate points (quality, levels = token planes,
+    bits per token, measured bpp or None)."""
     return [
         {
             "name": m.name,

@@ -482,6 +482,26 @@ def test_default_output_names_and_no_overwrite(model, tmp_path):
     assert r.exit_code == 2 and "-o is required" in r.stderr
 
 
+def test_an_mp4_with_its_index_at_the_end_from_a_pipe_is_told_what_to_do(model, tmp_path):
+    # noise, lossless: larger than FFmpeg's read buffer, so the demuxer cannot go back from the index to the media
+    rng = np.random.default_rng(0)
+    with av.open(str(tmp_path / "late.mp4"), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt, v.options = 96, 96, "yuv420p", {"qp": "0"}
+        for _ in range(12):
+            c.mux(v.encode(av.VideoFrame.from_ndarray(rng.integers(0, 256, (96, 96, 3), np.uint8), format="rgb24")))
+        c.mux(v.encode())
+    assert (tmp_path / "late.mp4").stat().st_size > 100_000
+    r = subprocess.run([sys.executable, "-m", "vcodec.cli", "encode", "-", "-o", str(tmp_path / "a.vcb"),
+                        "--model", model], input=(tmp_path / "late.mp4").read_bytes(), capture_output=True,
+                       env=_env(), timeout=120)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and len(err.strip().splitlines()) == 1, err
+    assert "cannot be read from a pipe: give its path" in err and "+faststart" in err
+    assert not (tmp_path / "a.vcb").exists()
+    assert run("encode", tmp_path / "late.mp4", "-o", tmp_path / "a.vcb", "--model", model).exit_code == 0
+
+
 def test_human_units_in_summaries(model, tmp_path):
     write_clip(tmp_path / "one.mkv", width=16, height=16, num_frames=1, codec="ffv1", pix_fmt="yuv420p",
                rate=Fraction(30000, 1001), audio="aac")

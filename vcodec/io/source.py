@@ -309,7 +309,11 @@ class VideoSource:
                 if self._path and animated_webp(self._path):
                     raise InputError(f"{self.name}: an animated WebP, which FFmpeg's WebP decoder cannot read (it "
                                      "reads still WebP images only); convert it to a video or GIF first (ImageMagick, Pillow)") from e
-                raise InputError(f"{self.name}: cannot decode video after {self._index} frames ({_reason(e)})") from e
+                hint = ""
+                if self._path is None and "mp4" in self._container.format.name.split(","):
+                    hint = ("; an MP4 or MOV whose index comes after its media cannot be read from a pipe: give its "
+                            "path, or remux it with the index first (ffmpeg -i IN -c copy -movflags +faststart OUT)")
+                raise InputError(f"{self.name}: cannot decode video after {self._index} frames ({_reason(e)}){hint}") from e
             self._read_error = _reason(e)  # a damaged or cut tail: keep what was read (warned about at the end)
 
     def _check_timing(self, frame: av.VideoFrame) -> None:

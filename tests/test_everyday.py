@@ -563,6 +563,12 @@ def test_encode_range_codes_just_those_frames(model, tmp_path):
     assert json.loads(r.stdout)["frames"] == 5
     r = run("encode", src, "-o", tmp_path / "c.vcb", "--model", model, "--start", "5")
     assert r.exit_code == 1 and "no frames in the range" in r.stderr
+    # a range longer than what is left is cut short, with a word
+    r = run("encode", src, "-o", tmp_path / "d.vcb", "--model", model, "--start", "0.4", "--frames", "100", "--json")
+    assert r.exit_code == 0 and "ends 10 frames into the range of 100 frames asked for" in r.stderr
+    assert json.loads(r.stdout)["frames"] == 10
+    r = run("decode", tmp_path / "d.vcb", "-o", tmp_path / "d.mkv", "--model", model, "--frames", "12")
+    assert r.exit_code == 0 and "the stream ends 10 frames into the range of 12 frames asked for" in r.stderr
 
 
 def test_decode_range_decodes_only_the_chunks_it_needs(model, tmp_path, monkeypatch):

@@ -271,6 +271,7 @@ def encode_video(
             encode_windows(w, tok, chunks, bits, levels, after_window, coded if psnr else None, bar.update, rate)
             if w.num_frames == 0:
                 raise InputError(f"{inp.name}: no frames in the range asked for (the video has {source.frames_read})")
+            _warn_short_range(inp.name, "video", w.num_frames, count)
             write_taken_audio()
         seconds = time.perf_counter() - t0
     size, frames = out.written(target), w.num_frames
@@ -388,6 +389,8 @@ def decode_video(
                                if p.track_id in track_of]
                 sink.write_audio(trim_audio(pending, tracks, Fraction(first) / rate, Fraction(first + n_out) / rate))
             frames = n_out
+            if frames:
+                _warn_short_range(inp.name, "stream", frames, count)
             skipped = _warn_skipped(reader, f"{inp.name}: ")
             if frames == 0:
                 if ranged:
@@ -424,6 +427,14 @@ def decode_video(
         skipped=skipped,
         warnings=notes.messages,
     )
+
+
+def _warn_short_range(name: str, what: str, got: int, asked: int | None) -> None:
+    """A warning when a range asked for by its length (``--frames``, ``--duration``) holds fewer frames."""
+    if asked is not None and got < asked:
+        s = "" if asked == 1 else "s"
+        warnings.warn(f"{name}: the {what} ends {got} frame{'' if got == 1 else 's'} into the range of {asked} "
+                      f"frame{s} asked for", VcodecWarning, stacklevel=3)
 
 
 def _empty_range(name: str, total: int | None) -> InputError:

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"vcodec demo: {Path(args.input).name}, {enc.frames} frames {enc.width}x{enc.height} @ {enc.frame_rate} fps")
     print(f"  model    {enc.model} (weights {enc.weights_hash[:12]}), quality {enc.quality} "
-          f"({enc.levels} level(s)), device {enc.device}")
+          f"({enc.levels} token plane(s)), device {enc.device}")
     print(f"  size     {enc.bytes} bytes = {enc.bpp:.4f} bpp")
     print(f"  quality  PSNR-RGB {psnr_rgb(src, out):.2f} dB, PSNR-Y (BT.709 limited) "
           f"{psnr_y_bt709_limited(src, out):.2f} dB (per-frame means)")

@@ -431,10 +431,12 @@ def decode_video(
 
 def _warn_short_range(name: str, what: str, got: int, asked: int | None) -> None:
     """A warning when a range asked for by its length (``--frames``, ``--duration``) holds fewer frames."""
+    def frames(k: int) -> str:
+        return f"{k} frame{'' if k == 1 else 's'}"
+
     if asked is not None and got < asked:
-        s = "" if asked == 1 else "s"
-        warnings.warn(f"{name}: the {what} ends {got} frame{'' if got == 1 else 's'} into the range of {asked} "
-                      f"frame{s} asked for", VcodecWarning, stacklevel=3)
+        warnings.warn(f"{name}: the {what} ends {frames(got)} into the range of {frames(asked)} asked for",
+                      VcodecWarning, stacklevel=3)
 
 
 def _empty_range(name: str, total: int | None) -> InputError:

@@ -20,7 +20,6 @@ import importlib
 import importlib.util
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -310,12 +309,11 @@ def _default_output(input: str, ext: str) -> str:
     input."""
     if input == "-":
         raise click.UsageError("-o is required when the input is standard input")
-    from vcodec.io.files import is_pattern
+    from vcodec.io.files import is_pattern, pattern_stem
 
-    stem = os.path.splitext(input)[0]
     if is_pattern(input) and not os.path.exists(input):  # an image sequence, not a file of that name
-        folder, name = os.path.split(stem)
-        stem = os.path.join(folder, re.sub(r"[-_. ]*%0?\d*d[-_. ]*", "", name) or "frames")
+        return pattern_stem(input) + ext
+    stem = os.path.splitext(input)[0]
     return stem + ext
 
 

@@ -182,11 +182,21 @@ def atomic_output(dst, *, overwrite: bool, src=None) -> Iterator[str]:
         raise
 
 
+FRAME_NUMBER = r"%0?\d*d"  # the printf-style frame number of an image sequence's name
+
+
 def is_pattern(path) -> bool:
     """Whether ``path``'s file name holds one printf-style frame number (``%d``, ``%05d``), as image sequences
     (``frames_%05d.png``) need."""
     name = os.path.basename(os.fspath(path))
-    return name.count("%") == 1 and re.search(r"%0?\d*d", name) is not None
+    return name.count("%") == 1 and re.search(FRAME_NUMBER, name) is not None
+
+
+def pattern_stem(pattern) -> str:
+    """An image sequence's name without its frame number and extension, for a file standing for the whole
+    sequence: ``shots/img_%04d.png`` -> ``shots/img`` (``shots/frames`` for a bare ``%04d.png``)."""
+    folder, name = os.path.split(os.path.splitext(os.fspath(pattern))[0])
+    return os.path.join(folder, re.sub(r"[-_. ]*" + FRAME_NUMBER + r"[-_. ]*", "", name) or "frames")
 
 
 def pattern_files(pattern, first: int = 1) -> Iterator[str]:
@@ -202,7 +212,7 @@ def pattern_matches(pattern) -> list[str]:
     gap included), in number order: what writing the sequence may replace."""
     pattern = os.fspath(pattern)
     folder, name = os.path.split(pattern)
-    head, _, tail = re.split(r"(%0?\d*d)", name, maxsplit=1)
+    head, _, tail = re.split(f"({FRAME_NUMBER})", name, maxsplit=1)
     found = []
     with contextlib.suppress(OSError):
         for entry in os.listdir(folder or "."):

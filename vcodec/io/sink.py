@@ -70,17 +70,23 @@ def output_kind(dst) -> str:
     return kind
 
 
+def _png_path(dst) -> str | None:
+    """``dst``'s path when it names a ``.png`` output, else None."""
+    out = endpoint(dst, output=True)
+    return out.path if out.is_path and os.path.splitext(out.path)[1].lower() == ".png" else None
+
+
 def image_sequence(dst) -> bool:
     """Whether ``dst`` names a sequence of images, one file a frame: a ``.png`` path with a frame number pattern
     (``frames_%05d.png``). A pattern in any other name is part of that one file's name."""
-    out = endpoint(dst, output=True)
-    return out.is_path and os.path.splitext(out.path)[1].lower() == ".png" and is_pattern(out.path)
+    path = _png_path(dst)
+    return path is not None and is_pattern(path)
 
 
 def single_image(dst) -> bool:
     """Whether ``dst`` names one image file (a ``.png`` path without a frame number pattern): one frame only."""
-    out = endpoint(dst, output=True)
-    return out.is_path and os.path.splitext(out.path)[1].lower() == ".png" and not is_pattern(out.path)
+    path = _png_path(dst)
+    return path is not None and not is_pattern(path)
 
 
 def refuse_frames_for_single_image(name: str, frames: int | None) -> None:

@@ -179,8 +179,9 @@ def test_budgeted_run_from_a_shipped_model_takes_the_recipe_and_its_card(tmp_pat
                  "--saturation-prob", "0.2"])
     summary = json.loads((out / "summary.json").read_text())
     cfg = summary["train_config"]
-    assert {k: cfg[k] for k in ("distortion", "rate_weight", "aux_gain")} == {
-        k: RECIPES["v2"][k] for k in ("distortion", "rate_weight", "aux_gain")}
+    recipe_keys = ("distortion", "rate_weight", "aux_gain", "rate_model")
+    assert {k: cfg[k] for k in recipe_keys} == {k: RECIPES["v2"][k] for k in recipe_keys}
+    assert cfg["rate_model"] == "mix"           # the proxy the shipped v2 model was last trained with
     assert cfg["flicker_weight"] == 0.7 and cfg["saturation_prob"] == 0.2 and cfg["restart_step"] == 40
     assert summary["start_step"] == 40 and summary["end_step"] > 40
     assert summary["history"][0]["step"] == 40

@@ -150,3 +150,15 @@ def test_a_level_added_to_a_shipped_model_keeps_its_streams(setup):
     assert vcodec.compress(clip, tokenizer=tok_b) == new
     top = vcodec.compress(clip, quality=len(rows_b), tokenizer=tok_b)
     assert vcodec.decompress(top, tokenizer=tok_b).shape == clip.shape and len(top) > len(new)
+
+
+def test_export_sets_the_quality_a_stream_gets_when_it_asks_for_none(setup):
+    root, data, ckpt, _ = setup
+    out = root / "q.pt"
+    with pytest.raises(SystemExit) as e:                     # refused before anything is measured or written
+        export.main([str(ckpt), "--data", str(data), "-o", str(out), "--default-quality", "99"])
+    assert e.value.code == 2 and not out.exists()
+    export.main([str(ckpt), "--data", str(data), "-o", str(out), "--default-quality", "1"])
+    from vcodec.tokenizer import Tokenizer
+    assert torch.load(out, weights_only=False)["default_quality"] == 1 and Tokenizer.load(out).default_quality == 1
+    assert "gets quality 1." in (root / "MODEL_CARD_q.md").read_text()

@@ -305,6 +305,9 @@ def main(argv=None) -> None:
                     help="give a shipped model one more residual level and a quality point that codes its first "
                          "plane (same weights, untrained decoder for it: see the card); the coder tables keep the "
                          "shipped levels and learn the new ones; writes the model and its card")
+    ap.add_argument("--default-quality", type=int, default=None,
+                    help="the quality a stream gets when it asks for none (default: the input's, else the "
+                         "highest point)")
     ap.add_argument("--train-command", default="make train")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -319,6 +322,11 @@ def main(argv=None) -> None:
     shipped_ckpt = ckpt
     if args.add_level:
         ckpt = with_added_level(ckpt)
+    if args.default_quality is not None:
+        qualities = len(TokenizerConfig.from_dict(ckpt["config"]).qualities)
+        if not 1 <= args.default_quality <= qualities:
+            ap.error(f"--default-quality must be one of the model's qualities 1-{qualities}")
+        ckpt = {**ckpt, "default_quality": args.default_quality}
     model = _round_to_fp16(build_from_checkpoint(ckpt))
     cfg = TokenizerConfig.from_dict(ckpt["config"])
     t0 = time.time()
@@ -379,7 +387,9 @@ def main(argv=None) -> None:
         f"{torch.get_num_threads()} threads", "command": "python -m vcodec.train.export " + " ".join(argv or sys.argv[1:]),
         "train_command": prev.get("train_command", args.train_command), "measure_seconds": time.time() - t0,
         "coder": f"{bitstream.CODER_ID} v" + "/".join(sorted({str(tok.coder_version(r["bits"])) for r in rows})),
-        "notes": prev.get("notes", []) + ([added_level_note(rows)] if args.add_level else []),
+        "notes": prev.get("notes", []) + ([added_level_note(rows)] if args.add_level else [])
+        + ([f"A stream that asks for no quality gets quality {args.default_quality}."]
+           if args.default_quality is not None and not args.add_level else []),
     }
     card_md, curve_png = card_paths(args.output)
     card["curve"] = curve_png.name

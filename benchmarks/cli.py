@@ -45,10 +45,13 @@ def _split_codecs(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--keep-streams", is_flag=True, help="Keep the coded files under RESULTS_DIR/streams.")
 @click.option("--no-plots", is_flag=True, help="Skip the rd_*.png plots (`python -m benchmarks.report` draws them).")
 @click.option("--resume", is_flag=True, help="Write into an existing RESULTS_DIR: reuse cached jobs, run the rest.")
+@click.option("--seed-from", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="An earlier results.json (e.g. the committed one): its rows of jobs with the same clip content, "
+                   "codec build and settings fill the cache, so that only changed codecs run.")
 @click.option("--force", is_flag=True, help="Recompute every job (ignore the cache) and overwrite RESULTS_DIR.")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Results folder.")
 def bench(suite, codecs, conditions, frames, size, fps, pix_fmt, anchors, device, model, jobs, workers, shard,
-          dask, cache_dir, keep_streams, no_plots, resume, force, out_dir):  # fmt: skip
+          dask, cache_dir, keep_streams, no_plots, resume, seed_from, force, out_dir):  # fmt: skip
     """Rate-distortion benchmark: JSON + CSV results, RD plots and BD-rate tables in RESULTS_DIR.
 
     `merge SHARD_DIR... -o RESULTS_DIR` (as the first argument) combines `--shard` runs.
@@ -68,6 +71,7 @@ def bench(suite, codecs, conditions, frames, size, fps, pix_fmt, anchors, device
         out_dir=out_dir, suite=suite, codecs=names, frames=frames, device=device, model=model,
         jobs=jobs or workers, keep_streams=keep_streams, force=force, resume=resume, conditions=conditions,
         shard=shard, dask=dask, cache_dir=cache_dir, plots=not no_plots, raw=raw, anchors=anchor_names, command_line=_command_line(sys.argv),
+        seed_from=seed_from,
     )  # fmt: skip
     try:
         results = run(config, progress=lambda msg: click.echo(msg, err=True))

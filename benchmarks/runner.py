@@ -65,6 +65,7 @@ class BenchConfig:
     workers: int | None = None  # the former name of `jobs` (used when `jobs` is not given)
     plots: bool = True  # write rd_<metric>.png (python -m benchmarks.report draws them later)
     dask: str | None = None  # run the jobs on a Dask cluster: scheduler address or "local[:N]" ([dist] extra)
+    seed_from: str | None = None  # a results.json whose rows of the same jobs fill the cache (see seed_cache)
 
 
 def codec_kwargs(name: str, suite_name: str, config: BenchConfig, cond=None) -> dict:
@@ -323,6 +324,39 @@ def cache_store(cache_dir: str, key: str, row: dict, material: dict) -> None:
     os.replace(tmp, path)
 
 
+def _metric_definitions(info: dict) -> dict:
+    """What a results file's "metrics" block says each metric is (availability and definition, not the reason)."""
+    return {name: (m.get("available"), m.get("definition")) for name, m in info.items()}
+
+
+def seed_cache(results_path: str, jobs: list, specs, clip_infos: list, descriptions: dict, metrics: dict,
+               cache_dir: str) -> int:
+    """Store in the cache, for each of ``jobs`` not cached yet, the row an earlier results.json (e.g. a committed
+    one) holds for the same clip, codec and rate point, where that run coded the same clip content (sha256) with
+    the same codec build and settings (its description) and defined the metrics the same way: e.g. the anchors'
+    rows, so that only a changed codec (a new vcodec model) is recomputed. Returns the number of rows stored."""
+    with open(results_path) as f:
+        old = json.load(f)
+    if _metric_definitions(old.get("metrics", {})) != _metric_definitions(metrics):
+        return 0
+    shas = {c["name"]: c.get("sha256") for c in old.get("clips", [])}
+    by_codec = {c["name"]: c for c in old.get("codecs", [])}
+    stored = 0
+    for job in jobs:
+        name = specs[job.clip].name
+        entry = by_codec.get(job.codec)
+        sha = clip_infos[job.clip].get("sha256")
+        if (entry is None or entry["description"] != descriptions[job.codec] or shas.get(name) != sha
+                or cache_load(cache_dir, job.key) is not None):
+            continue
+        row = next((r for r in entry["results"] if r["clip"] == name and str(r["point"]) == str(job.point)), None)
+        if row is not None:
+            material = {"clip": sha, "codec": job.codec, "point": job.point, "seeded_from": results_path}
+            cache_store(cache_dir, job.key, row, material)
+            stored += 1
+    return stored
+
+
 def _json_default(o):
     if isinstance(o, np.generic):
         return o.item()
@@ -491,6 +525,10 @@ def run(config: BenchConfig, progress=print) -> dict:
     plan = [[specs[j.clip].name, j.codec, codecs[j.codec].point_label(j.point)] for j in jobs]
     mine = [j for j in jobs if shard is None or j.index % shard[1] == shard[0]]
 
+    if config.seed_from and not config.force:
+        seeded = seed_cache(config.seed_from, mine, specs, clip_infos, descriptions,
+                            metric_info(vmaf_reason, lpips_reason), cache_dir)
+        progress(f"seeded the cache with {seeded} row(s) of {config.seed_from}")
     rows: dict[int, dict] = {}
     errors: list[tuple[int, dict]] = [
         (-1, {"codec": None, "clip": c["name"], "point": None, "error": c["error"]}) for c in clip_infos if "error" in c

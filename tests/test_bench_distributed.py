@@ -51,6 +51,27 @@ def test_second_run_computes_nothing_and_a_changed_setting_recomputes(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_results_file_seeds_the_cache_with_rows_of_the_same_build_and_settings(tmp_path):
+    """--seed-from: an earlier results.json (e.g. the committed one, whose cache is gone) gives the rows of the jobs
+    it ran with the same clip content, codec build and settings; a changed setting is computed."""
+    first = _run(tmp_path / "a", tmp_path / "cache-a")
+    seeded = _run(tmp_path / "b", tmp_path / "cache-b", seed_from=str(tmp_path / "a" / "results.json"))
+    assert (seeded["run"]["computed"], seeded["run"]["cached"]) == (0, 4)
+    assert runner.comparable(seeded) == runner.comparable(first)
+    more = _run(tmp_path / "c", tmp_path / "cache-c", seed_from=str(tmp_path / "a" / "results.json"),
+                codec_options={"x265": {"points": (42, 27), "preset": "fast"}})
+    assert more["run"]["computed"] == 4
+    # another metric definition seeds nothing
+    other = json.loads((tmp_path / "a" / "results.json").read_text())
+    other["metrics"]["psnr_y"]["definition"] = "something else"
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    assert runner.seed_cache(str(tmp_path / "other.json"), [], [], [], {}, first["metrics"], str(tmp_path)) == 0
+    with pytest.raises(SystemExit) as e:                  # a file that is not there: refused before anything runs
+        bench_main(["--suite", "smoke", "--seed-from", str(tmp_path / "missing.json"), "-o", str(tmp_path / "d")])
+    assert e.value.code == 2 and not (tmp_path / "d").exists()
+
+
+@pytest.mark.slow
 def test_cache_key_names_clip_settings_and_metrics_and_shards_partition_the_plan(tmp_path):
     base = runner.job_key("c" * 64, "x265", {"version": "x265 4.1", "options": {"qp": 32}}, {"vmaf": "v0.6.1"})
     assert base == runner.job_key("c" * 64, "x265", {"options": {"qp": 32}, "version": "x265 4.1"}, {"vmaf": "v0.6.1"})

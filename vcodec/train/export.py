@@ -322,13 +322,12 @@ def main(argv=None) -> None:
     shipped_ckpt = ckpt
     if args.add_level:
         ckpt = with_added_level(ckpt)
-    if args.default_quality is not None:
-        qualities = len(TokenizerConfig.from_dict(ckpt["config"]).qualities)
-        if not 1 <= args.default_quality <= qualities:
-            ap.error(f"--default-quality must be one of the model's qualities 1-{qualities}")
-        ckpt = {**ckpt, "default_quality": args.default_quality}
     model = _round_to_fp16(build_from_checkpoint(ckpt))
     cfg = TokenizerConfig.from_dict(ckpt["config"])
+    if args.default_quality is not None:
+        if not 1 <= args.default_quality <= len(cfg.qualities):
+            ap.error(f"--default-quality must be one of the model's qualities 1-{len(cfg.qualities)}")
+        ckpt = {**ckpt, "default_quality": args.default_quality}
     t0 = time.time()
     if shipped_input and not (args.refit_coder or args.add_level):
         tok = _shipped_tokenizer(ckpt, args.output.stem)                 # measure exactly what is shipped

@@ -11,6 +11,15 @@ from vcodec.colour import Yuv420
 INTRA_PERIOD = 16
 
 
+# the parts of a codec's description that name its rate points, not how it codes one
+RATE_POINT_KEYS = ("rate_points", "options_at_first_point", "command_at_first_point")
+
+
+def without_rate_points(description: dict) -> dict:
+    """A codec description without :data:`RATE_POINT_KEYS`: what is the same at every rate point."""
+    return {k: v for k, v in description.items() if k not in RATE_POINT_KEYS}
+
+
 class CodecUnavailable(RuntimeError):
     """The codec cannot run here (missing encoder, model, ...); the message says why."""
 
@@ -84,9 +93,7 @@ class Codec:
     def settings(self, point) -> dict:
         """What determines the coded stream at `point` (JSON-able): the result cache keys on it, so it must name the
         exact tool versions and every option. Default: the description without its list of rate points."""
-        d = {k: v for k, v in self.description().items() if k not in ("rate_points", "options_at_first_point",
-                                                                        "command_at_first_point")}  # fmt: skip
-        return {**d, "point": point}
+        return {**without_rate_points(self.description()), "point": point}
 
     def rate_points(self) -> list:
         """The rate points to run, lowest rate first where known (QPs, quality indices, ...)."""

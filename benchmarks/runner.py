@@ -26,6 +26,7 @@ import numpy as np
 from benchmarks import clips as clips_mod
 from benchmarks import conditions as conditions_mod
 from benchmarks import metrics
+from benchmarks.codec_base import without_rate_points
 from benchmarks.codecs import CodecUnavailable, canonical_name, ffmpeg_exe, ffmpeg_version, make_codec
 from benchmarks.measure import measure
 from vcodec import colour
@@ -329,29 +330,45 @@ def _metric_definitions(info: dict) -> dict:
     return {name: (m.get("available"), m.get("definition")) for name, m in info.items()}
 
 
-def seed_cache(results_path: str, jobs: list, specs, clip_infos: list, descriptions: dict, metrics: dict,
-               cache_dir: str) -> int:
-    """Store in the cache, for each of ``jobs`` not cached yet, the row an earlier results.json (e.g. a committed
-    one) holds for the same clip, codec and rate point, where that run coded the same clip content (sha256) with
-    the same codec build and settings (its description) and defined the metrics the same way: e.g. the anchors'
-    rows, so that only a changed codec (a new vcodec model) is recomputed. Returns the number of rows stored."""
-    with open(results_path) as f:
-        old = json.load(f)
-    if _metric_definitions(old.get("metrics", {})) != _metric_definitions(metrics):
-        return 0
-    shas = {c["name"]: c.get("sha256") for c in old.get("clips", [])}
-    by_codec = {c["name"]: c for c in old.get("codecs", [])}
+def load_seed(path: str) -> dict:
+    """An earlier results.json for :func:`seed_cache`, checked to be one (ValueError otherwise)."""
+    try:
+        with open(path) as f:
+            seed = json.load(f)
+    except ValueError as e:
+        raise ValueError(f"--seed-from {path}: not JSON ({e})") from None
+    if not isinstance(seed, dict) or seed.get("format") != RESULTS_FORMAT or not all(
+            isinstance(seed.get(k), t) for k, t in (("codecs", list), ("clips", list), ("metrics", dict))):
+        raise ValueError(f"--seed-from {path}: not a benchmark results.json ({RESULTS_FORMAT})")
+    return seed
+
+
+def _as_json(value):
+    """``value`` as it reads back from a results file (tuples become lists)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def seed_cache(seed: dict, source: str, jobs: list, specs, clip_infos: list, codecs: dict, cache_dir: str) -> int:
+    """Store in the cache, for each of ``jobs`` not cached yet, the row that an earlier run (``seed``, from
+    :func:`load_seed`; ``source`` names it in the cache) holds for the same clip content (sha256), codec build and
+    settings (its description, rate points aside) and rate point (the row's command line, where the codec gives
+    one): e.g. a committed run's anchors, so that only a changed codec (a new vcodec model) is recomputed. The
+    caller checks that both runs define the metrics alike. Returns the number of rows stored."""
+    shas = {c.get("name"): c.get("sha256") for c in seed["clips"]}
+    by_codec = {c.get("name"): c for c in seed["codecs"]}
     stored = 0
     for job in jobs:
-        name = specs[job.clip].name
+        name, sha, codec = specs[job.clip].name, clip_infos[job.clip].get("sha256"), codecs[job.codec]
         entry = by_codec.get(job.codec)
-        sha = clip_infos[job.clip].get("sha256")
-        if (entry is None or entry["description"] != descriptions[job.codec] or shas.get(name) != sha
-                or cache_load(cache_dir, job.key) is not None):
+        if (entry is None or shas.get(name) != sha or cache_load(cache_dir, job.key) is not None
+                or without_rate_points(entry.get("description") or {}) != _as_json(without_rate_points(
+                    codec.description()))):
             continue
-        row = next((r for r in entry["results"] if r["clip"] == name and str(r["point"]) == str(job.point)), None)
+        point = _as_json(job.point)
+        row = next((r for r in entry.get("results", []) if r.get("clip") == name and r.get("point") == point
+                    and r.get("command") == codec.command_line(job.point)), None)
         if row is not None:
-            material = {"clip": sha, "codec": job.codec, "point": job.point, "seeded_from": results_path}
+            material = {"clip": sha, "codec": job.codec, "point": job.point, "seeded_from": source}
             cache_store(cache_dir, job.key, row, material)
             stored += 1
     return stored
@@ -470,6 +487,7 @@ def run(config: BenchConfig, progress=print) -> dict:
     shard = parse_shard(config.shard) if isinstance(config.shard, str) else config.shard
     if os.path.exists(os.path.join(out, "results.json")) and not config.force and not config.resume:
         raise FileExistsError(f"{out}/results.json exists; pass --resume to extend it or --force to recompute it")
+    seed = load_seed(config.seed_from) if config.seed_from and not config.force else None  # checked before any work
     os.makedirs(out, exist_ok=True)
     cache_dir = config.cache_dir or os.path.join(out, "cache")
 
@@ -525,10 +543,12 @@ def run(config: BenchConfig, progress=print) -> dict:
     plan = [[specs[j.clip].name, j.codec, codecs[j.codec].point_label(j.point)] for j in jobs]
     mine = [j for j in jobs if shard is None or j.index % shard[1] == shard[0]]
 
-    if config.seed_from and not config.force:
-        seeded = seed_cache(config.seed_from, mine, specs, clip_infos, descriptions,
-                            metric_info(vmaf_reason, lpips_reason), cache_dir)
-        progress(f"seeded the cache with {seeded} row(s) of {config.seed_from}")
+    if seed is not None:
+        if _metric_definitions(seed["metrics"]) != _metric_definitions(metric_info(vmaf_reason, lpips_reason)):
+            progress(f"not seeded from {config.seed_from}: it defines or measures the metrics otherwise")
+        else:
+            seeded = seed_cache(seed, config.seed_from, mine, specs, clip_infos, codecs, cache_dir)
+            progress(f"seeded the cache with {seeded} row(s) of {config.seed_from}")
     rows: dict[int, dict] = {}
     errors: list[tuple[int, dict]] = [
         (-1, {"codec": None, "clip": c["name"], "point": None, "error": c["error"]}) for c in clip_infos if "error" in c

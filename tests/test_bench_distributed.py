@@ -53,22 +53,31 @@ def test_second_run_computes_nothing_and_a_changed_setting_recomputes(tmp_path):
 @pytest.mark.slow
 def test_a_results_file_seeds_the_cache_with_rows_of_the_same_build_and_settings(tmp_path):
     """--seed-from: an earlier results.json (e.g. the committed one, whose cache is gone) gives the rows of the jobs
-    it ran with the same clip content, codec build and settings; a changed setting is computed."""
+    it ran with the same clip content, codec build and settings and rate point; the rest is computed."""
     first = _run(tmp_path / "a", tmp_path / "cache-a")
-    seeded = _run(tmp_path / "b", tmp_path / "cache-b", seed_from=str(tmp_path / "a" / "results.json"))
+    seed = str(tmp_path / "a" / "results.json")
+    seeded = _run(tmp_path / "b", tmp_path / "cache-b", seed_from=seed)
     assert (seeded["run"]["computed"], seeded["run"]["cached"]) == (0, 4)
     assert runner.comparable(seeded) == runner.comparable(first)
-    more = _run(tmp_path / "c", tmp_path / "cache-c", seed_from=str(tmp_path / "a" / "results.json"),
-                codec_options={"x265": {"points": (42, 27), "preset": "fast"}})
-    assert more["run"]["computed"] == 4
-    # another metric definition seeds nothing
-    other = json.loads((tmp_path / "a" / "results.json").read_text())
-    other["metrics"]["psnr_y"]["definition"] = "something else"
-    (tmp_path / "other.json").write_text(json.dumps(other))
-    assert runner.seed_cache(str(tmp_path / "other.json"), [], [], [], {}, first["metrics"], str(tmp_path)) == 0
-    with pytest.raises(SystemExit) as e:                  # a file that is not there: refused before anything runs
-        bench_main(["--suite", "smoke", "--seed-from", str(tmp_path / "missing.json"), "-o", str(tmp_path / "d")])
-    assert e.value.code == 2 and not (tmp_path / "d").exists()
+    # one more rate point: the two points seeded, the new one's two jobs run
+    more = _run(tmp_path / "c", tmp_path / "cache-c", seed_from=seed, codec_options={"x265": {"points": (42, 27, 32)}})
+    assert (more["run"]["computed"], more["run"]["cached"]) == (2, 4)
+    # another encoder setting, or metrics defined otherwise: nothing seeded
+    other = _run(tmp_path / "d", tmp_path / "cache-d", seed_from=seed,
+                 codec_options={"x265": {"points": (42, 27), "preset": "fast"}})
+    assert other["run"]["computed"] == 4
+    changed = json.loads((tmp_path / "a" / "results.json").read_text())
+    changed["metrics"]["psnr_y"]["definition"] = "something else"
+    (tmp_path / "other.json").write_text(json.dumps(changed))
+    assert _run(tmp_path / "e", tmp_path / "cache-e", seed_from=str(tmp_path / "other.json"))["run"]["computed"] == 4
+    # not a results file, or no file: refused before anything runs
+    (tmp_path / "bdrate.json").write_text(json.dumps({"tables": []}))
+    with pytest.raises(ValueError, match="not a benchmark results.json"):
+        _run(tmp_path / "f", tmp_path / "cache-f", seed_from=str(tmp_path / "bdrate.json"))
+    assert not (tmp_path / "f").exists()
+    with pytest.raises(SystemExit) as e:
+        bench_main(["--suite", "smoke", "--seed-from", str(tmp_path / "missing.json"), "-o", str(tmp_path / "g")])
+    assert e.value.code == 2 and not (tmp_path / "g").exists()
 
 
 @pytest.mark.slow

@@ -162,3 +162,6 @@ def test_export_sets_the_quality_a_stream_gets_when_it_asks_for_none(setup):
     from vcodec.tokenizer import Tokenizer
     assert torch.load(out, weights_only=False)["default_quality"] == 1 and Tokenizer.load(out).default_quality == 1
     assert "gets quality 1." in (root / "MODEL_CARD_q.md").read_text()
+    with pytest.raises(SystemExit) as e:                     # a shipped model keeps its own
+        export.main([str(out), "--card-only", "--data", str(data), "-o", str(out), "--default-quality", "1"])
+    assert e.value.code == 2

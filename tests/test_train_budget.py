@@ -181,7 +181,7 @@ def test_budgeted_run_from_a_shipped_model_takes_the_recipe_and_its_card(tmp_pat
     cfg = summary["train_config"]
     recipe_keys = ("distortion", "rate_weight", "aux_gain", "rate_model")
     assert {k: cfg[k] for k in recipe_keys} == {k: RECIPES["v2"][k] for k in recipe_keys}
-    assert cfg["rate_model"] == "mix"           # the proxy the shipped v2 model was last trained with
+    assert cfg["rate_model"] == "mix"           # the proxy closest to the coder's bits
     assert cfg["flicker_weight"] == 0.7 and cfg["saturation_prob"] == 0.2 and cfg["restart_step"] == 40
     assert summary["start_step"] == 40 and summary["end_step"] > 40
     assert summary["history"][0]["step"] == 40

@@ -306,8 +306,8 @@ def main(argv=None) -> None:
                          "plane (same weights, untrained decoder for it: see the card); the coder tables keep the "
                          "shipped levels and learn the new ones; writes the model and its card")
     ap.add_argument("--default-quality", type=int, default=None,
-                    help="the quality a stream gets when it asks for none (default: the input's, else the "
-                         "highest point)")
+                    help="exporting a training checkpoint: the quality a stream gets when it asks for none "
+                         "(default: the highest point)")
     ap.add_argument("--train-command", default="make train")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -325,6 +325,8 @@ def main(argv=None) -> None:
     model = _round_to_fp16(build_from_checkpoint(ckpt))
     cfg = TokenizerConfig.from_dict(ckpt["config"])
     if args.default_quality is not None:
+        if shipped_input:      # (a shipped model keeps its own: --card-only never writes it, --add-level sets it)
+            ap.error("--default-quality is for exporting a training checkpoint")
         if not 1 <= args.default_quality <= len(cfg.qualities):
             ap.error(f"--default-quality must be one of the model's qualities 1-{len(cfg.qualities)}")
         ckpt = {**ckpt, "default_quality": args.default_quality}
@@ -388,7 +390,7 @@ def main(argv=None) -> None:
         "coder": f"{bitstream.CODER_ID} v" + "/".join(sorted({str(tok.coder_version(r["bits"])) for r in rows})),
         "notes": prev.get("notes", []) + ([added_level_note(rows)] if args.add_level else [])
         + ([f"A stream that asks for no quality gets quality {args.default_quality}."]
-           if args.default_quality is not None and not args.add_level else []),
+           if args.default_quality is not None else []),
     }
     card_md, curve_png = card_paths(args.output)
     card["curve"] = curve_png.name

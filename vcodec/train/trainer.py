@@ -107,7 +107,8 @@ class TrainConfig:
 
 # Training settings that go with a network (``vcodec train --model-config``) when a run starts, and that a budget
 # run from a shipped model (which stores no training settings) starts from; flags given on a command line win.
-# v2's rate proxy is the one the shipped v2 model was last trained with (coder version 3's mixing model).
+# v2's rate proxy is coder version 3's mixing model made differentiable, the closest to the bits that coder writes
+# (benchmarks/results/rate_proxy.txt).
 RECIPES = {
     "v2": {"distortion": "psnr_yuv", "rate_weight": 3.0, "aux_gain": 2000.0, "rate_model": "mix", "frames": 17,
            "size": 96, "lr": 5e-4, "steps": 20000, "eval_every": 1000},

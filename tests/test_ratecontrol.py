@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -157,12 +158,15 @@ def test_cli_bitrate(tok, tmp_path):
         assert r.exit_code == 2 and msg in r.output and not (tmp_path / "x.vcb").exists()
 
 
-@pytest.mark.parametrize("total, expected", [
-    (1, [(1, False)]), (9, [(9, False)]), (17, [(9, False), (4, True), (4, True)]),
-    (18, [(9, False), (4, True), (4, True), (1, True)]), (12, [(9, False), (3, True)]),
-    (30, [(9, False), (8, True), (4, True), (4, True), (5, True)]),
+@pytest.mark.parametrize("total, pieces, expected", [
+    (1, 2, [(1, False)]), (9, 2, [(9, False)]), (17, 2, [(9, False), (4, True), (4, True)]),
+    (18, 2, [(9, False), (4, True), (4, True), (1, True)]), (12, 2, [(9, False), (3, True)]),
+    (30, 2, [(9, False), (8, True), (4, True), (4, True), (5, True)]),
+    (25, 3, [(9, False), (8, True), (4, True), (4, True)]),       # 16 frames: 8 + 4 + 4
+    (17, 3, [(9, False), (4, True), (4, True)]),                  # 8 frames cut once: no piece under 4
+    (30, 3, [(9, False), (8, True), (4, True), (4, True), (5, True)]),
 ])
-def test_split_end(total, expected):
+def test_split_end(total, pieces, expected):
     """The chunks rate control uses: the last chunk (or the one before, when the last is too short to split) in two
     continuing chunks of whole latent frames, found one chunk ahead without knowing the length beforehand; the
     frames come through unchanged and in order."""
@@ -171,11 +175,19 @@ def test_split_end(total, expected):
 
     video = np.arange(total * 12, dtype=np.uint32).reshape(total, 2, 2, 3).astype(np.uint8)
     groups = [video[i:i + 5] for i in range(0, total, 5)]  # read in groups, as a pipe delivers them
-    chunks = list(split_end(plan_chunks(groups, chunk_plan(9, 4, 129)), 4))
+    chunks = list(split_end(plan_chunks(groups, chunk_plan(9, 4, 129)), 4, pieces))
     assert [(len(c), t) for c, t in chunks] == expected
     assert np.array_equal(np.concatenate([c for c, _ in chunks]), video)
     for (c, t), (_, cont) in zip(chunks, chunks[1:]):
         assert not cont or (len(c) if t else len(c) - 1) % 4 == 0  # a continued chunk ends on a whole latent frame
+
+
+def test_the_end_is_cut_in_three_only_where_a_chunk_gets_enough_bytes():
+    from vcodec.ratecontrol import CHUNK_OVERHEAD, THIRD_PIECE_BUDGET, end_pieces
+
+    assert end_pieces(None, Fraction(25), 16) == 1
+    enough = THIRD_PIECE_BUDGET * CHUNK_OVERHEAD * 8 * 25 / 16      # bits per second that give a chunk that much
+    assert end_pieces(enough, Fraction(25), 16) == 3 and end_pieces(enough * 0.99, Fraction(25), 16) == 2
 
 
 def test_cli_bitrate_from_a_pipe_splits_the_end_too(tok, tmp_path):

@@ -55,7 +55,7 @@ from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
 from vcodec.io.sink import VideoSink, image_sequence, output_kind, refuse_frames_for_single_image, single_image
 from vcodec.io.source import VideoSource
 from vcodec.models import DEFAULT_MODEL, encoder_tokenizer, list_models, load_tokenizer, resolve_device
-from vcodec.ratecontrol import MAX_BITRATE, MIN_BITRATE, rate_key, rung_names
+from vcodec.ratecontrol import MAX_BITRATE, MIN_BITRATE, end_pieces, rate_key, rung_names
 from vcodec.results import DecodeResult, EncodeResult, rate_str, video_rate
 from vcodec.stream import DEFAULT_KEYINT, StreamState
 
@@ -266,7 +266,7 @@ def encode_video(
             hint = count if count is not None else (si.frame_count_hint - first if si.frame_count_hint else None)
             expected = None if bitrate is None else hint  # rate control spreads deviations over the last chunks
             chunks = stream_chunks(source.windows(tok.window_frames), tok, keyint, first, count,
-                                   split=bitrate is not None)
+                                   end_pieces=end_pieces(bitrate, si.frame_rate, tok.window_frames - 1))
             rate = rate_controller(tok, w, bitrate, si.frame_rate, total_frames=expected, audio_bytes=audio_stream_bytes)
             encode_windows(w, tok, chunks, bits, levels, after_window, coded if psnr else None, bar.update, rate)
             if w.num_frames == 0:
@@ -551,7 +551,8 @@ def compress(
                            chunk_bits=chunk_bits)
     buf = io.BytesIO()
     with VcbWriter(buf, header, tables=writer_tables(tok, header)) as w:
-        encode_windows(w, tok, stream_chunks([frames], tok, keyint, split=bitrate is not None),
+        encode_windows(w, tok, stream_chunks([frames], tok, keyint, end_pieces=end_pieces(bitrate, rate,
+                                                                                           tok.window_frames - 1)),
                        bits, levels, rate=rate_controller(tok, w, bitrate, rate, total_frames=T))
     return buf.getvalue()
 

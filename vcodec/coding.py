@@ -304,18 +304,22 @@ def plan_chunks(frames: Iterable[np.ndarray], plan: Iterable[tuple[int, object]]
 
 
 def stream_chunks(frames: Iterable[np.ndarray], tok: Tokenizer, keyint: int = DEFAULT_KEYINT, first: int = 0,
-                  count: int | None = None, split: bool = False) -> Iterator[tuple[np.ndarray, bool]]:
+                  count: int | None = None, end_pieces: int = 1) -> Iterator[tuple[np.ndarray, bool]]:
     """``(chunk, continues)``: the frames (as :func:`plan_chunks`) in the chunks :func:`chunk_plan` lays out for
-    ``tok``'s window; with ``split``, one of the chunks that end the stream in two (see :func:`split_end`)."""
+    ``tok``'s window; with ``end_pieces`` 2 or 3, one of the chunks that end the stream cut in that many (see
+    :func:`split_end`)."""
     chunks = plan_chunks(frames, chunk_plan(tok.window_frames, tok.config.temporal_factor, keyint), first, count)
-    return split_end(chunks, tok.config.temporal_factor) if split else chunks
+    return split_end(chunks, tok.config.temporal_factor, end_pieces) if end_pieces > 1 else chunks
 
 
-def split_end(chunks: Iterable[tuple[np.ndarray, bool]], temporal_factor: int) -> Iterator[tuple[np.ndarray, bool]]:
+def split_end(chunks: Iterable[tuple[np.ndarray, bool]], temporal_factor: int,
+              pieces: int = 2) -> Iterator[tuple[np.ndarray, bool]]:
     """``chunks`` (``(frames, continues)``) with one of the two that end the stream cut in two continuing chunks:
     the last, or the one before when the last would hold too few frames, whichever continues the chunk before it
     and holds at least ``2 * temporal_factor`` frames; the first piece is a whole number of latent frames. Rate
-    control then chooses the stream's end at half the granularity, for one more chunk's overhead (76 bytes).
+    control then chooses the stream's end at half the granularity, for one more chunk's overhead (76 bytes). With
+    ``pieces=3`` the second piece is cut in two again where it is long enough (16 frames: 8 + 4 + 4, a quarter of
+    the granularity for a second chunk's overhead).
 
     Works on the chunks as they come, one chunk ahead (so also for a stream whose length nobody knows, such as a
     pipe): a chunk is passed on once the next one exists; the last two are known when the input ends."""
@@ -326,9 +330,14 @@ def split_end(chunks: Iterable[tuple[np.ndarray, bool]], temporal_factor: int) -
             yield held.pop(0)
     for k in (len(held) - 1, len(held) - 2):
         if k >= 0 and held[k][1] and len(held[k][0]) >= 2 * temporal_factor:
-            frames, _ = held[k]
-            half = temporal_factor * (len(frames) // (2 * temporal_factor))
-            held[k:k + 1] = [(frames[:half], True), (frames[half:], True)]
+            frames, cut = held[k][0], []
+            for _ in range(pieces - 1):
+                if len(frames) < 2 * temporal_factor:
+                    break
+                half = temporal_factor * (len(frames) // (2 * temporal_factor))
+                cut.append(frames[:half])
+                frames = frames[half:]
+            held[k:k + 1] = [(piece, True) for piece in (*cut, frames)]
             break
     yield from held
 

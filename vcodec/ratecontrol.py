@@ -24,13 +24,14 @@ without the split. When the length is known, the chunk before the last also look
 leave the stream's total more than 2.5% off even with the best point for the last chunk (predicted from this
 chunk's sizes at every point, scaled to the last one's length), it takes the neighbouring point that lands the
 total closer (:meth:`RateController._end_choice`; only a neighbour, since a far point shows as a quality step).
-The last two chunks may also take a width between two rate points (:func:`ladder`), which halves the end's size
+The chunks at the end may also take a width between two rate points (:func:`ladder`), which halves the end's size
 steps: measured on 40 targets (whole clips and 2 s cuts, model step 62,871 with quality 9,
 `benchmarks/results/ratecontrol.md`), 40 within 5% (38 without those widths), PSNR-Y 0.13 dB below the fixed
 ladder's interpolation (0.09 without, measured before the header recorded its quality labels; 0.28 when every
 chunk may take them); with step 72,760, 39 within 5% (a target between two points 2.2x apart that differ in
-planes, where no width lies between them: the end's two pieces land at -6.3% or +5.5%). Targets beyond the
-model's lowest or highest point get that point.
+planes, where no width lies between them: the end's two pieces land at -6.3% or +5.5%), and 40 with the end cut
+in three where a chunk's budget makes a second cut cheap (:func:`end_pieces`). Targets beyond the model's lowest
+or highest point get that point.
 """
 
 from __future__ import annotations
@@ -54,10 +55,23 @@ CHUNK_OVERHEAD = RECORD_HEADER.size + CHUNK_HEADER.size + INDEX_ENTRY.itemsize  
 STREAM_OVERHEAD = RECORD_HEADER.size + INDEX_HEADER.size + END_RECORD_SIZE  # the index record's head and END
 TOLERANCE = 0.05  # a stream further than this from its target because of the ladder's ends gets a warning
 HORIZON = 3  # chunks over which a deviation from the target is made up, when the stream's length is known
+THIRD_PIECE_BUDGET = 40  # chunk overheads of bytes a chunk must get for the stream's end to be cut in three
 
 _BITRATE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKmMgG]?)\s*(?:bit/s|bps|b/s)?\s*\Z")
 MIN_BITRATE = 100  # bits per second; anything lower is a typo
 MAX_BITRATE = 10**10  # 10 Gbit/s
+
+
+def end_pieces(bitrate: float | None, frame_rate: Fraction, chunk_frames: int) -> int:
+    """How many pieces the chunk that ends a stream is cut into (:func:`vcodec.coding.split_end`): 1 without rate
+    control; 3 where a chunk of ``chunk_frames`` gets at least :data:`THIRD_PIECE_BUDGET` chunk overheads of
+    bytes at ``bitrate`` (the second cut then costs at most 2.5% of it), else 2. Measured (model step 72,760,
+    `benchmarks/results/ratecontrol.md`): a target between two rate points 2.2x apart that differ in planes,
+    where no width lies between them, landed +5.5% with two pieces and -0.1% with three."""
+    if bitrate is None:
+        return 1
+    chunk_bytes = bitrate / 8 * chunk_frames / float(frame_rate)
+    return 3 if chunk_bytes >= THIRD_PIECE_BUDGET * CHUNK_OVERHEAD else 2
 
 
 def parse_bitrate(text: str) -> int:
@@ -98,7 +112,7 @@ def ladder(tok: Tokenizer) -> list[Rung]:
     than one bit apart: the geometric middle width (3 bits between 2 and 4, 6 between 4 and 8, 11, 23), coded with
     the wider width's tables narrowed (:meth:`Tokenizer.tables_for`). The model's steps in size are ~2x, too coarse
     for a short clip's last chunks to land the total; these halve them, at a cost in quality (the decoder never saw
-    such widths: measured ~1 dB below the rate points around them), so only the last two chunks of a stream of
+    such widths: measured ~1 dB below the rate points around them), so only the chunks at the end of a stream of
     known length take them. Sizes grow along the ladder."""
     points = [dataclasses.replace(rp, bits=rp.bits or tok.token_bits)
               for rp in sorted(tok.rate_points, key=lambda rp: rp.quality)]

@@ -492,3 +492,31 @@ def test_atomic_output_refuses_bad_destinations(tmp_path):
         with atomic_output(tmp_path, overwrite=True):
             pass
     assert src.read_bytes() == b"x"
+
+
+def test_matroska_frame_count_comes_from_the_video_track_not_a_longer_audio_track(tmp_path):
+    """Matroska has no stream duration, only a DURATION tag per track; the container's duration is the longest
+    track's, so audio that runs on past the last frame made the count too high for a file vcodec wrote (its exact
+    rate tag skips the timestamp scan; compare then warned that a DIST of exactly the range's length held more
+    frames)."""
+    from vcodec.io.source import VideoSource
+
+    path = tmp_path / "av.mkv"
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("ffv1", rate=25)
+        v.width, v.height, v.pix_fmt = 16, 8, "yuv420p"
+        v.metadata["VCODEC_FRAME_RATE"] = "25"              # as vcodec's own .mkv output tags it
+        a = c.add_stream("aac", rate=48000)
+        for i in range(33):
+            for p in v.encode(av.VideoFrame.from_ndarray(np.full((8, 16, 3), i * 5, np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+        tone = av.AudioFrame.from_ndarray(np.zeros((1, 48000 * 36 // 25), np.float32), format="fltp", layout="mono")
+        tone.sample_rate, tone.pts = 48000, 0
+        for p in [*a.encode(tone), *a.encode()]:
+            c.mux(p)
+    with av.open(str(path)) as c:
+        assert c.duration / av.time_base * 25 > 34          # the container's duration: the audio track's
+    with VideoSource(path, audio=False) as s:
+        assert s.info.frame_count_hint == 33

@@ -53,6 +53,7 @@ _COLORSPACES = {0: "gbr", 1: "bt709", 2: "unknown", 4: "fcc", 5: "bt470bg", 6: "
                 8: "ycgco", 9: "bt2020nc", 10: "bt2020c", 14: "ictcp"}
 _RANGES = {0: "unknown", 1: "tv", 2: "pc"}
 _HDR_TRANSFERS = {16: "PQ, SMPTE ST 2084", 18: "HLG, ARIB STD-B67"}  # AVColorTransferCharacteristic values
+_TRACK_DURATION = re.compile(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")  # a Matroska track's DURATION tag
 
 
 @dataclass(frozen=True)
@@ -257,10 +258,8 @@ class VideoSource:
             sar = 1 / sar
         if sar == 1:
             sar = None
-        hint = v.frames or (measured[1] if measured is not None else None)
-        if hint is None and v.duration is not None and v.time_base is not None:
-            hint = self._duration_frames(rate)
-        elif hint is None and self._container.duration:
+        hint = v.frames or (measured[1] if measured is not None else None) or self._duration_frames(rate)
+        if hint is None and self._container.duration:
             hint = round(Fraction(self._container.duration, av.time_base) * rate) or None
         if hint is None and self._container.format.name.endswith("_pipe"):
             hint = 1   # a still image (jpeg_pipe, png_pipe, webp_pipe, ...): FFmpeg reads one picture from it
@@ -412,11 +411,17 @@ class VideoSource:
         return Fraction(len(pts) - 1) / (span * Fraction(tb)), len(pts), 0.01 + 2 / span
 
     def _duration_frames(self, rate: Fraction) -> int | None:
-        """The frame count the video stream's duration (after any edit list) gives at ``rate``, or None."""
+        """The frame count the video stream's duration (after any edit list) gives at ``rate``, or None. Matroska
+        stores no stream duration but a ``DURATION`` tag per track (``HH:MM:SS.fraction``): the video track's own,
+        where the container's duration would be the longest track's (an audio track that runs on)."""
         v = self._video
-        if v.duration is None or v.time_base is None:
+        if v.duration is not None and v.time_base is not None:
+            return round(v.duration * v.time_base * rate) or None
+        tag = _TRACK_DURATION.fullmatch((v.metadata or {}).get("DURATION", "").strip())
+        if tag is None:
             return None
-        return round(v.duration * v.time_base * rate) or None
+        hours, minutes, seconds = tag.groups()
+        return round((int(hours) * 3600 + int(minutes) * 60 + Fraction(seconds)) * rate) or None
 
     def windows(self, n: int) -> Iterator[np.ndarray]:
         """Yield groups of ``n`` frames, uint8 (n, H, W, 3); the last may be shorter. Memory holds one group."""

@@ -204,6 +204,25 @@ def test_flicker_hinge_costs_only_dips_beyond_the_margin():
     assert hinged.item() > base.item() + 1
 
 
+def test_chroma_weight_weighs_colour_errors_against_luma_as_6_to_c():
+    """chroma_weight 1 is the benchmarks' 6:1:1 weighting; a larger weight makes a pure colour error cost more and
+    a pure luma error less (the weights sum to 1), and the trainer refuses a weight of 0."""
+    from vcodec.train.losses import frame_psnr_yuv_loss
+
+    x = torch.zeros(1, 3, 2, 8, 8)
+    luma = torch.full_like(x, 0.02)                                    # R = G = B: only Y moves
+    colour = torch.zeros_like(x)
+    colour[:, 2] = 0.02                                                # mostly Cb
+    ycbcr = torch.tensor([[0.2126, 0.7152, 0.0722], [-0.1146, -0.3854, 0.5], [0.5, -0.4542, -0.0458]])
+    e = (ycbcr @ (colour[0, :, 0, 0, 0] * 0.5)).pow(2)
+    expected = 10 * torch.log10((6 * e[0] + e[1] + e[2]) / 8 + 1e-8)
+    assert frame_psnr_yuv_loss(x + colour, x)[0].item() == pytest.approx(expected.item(), abs=1e-4)
+    assert frame_psnr_yuv_loss(x + colour, x, chroma_weight=3.0)[0] > frame_psnr_yuv_loss(x + colour, x)[0] + 1
+    assert frame_psnr_yuv_loss(x + luma, x, chroma_weight=3.0)[0] < frame_psnr_yuv_loss(x + luma, x)[0]
+    with pytest.raises(ValueError, match="chroma_weight must be above 0"):
+        _cfg(chroma_weight=0.0)
+
+
 def test_saturation_keeps_grays_and_pushes_colours_away_from_luma():
     from vcodec.train.corpus import saturate
 

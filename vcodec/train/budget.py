@@ -120,7 +120,7 @@ def run(args) -> dict:
                          **({"point_rate_scale": args.point_rate_scale} if args.point_rate_scale else {}),
                          **({"point_weights": args.point_weights} if args.point_weights else {}),
                          **({"rate_model": args.rate_model} if args.rate_model else {}),
-                         **{k: getattr(args, k) for k in ("flicker_weight", "saturation_prob")
+                         **{k: getattr(args, k) for k in ("flicker_weight", "saturation_prob", "chroma_weight")
                             if getattr(args, k) is not None},
                          "steps": step0 + 10**9, "checkpoint_minutes": 10**9, "max_minutes": 0.0})
     corpus = Corpus.load([args.corpus])
@@ -224,6 +224,8 @@ def main(argv=None) -> None:
                    "0.5 dB below their clip's mean PSNR (distortion psnr_yuv; default: the init's, else 0)")
     p.add_argument("--saturation-prob", type=float, default=None, help="share of clips made more saturated "
                    "(default: the init's, else 0)")
+    p.add_argument("--chroma-weight", type=float, default=None, help="distortion psnr_yuv: weight of Cb and Cr "
+                   "against Y's 6 (default: the init's, else 1, the benchmarks' 6:1:1)")
     p.add_argument("--loaders", type=int, default=4, help="threads drawing batches")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--save-minutes", type=float, default=1.5)

@@ -31,21 +31,22 @@ def reconstruction_loss(x: torch.Tensor, y: torch.Tensor, *, ssim_weight: float)
 _RGB_TO_YCBCR_709 = torch.tensor([[0.2126, 0.7152, 0.0722],
                                   [-0.1146, -0.3854, 0.5],
                                   [0.5, -0.4542, -0.0458]])
-_YUV_611 = torch.tensor([6.0, 1.0, 1.0]) / 8
 
 
 def frame_psnr_yuv_loss(x: torch.Tensor, y: torch.Tensor, *, flicker_weight: float = 0.0,
-                        flicker_margin: float = 0.5) -> tuple[torch.Tensor, dict]:
-    """Per sample, the mean over frames of -PSNR-YUV (6:1:1 weighted BT.709 Y'CbCr MSE), in dB, plus
-    ``flicker_weight`` x the mean over frames of how far (dB) each frame lies more than ``flicker_margin`` dB
-    below the sample's mean PSNR (a hinge: only dips cost, and only beyond the margin).
+                        flicker_margin: float = 0.5, chroma_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
+    """Per sample, the mean over frames of -PSNR-YUV (6:1:1 weighted BT.709 Y'CbCr MSE; 6:c:c with
+    ``chroma_weight`` c, normalised to sum 1), in dB, plus ``flicker_weight`` x the mean over frames of how far
+    (dB) each frame lies more than ``flicker_margin`` dB below the sample's mean PSNR (a hinge: only dips cost,
+    and only beyond the margin).
 
     x, y: (B, 3, T, H, W) in [-1, 1]. Averaging per-frame log-MSE (not the MSE) is what the benchmarks' mean
     per-frame PSNR measures, and it gives the worst frames the most weight (against periodic flicker)."""
     d = ((x.float() - y.float()) * 0.5)                                  # [0, 1] scale
     m = _RGB_TO_YCBCR_709.to(d.device)
     e = torch.einsum("ij,bjthw->bitwh", m, d).pow(2).mean(dim=(3, 4))   # (B, 3, T) per-channel MSE
-    mse = (e * _YUV_611.to(d.device).view(1, 3, 1)).sum(dim=1)          # (B, T)
+    weights = torch.tensor([6.0, chroma_weight, chroma_weight], device=d.device) / (6 + 2 * chroma_weight)
+    mse = (e * weights.view(1, 3, 1)).sum(dim=1)                        # (B, T)
     neg_psnr = 10 * torch.log10(mse + 1e-8)                             # (B, T)
     dist = neg_psnr.mean(dim=1)                                         # (B,) = -PSNR
     if flicker_weight:

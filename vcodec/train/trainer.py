@@ -80,6 +80,8 @@ class TrainConfig:
     flicker_margin: float = 0.5   # (per-frame PSNR-YUV of the distortion "psnr_yuv"): against periodic dips
     saturation_prob: float = 0.0  # share of clips whose colours are made more saturated (x1 to x2.5 around their
                                   # luma, clipped): saturated colours are rare in the corpus
+    chroma_weight: float = 1.0    # distortion "psnr_yuv": weight of Cb and Cr against Y's 6 (1: the benchmarks'
+                                  # 6:1:1 PSNR-YUV; more: fewer colour errors for some luma quality)
 
     def __post_init__(self):
         """ValueError naming the first setting outside its range (a command line's typo is one usage line)."""
@@ -91,6 +93,7 @@ class TrainConfig:
             "frames": self.frames >= 1 and self.frames % 4 == 1, "size": self.size >= 8 and self.size % 8 == 0,
             "lr": self.lr > 0, "checkpoint_minutes": self.checkpoint_minutes > 0, "ema": 0 <= self.ema < 1,
             "photo_prob": 0 <= self.photo_prob <= 1, "saturation_prob": 0 <= self.saturation_prob <= 1,
+            "chroma_weight": self.chroma_weight > 0,
         }
         non_negative = ("max_minutes", "weight_decay", "warmup", "ssim_weight", "rate_weight", "restart_step",
                         "rate_free_steps", "rate_ramp_steps", "aux_gain", "adv_weight", "adv_start", "lpips_weight",
@@ -98,7 +101,7 @@ class TrainConfig:
         checks.update({name: getattr(self, name) >= 0 for name in non_negative})
         wants = {"frames": "1 + 4k frames", "size": "a multiple of 8 pixels", "ema": "in [0, 1)",
                  "photo_prob": "in [0, 1]", "saturation_prob": "in [0, 1]", "lr": "above 0",
-                 "checkpoint_minutes": "above 0", "steps": "at least 1", "batch": "at least 1",
+                 "checkpoint_minutes": "above 0", "chroma_weight": "above 0", "steps": "at least 1", "batch": "at least 1",
                  "eval_every": "at least 1"}
         for name, ok in checks.items():
             if not ok:
@@ -328,7 +331,8 @@ class Trainer:
             rec = out.reconstruction.float()
             if cfg.distortion == "psnr_yuv":
                 dist, stats = frame_psnr_yuv_loss(rec, x, flicker_weight=cfg.flicker_weight,
-                                                  flicker_margin=cfg.flicker_margin)   # (B,) dB
+                                                  flicker_margin=cfg.flicker_margin,
+                                                  chroma_weight=cfg.chroma_weight)     # (B,) dB
             else:
                 loss, stats = reconstruction_loss(rec, x, ssim_weight=cfg.ssim_weight)
                 dist = loss.expand(B)

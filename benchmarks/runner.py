@@ -348,21 +348,23 @@ def _as_json(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def seed_cache(seed: dict, source: str, jobs: list, specs, clip_infos: list, codecs: dict, cache_dir: str) -> int:
+def seed_cache(seed: dict, source: str, jobs: list, specs, clip_infos: list, codecs: dict, descriptions: dict,
+               cache_dir: str) -> int:
     """Store in the cache, for each of ``jobs`` not cached yet, the row that an earlier run (``seed``, from
     :func:`load_seed`; ``source`` names it in the cache) holds for the same clip content (sha256), codec build and
-    settings (its description, rate points aside) and rate point (the row's command line, where the codec gives
-    one): e.g. a committed run's anchors, so that only a changed codec (a new vcodec model) is recomputed. The
-    caller checks that both runs define the metrics alike. Returns the number of rows stored."""
+    settings (its description, rate points aside; ``descriptions``: this run's, by codec) and rate point (the row's
+    command line, where the codec gives one): e.g. a committed run's anchors, so that only a changed codec (a new
+    vcodec model) is recomputed. The caller checks that both runs define the metrics alike. Returns the number of
+    rows stored."""
     shas = {c.get("name"): c.get("sha256") for c in seed["clips"]}
-    by_codec = {c.get("name"): c for c in seed["codecs"]}
+    by_codec = {c.get("name"): c for c in seed["codecs"]
+                if c.get("name") in descriptions and without_rate_points(c.get("description") or {})
+                == _as_json(without_rate_points(descriptions[c.get("name")]))}   # the same build and settings
     stored = 0
     for job in jobs:
         name, sha, codec = specs[job.clip].name, clip_infos[job.clip].get("sha256"), codecs[job.codec]
         entry = by_codec.get(job.codec)
-        if (entry is None or shas.get(name) != sha or cache_load(cache_dir, job.key) is not None
-                or without_rate_points(entry.get("description") or {}) != _as_json(without_rate_points(
-                    codec.description()))):
+        if entry is None or shas.get(name) != sha or cache_load(cache_dir, job.key) is not None:
             continue
         point = _as_json(job.point)
         row = next((r for r in entry.get("results", []) if r.get("clip") == name and r.get("point") == point
@@ -547,7 +549,7 @@ def run(config: BenchConfig, progress=print) -> dict:
         if _metric_definitions(seed["metrics"]) != _metric_definitions(metric_info(vmaf_reason, lpips_reason)):
             progress(f"not seeded from {config.seed_from}: it defines or measures the metrics otherwise")
         else:
-            seeded = seed_cache(seed, config.seed_from, mine, specs, clip_infos, codecs, cache_dir)
+            seeded = seed_cache(seed, config.seed_from, mine, specs, clip_infos, codecs, descriptions, cache_dir)
             progress(f"seeded the cache with {seeded} row(s) of {config.seed_from}")
     rows: dict[int, dict] = {}
     errors: list[tuple[int, dict]] = [

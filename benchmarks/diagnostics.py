@@ -21,6 +21,7 @@ Writes JSON; ``--markdown`` also writes the human-readable table file.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import time
@@ -28,9 +29,9 @@ import time
 import numpy as np
 
 import bitstream
-from vcodec.colour import rgb_to_y
 from vcodec.metrics import psnr_y_bt709_limited
 from vcodec.models import load_tokenizer
+from vcodec.scenecut import scene_cuts
 from vcodec.tokenizer import Tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,20 +54,6 @@ def code_at(tok: Tokenizer, frames: np.ndarray, quality: int) -> tuple[np.ndarra
     nbytes = len(bitstream.encode_tokens(tokens, bits, tok.tables_for(bits), version=tok.coder_version(bits)))
     rec = tok.decode_window(tokens, len(frames), frames.shape[1], frames.shape[2], bits)
     return rec, tokens, nbytes
-
-
-CUT_RATIO = 4.0   # a frame is a scene cut when it differs from the one before 4x as much as its segment's median ...
-CUT_FLOOR = 8.0   # ... and by more than 8 levels of mean absolute luma difference
-
-
-def scene_cuts(frames: np.ndarray) -> list[int]:
-    """Frames (T, H, W, 3) uint8 -> indices i >= 1 of frames that start a new scene (or a flash): a mean absolute
-    luma difference from frame i - 1 above CUT_FLOOR and CUT_RATIO x the segment's median difference. Any codec
-    loses quality there; it is content, not the periodic flicker the positions table looks for."""
-    luma = rgb_to_y(frames).astype(np.float32)                      # BT.709 limited-range Y, 8 bits
-    diff = np.abs(np.diff(luma, axis=0)).mean(axis=(1, 2))          # (T - 1,)
-    limit = max(CUT_FLOOR, CUT_RATIO * float(np.median(diff)))
-    return [int(i) + 1 for i in np.nonzero(diff > limit)[0]]
 
 
 def frame_positions(tok: Tokenizer, segments, quality: int) -> dict:
@@ -97,25 +84,28 @@ def frame_positions(tok: Tokenizer, segments, quality: int) -> dict:
 def stream_positions(tok: Tokenizer, quality: int) -> dict:
     """Flicker as the codec is used: the held-out clips of :mod:`benchmarks.keyint` (97-129 frames) coded as one
     stream each (``vcodec.compress``, the default keyframe period), PSNR-Y by position in the continuing chunks
-    (the frames after the first chunk, ``window - 1`` per chunk; a chunk's latent groups start at 0, 4, 8, 12),
+    (``window - 1`` frames each, as the stream's index lays them out; a chunk's latent groups start at 0, 4, 8, 12),
     frames at scene cuts left out of the positions and the changes across them out of the mean |dPSNR-Y| (as in
     :func:`frame_positions`)."""
     import vcodec
     from benchmarks.keyint import CLIPS, load
 
-    window = tok.window_frames
-    period = window - 1
+    period = tok.window_frames - 1
     sums, counts, deltas = np.zeros(period), np.zeros(period), []
     for spec in CLIPS:
         frames = load(spec)
-        out = vcodec.decompress(vcodec.compress(frames, quality=quality, tokenizer=tok), tokenizer=tok)
+        data = vcodec.compress(frames, quality=quality, tokenizer=tok)
+        out = vcodec.decompress(data, tokenizer=tok)
         p = np.array([psnr_y_bt709_limited(frames[i:i + 1], out[i:i + 1]) for i in range(len(frames))])
         cuts = set(scene_cuts(frames))
         deltas.append([abs(p[i] - p[i - 1]) for i in range(1, len(p)) if i not in cuts])  # not across a cut
-        for i in range(window, len(frames)):
-            if i not in cuts:
-                sums[(i - window) % period] += p[i]
-                counts[(i - window) % period] += 1
+        with bitstream.VcbReader(io.BytesIO(data)) as reader:
+            continuing = [e for e in reader.index() if e.continues]  # the chunks as the encoder laid them out
+        for e in continuing:
+            for k in range(e.num_frames):
+                if e.first_frame + k not in cuts:
+                    sums[k] += p[e.first_frame + k]
+                    counts[k] += 1
     mean_pos = sums / counts
     return {"quality": quality, "clips": [c.name for c in CLIPS], "psnr_y_by_position": [round(float(v), 2) for v in mean_pos],
             "mean_abs_delta_db": float(np.mean(np.concatenate(deltas))), "worst_position": int(np.argmin(mean_pos)),
@@ -239,9 +229,8 @@ def markdown(reports: list[dict]) -> str:
         cut_rows = [fp for fp in r["frame_positions"] if fp.get("scene_cuts")]
         if cut_rows:
             cuts = ", ".join(f"{k} frame {', '.join(map(str, v))}" for k, v in cut_rows[0]["scene_cuts"].items())
-            out += ["", f"Scene cuts in the segments ({cuts}: a mean absolute luma change of more than "
-                    f"{CUT_RATIO:g}x the segment's median and {CUT_FLOOR:g} levels) lower their position's mean "
-                    "whatever the codec; the same table without those frames:", "",
+            out += ["", f"Scene cuts in the segments ({cuts}, as `vcodec.scenecut` finds them) lower their "
+                    "position's mean whatever the codec; the same table without those frames:", "",
                     "| quality | " + " | ".join(str(i) for i in range(17)) + " | worst position |",
                     "|---:|" + "---:|" * 17 + "---|"]
             for fp in cut_rows:

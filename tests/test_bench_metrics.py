@@ -49,18 +49,3 @@ def test_lpips_never_downloads_and_says_why(monkeypatch, tmp_path):
             metrics.lpips_video(_video(1), _video(1))
     finally:
         metrics.lpips_status.cache_clear()
-
-
-def test_scene_cuts_finds_a_cut_and_not_motion():
-    """The diagnostics leave frames at scene cuts out of the flicker-by-position table: a cut is found, a pan,
-    a slow fade and a static clip have none."""
-    from benchmarks.diagnostics import scene_cuts
-    from vcodec.io.synthetic import pattern_frames
-
-    pan = pattern_frames(17, 48, 64)
-    assert scene_cuts(pan) == []
-    cut = pan.copy()
-    cut[9:] = 255 - cut[9:]
-    assert scene_cuts(cut) == [9]
-    fade = np.stack([np.full((48, 64, 3), 10 * i, np.uint8) for i in range(17)])
-    assert scene_cuts(fade) == [] and scene_cuts(np.zeros((5, 8, 8, 3), np.uint8)) == []

@@ -194,6 +194,7 @@ def encode_video(
     threads: int | None = None,
     keyint: int = DEFAULT_KEYINT,
     bitrate: float | None = None,
+    scenecut: bool = True,
 ) -> EncodeResult:
     """Encode a video into a ``.vcb``.
 
@@ -208,7 +209,9 @@ def encode_video(
     packet boundaries). ``psnr``: measure what a decoder will get against the source (the result's
     ``quality_metrics``, see :mod:`vcodec.compare`). ``threads``: torch CPU threads (default: torch's).
     ``keyint``: frames per keyframe period (decoding can start only at a period's first frame; ``keyint`` up to
-    the model's window, 17, codes every window on its own). ``bitrate``: bits per second of video to aim at
+    the model's window, 17, codes every window on its own); ``scenecut``: also start a keyframe period where a
+    new shot begins (:mod:`vcodec.scenecut`; False: keyframes every ``keyint`` frames only). ``bitrate``: bits per
+    second of video to aim at
     instead of a fixed ``quality``: each chunk gets the rate point that keeps the stream on target
     (:mod:`vcodec.ratecontrol`; the result's ``video_kbps`` says what it got).
     """
@@ -216,6 +219,7 @@ def encode_video(
     _refuse_video_output(out)
     check_range(start, frames, duration)
     _check_keyint(keyint)
+    _check_scenecut(scenecut)
     _check_bitrate(bitrate)
     notes = _Warnings()
     with notes.collect(), VideoSource(inp) as source:
@@ -231,7 +235,7 @@ def encode_video(
         t_end = None if count is None else Fraction(first + count) / si.frame_rate
         measured = Quality() if psnr else None
         header = stream_header(tok, bits, levels, q, si.width, si.height, si.frame_rate,
-                               {"source": si.to_json(), **_coding_extra(tok, keyint, bitrate)}, chunk_bits=chunk_bits)
+                               {"source": si.to_json(), **_coding_extra(tok, keyint, scenecut, bitrate)}, chunk_bits=chunk_bits)
         tok.check_encode_memory(tok.window_frames, si.height, si.width, frames_held=False)  # before reading frames
         audio_bytes = 0          # the audio packets' data
         audio_stream_bytes = 0   # what the audio takes in the stream: its track and packet records
@@ -266,7 +270,8 @@ def encode_video(
             hint = count if count is not None else (si.frame_count_hint - first if si.frame_count_hint else None)
             expected = None if bitrate is None else hint  # rate control spreads deviations over the last chunks
             chunks = stream_chunks(source.windows(tok.window_frames), tok, keyint, first, count,
-                                   end_pieces=end_pieces(bitrate, si.frame_rate, tok.window_frames - 1))
+                                   end_pieces=end_pieces(bitrate, si.frame_rate, tok.window_frames - 1),
+                                   scenecut=scenecut)
             rate = rate_controller(tok, w, bitrate, si.frame_rate, total_frames=expected, audio_bytes=audio_stream_bytes)
             encode_windows(w, tok, chunks, bits, levels, after_window, coded if psnr else None, bar.update, rate)
             if w.num_frames == 0:
@@ -300,6 +305,7 @@ def encode_video(
         warnings=notes.messages,
         start_frame=first,
         keyint=keyint,
+        scenecut=scenecut,
         quality_metrics=measured.to_json() if measured is not None else None,
     )
 
@@ -467,12 +473,19 @@ def _decoded_items(reader: VcbReader, tok, salvage: bool, first: int, count: int
 MAX_KEYINT = 10**7  # frames: a keyframe period as long as the longest stream the format holds
 
 
-def _coding_extra(tok: Tokenizer, keyint: int, bitrate: float | None) -> dict:
+def _coding_extra(tok: Tokenizer, keyint: int, scenecut: bool, bitrate: float | None) -> dict:
     """What the header's ``extra`` records of how the stream was coded (``info`` reports it): the keyframe period,
-    and for rate control the target and the quality label of each rate a chunk may take (:func:`rung_names`)."""
+    whether scene cuts started periods too, and for rate control the target and the quality label of each rate a
+    chunk may take (:func:`rung_names`)."""
+    extra = {"keyint": keyint, "scenecut": bool(scenecut)}
     if bitrate is None:
-        return {"keyint": keyint}
-    return {"keyint": keyint, "bitrate": round(bitrate), "qualities": rung_names(tok)}
+        return extra
+    return {**extra, "bitrate": round(bitrate), "qualities": rung_names(tok)}
+
+
+def _check_scenecut(scenecut) -> None:
+    if not isinstance(scenecut, (bool, np.bool_)):
+        raise ArgumentError(f"scenecut must be True or False, got {scenecut!r}")
 
 
 def _check_bitrate(bitrate) -> None:
@@ -535,10 +548,12 @@ def compress(
     tokenizer: Tokenizer | None = None,
     keyint: int = DEFAULT_KEYINT,
     bitrate: float | None = None,
+    scenecut: bool = True,
 ) -> bytes:
     """Encode ``frames`` (``uint8`` ``(T, H, W, 3)`` RGB, T >= 1) into the bytes of a ``.vcb`` stream
-    (``keyint`` and ``bitrate`` as for :func:`encode_video`)."""
+    (``keyint``, ``scenecut`` and ``bitrate`` as for :func:`encode_video`)."""
     _check_keyint(keyint)
+    _check_scenecut(scenecut)
     _check_bitrate(bitrate)
     rate = _frame_rate(frame_rate)
     frames = np.asarray(frames)
@@ -547,12 +562,12 @@ def compress(
     tok = encoder_tokenizer(tokenizer, model, device)
     q, bits, levels, chunk_bits = coding_plan(tok, quality, bitrate)
     T, H, W, _ = frames.shape
-    header = stream_header(tok, bits, levels, q, W, H, rate, _coding_extra(tok, keyint, bitrate), num_frames=T,
+    header = stream_header(tok, bits, levels, q, W, H, rate, _coding_extra(tok, keyint, scenecut, bitrate), num_frames=T,
                            chunk_bits=chunk_bits)
     buf = io.BytesIO()
     with VcbWriter(buf, header, tables=writer_tables(tok, header)) as w:
-        encode_windows(w, tok, stream_chunks([frames], tok, keyint, end_pieces=end_pieces(bitrate, rate,
-                                                                                           tok.window_frames - 1)),
+        encode_windows(w, tok, stream_chunks([frames], tok, keyint, scenecut=scenecut,
+                                             end_pieces=end_pieces(bitrate, rate, tok.window_frames - 1)),
                        bits, levels, rate=rate_controller(tok, w, bitrate, rate, total_frames=T))
     return buf.getvalue()
 
@@ -640,6 +655,7 @@ def info(src, *, verify: bool = False) -> dict:
             "token_bits": h.token_bits,
             "window_frames": h.window_frames,
             "keyint": h.extra.get("keyint") if isinstance(h.extra.get("keyint"), int) else None,
+            "scenecut": h.extra.get("scenecut") if isinstance(h.extra.get("scenecut"), bool) else None,
             "format_version": h.format_version,
             "coder": f"{h.coder_id} v{h.coder_version}",
             "tracks": [

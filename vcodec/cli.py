@@ -329,6 +329,8 @@ def _default_output(input: str, ext: str) -> str:
 @click.option("--keyint", type=click.IntRange(1, 10**7), default=DEFAULT_KEYINT, show_default=True, metavar="N",
               help="frames per keyframe period: seeking and --salvage restart at keyframes; up to 17 codes every "
                    "17-frame window on its own")
+@click.option("--scenecut/--no-scenecut", default=True, show_default=True,
+              help="also start a keyframe period where a new shot begins")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, metavar="NAME|PATH",
               help="shipped model name or a .pt checkpoint")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -340,7 +342,7 @@ def _default_output(input: str, ext: str) -> str:
 @click.option("--size", default=None, metavar="WxH", help="raw .yuv input: frame size (default: from its name)")
 @click.option("--fps", default=None, metavar="RATE", help="raw .yuv input: frame rate (default: from its name)")
 @click.option("--pix-fmt", default=None, metavar="FMT", help="raw .yuv input: yuv420p, yuv420p10le, ... (default: name)")
-def encode(input, output, quality, bitrate, keyint, model, device, start, num_frames, duration, threads, psnr, overwrite,
+def encode(input, output, quality, bitrate, keyint, scenecut, model, device, start, num_frames, duration, threads, psnr, overwrite,
            as_json, size, fps, pix_fmt):
     """Encode INPUT (any video FFmpeg opens, .y4m included; - for stdin) into a .vcb.
 
@@ -367,7 +369,7 @@ def encode(input, output, quality, bitrate, keyint, model, device, start, num_fr
         input = raw_yuv(input, size=size, fps=fps, pix_fmt=pix_fmt)
     res = api.encode_video(input, output, quality=quality, model=model, device=device, overwrite=overwrite,
                            progress=not as_json, start=start, frames=num_frames, duration=duration, psnr=psnr,
-                           threads=threads, keyint=keyint, bitrate=bitrate)
+                           threads=threads, keyint=keyint, bitrate=bitrate, scenecut=scenecut)
     if as_json:
         _emit_json(res.to_json(), to_stderr=output == "-")
         return
@@ -471,6 +473,13 @@ def info(input, verify, as_json):
         sys.exit(EXIT_ERROR)
 
 
+def _keyint_text(d: dict) -> str:
+    """How the stream placed its keyframes, as its header records it ("" where it does not)."""
+    if not d.get("keyint"):
+        return ""
+    return f" (every {d['keyint']} frames{', and at scene cuts' if d.get('scenecut') else ''})"
+
+
 def _info_text(d: dict) -> str:
     bpp = f"{d['bpp']:.4f}" if d["bpp"] is not None else "?"
     lines = [
@@ -478,7 +487,7 @@ def _info_text(d: dict) -> str:
         f"video:       {d['width']}x{d['height']} @ {human_rate(d['frame_rate'])} fps, {_n(d['frames'], 'frame')} "
         f"({d['duration']:.3f} s) in {_n(d['chunks'], 'chunk')}, {_video_rate(d)}",
         f"keyframes:   {_n(d['keyframe_chunks'], 'keyframe chunk')}"
-        + (f" (every {d['keyint']} frames)" if d.get("keyint") else "") + f", format version {d['format_version']}",
+        + _keyint_text(d) + f", format version {d['format_version']}",
         f"rate:        {bpp} bpp ({_rate_text(d)})",
         f"model:       {d['model']} (weights sha256 {d['weights_hash'][:16]}...)",
         f"coder:       {d['coder']}",

@@ -9,6 +9,7 @@ a time; token grids are ``uint32`` ``(L, T_lat, H_lat, W_lat)``.
 from __future__ import annotations
 
 import base64
+import itertools
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
@@ -21,6 +22,7 @@ from bitstream.header import MAX_RATE
 from vcodec.errors import ArgumentError, ModelError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack
 from vcodec.models import stream_tokenizer
+from vcodec.scenecut import MIN_SCENE, with_cuts
 from vcodec.stream import DEFAULT_KEYINT, StreamState, chunk_plan
 
 if TYPE_CHECKING:
@@ -304,12 +306,46 @@ def plan_chunks(frames: Iterable[np.ndarray], plan: Iterable[tuple[int, object]]
 
 
 def stream_chunks(frames: Iterable[np.ndarray], tok: Tokenizer, keyint: int = DEFAULT_KEYINT, first: int = 0,
-                  count: int | None = None, end_pieces: int = 1) -> Iterator[tuple[np.ndarray, bool]]:
+                  count: int | None = None, end_pieces: int = 1,
+                  scenecut: bool = True) -> Iterator[tuple[np.ndarray, bool]]:
     """``(chunk, continues)``: the frames (as :func:`plan_chunks`) in the chunks :func:`chunk_plan` lays out for
-    ``tok``'s window; with ``end_pieces`` 2 or 3, one of the chunks that end the stream cut in that many (see
-    :func:`split_end`)."""
-    chunks = plan_chunks(frames, chunk_plan(tok.window_frames, tok.config.temporal_factor, keyint), first, count)
+    ``tok``'s window, with ``scenecut`` a new keyframe period at every scene cut (:func:`scene_chunks`); with
+    ``end_pieces`` 2 or 3, one of the chunks that end the stream cut in that many (see :func:`split_end`)."""
+
+    def plan() -> Iterator[tuple[int, bool]]:
+        return chunk_plan(tok.window_frames, tok.config.temporal_factor, keyint)
+
+    chunks = scene_chunks(frames, plan, first, count) if scenecut else plan_chunks(frames, plan(), first, count)
     return split_end(chunks, tok.config.temporal_factor, end_pieces) if end_pieces > 1 else chunks
+
+
+def scene_chunks(frames: Iterable[np.ndarray], plan: Callable[[], Iterator[tuple[int, bool]]], first: int = 0,
+                 count: int | None = None) -> Iterator[tuple[np.ndarray, bool]]:
+    """:func:`plan_chunks` with ``plan()``'s layout (``(frames, continues)`` per chunk) started anew at every scene
+    cut (:mod:`vcodec.scenecut`, which decides on a frame when the next one is read) that lies at least
+    ``MIN_SCENE`` frames into its keyframe period: the chunk open there ends early (a keyframe chunk follows, so it may end inside a latent frame,
+    FORMAT.md 4.2) and the cut's frame starts a keyframe chunk. Without cuts, the chunks of ``plan_chunks``."""
+    layout = plan()
+    n, continues = next(layout)
+    held: list[np.ndarray] = []
+    period = 0  # frames of the current keyframe period so far
+    singles = (single[0] for single, _ in plan_chunks(frames, itertools.repeat((1, None)), first, count))
+    for frame, cut in with_cuts(singles):
+        if cut and period >= MIN_SCENE:
+            if held:
+                yield np.stack(held), continues
+            held, period, layout = [], 0, plan()
+            n, continues = next(layout)
+        held.append(frame)
+        period += 1
+        if len(held) == n:
+            yield np.stack(held), continues
+            held = []
+            n, continues = next(layout)
+            if not continues:
+                period = 0
+    if held:
+        yield np.stack(held), continues
 
 
 def split_end(chunks: Iterable[tuple[np.ndarray, bool]], temporal_factor: int,

@@ -36,6 +36,7 @@ class EncodeResult:
     warnings: list[str] = field(default_factory=list)
     start_frame: int = 0  # first source frame encoded (a range was asked for)
     keyint: int | None = None  # frames per keyframe period (decoding can start at a period's first frame)
+    scenecut: bool | None = None  # whether scene cuts started keyframe periods too
     # with psnr=True: the decoded result against the source (vcodec.compare.Quality.to_json: per-frame mean
     # PSNR-Y/PSNR-YUV, global PSNR-Y, MS-SSIM)
     quality_metrics: dict | None = None

@@ -75,6 +75,7 @@ class VCodec(Codec):
             ],
             "window_frames": getattr(tok, "window_frames", None),
             "keyint": self.keyint,
+            "scenecut": True,  # keyframe periods also start at scene cuts (vcodec.scenecut; the encoder's default)
             "format_version": bitstream.FORMAT_VERSION,
             "coder": self._coder(),
             "device": self.device,

@@ -9,4 +9,5 @@ mkdir -p "$R"
 $PY -m benchmarks.tokenizer_speed --json "$R/tokenizer_speed_cpu.json" | tee "$R/tokenizer_speed_cpu.txt"
 $PY -m benchmarks.coder_real --json "$R/coder_real.json" | tee "$R/coder_real.txt"
 $PY -m benchmarks --suite standard --force -o "$R"
+$PY -m benchmarks.scenecut -o "$R/scenecut.json" --md "$R/scenecut.md"
 $PY -m benchmarks.stream_memory -o "$R/stream_memory.json" | tee "$R/stream_memory.txt" || true  # exits 1 when a goal is missed

@@ -235,7 +235,7 @@ def encode_video(
         t_end = None if count is None else Fraction(first + count) / si.frame_rate
         measured = Quality() if psnr else None
         header = stream_header(tok, bits, levels, q, si.width, si.height, si.frame_rate,
-                               {"source": si.to_json(), **_coding_extra(tok, keyint, scenecut, bitrate)}, chunk_bits=chunk_bits)
+                               {"source": si.to_json(), **_coding_extra(tok, keyint, bitrate)}, chunk_bits=chunk_bits)
         tok.check_encode_memory(tok.window_frames, si.height, si.width, frames_held=False)  # before reading frames
         audio_bytes = 0          # the audio packets' data
         audio_stream_bytes = 0   # what the audio takes in the stream: its track and packet records
@@ -473,14 +473,13 @@ def _decoded_items(reader: VcbReader, tok, salvage: bool, first: int, count: int
 MAX_KEYINT = 10**7  # frames: a keyframe period as long as the longest stream the format holds
 
 
-def _coding_extra(tok: Tokenizer, keyint: int, scenecut: bool, bitrate: float | None) -> dict:
+def _coding_extra(tok: Tokenizer, keyint: int, bitrate: float | None) -> dict:
     """What the header's ``extra`` records of how the stream was coded (``info`` reports it): the keyframe period,
-    whether scene cuts started periods too, and for rate control the target and the quality label of each rate a
-    chunk may take (:func:`rung_names`)."""
-    extra = {"keyint": keyint, "scenecut": bool(scenecut)}
+    and for rate control the target and the quality label of each rate a chunk may take (:func:`rung_names`).
+    (Keyframes at scene cuts need no field: ``info`` finds them in the layout, as periods that start early.)"""
     if bitrate is None:
-        return extra
-    return {**extra, "bitrate": round(bitrate), "qualities": rung_names(tok)}
+        return {"keyint": keyint}
+    return {"keyint": keyint, "bitrate": round(bitrate), "qualities": rung_names(tok)}
 
 
 def _check_scenecut(scenecut) -> None:
@@ -562,7 +561,7 @@ def compress(
     tok = encoder_tokenizer(tokenizer, model, device)
     q, bits, levels, chunk_bits = coding_plan(tok, quality, bitrate)
     T, H, W, _ = frames.shape
-    header = stream_header(tok, bits, levels, q, W, H, rate, _coding_extra(tok, keyint, scenecut, bitrate), num_frames=T,
+    header = stream_header(tok, bits, levels, q, W, H, rate, _coding_extra(tok, keyint, bitrate), num_frames=T,
                            chunk_bits=chunk_bits)
     buf = io.BytesIO()
     with VcbWriter(buf, header, tables=writer_tables(tok, header)) as w:
@@ -655,7 +654,7 @@ def info(src, *, verify: bool = False) -> dict:
             "token_bits": h.token_bits,
             "window_frames": h.window_frames,
             "keyint": h.extra.get("keyint") if isinstance(h.extra.get("keyint"), int) else None,
-            "scenecut": h.extra.get("scenecut") if isinstance(h.extra.get("scenecut"), bool) else None,
+            "scene_cut_keyframes": checked.pop("early_keyframes"),  # periods started before keyint: at scene cuts
             "format_version": h.format_version,
             "coder": f"{h.coder_id} v{h.coder_version}",
             "tracks": [
@@ -698,6 +697,9 @@ def _verify(reader: VcbReader) -> dict:
     intact = intact_frames = frames = next_index = packets = damaged_chunks = video_bytes = audio_bytes = 0
     audio_stream_bytes = 0
     keyframes = 0
+    keyint = reader.header.extra.get("keyint")
+    keyint = keyint if isinstance(keyint, int) and not isinstance(keyint, bool) and keyint > 0 else None
+    early, last_key = 0, None  # keyframe chunks less than keyint frames after the one before: scene cuts
     gaps: list[list[int]] = []
     rates: dict[str, int] = {}
     for item in reader.records(salvage=True, decode=False):
@@ -705,7 +707,10 @@ def _verify(reader: VcbReader) -> dict:
             video_bytes += len(item.data)
             rate = rate_key(item.levels, item.bits or reader.header.token_bits)
             rates[rate] = rates.get(rate, 0) + 1
-            keyframes += not item.continues
+            if not item.continues:
+                keyframes += 1
+                early += last_key is not None and keyint is not None and item.first_frame - last_key < keyint
+                last_key = item.first_frame
             if item.first_frame > frames:
                 gaps.append([frames, item.first_frame - frames])
             damaged_chunks += item.index - next_index
@@ -735,5 +740,6 @@ def _verify(reader: VcbReader) -> dict:
         "audio_bytes": audio_bytes,
         "audio_stream_bytes": audio_stream_bytes,
         "keyframe_chunks": keyframes,
+        "early_keyframes": early if keyint is not None else None,
         "chunk_rates": rates,
     }

@@ -474,10 +474,13 @@ def info(input, verify, as_json):
 
 
 def _keyint_text(d: dict) -> str:
-    """How the stream placed its keyframes, as its header records it ("" where it does not)."""
+    """How the stream placed its keyframes: its header's period and the periods that started early, at scene cuts
+    ("" where the header does not say)."""
     if not d.get("keyint"):
         return ""
-    return f" (every {d['keyint']} frames{', and at scene cuts' if d.get('scenecut') else ''})"
+    cuts = d.get("scene_cut_keyframes")
+    more = f", {cuts} more at scene cuts" if cuts and cuts > 1 else ", 1 more at a scene cut" if cuts else ""
+    return f" (every {d['keyint']} frames{more})"
 
 
 def _info_text(d: dict) -> str:

@@ -218,8 +218,9 @@ def markdown(reports: list[dict]) -> str:
             period = len(sp[0]["psnr_y_by_position"])
             out += ["", f"As streamed (the default keyframe period; `--keyint 17` codes every window on its own as "
                     f"above): the held-out clips of `keyint.md` ({', '.join(sp[0]['clips'])}), PSNR-Y by position in "
-                    f"the {period}-frame chunks after the first (latent groups start at 0, 4, 8, 12; frames at scene "
-                    "cuts left out, and the changes across them):", "",
+                    f"the continuing chunks of up to {period} frames (latent groups start at 0, 4, 8, 12; frames at "
+                    "scene cuts left out, and the changes across them; since session 17 the chunks as the stream's "
+                    "index lays them out, a new keyframe period starting at a cut):", "",
                     "| quality | " + " | ".join(str(i) for i in range(period)) + " | mean abs dPSNR (dB) | worst position |",
                     "|---:|" + "---:|" * period + "---:|---|"]
             for fp in sp:

@@ -3,8 +3,8 @@
     python -m benchmarks.scenecut [--qualities 1 2 3 4 5 6 7 8 9] [--model default]
                                   [-o benchmarks/results/scenecut.json] [--md benchmarks/results/scenecut.md]
 
-Every clip of the standard suite and of :mod:`benchmarks.keyint` (held-out footage, none of it trained on) is
-searched for cuts with :mod:`vcodec.scenecut` (the encoder's own detector). Clips with a cut are coded through the
+Every clip of the standard suite and of :mod:`benchmarks.keyint`, and the diagnostics' held-out segments (held-out
+footage, none of it trained on), is searched for cuts with :mod:`vcodec.scenecut` (the encoder's own detector). Clips with a cut are coded through the
 public array API (``vcodec.compress`` / ``vcodec.decompress``, the default keyframe period) at every quality with
 ``scenecut=True`` (the default) and ``scenecut=False``; bytes are the whole ``.vcb``. Per clip: the RD points
 (bpp; PSNR-Y and PSNR-YUV 6:1:1, BT.709 limited range, means over frames), the BD-rate of scene cuts against
@@ -33,12 +33,18 @@ from vcodec.scenecut import MIN_SCENE, scene_cuts
 AROUND = 4  # frames shown on either side of a cut
 
 
-def clips() -> list[tuple[str, np.ndarray]]:
+def clips(data: str) -> list[tuple[str, np.ndarray]]:
+    """The standard suite's clips, :mod:`benchmarks.keyint`'s, and the held-out segments of ``data`` (those of the
+    diagnostics, 17 frames at native size) when ``make data`` has made them."""
     from benchmarks.clips import STANDARD, get_clip
     from benchmarks.keyint import CLIPS, load
+    from vcodec.train.export import heldout_segments
 
-    return ([(f"{s.name} (standard, {s.frames} frames)", get_clip(s).rgb) for s in STANDARD]
-            + [(f"{c.name} (keyint, {c.frames} frames)", load(c)) for c in CLIPS])
+    found = ([(f"{s.name} (standard, {s.frames} frames)", get_clip(s).rgb) for s in STANDARD]
+             + [(f"{c.name} (keyint, {c.frames} frames)", load(c)) for c in CLIPS])
+    if (Path(data) / "manifest.json").exists():
+        found += [(f"{name} (held-out segment, {len(f)} frames)", f) for name, f in heldout_segments(Path(data))]
+    return found
 
 
 def code(tok, frames: np.ndarray, quality: int, scenecut: bool) -> dict:
@@ -91,6 +97,7 @@ def main(argv=None) -> None:
     ap.add_argument("-o", "--out", default="benchmarks/results/scenecut.json")
     ap.add_argument("--md", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data", default="data", help="where `make data` put the corpus (its held-out segments)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     tok = load_tokenizer(args.model, device="cpu")
@@ -99,7 +106,7 @@ def main(argv=None) -> None:
     report = {"command": " ".join(["python -m benchmarks.scenecut", *given]),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "model": tok.name,
               "weights_hash": tok.weights_hash, "qualities": qualities, "clips": []}
-    for name, frames in clips():
+    for name, frames in clips(args.data):
         cuts = scene_cuts(frames)
         row = {"clip": name, "frames": len(frames), "cuts": cuts}
         if not cuts:

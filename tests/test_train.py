@@ -171,7 +171,7 @@ def test_decoder_only_training_keeps_the_tokens(tmp_path):
     """train_part "decoder": the encoder and quantizer stay as they were (every file's tokens and bits too), the
     decoder learns, and the EMA copy of the frozen parts stays equal to them."""
     t = Trainer(_tiny_v2(), _cfg(distortion="psnr_yuv", train_part="decoder", flicker_weight=1.0,
-                                 saturation_prob=0.5, frames=9), _corpus(), tmp_path / "d.pt")
+                                 saturation_prob=0.5, hue_prob=0.5, frames=9), _corpus(), tmp_path / "d.pt")
     frozen = {k: v.clone() for k, v in t.model.state_dict().items() if not k.startswith("decoder.")}
     dec = t.model.decoder.from_latent.conv.weight.detach().clone()
     for _ in range(2):
@@ -185,7 +185,8 @@ def test_decoder_only_training_keeps_the_tokens(tmp_path):
         _cfg(distortion="psnr-yuv")
     for bad, message in ((dict(frames=6), "frames must be 1 \\+ 4k"), (dict(size=100), "size must be a multiple of 8"),
                          (dict(batch=0), "batch must be at least 1"), (dict(lr=-1.0), "lr must be above 0"),
-                         (dict(saturation_prob=2.0), "saturation_prob must be in"), (dict(warmup=-1), "warmup")):
+                         (dict(saturation_prob=2.0), "saturation_prob must be in"),
+                         (dict(hue_prob=-0.1), "hue_prob must be in"), (dict(warmup=-1), "warmup")):
         with pytest.raises(ValueError, match=message):
             _cfg(**bad)
 
@@ -232,6 +233,26 @@ def test_saturation_keeps_grays_and_pushes_colours_away_from_luma():
     out = saturate(c, 2.0).astype(int)[0, 0]
     assert out[0] < 100 and out[2] > 200 and saturate(c, 1.0).tolist() == c.tolist()
     assert saturate(np.array([[[0, 0, 255]]], np.uint8), 2.5).tolist() == [[[0, 0, 255]]]   # clipped, no wrap
+
+
+def test_hue_rotation_keeps_luma_and_grays_and_turns_chroma():
+    """rotate_hue: grays and angle 0 unchanged, luma kept where nothing clips, half a turn gives the complementary
+    colour (2 x luma - colour in R and B), a full turn gives the colour back (all within rounding)."""
+    from vcodec.colour import KB, KG, KR
+    from vcodec.train.corpus import rotate_hue
+
+    gray = np.full((2, 4, 4, 3), 117, np.uint8)
+    assert np.array_equal(rotate_hue(gray, 1.0), gray)
+    c = np.array([[[100, 150, 200]]], np.uint8)
+    y = float(c[0, 0] @ np.array([KR, KG, KB]))
+    assert np.abs(rotate_hue(c, 0.0).astype(int) - c).max() <= 1
+    assert np.abs(rotate_hue(c, 2 * np.pi).astype(int) - c).max() <= 1
+    for angle in (0.5, 2.0, np.pi, 4.0):
+        out = rotate_hue(c, angle).astype(float)[0, 0]
+        assert abs(float(out @ np.array([KR, KG, KB])) - y) <= 1.0
+        assert np.abs(out - c[0, 0]).max() > 5
+    opposite = rotate_hue(c, np.pi).astype(float)[0, 0]
+    assert abs(opposite[0] - (2 * y - 100)) <= 1 and abs(opposite[2] - (2 * y - 200)) <= 1
 
 
 def test_warm_start_copies_the_overlap_and_silences_new_latent_channels(tmp_path):

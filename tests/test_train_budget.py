@@ -176,13 +176,13 @@ def test_budgeted_run_from_a_shipped_model_takes_the_recipe_and_its_card(tmp_pat
     budget.main([str(tmp_path / "c.npz"), "--init", str(tmp_path / "shipped.pt"), "--out", str(out), "--minutes",
                  "0.1", "--device", "cpu", "--batch", "1", "--size", "16", "--probe-steps", "3", "--reserve-s", "1",
                  "--eval-every", "1000", "--loaders", "1", "--frames", "9", "--flicker-weight", "0.7",
-                 "--saturation-prob", "0.2", "--chroma-weight", "2"])
+                 "--saturation-prob", "0.2", "--chroma-weight", "2", "--hue-prob", "0.3"])
     summary = json.loads((out / "summary.json").read_text())
     cfg = summary["train_config"]
     recipe_keys = ("distortion", "rate_weight", "aux_gain", "rate_model")
     assert {k: cfg[k] for k in recipe_keys} == {k: RECIPES["v2"][k] for k in recipe_keys}
     assert cfg["rate_model"] == "mix"           # the proxy closest to the coder's bits
     assert cfg["flicker_weight"] == 0.7 and cfg["saturation_prob"] == 0.2 and cfg["restart_step"] == 40
-    assert cfg["chroma_weight"] == 2.0
+    assert cfg["chroma_weight"] == 2.0 and cfg["hue_prob"] == 0.3
     assert summary["start_step"] == 40 and summary["end_step"] > 40
     assert summary["history"][0]["step"] == 40

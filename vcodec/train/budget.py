@@ -120,7 +120,7 @@ def run(args) -> dict:
                          **({"point_rate_scale": args.point_rate_scale} if args.point_rate_scale else {}),
                          **({"point_weights": args.point_weights} if args.point_weights else {}),
                          **({"rate_model": args.rate_model} if args.rate_model else {}),
-                         **{k: getattr(args, k) for k in ("flicker_weight", "saturation_prob", "chroma_weight")
+                         **{k: getattr(args, k) for k in ("flicker_weight", "saturation_prob", "chroma_weight", "hue_prob")
                             if getattr(args, k) is not None},
                          "steps": step0 + 10**9, "checkpoint_minutes": 10**9, "max_minutes": 0.0})
     corpus = Corpus.load([args.corpus])
@@ -143,7 +143,7 @@ def run(args) -> dict:
     trainer.history.append({"step": trainer.step, "hours": trainer.train_seconds / 3600,
                             "device": ck.get("device_type", "cpu"), "psnr_y": psnr})
     samplers = [trainer.sampler] + [ClipSampler(corpus, frames=cfg.frames, size=cfg.size, photo_prob=cfg.photo_prob,
-                                                saturation_prob=cfg.saturation_prob,
+                                                saturation_prob=cfg.saturation_prob, hue_prob=cfg.hue_prob,
                                                 seed=cfg.seed * 1000 + 100 + i) for i in range(1, args.loaders)]
     feed = Prefetcher(samplers, cfg.batch, pin=device.type == "cuda")
 
@@ -226,6 +226,8 @@ def main(argv=None) -> None:
                    "(default: the init's, else 0)")
     p.add_argument("--chroma-weight", type=float, default=None, help="distortion psnr_yuv: weight of Cb and Cr "
                    "against Y's 6 (default: the init's, else 1, the benchmarks' 6:1:1)")
+    p.add_argument("--hue-prob", type=float, default=None, help="share of clips whose hues are turned by a random "
+                   "angle, luma kept (default: the init's, else 0)")
     p.add_argument("--loaders", type=int, default=4, help="threads drawing batches")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--save-minutes", type=float, default=1.5)

@@ -48,6 +48,7 @@ CONFIG_HELP = {
     "flicker_margin": "dB a frame may lie below its clip's mean PSNR before flicker_weight applies",
     "saturation_prob": "share of training clips made more saturated (x1 to x2.5 around their luma)",
     "chroma_weight": "distortion psnr_yuv: weight of Cb and Cr against Y's 6 (1 = the benchmarks' 6:1:1)",
+    "hue_prob": "share of training clips whose hues are turned by a random angle around the gray axis (luma kept)",
 }
 
 

@@ -73,13 +73,29 @@ def saturate(clip: np.ndarray, factor: float) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def rotate_hue(clip: np.ndarray, angle: float) -> np.ndarray:
+    """``clip`` (..., 3) uint8 RGB with its BT.709 chroma (Cb, Cr) turned by ``angle`` radians around the gray axis
+    (clipped to 0..255): other hues at the same luma and saturation where nothing clips (pi: the complementary
+    colours). Saturated cyans, blues and magentas are rare in the corpus; turned hues make them common."""
+    rgb = clip.astype(np.float32)
+    y = rgb @ np.array([KR, KG, KB], np.float32)
+    cb = (rgb[..., 2] - y) / (2 * (1 - KB))
+    cr = (rgb[..., 0] - y) / (2 * (1 - KR))
+    c, s = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+    cb, cr = c * cb - s * cr, s * cb + c * cr
+    r = y + 2 * (1 - KR) * cr
+    b = y + 2 * (1 - KB) * cb
+    g = (y - KR * r - KB * b) / KG
+    return np.clip(np.rint(np.stack([r, g, b], -1)), 0, 255).astype(np.uint8)
+
+
 class ClipSampler:
     """Draws training clips of ``frames`` frames and ``size``x``size`` pixels."""
 
     def __init__(self, corpus: Corpus, *, frames: int, size: int, photo_prob: float, seed: int,
-                 saturation_prob: float = 0.0):
+                 saturation_prob: float = 0.0, hue_prob: float = 0.0):
         self.corpus, self.frames, self.size, self.photo_prob = corpus, frames, size, photo_prob
-        self.saturation_prob = saturation_prob
+        self.saturation_prob, self.hue_prob = saturation_prob, hue_prob
         self.rng = np.random.default_rng(seed)
         self.weights = np.array([len(r) * r.shape[1] * r.shape[2] for r in corpus.runs], dtype=np.float64)
         self.weights /= max(self.weights.sum(), 1)
@@ -97,6 +113,8 @@ class ClipSampler:
             clip = clip[:, :, ::-1]
         if self.saturation_prob and self.rng.random() < self.saturation_prob:   # (no draw when off: old runs
             clip = saturate(clip, self.rng.uniform(1.0, 2.5))                    # resume on the same stream)
+        if self.hue_prob and self.rng.random() < self.hue_prob:   # (likewise)
+            clip = rotate_hue(clip, self.rng.uniform(0.0, 2 * np.pi))
         return np.ascontiguousarray(clip)
 
     def batch(self, n: int) -> np.ndarray:

@@ -82,6 +82,8 @@ class TrainConfig:
                                   # luma, clipped): saturated colours are rare in the corpus
     chroma_weight: float = 1.0    # distortion "psnr_yuv": weight of Cb and Cr against Y's 6 (1: the benchmarks'
                                   # 6:1:1 PSNR-YUV; more: fewer colour errors for some luma quality)
+    hue_prob: float = 0.0         # share of clips whose hues are turned by a random angle around the gray axis (same
+                                  # luma): saturated cyans, blues and magentas are rare in the corpus
 
     def __post_init__(self):
         """ValueError naming the first setting outside its range (a command line's typo is one usage line)."""
@@ -93,14 +95,14 @@ class TrainConfig:
             "frames": self.frames >= 1 and self.frames % 4 == 1, "size": self.size >= 8 and self.size % 8 == 0,
             "lr": self.lr > 0, "checkpoint_minutes": self.checkpoint_minutes > 0, "ema": 0 <= self.ema < 1,
             "photo_prob": 0 <= self.photo_prob <= 1, "saturation_prob": 0 <= self.saturation_prob <= 1,
-            "chroma_weight": self.chroma_weight > 0,
+            "chroma_weight": self.chroma_weight > 0, "hue_prob": 0 <= self.hue_prob <= 1,
         }
         non_negative = ("max_minutes", "weight_decay", "warmup", "ssim_weight", "rate_weight", "restart_step",
                         "rate_free_steps", "rate_ramp_steps", "aux_gain", "adv_weight", "adv_start", "lpips_weight",
                         "threads", "flicker_weight", "flicker_margin")
         checks.update({name: getattr(self, name) >= 0 for name in non_negative})
         wants = {"frames": "1 + 4k frames", "size": "a multiple of 8 pixels", "ema": "in [0, 1)",
-                 "photo_prob": "in [0, 1]", "saturation_prob": "in [0, 1]", "lr": "above 0",
+                 "photo_prob": "in [0, 1]", "saturation_prob": "in [0, 1]", "hue_prob": "in [0, 1]", "lr": "above 0",
                  "checkpoint_minutes": "above 0", "chroma_weight": "above 0", "steps": "at least 1", "batch": "at least 1",
                  "eval_every": "at least 1"}
         for name, ok in checks.items():
@@ -214,7 +216,7 @@ class Trainer:
             self.lpips = lpips_model().to(self.device)
         self.sampler = ClipSampler(corpus, frames=train_cfg.frames, size=train_cfg.size,
                                    photo_prob=train_cfg.photo_prob, seed=train_cfg.seed * 1000 + _rank(),
-                                   saturation_prob=train_cfg.saturation_prob)
+                                   saturation_prob=train_cfg.saturation_prob, hue_prob=train_cfg.hue_prob)
         self.use_bf16 = train_cfg.bf16 and bf16_is_fast(self.device)
         self.step = 0
         self.train_seconds = 0.0

@@ -159,18 +159,32 @@ def static_bit_flips(tok: Tokenizer, segments, quality: int, threshold: int = 2)
 
 
 def colour_error(tok: Tokenizer) -> dict:
+    """Colour-bar errors at the highest quality (per bar), and the mean errors and the worst bar at every quality."""
     bars = colour_bars()
-    q = len(tok.rate_points)
-    rec, _, _ = code_at(tok, bars, q)
-    err = rec.astype(np.float64) - bars
     w = bars.shape[2]
-    per_bar = []
-    for i in range(len(BARS_75)):
-        x0, x1 = i * w // len(BARS_75) + 8, (i + 1) * w // len(BARS_75) - 8      # away from the edges
-        per_bar.append([round(float(v), 2) for v in err[:, :, x0:x1].mean(axis=(0, 1, 2))])
-    return {"quality": q, "mean_error_rgb": [round(float(v), 2) for v in err.mean(axis=(0, 1, 2))],
-            "mean_abs_error_rgb": [round(float(v), 2) for v in np.abs(err).mean(axis=(0, 1, 2))],
-            "per_bar_error_rgb": per_bar, "bars": BARS_75.tolist()}
+
+    def measure(q: int) -> dict:
+        rec, _, _ = code_at(tok, bars, q)
+        err = rec.astype(np.float64) - bars
+        per_bar = []
+        for i in range(len(BARS_75)):
+            x0, x1 = i * w // len(BARS_75) + 8, (i + 1) * w // len(BARS_75) - 8      # away from the edges
+            per_bar.append([round(float(v), 2) for v in err[:, :, x0:x1].mean(axis=(0, 1, 2))])
+        return {"mean_error_rgb": [round(float(v), 2) for v in err.mean(axis=(0, 1, 2))],
+                "mean_abs_error_rgb": [round(float(v), 2) for v in np.abs(err).mean(axis=(0, 1, 2))],
+                "per_bar_error_rgb": per_bar}
+
+    by_quality = {rp.quality: measure(rp.quality) for rp in tok.rate_points}
+    q = len(tok.rate_points)
+    return {"quality": q, **by_quality[q], "bars": BARS_75.tolist(),
+            "by_quality": {k: {key: v[key] for key in ("mean_error_rgb", "mean_abs_error_rgb")}
+                           | {"worst_bar": _worst_bar(v["per_bar_error_rgb"])} for k, v in by_quality.items()}}
+
+
+def _worst_bar(per_bar: list[list[float]]) -> dict:
+    """The bar and channel whose mean error is largest in size: ``{"bar", "channel", "error"}`` (signed)."""
+    _, bar, channel = max((abs(e), i, c) for i, errors in enumerate(per_bar) for c, e in enumerate(errors))
+    return {"bar": bar, "channel": channel, "error": per_bar[bar][channel]}
 
 
 def x265_intra(results_path: str) -> dict:
@@ -257,6 +271,13 @@ def markdown(reports: list[dict]) -> str:
                 f"mean absolute error: {c['mean_abs_error_rgb']}.", "",
                 "| bar (source RGB) | error R, G, B |", "|---|---|"]
         out += [f"| {b} | {e} |" for b, e in zip(c["bars"], c["per_bar_error_rgb"])]
+        if c.get("by_quality"):
+            out += ["", "By quality (the bar and channel furthest off, and by how much):", "",
+                    "| quality | mean error R, G, B | mean absolute error R, G, B | worst bar |", "|---:|---|---|---|"]
+            for q, v in c["by_quality"].items():
+                wb = v["worst_bar"]
+                out.append(f"| {q} | {v['mean_error_rgb']} | {v['mean_abs_error_rgb']} | {c['bars'][wb['bar']]} in "
+                           f"{'RGB'[wb['channel']]}: {wb['error']:+.1f} levels |")
         if "x265_intra" in r:
             xi = r["x265_intra"]
             out += ["", "### 5. How much of x265's lead is inter prediction", "",

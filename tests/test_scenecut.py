@@ -36,15 +36,19 @@ def test_finds_a_cut_and_not_motion_fades_or_stills():
 
 
 def test_a_picture_inverted_is_a_cut_only_where_its_histogram_moves():
-    """The histogram condition: an inverted picture whose histogram is its own mirror image is a cut only where
-    the mirror image differs (a mid-grey still inverted is the same picture)."""
+    """The histogram condition: a dark picture turned into its bright negative is a cut; a mid-grey still turned
+    into its negative (the same histogram, one level off) is not, nor is the pattern's negative, whose histogram
+    is nearly its own mirror image (every pixel changes, but not what the picture holds)."""
     grey = np.full((6, 16, 16, 3), 128, np.uint8)
     flipped = grey.copy()
     flipped[3:] = 255 - flipped[3:]
     assert scene_cuts(flipped) == []
-    cut = pattern_frames(10, 48, 64)
-    cut[5:] = 255 - cut[5:]
-    assert scene_cuts(cut) == [5]
+    dark = (pattern_frames(10, 48, 64) * 0.4).astype(np.uint8)
+    dark[5:] = 255 - dark[5:]
+    assert scene_cuts(dark) == [5]
+    mirrored = pattern_frames(10, 48, 64)
+    mirrored[5:] = 255 - mirrored[5:]
+    assert scene_cuts(mirrored) == []
 
 
 def layout(chunks) -> list[tuple[int, int, bool]]:

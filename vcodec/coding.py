@@ -9,7 +9,6 @@ a time; token grids are ``uint32`` ``(L, T_lat, H_lat, W_lat)``.
 from __future__ import annotations
 
 import base64
-import itertools
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
@@ -275,32 +274,33 @@ def frame_range(rate: Fraction, start, frames: int | None, duration) -> tuple[in
     return first, frames
 
 
-def plan_chunks(frames: Iterable[np.ndarray], plan: Iterable[tuple[int, object]], first: int = 0,
-                count: int | None = None) -> Iterator[tuple[np.ndarray, object]]:
+def frames_in_range(frames: Iterable[np.ndarray], first: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
     """Frames ``first .. first + count - 1`` (``count`` None: to the end) of a stream of frame groups ``uint8
-    (k, H, W, 3)``, cut into chunks of the sizes ``plan`` gives, each with its tag: ``(chunk, tag)`` (the last chunk
-    may be shorter). Stops reading once ``count`` are out."""
-    plan = iter(plan)
-    n, tag = next(plan)
-    buf: list[np.ndarray] = []
-    pos = out = 0
+    (k, H, W, 3)``, one ``(H, W, 3)`` view at a time. Stops reading once ``count`` are out."""
+    pos = 0
     for group in frames:
         lo, hi = max(first - pos, 0), len(group)
         if count is not None:
             hi = min(hi, first + count - pos)
         pos += len(group)
-        if lo >= hi:
-            if count is not None and pos >= first + count:
-                break
-            continue
-        buf.extend(group[lo:hi])
-        out += hi - lo
-        while len(buf) >= n:
-            yield np.stack(buf[:n]), tag
-            buf = buf[n:]
+        yield from group[lo:hi]
+        if count is not None and pos >= first + count:
+            return
+
+
+def plan_chunks(frames: Iterable[np.ndarray], plan: Iterable[tuple[int, object]], first: int = 0,
+                count: int | None = None) -> Iterator[tuple[np.ndarray, object]]:
+    """The frames of :func:`frames_in_range` cut into chunks of the sizes ``plan`` gives, each with its tag:
+    ``(chunk, tag)`` (the last chunk may be shorter)."""
+    plan = iter(plan)
+    n, tag = next(plan)
+    buf: list[np.ndarray] = []
+    for frame in frames_in_range(frames, first, count):
+        buf.append(frame)
+        if len(buf) == n:
+            yield np.stack(buf), tag
+            buf = []
             n, tag = next(plan)
-        if count is not None and out >= count:
-            break
     if buf:
         yield np.stack(buf), tag
 
@@ -329,8 +329,7 @@ def scene_chunks(frames: Iterable[np.ndarray], plan: Callable[[], Iterator[tuple
     n, continues = next(layout)
     held: list[np.ndarray] = []
     period = 0  # frames of the current keyframe period so far
-    singles = (single[0] for single, _ in plan_chunks(frames, itertools.repeat((1, None)), first, count))
-    for frame, cut in with_cuts(singles):
+    for frame, cut in with_cuts(frames_in_range(frames, first, count)):
         if cut and period >= MIN_SCENE:
             if held:
                 yield np.stack(held), continues

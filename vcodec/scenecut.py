@@ -38,7 +38,8 @@ NEXT_RATIO = 1.5
 CUT_FLOOR = 8.0
 HISTORY = 8
 MIN_SCENE = 4  # frames: no new keyframe period at a cut fewer than this many frames into the current one
-STRIDE = 2  # the measures use every 2nd row and column: the same decisions, a quarter of the work
+ANALYSIS_ROWS = 90  # the measures look at every k-th row and column, k chosen to leave about this many rows (at
+                    # least 1): a cut changes the whole picture, and 1080p costs what 640x360 does (~0.3 ms a frame)
 
 
 class SceneCutDetector:
@@ -55,7 +56,8 @@ class SceneCutDetector:
         """``frame`` uint8 (H, W, 3) RGB, the next of the stream -> whether the frame pushed before it starts a new
         scene (None for the first frame; never the stream's first frame, nor a frame of another size than the one
         before, which starts a stream of its own anyway)."""
-        luma = rgb_to_y(frame[::STRIDE, ::STRIDE]).astype(np.float32)
+        k = max(1, min(frame.shape[0], frame.shape[1]) // ANALYSIS_ROWS)
+        luma = rgb_to_y(frame[::k, ::k]).astype(np.float32)
         hist = np.bincount(luma.astype(np.int32).ravel() * HIST_BINS // 256, minlength=HIST_BINS) / luma.size
         prev, prev_hist = self._luma, self._hist
         self._luma, self._hist = luma, hist

@@ -9,7 +9,7 @@ public array API (``vcodec.compress`` / ``vcodec.decompress``, the default keyfr
 ``scenecut=True`` (the default) and ``scenecut=False``; bytes are the whole ``.vcb``. Per clip: the RD points
 (bpp; PSNR-Y and PSNR-YUV 6:1:1, BT.709 limited range, means over frames), the BD-rate of scene cuts against
 none (negative = fewer bytes at equal quality), and PSNR-Y around each cut. Clips without a cut code to the same
-chunks either way (checked at the lowest quality; the headers differ by the setting they record).
+chunks either way (checked at the lowest quality).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def main(argv=None) -> None:
         row = {"clip": name, "frames": len(frames), "cuts": cuts}
         if not cuts:
             same = {code(tok, frames, qualities[0], s)["chunks_sha256"] for s in (True, False)}
-            row["same_chunks"] = len(same) == 1  # (the headers differ: they record the setting)
+            row["same_chunks"] = len(same) == 1
         else:
             row["with"] = [code(tok, frames, q, True) for q in qualities]
             row["without"] = [code(tok, frames, q, False) for q in qualities]

@@ -79,6 +79,7 @@ def test_a_cut_starts_a_keyframe_period(keyint, cut):
     (on a partial latent frame if it must: only a keyframe chunk follows one); the layout keeps the format's
     rules (FORMAT.md 4.2) and every frame, in order."""
     frames = two_shots(cut, 50)
+    assert scene_cuts(frames) == [cut]
     chunks = list(scene_chunks([frames], lambda: chunk_plan(17, 4, keyint)))
     lay = layout(chunks)
     assert np.array_equal(np.concatenate([c for c, _ in chunks]), frames)
@@ -88,8 +89,11 @@ def test_a_cut_starts_a_keyframe_period(keyint, cut):
             assert (n if cont else n - 1) % 4 == 0
     periodic = layout(plan_chunks([frames], chunk_plan(17, 4, keyint)))
     since = cut - max(f for f, _, c in periodic if not c and f <= cut)
-    if since >= MIN_SCENE:
-        assert (cut, True) not in [(f, c) for f, _, c in lay] and (cut, False) in [(f, c) for f, _, c in lay]
+    if since >= MIN_SCENE:  # the periodic layout up to the cut, then the periodic layout started anew there
+        before = [c for c in periodic if c[0] < cut]
+        before[-1] = (before[-1][0], cut - before[-1][0], before[-1][2])
+        after = [(f + cut, n, c) for f, n, c in layout(plan_chunks([frames[cut:]], chunk_plan(17, 4, keyint)))]
+        assert lay == before + after
     else:  # too soon after the period's keyframe: no new period
         assert lay == periodic
 
@@ -165,3 +169,19 @@ def test_cli_encode_scenecut_switch_and_info(tmp_path):
     assert keyframes == {"--scenecut": 2, "--no-scenecut": 1}
     assert "2 keyframe chunks (every 129 frames, 1 more at a scene cut)," in texts["--scenecut"]
     assert "1 keyframe chunk (every 129 frames)," in texts["--no-scenecut"]
+
+
+def test_info_period_for_early_keyframes():
+    """What `info` takes as a keyframe period when it counts periods that began early: keyint frames, or one window
+    where the window is too short for continuing chunks (every chunk its own period, none of them a cut)."""
+    from types import SimpleNamespace
+
+    from vcodec.api import _keyframe_period
+
+    def header(keyint, window):
+        return SimpleNamespace(extra={} if keyint is None else {"keyint": keyint}, window_frames=window,
+                               temporal_factor=4)
+
+    assert _keyframe_period(header(129, 17)) == 129 and _keyframe_period(header(17, 17)) == 17
+    assert _keyframe_period(header(129, 1)) == 1 and _keyframe_period(header(129, 4)) == 4
+    assert _keyframe_period(header(None, 17)) is None and _keyframe_period(header(True, 17)) is None

@@ -305,7 +305,7 @@ def encode_video(
         warnings=notes.messages,
         start_frame=first,
         keyint=keyint,
-        scenecut=scenecut,
+        scenecut=bool(scenecut),
         quality_metrics=measured.to_json() if measured is not None else None,
     )
 
@@ -480,6 +480,17 @@ def _coding_extra(tok: Tokenizer, keyint: int, bitrate: float | None) -> dict:
     if bitrate is None:
         return {"keyint": keyint}
     return {"keyint": keyint, "bitrate": round(bitrate), "qualities": rung_names(tok)}
+
+
+def _keyframe_period(header) -> int | None:
+    """Frames from one keyframe chunk to the next as the header's ``extra.keyint`` lays periods out (None where it
+    does not say): ``keyint``, or one window where windows too short for a continuing chunk make every chunk a
+    period of its own (:func:`vcodec.stream.chunk_plan`)."""
+    keyint = header.extra.get("keyint")
+    if not isinstance(keyint, int) or isinstance(keyint, bool) or keyint < 1:
+        return None
+    continues = (header.window_frames - 1) // header.temporal_factor > 0
+    return keyint if continues else min(keyint, header.window_frames)
 
 
 def _check_scenecut(scenecut) -> None:
@@ -697,9 +708,8 @@ def _verify(reader: VcbReader) -> dict:
     intact = intact_frames = frames = next_index = packets = damaged_chunks = video_bytes = audio_bytes = 0
     audio_stream_bytes = 0
     keyframes = 0
-    keyint = reader.header.extra.get("keyint")
-    keyint = keyint if isinstance(keyint, int) and not isinstance(keyint, bool) and keyint > 0 else None
-    early, last_key = 0, None  # keyframe chunks less than keyint frames after the one before: scene cuts
+    period = _keyframe_period(reader.header)
+    early, last_key = 0, None  # keyframe chunks less than a period after the one before: scene cuts
     gaps: list[list[int]] = []
     rates: dict[str, int] = {}
     for item in reader.records(salvage=True, decode=False):
@@ -709,7 +719,7 @@ def _verify(reader: VcbReader) -> dict:
             rates[rate] = rates.get(rate, 0) + 1
             if not item.continues:
                 keyframes += 1
-                early += last_key is not None and keyint is not None and item.first_frame - last_key < keyint
+                early += last_key is not None and period is not None and item.first_frame - last_key < period
                 last_key = item.first_frame
             if item.first_frame > frames:
                 gaps.append([frames, item.first_frame - frames])
@@ -740,6 +750,6 @@ def _verify(reader: VcbReader) -> dict:
         "audio_bytes": audio_bytes,
         "audio_stream_bytes": audio_stream_bytes,
         "keyframe_chunks": keyframes,
-        "early_keyframes": early if keyint is not None else None,
+        "early_keyframes": early if period is not None else None,
         "chunk_rates": rates,
     }

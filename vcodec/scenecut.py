@@ -78,7 +78,8 @@ class SceneCutDetector:
         return verdict
 
     def finish(self) -> bool | None:
-        """The verdict on the last frame pushed (None if none was)."""
+        """The verdict on the last frame pushed (None if none was), without a next frame to compare: a flash on a
+        stream's last frame counts as a cut (a one-frame keyframe chunk at the end)."""
         return None if self._luma is None else self._verdict(None)
 
     def _verdict(self, next_diff: float | None) -> bool:

@@ -163,6 +163,10 @@ def test_cli_encode_scenecut_switch_and_info(tmp_path):
                                       "--json"])
         assert r.exit_code == 0, r.output
         assert json.loads(r.stdout)["scenecut"] is (flag == "--scenecut")
+        assert json.loads(r.stdout)["scene_cut_keyframes"] == (flag == "--scenecut")
+        summary = CliRunner().invoke(main, ["encode", str(tmp_path / "in.mkv"), "-o", str(out), "-y", "--model", model,
+                                            flag]).stderr
+        assert ("keyframes at 1 scene cut" in summary) is (flag == "--scenecut")
         info = json.loads(CliRunner().invoke(main, ["info", str(out), "--json"]).stdout)
         keyframes[flag] = info["keyframe_chunks"]
         texts[flag] = CliRunner().invoke(main, ["info", str(out)]).stdout
@@ -177,6 +181,9 @@ def test_info_period_for_early_keyframes():
     from types import SimpleNamespace
 
     from vcodec.api import _keyframe_period
+    from vcodec.stream import early_keyframes
+
+    assert early_keyframes([0, 129, 150, 279], 129) == 1 and early_keyframes([], 129) == 0
 
     def header(keyint, window):
         return SimpleNamespace(extra={} if keyint is None else {"keyint": keyint}, window_frames=window,

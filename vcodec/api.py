@@ -57,7 +57,7 @@ from vcodec.io.source import VideoSource
 from vcodec.models import DEFAULT_MODEL, encoder_tokenizer, list_models, load_tokenizer, resolve_device
 from vcodec.ratecontrol import MAX_BITRATE, MIN_BITRATE, end_pieces, rate_key, rung_names
 from vcodec.results import DecodeResult, EncodeResult, rate_str, video_rate
-from vcodec.stream import DEFAULT_KEYINT, StreamState
+from vcodec.stream import DEFAULT_KEYINT, StreamState, early_keyframes, keyframe_period
 
 if TYPE_CHECKING:
     from vcodec.tokenizer import Tokenizer
@@ -273,7 +273,8 @@ def encode_video(
                                    end_pieces=end_pieces(bitrate, si.frame_rate, tok.window_frames - 1),
                                    scenecut=scenecut)
             rate = rate_controller(tok, w, bitrate, si.frame_rate, total_frames=expected, audio_bytes=audio_stream_bytes)
-            encode_windows(w, tok, chunks, bits, levels, after_window, coded if psnr else None, bar.update, rate)
+            key_starts = encode_windows(w, tok, chunks, bits, levels, after_window, coded if psnr else None, bar.update,
+                                        rate)
             if w.num_frames == 0:
                 raise InputError(f"{inp.name}: no frames in the range asked for (the video has {source.frames_read})")
             _warn_short_range(inp.name, "video", w.num_frames, count)
@@ -306,6 +307,8 @@ def encode_video(
         start_frame=first,
         keyint=keyint,
         scenecut=bool(scenecut),
+        scene_cut_keyframes=early_keyframes(key_starts, keyframe_period(keyint, tok.window_frames,
+                                                                        tok.config.temporal_factor)),
         quality_metrics=measured.to_json() if measured is not None else None,
     )
 
@@ -483,14 +486,11 @@ def _coding_extra(tok: Tokenizer, keyint: int, bitrate: float | None) -> dict:
 
 
 def _keyframe_period(header) -> int | None:
-    """Frames from one keyframe chunk to the next as the header's ``extra.keyint`` lays periods out (None where it
-    does not say): ``keyint``, or one window where windows too short for a continuing chunk make every chunk a
-    period of its own (:func:`vcodec.stream.chunk_plan`)."""
+    """:func:`vcodec.stream.keyframe_period` of the header's ``extra.keyint`` (None where it does not say)."""
     keyint = header.extra.get("keyint")
     if not isinstance(keyint, int) or isinstance(keyint, bool) or keyint < 1:
         return None
-    continues = (header.window_frames - 1) // header.temporal_factor > 0
-    return keyint if continues else min(keyint, header.window_frames)
+    return keyframe_period(keyint, header.window_frames, header.temporal_factor)
 
 
 def _check_scenecut(scenecut) -> None:
@@ -708,8 +708,8 @@ def _verify(reader: VcbReader) -> dict:
     intact = intact_frames = frames = next_index = packets = damaged_chunks = video_bytes = audio_bytes = 0
     audio_stream_bytes = 0
     keyframes = 0
+    key_starts: list[int] = []  # first frames of the keyframe chunks (intact ones)
     period = _keyframe_period(reader.header)
-    early, last_key = 0, None  # keyframe chunks less than a period after the one before: scene cuts
     gaps: list[list[int]] = []
     rates: dict[str, int] = {}
     for item in reader.records(salvage=True, decode=False):
@@ -719,8 +719,7 @@ def _verify(reader: VcbReader) -> dict:
             rates[rate] = rates.get(rate, 0) + 1
             if not item.continues:
                 keyframes += 1
-                early += last_key is not None and period is not None and item.first_frame - last_key < period
-                last_key = item.first_frame
+                key_starts.append(item.first_frame)
             if item.first_frame > frames:
                 gaps.append([frames, item.first_frame - frames])
             damaged_chunks += item.index - next_index
@@ -750,6 +749,6 @@ def _verify(reader: VcbReader) -> dict:
         "audio_bytes": audio_bytes,
         "audio_stream_bytes": audio_stream_bytes,
         "keyframe_chunks": keyframes,
-        "early_keyframes": early if period is not None else None,
+        "early_keyframes": None if period is None else early_keyframes(key_starts, period),
         "chunk_rates": rates,
     }

@@ -381,7 +381,8 @@ def encode(input, output, quality, bitrate, keyint, scenecut, model, device, sta
         rate = f"--bitrate {bitrate_text(res.bitrate_target)}: {_qualities_text(res.chunk_qualities)}"
     click.echo(
         f"{_summary_head(res)}, {human_bytes(res.bytes)} ({_video_rate(res.to_json())}, {res.video_bpp:.4f} bpp{audio}), "
-        f"{res.seconds:.2f} s ({res.fps:.1f} frames/s), model {res.model} {rate}",
+        f"{res.seconds:.2f} s ({res.fps:.1f} frames/s), model {res.model} {rate}"
+        + (f", keyframes at {_n(res.scene_cut_keyframes, 'scene cut')}" if res.scene_cut_keyframes else ""),
         err=True,
     )
     if res.quality_metrics is not None:

@@ -380,19 +380,21 @@ def split_end(chunks: Iterable[tuple[np.ndarray, bool]], temporal_factor: int,
 def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarray, bool]], bits: int, levels: int,
                    after: Callable[[int], None] | None = None,
                    coded: Callable[[np.ndarray, np.ndarray, bool, int], None] | None = None,
-                   progress: Callable[[int], None] | None = None, rate: RateController | None = None) -> None:
+                   progress: Callable[[int], None] | None = None, rate: RateController | None = None) -> list[int]:
     """The window-encode core: each ``(window, continues)`` of :func:`stream_chunks` (window ``uint8 (n, H, W,
     3)``) becomes one chunk of ``levels`` token planes of ``bits`` bits (with ``rate``: of the rate point it
     chooses for the chunk), continuing the previous chunk's stream (model state and coder contexts) when
     ``continues``; ``after(n)`` runs after each (to interleave audio), ``coded(window, tokens, continues, bits)``
     before it (to measure what a decoder will see), ``progress(k)`` after each latent frame (``k`` frames, at
     most 4). With ``rate``, a target outside what the model's rate points spend on this video is a VcodecWarning
-    (:meth:`RateController.out_of_range`)."""
+    (:meth:`RateController.out_of_range`). Returns the first frame of every keyframe chunk."""
     from vcodec.tokenizer import token_prefix
 
     stream = StreamState()
+    key_starts: list[int] = []
     for window, continues in chunks:
         if not continues:
+            key_starts.append(w.num_frames)
             stream.reset()
         elif not stream.started:
             raise ValueError("a chunk can continue only a chunk that ends on a whole latent frame")
@@ -414,6 +416,7 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
     note = None if rate is None else rate.out_of_range(tok.name)
     if note:
         warnings.warn(note, VcodecWarning, stacklevel=3)
+    return key_starts
 
 
 def decoder_for(reader: VcbReader, *, tokenizer: Tokenizer | None, model, device: str, name: str,

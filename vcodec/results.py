@@ -37,6 +37,7 @@ class EncodeResult:
     start_frame: int = 0  # first source frame encoded (a range was asked for)
     keyint: int | None = None  # frames per keyframe period (decoding can start at a period's first frame)
     scenecut: bool | None = None  # whether scene cuts started keyframe periods too
+    scene_cut_keyframes: int | None = None  # keyframe periods started early, at scene cuts
     # with psnr=True: the decoded result against the source (vcodec.compare.Quality.to_json: per-frame mean
     # PSNR-Y/PSNR-YUV, global PSNR-Y, MS-SSIM)
     quality_metrics: dict | None = None

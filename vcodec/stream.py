@@ -4,7 +4,7 @@ torch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 DEFAULT_KEYINT = 129  # frames per keyframe period: 1 + 8 x 16, chosen by measurement (benchmarks/results/keyint.md)
 
@@ -27,6 +27,19 @@ def chunk_plan(window: int, temporal_factor: int, keyint: int = DEFAULT_KEYINT) 
             n = min(cont, left)
             yield n, True
             left -= n
+
+
+def keyframe_period(keyint: int, window: int, temporal_factor: int) -> int:
+    """Frames from one keyframe chunk to the next in :func:`chunk_plan`'s layout: ``keyint``, or one window where
+    windows are too short for a continuing chunk (every chunk a period of its own)."""
+    return keyint if (window - 1) // temporal_factor > 0 else min(keyint, window)
+
+
+def early_keyframes(starts: Iterable[int], period: int) -> int:
+    """How many of the keyframe chunks starting at frames ``starts`` (ascending) came less than ``period`` frames
+    after the one before: periods that an encoder started early, at scene cuts (:mod:`vcodec.scenecut`)."""
+    starts = list(starts)
+    return sum(b - a < period for a, b in zip(starts, starts[1:]))
 
 
 class StreamState:

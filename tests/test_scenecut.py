@@ -30,6 +30,7 @@ def test_finds_a_cut_and_not_motion_fades_or_stills():
     assert scene_cuts(pan) == []
     assert scene_cuts(two_shots(9, 17)) == [9]
     assert scene_cuts(two_shots(1, 17)) == [1]  # found; whether it starts a period is the encoder's choice
+    assert scene_cuts(two_shots(16, 17)) == []  # the last frame: nothing after it tells a cut from a flash
     picture = pattern_frames(1, 48, 64)[0].astype(np.float32)
     fade = np.stack([picture * (1 - i / 20) for i in range(17)]).astype(np.uint8)  # to black, 5% a frame
     assert scene_cuts(fade) == [] and scene_cuts(np.zeros((5, 8, 8, 3), np.uint8)) == []

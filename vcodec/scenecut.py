@@ -43,8 +43,9 @@ ANALYSIS_ROWS = 90  # the measures look at every k-th row and column, k chosen t
 
 
 class SceneCutDetector:
-    """Feed frames in order (:meth:`push`); a frame's verdict comes with the next frame, the last one's from
-    :meth:`finish`. Remembers two frames' luma and recent differences."""
+    """Feed frames in order (:meth:`push`); a frame's verdict comes with the next frame (so a stream's last frame
+    is never a cut: nothing after it tells a cut from a flash). Remembers the last frame's luma and recent
+    differences."""
 
     def __init__(self):
         self._luma: np.ndarray | None = None
@@ -77,17 +78,13 @@ class SceneCutDetector:
             self._diffs.append(diff)  # (a cut's own difference is one of HISTORY: the median hardly moves)
         return verdict
 
-    def finish(self) -> bool | None:
-        """The verdict on the last frame pushed (None if none was), without a next frame to compare: a flash on a
-        stream's last frame counts as a cut (a one-frame keyframe chunk at the end)."""
-        return None if self._luma is None else self._verdict(None)
-
     def _verdict(self, next_diff: float | None) -> bool:
-        return self._candidate is not None and (next_diff is None or self._candidate > NEXT_RATIO * next_diff)
+        return self._candidate is not None and next_diff is not None and self._candidate > NEXT_RATIO * next_diff
 
 
 def with_cuts(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, bool]]:
-    """Frames ``uint8 (H, W, 3)`` in stream order -> ``(frame, is_cut)``, each one frame after it came in."""
+    """Frames ``uint8 (H, W, 3)`` in stream order -> ``(frame, is_cut)``, each one frame after it came in (the last
+    when the input ends, never a cut)."""
     detector = SceneCutDetector()
     held = None
     for frame in frames:
@@ -96,7 +93,7 @@ def with_cuts(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, bool]]
             yield held, bool(verdict)
         held = frame
     if held is not None:
-        yield held, bool(detector.finish())
+        yield held, False
 
 
 def scene_cuts(frames: np.ndarray) -> list[int]:

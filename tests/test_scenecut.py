@@ -8,7 +8,7 @@ import pytest
 import bitstream
 from vcodec.coding import plan_chunks, scene_chunks
 from vcodec.io.synthetic import pattern_frames
-from vcodec.scenecut import MIN_SCENE, scene_cuts
+from vcodec.scenecut import scene_cuts
 from vcodec.stream import chunk_plan
 
 
@@ -73,12 +73,12 @@ def test_without_cuts_the_layout_is_the_periodic_one(keyint):
         assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(got, want))
 
 
-@pytest.mark.parametrize("keyint", [17, 129])
-@pytest.mark.parametrize("cut", [1, 3, 4, 5, 16, 17, 18, 21, 33, 34, 40])
+@pytest.mark.parametrize("keyint", [17, 28, 129])
+@pytest.mark.parametrize("cut", [1, 3, 4, 5, 16, 17, 18, 21, 29, 33, 34, 40])
 def test_a_cut_starts_a_keyframe_period(keyint, cut):
-    """At a cut at least MIN_SCENE frames into its period a keyframe chunk starts, and the chunk before ends there
-    (on a partial latent frame if it must: only a keyframe chunk follows one); the layout keeps the format's
-    rules (FORMAT.md 4.2) and every frame, in order."""
+    """At a cut a keyframe chunk starts (also 1-3 frames after a periodic keyframe), the chunk before ends there (on
+    a partial latent frame if it must: only a keyframe chunk follows one), and the layout after it is the periodic
+    one started anew; the layout keeps the format's rules (FORMAT.md 4.2) and every frame, in order."""
     frames = two_shots(cut, 50)
     assert scene_cuts(frames) == [cut]
     chunks = list(scene_chunks([frames], lambda: chunk_plan(17, 4, keyint)))
@@ -89,23 +89,39 @@ def test_a_cut_starts_a_keyframe_period(keyint, cut):
         if next_cont:  # a continuing chunk follows a chunk that ends on a whole latent frame
             assert (n if cont else n - 1) % 4 == 0
     periodic = layout(plan_chunks([frames], chunk_plan(17, 4, keyint)))
-    since = cut - max(f for f, _, c in periodic if not c and f <= cut)
-    if since >= MIN_SCENE:  # the periodic layout up to the cut, then the periodic layout started anew there
-        before = [c for c in periodic if c[0] < cut]
-        before[-1] = (before[-1][0], cut - before[-1][0], before[-1][2])
-        after = [(f + cut, n, c) for f, n, c in layout(plan_chunks([frames[cut:]], chunk_plan(17, 4, keyint)))]
-        assert lay == before + after
-    else:  # too soon after the period's keyframe: no new period
-        assert lay == periodic
+    before = [c for c in periodic if c[0] < cut]
+    before[-1] = (before[-1][0], cut - before[-1][0], before[-1][2])
+    after = [(f + cut, n, c) for f, n, c in layout(plan_chunks([frames[cut:]], chunk_plan(17, 4, keyint)))]
+    assert lay == before + after
+
+
+def test_a_flash_of_two_frames_starts_two_periods_and_one_frame_none():
+    """A 2-frame flash: the cut into it and the cut out of it each start a period (the shot after it starts clean);
+    a one-frame flash is two changes in a row, neither a spike against the other: no cut, no new period."""
+    frames = pattern_frames(40, 48, 64)
+    frames[20:22] = 255
+    assert scene_cuts(frames) == [20, 22]
+    assert [f for f, _, c in layout(scene_chunks([frames], lambda: chunk_plan(17, 4, 129))) if not c] == [0, 20, 22]
 
 
 def test_a_flash_is_no_cut():
-    """A one-frame flash is two changes in a row, neither a spike against the other: no cut, no new period."""
     frames = pattern_frames(40, 48, 64)
     frames[20] = 255
     assert scene_cuts(frames) == []
     lay = layout(scene_chunks([frames], lambda: chunk_plan(17, 4, 129)))
     assert lay == layout(plan_chunks([frames], chunk_plan(17, 4, 129)))
+
+
+def test_a_cut_out_of_a_fast_pan():
+    """A histogram that jumps (another picture) is a cut even where the difference is under twice the shot's motion
+    (a stripe pan moving 3 pixels a frame, 19 levels a frame, then a flat picture 36 levels away); the pan itself is
+    not."""
+    xx = np.arange(64)[None, :] + 3 * np.arange(30)[:, None]
+    stripes = np.where((xx // 8) % 2 == 1, 160, 100).astype(np.uint8)
+    pan = np.broadcast_to(stripes[:, None, :, None], (30, 48, 64, 3))
+    flat = np.full((10, 48, 64, 3), 172, np.uint8)
+    flat[..., 0] -= pattern_frames(10, 48, 64)[..., 0] // 32  # a little texture
+    assert scene_cuts(pan) == [] and scene_cuts(np.concatenate([pan, flat])) == [30]
 
 
 def test_a_stream_with_a_cut_decodes_and_says_where_its_keyframes_are():

@@ -21,7 +21,7 @@ from bitstream.header import MAX_RATE
 from vcodec.errors import ArgumentError, ModelError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack
 from vcodec.models import stream_tokenizer
-from vcodec.scenecut import MIN_SCENE, with_cuts
+from vcodec.scenecut import with_cuts
 from vcodec.stream import DEFAULT_KEYINT, StreamState, chunk_plan
 
 if TYPE_CHECKING:
@@ -322,27 +322,23 @@ def stream_chunks(frames: Iterable[np.ndarray], tok: Tokenizer, keyint: int = DE
 def scene_chunks(frames: Iterable[np.ndarray], plan: Callable[[], Iterator[tuple[int, bool]]], first: int = 0,
                  count: int | None = None) -> Iterator[tuple[np.ndarray, bool]]:
     """:func:`plan_chunks` with ``plan()``'s layout (``(frames, continues)`` per chunk) started anew at every scene
-    cut (:mod:`vcodec.scenecut`, which decides on a frame when the next one is read) that lies at least
-    ``MIN_SCENE`` frames into its keyframe period: the chunk open there ends early (a keyframe chunk follows, so it may end inside a latent frame,
-    FORMAT.md 4.2) and the cut's frame starts a keyframe chunk. Without cuts, the chunks of ``plan_chunks``."""
+    cut (:mod:`vcodec.scenecut`, which decides on a frame when the next one is read): the chunk open there ends
+    early (a keyframe chunk follows, so it may end inside a latent frame, FORMAT.md 4.2) and the cut's frame starts
+    a keyframe chunk (unless the layout starts one there anyway). Without cuts, the chunks of ``plan_chunks``."""
     layout = plan()
     n, continues = next(layout)
     held: list[np.ndarray] = []
-    period = 0  # frames of the current keyframe period so far
     for frame, cut in with_cuts(frames_in_range(frames, first, count)):
-        if cut and period >= MIN_SCENE:
+        if cut and (held or continues):
             if held:
                 yield np.stack(held), continues
-            held, period, layout = [], 0, plan()
+            held, layout = [], plan()
             n, continues = next(layout)
         held.append(frame)
-        period += 1
         if len(held) == n:
             yield np.stack(held), continues
             held = []
             n, continues = next(layout)
-            if not continues:
-                period = 0
     if held:
         yield np.stack(held), continues
 

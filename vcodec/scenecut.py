@@ -8,13 +8,15 @@ A frame is a cut when all hold, against the frame before it:
   histogram: below 0.1 on every benchmark clip, 0.24-0.68 at their cuts), and
 - its pixels moved far more than the shot's motion does: the mean absolute luma difference is above
   :data:`CUT_FLOOR` levels and :data:`CUT_RATIO` x the median of the last :data:`HISTORY` differences (a fade or a
-  slow change of light shifts the histogram but changes each frame only a little), and
+  slow change of light shifts the histogram but changes each frame only a little; a histogram that moves by
+  :data:`SURE_HIST` or more needs only the floor: a cut out of a fast pan), and
 - the change is a spike, not a burst of fast motion: more than :data:`NEXT_RATIO` x the difference of the frame
   before and of the frame after (on a small, fast-moving picture the histogram and the difference can rise
   together for several frames; a one-frame flash is two changes in a row, so neither is a cut).
 
-The encoder starts a keyframe period at a cut unless its current period began fewer than :data:`MIN_SCENE` frames
-before (a flash: the cut into it, not the one out of it).
+The encoder starts a keyframe period at every cut (two cuts are never adjacent: each is a spike against the
+other's difference; a flash of 2-3 frames is two cuts, and the shot after it starts clean). Not seen: a cut between
+two shots whose luma histograms match (a mirrored or flipped picture, two angles on one evenly lit set).
 
 Why: the tokenizer's causal state and the coder's contexts carry the old shot into the new one; a keyframe at the
 cut (its first frame alone a latent frame) costs one latent frame more and buys the new shot a clean start --
@@ -33,11 +35,11 @@ from vcodec.colour import rgb_to_y
 
 HIST_BINS = 32
 CUT_HIST = 0.15
+SURE_HIST = 0.5
 CUT_RATIO = 2.0
 NEXT_RATIO = 1.5
 CUT_FLOOR = 8.0
 HISTORY = 8
-MIN_SCENE = 4  # frames: no new keyframe period at a cut fewer than this many frames into the current one
 ANALYSIS_ROWS = 90  # the measures look at every k-th row and column, k chosen to leave about this many rows (at
                     # least 1): a cut changes the whole picture, and 1080p costs what 640x360 does (~0.3 ms a frame)
 
@@ -72,8 +74,10 @@ class SceneCutDetector:
         else:
             motion = float(np.median(self._diffs)) if self._diffs else 0.0
             last = self._diffs[-1] if self._diffs else 0.0
-            moved = 0.5 * float(np.abs(hist - prev_hist).sum()) >= CUT_HIST
-            spike = diff > max(CUT_FLOOR, CUT_RATIO * motion, NEXT_RATIO * last)
+            hist_move = 0.5 * float(np.abs(hist - prev_hist).sum())
+            moved = hist_move >= CUT_HIST
+            floor = CUT_FLOOR if hist_move >= SURE_HIST else max(CUT_FLOOR, CUT_RATIO * motion)
+            spike = diff > max(floor, NEXT_RATIO * last)
             self._candidate = diff if moved and spike else None
             self._diffs.append(diff)  # (a cut's own difference is one of HISTORY: the median hardly moves)
         return verdict

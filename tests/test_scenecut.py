@@ -188,7 +188,7 @@ def test_cli_encode_scenecut_switch_and_info(tmp_path):
         keyframes[flag] = info["keyframe_chunks"]
         texts[flag] = CliRunner().invoke(main, ["info", str(out)]).stdout
     assert keyframes == {"--scenecut": 2, "--no-scenecut": 1}
-    assert "2 keyframe chunks (every 129 frames, 1 more at a scene cut)," in texts["--scenecut"]
+    assert "2 keyframe chunks (every 129 frames; 1 of them at a scene cut)," in texts["--scenecut"]
     assert "1 keyframe chunk (every 129 frames)," in texts["--no-scenecut"]
 
 

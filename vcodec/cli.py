@@ -480,8 +480,8 @@ def _keyint_text(d: dict) -> str:
     if not d.get("keyint"):
         return ""
     cuts = d.get("scene_cut_keyframes")
-    more = f", {cuts} more at scene cuts" if cuts and cuts > 1 else ", 1 more at a scene cut" if cuts else ""
-    return f" (every {d['keyint']} frames{more})"
+    at_cuts = f"; {cuts} of them at scene cuts" if cuts and cuts > 1 else "; 1 of them at a scene cut" if cuts else ""
+    return f" (every {_n(d['keyint'], 'frame')}{at_cuts})"
 
 
 def _info_text(d: dict) -> str:

@@ -292,17 +292,30 @@ def plan_chunks(frames: Iterable[np.ndarray], plan: Iterable[tuple[int, object]]
                 count: int | None = None) -> Iterator[tuple[np.ndarray, object]]:
     """The frames of :func:`frames_in_range` cut into chunks of the sizes ``plan`` gives, each with its tag:
     ``(chunk, tag)`` (the last chunk may be shorter)."""
-    plan = iter(plan)
-    n, tag = next(plan)
-    buf: list[np.ndarray] = []
-    for frame in frames_in_range(frames, first, count):
-        buf.append(frame)
-        if len(buf) == n:
-            yield np.stack(buf), tag
-            buf = []
-            n, tag = next(plan)
-    if buf:
-        yield np.stack(buf), tag
+    return _chunked(((frame, False) for frame in frames_in_range(frames, first, count)), lambda: iter(plan))
+
+
+def _chunked(frames: Iterable[tuple[np.ndarray, bool]], plan: Callable[[], Iterator[tuple[int, object]]]
+             ) -> Iterator[tuple[np.ndarray, object]]:
+    """``(frame, restart)`` pairs cut into chunks of the sizes ``plan()`` gives, with their tags; a frame with
+    ``restart`` (a scene cut) starts ``plan()`` anew unless the layout starts a chunk tagged False (a keyframe
+    chunk) there anyway, ending the chunk open before it early."""
+    layout = plan()
+    n, tag = next(layout)
+    held: list[np.ndarray] = []
+    for frame, restart in frames:
+        if restart and (held or tag):
+            if held:
+                yield np.stack(held), tag
+            held, layout = [], plan()
+            n, tag = next(layout)
+        held.append(frame)
+        if len(held) == n:
+            yield np.stack(held), tag
+            held = []
+            n, tag = next(layout)
+    if held:
+        yield np.stack(held), tag
 
 
 def stream_chunks(frames: Iterable[np.ndarray], tok: Tokenizer, keyint: int = DEFAULT_KEYINT, first: int = 0,
@@ -325,22 +338,7 @@ def scene_chunks(frames: Iterable[np.ndarray], plan: Callable[[], Iterator[tuple
     cut (:mod:`vcodec.scenecut`, which decides on a frame when the next one is read): the chunk open there ends
     early (a keyframe chunk follows, so it may end inside a latent frame, FORMAT.md 4.2) and the cut's frame starts
     a keyframe chunk (unless the layout starts one there anyway). Without cuts, the chunks of ``plan_chunks``."""
-    layout = plan()
-    n, continues = next(layout)
-    held: list[np.ndarray] = []
-    for frame, cut in with_cuts(frames_in_range(frames, first, count)):
-        if cut and (held or continues):
-            if held:
-                yield np.stack(held), continues
-            held, layout = [], plan()
-            n, continues = next(layout)
-        held.append(frame)
-        if len(held) == n:
-            yield np.stack(held), continues
-            held = []
-            n, continues = next(layout)
-    if held:
-        yield np.stack(held), continues
+    return _chunked(with_cuts(frames_in_range(frames, first, count)), plan)
 
 
 def split_end(chunks: Iterable[tuple[np.ndarray, bool]], temporal_factor: int,

@@ -49,6 +49,21 @@ def _luma(x: np.ndarray) -> np.ndarray:
     return KR * x[..., 0] + KG * x[..., 1] + KB * x[..., 2]
 
 
+def rgb_to_ycbcr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Float R', G', B' (..., 3) -> BT.709 E'y, E'cb, E'cr (...) each, unquantised and at full resolution, on the
+    scale of ``x`` (E'cb and E'cr centred on 0): the matrix :func:`rgb_to_yuv420` quantises."""
+    ey = _luma(x)
+    return ey, (x[..., 2] - ey) / (2.0 * (1.0 - KB)), (x[..., 0] - ey) / (2.0 * (1.0 - KR))
+
+
+def ycbcr_to_rgb(ey: np.ndarray, ecb: np.ndarray, ecr: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`rgb_to_ycbcr`: float R', G', B' (..., 3), unclipped."""
+    r = ey + 2.0 * (1.0 - KR) * ecr
+    b = ey + 2.0 * (1.0 - KB) * ecb
+    g = (ey - KR * r - KB * b) / KG
+    return np.stack([r, g, b], axis=-1)
+
+
 def _rgb_unit(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
     # uint8 RGB is 8-bit; uint16 RGB holds `bit_depth`-bit samples -> float32 in [0, 1]
     if rgb.shape[-1] != 3 or rgb.dtype not in (np.uint8, np.uint16):
@@ -74,10 +89,7 @@ def rgb_to_yuv420(rgb: np.ndarray, bit_depth: int = 8) -> Yuv420:
         raise ValueError(f"expected (T, H, W, 3), got {rgb.dtype} {rgb.shape}")
     x = _rgb_unit(rgb, bit_depth)
     t, h, w, _ = rgb.shape
-    r, b = x[..., 0], x[..., 2]
-    ey = _luma(x)
-    ecb = (b - ey) / (2.0 * (1.0 - KB))
-    ecr = (r - ey) / (2.0 * (1.0 - KR))
+    ey, ecb, ecr = rgb_to_ycbcr(x)
     if h % 2 or w % 2:   # chroma planes of ceil(H/2) x ceil(W/2), the last row / column repeated (as yuv420p has)
         ecb, ecr = (np.pad(c, ((0, 0), (0, h % 2), (0, w % 2)), mode="edge") for c in (ecb, ecr))
     s = _scale(bit_depth)
@@ -95,10 +107,7 @@ def yuv420_to_rgb(yuv: Yuv420, bit_depth: int = 8) -> np.ndarray:
     h, w = ey.shape[1:]   # odd sizes: the chroma planes' last row / column covers one luma row / column
     ecb = _up2((yuv.u.astype(np.float32) / s - 128.0) / 224.0)[:, :h, :w]
     ecr = _up2((yuv.v.astype(np.float32) / s - 128.0) / 224.0)[:, :h, :w]
-    r = ey + 2.0 * (1.0 - KR) * ecr
-    b = ey + 2.0 * (1.0 - KB) * ecb
-    g = (ey - KR * r - KB * b) / KG
-    return _to_int(np.stack([r, g, b], axis=-1) * float((1 << bit_depth) - 1), bit_depth)
+    return _to_int(ycbcr_to_rgb(ey, ecb, ecr) * float((1 << bit_depth) - 1), bit_depth)
 
 
 def rgb_bit_depth(rgb: np.ndarray, bit_depth: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..colour import KB, KG, KR
+from ..colour import KB, KG, KR, rgb_to_ycbcr, ycbcr_to_rgb
 from .packed import unpack_entries
 
 
@@ -77,16 +77,9 @@ def rotate_hue(clip: np.ndarray, angle: float) -> np.ndarray:
     """``clip`` (..., 3) uint8 RGB with its BT.709 chroma (Cb, Cr) turned by ``angle`` radians around the gray axis
     (clipped to 0..255): other hues at the same luma and saturation where nothing clips (pi: the complementary
     colours). Saturated cyans, blues and magentas are rare in the corpus; turned hues make them common."""
-    rgb = clip.astype(np.float32)
-    y = rgb @ np.array([KR, KG, KB], np.float32)
-    cb = (rgb[..., 2] - y) / (2 * (1 - KB))
-    cr = (rgb[..., 0] - y) / (2 * (1 - KR))
+    y, cb, cr = rgb_to_ycbcr(clip.astype(np.float32))
     c, s = np.float32(np.cos(angle)), np.float32(np.sin(angle))
-    cb, cr = c * cb - s * cr, s * cb + c * cr
-    r = y + 2 * (1 - KR) * cr
-    b = y + 2 * (1 - KB) * cb
-    g = (y - KR * r - KB * b) / KG
-    return np.clip(np.rint(np.stack([r, g, b], -1)), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(ycbcr_to_rgb(y, c * cb - s * cr, s * cb + c * cr)), 0, 255).astype(np.uint8)
 
 
 class ClipSampler:

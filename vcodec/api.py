@@ -485,12 +485,16 @@ def _coding_extra(tok: Tokenizer, keyint: int, bitrate: float | None) -> dict:
     return {"keyint": keyint, "bitrate": round(bitrate), "qualities": rung_names(tok)}
 
 
+def _header_keyint(header) -> int | None:
+    """The keyframe period the header's ``extra.keyint`` records (None where it records none, or no valid one)."""
+    keyint = header.extra.get("keyint")
+    return keyint if isinstance(keyint, int) and not isinstance(keyint, bool) and keyint >= 1 else None
+
+
 def _keyframe_period(header) -> int | None:
     """:func:`vcodec.stream.keyframe_period` of the header's ``extra.keyint`` (None where it does not say)."""
-    keyint = header.extra.get("keyint")
-    if not isinstance(keyint, int) or isinstance(keyint, bool) or keyint < 1:
-        return None
-    return keyframe_period(keyint, header.window_frames, header.temporal_factor)
+    keyint = _header_keyint(header)
+    return None if keyint is None else keyframe_period(keyint, header.window_frames, header.temporal_factor)
 
 
 def _check_scenecut(scenecut) -> None:
@@ -664,7 +668,7 @@ def info(src, *, verify: bool = False) -> dict:
             "max_levels": h.max_levels,
             "token_bits": h.token_bits,
             "window_frames": h.window_frames,
-            "keyint": h.extra.get("keyint") if isinstance(h.extra.get("keyint"), int) else None,
+            "keyint": _header_keyint(h),
             "scene_cut_keyframes": checked.pop("early_keyframes"),  # periods started before keyint: at scene cuts
             "format_version": h.format_version,
             "coder": f"{h.coder_id} v{h.coder_version}",

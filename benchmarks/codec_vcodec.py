@@ -19,12 +19,13 @@ class VCodec(Codec):
     name = "vcodec"
     extension = ".vcb"
 
-    def __init__(self, model=None, device: str = "cpu", points=None, keyint: int | None = None):
+    def __init__(self, model=None, device: str = "cpu", points=None, keyint: int | None = None, refine: int = 0):
         from vcodec.stream import DEFAULT_KEYINT
 
         self.model_arg = model
         self.device = device
         self.keyint = DEFAULT_KEYINT if keyint is None else keyint  # frames per keyframe period, as `vcodec encode`
+        self.refine = refine  # encoder-side latent refinement steps (`vcodec encode --refine`; 0: none)
         self._points = list(points) if points is not None else None
 
     @functools.cached_property
@@ -81,6 +82,8 @@ class VCodec(Codec):
             "device": self.device,
             "torch": torch.__version__,
             "input": "RGB uint8, full range",
+            # only when used: the settings (and so the cache keys) of unrefined runs stay as they were
+            **({"refine": self.refine} if self.refine else {}),
         }
 
     def _coder(self) -> dict:
@@ -95,13 +98,14 @@ class VCodec(Codec):
     def command_line(self, point) -> str:
         model = self.model_arg if isinstance(self.model_arg, (str, os.PathLike)) else getattr(self.tokenizer, "name", "?")
         return (f"vcodec encode IN -o OUT.vcb --model {model or 'default'} --quality {point} --keyint {self.keyint} "
-                f"--device {self.device}")
+                f"--device {self.device}" + (f" --refine {self.refine}" if self.refine else ""))
 
     def encode(self, clip: Clip, point, path: str) -> Encoded:
         import vcodec
 
         data = vcodec.compress(
-            clip.rgb, quality=point, tokenizer=self.tokenizer, device=self.device, frame_rate=clip.fps, keyint=self.keyint
+            clip.rgb, quality=point, tokenizer=self.tokenizer, device=self.device, frame_rate=clip.fps, keyint=self.keyint,
+            refine=self.refine,
         )
         with open(path, "wb") as f:
             f.write(data)

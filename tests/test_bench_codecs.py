@@ -99,3 +99,15 @@ def test_codec_names_and_aliases():
     assert bc.canonical_name("HEVC") == "x265" and bc.canonical_name("vvc") == "vvenc"
     with pytest.raises(ValueError, match="unknown codec"):
         bc.canonical_name("mpeg2")
+
+
+def test_vcodec_refine_is_a_setting_only_when_used():
+    """`--refine` (vcodec's encoder-side refinement) keys the result cache and shows in the command line; an
+    unrefined vcodec's settings are what they were before the option existed (earlier caches stay valid)."""
+    from benchmarks.codec_vcodec import VCodec
+    from vcodec.testing import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    plain, refined = VCodec(model=tok), VCodec(model=tok, refine=3)
+    assert "refine" not in plain.settings(2) and "--refine" not in plain.command_line(2)
+    assert refined.settings(2) == {**plain.settings(2), "refine": 3} and refined.command_line(2).endswith("--refine 3")

@@ -195,6 +195,7 @@ def encode_video(
     keyint: int = DEFAULT_KEYINT,
     bitrate: float | None = None,
     scenecut: bool = True,
+    refine: int = 0,
 ) -> EncodeResult:
     """Encode a video into a ``.vcb``.
 
@@ -213,7 +214,9 @@ def encode_video(
     new shot begins (:mod:`vcodec.scenecut`; False: keyframes every ``keyint`` frames only). ``bitrate``: bits per
     second of video to aim at
     instead of a fixed ``quality``: each chunk gets the rate point that keeps the stream on target
-    (:mod:`vcodec.ratecontrol`; the result's ``video_kbps`` says what it got).
+    (:mod:`vcodec.ratecontrol`; the result's ``video_kbps`` says what it got). ``refine``: steps of encoder-side
+    latent refinement per latent frame (:mod:`vcodec.refine`: better pictures for a few more bytes, encoding many
+    times slower; with a ``quality`` only, frames of up to 1920x1080).
     """
     inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
     _refuse_video_output(out)
@@ -221,6 +224,7 @@ def encode_video(
     _check_keyint(keyint)
     _check_scenecut(scenecut)
     _check_bitrate(bitrate)
+    _check_refine(refine, bitrate)
     notes = _Warnings()
     with notes.collect(), VideoSource(inp) as source:
         t0 = time.perf_counter()
@@ -237,6 +241,8 @@ def encode_video(
         header = stream_header(tok, bits, levels, q, si.width, si.height, si.frame_rate,
                                {"source": si.to_json(), **_coding_extra(tok, keyint, bitrate)}, chunk_bits=chunk_bits)
         tok.check_encode_memory(tok.window_frames, si.height, si.width, frames_held=False)  # before reading frames
+        if refine:
+            _check_refine_size(si.width, si.height)
         audio_bytes = 0          # the audio packets' data
         audio_stream_bytes = 0   # what the audio takes in the stream: its track and packet records
         t0 = time.perf_counter()
@@ -274,7 +280,7 @@ def encode_video(
                                    scenecut=scenecut)
             rate = rate_controller(tok, w, bitrate, si.frame_rate, total_frames=expected, audio_bytes=audio_stream_bytes)
             key_starts = encode_windows(w, tok, chunks, bits, levels, after_window, coded if psnr else None, bar.update,
-                                        rate)
+                                        rate, refine)
             if w.num_frames == 0:
                 raise InputError(f"{inp.name}: no frames in the range asked for (the video has {source.frames_read})")
             _warn_short_range(inp.name, "video", w.num_frames, count)
@@ -309,6 +315,7 @@ def encode_video(
         scenecut=bool(scenecut),
         scene_cut_keyframes=early_keyframes(key_starts, keyframe_period(keyint, tok.window_frames,
                                                                         tok.config.temporal_factor)),
+        refine=refine,
         quality_metrics=measured.to_json() if measured is not None else None,
     )
 
@@ -474,6 +481,7 @@ def _decoded_items(reader: VcbReader, tok, salvage: bool, first: int, count: int
 
 
 MAX_KEYINT = 10**7  # frames: a keyframe period as long as the longest stream the format holds
+MAX_REFINE = 1000  # refinement steps per latent frame: beyond this a typo (10 take ~3-30x the encode time)
 
 
 def _coding_extra(tok: Tokenizer, keyint: int, bitrate: float | None) -> dict:
@@ -507,6 +515,23 @@ def _check_bitrate(bitrate) -> None:
                                 or not MIN_BITRATE <= bitrate <= MAX_BITRATE):
         raise ArgumentError(f"bitrate must be a number of bits per second in {MIN_BITRATE}..{MAX_BITRATE}, "
                             f"got {bitrate!r}")
+
+
+def _check_refine(refine, bitrate) -> None:
+    if isinstance(refine, bool) or not isinstance(refine, int) or not 0 <= refine <= MAX_REFINE:
+        raise ArgumentError(f"refine must be a whole number of steps in 0..{MAX_REFINE}, got {refine!r}")
+    if refine and bitrate is not None:
+        raise ArgumentError("refine works with a quality, not with a bitrate (rate control compares the sizes of "
+                            "several rate points; refinement codes one)")
+
+
+def _check_refine_size(width: int, height: int) -> None:
+    from vcodec.refine import check_size
+
+    try:
+        check_size(width, height)
+    except ValueError as e:
+        raise InputError(str(e)) from None
 
 
 def _frame_rate(frame_rate) -> Fraction:
@@ -563,26 +588,30 @@ def compress(
     keyint: int = DEFAULT_KEYINT,
     bitrate: float | None = None,
     scenecut: bool = True,
+    refine: int = 0,
 ) -> bytes:
     """Encode ``frames`` (``uint8`` ``(T, H, W, 3)`` RGB, T >= 1) into the bytes of a ``.vcb`` stream
-    (``keyint``, ``scenecut`` and ``bitrate`` as for :func:`encode_video`)."""
+    (``keyint``, ``scenecut``, ``bitrate`` and ``refine`` as for :func:`encode_video`)."""
     _check_keyint(keyint)
     _check_scenecut(scenecut)
     _check_bitrate(bitrate)
+    _check_refine(refine, bitrate)
     rate = _frame_rate(frame_rate)
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape) < 1:
         raise InputError(f"frames must be uint8 (T, H, W, 3) with T, H, W >= 1; got {frames.dtype} {frames.shape}")
+    T, H, W, _ = frames.shape
+    if refine:
+        _check_refine_size(W, H)
     tok = encoder_tokenizer(tokenizer, model, device)
     q, bits, levels, chunk_bits = coding_plan(tok, quality, bitrate)
-    T, H, W, _ = frames.shape
     header = stream_header(tok, bits, levels, q, W, H, rate, _coding_extra(tok, keyint, bitrate), num_frames=T,
                            chunk_bits=chunk_bits)
     buf = io.BytesIO()
     with VcbWriter(buf, header, tables=writer_tables(tok, header)) as w:
         encode_windows(w, tok, stream_chunks([frames], tok, keyint, scenecut=scenecut,
                                              end_pieces=end_pieces(bitrate, rate, tok.window_frames - 1)),
-                       bits, levels, rate=rate_controller(tok, w, bitrate, rate, total_frames=T))
+                       bits, levels, rate=rate_controller(tok, w, bitrate, rate, total_frames=T), refine=refine)
     return buf.getvalue()
 
 

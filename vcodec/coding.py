@@ -374,17 +374,22 @@ def split_end(chunks: Iterable[tuple[np.ndarray, bool]], temporal_factor: int,
 def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarray, bool]], bits: int, levels: int,
                    after: Callable[[int], None] | None = None,
                    coded: Callable[[np.ndarray, np.ndarray, bool, int], None] | None = None,
-                   progress: Callable[[int], None] | None = None, rate: RateController | None = None) -> list[int]:
+                   progress: Callable[[int], None] | None = None, rate: RateController | None = None,
+                   refine: int = 0) -> list[int]:
     """The window-encode core: each ``(window, continues)`` of :func:`stream_chunks` (window ``uint8 (n, H, W,
     3)``) becomes one chunk of ``levels`` token planes of ``bits`` bits (with ``rate``: of the rate point it
     chooses for the chunk), continuing the previous chunk's stream (model state and coder contexts) when
     ``continues``; ``after(n)`` runs after each (to interleave audio), ``coded(window, tokens, continues, bits)``
     before it (to measure what a decoder will see), ``progress(k)`` after each latent frame (``k`` frames, at
     most 4). With ``rate``, a target outside what the model's rate points spend on this video is a VcodecWarning
-    (:meth:`RateController.out_of_range`). Returns the first frame of every keyframe chunk."""
+    (:meth:`RateController.out_of_range`). ``refine``: steps of encoder-side latent refinement per latent frame
+    (:mod:`vcodec.refine`; fixed rate points only). Returns the first frame of every keyframe chunk."""
+    from vcodec.refine import DecoderState, encode_refined
     from vcodec.tokenizer import token_prefix
 
-    stream = StreamState()
+    if refine and rate is not None:
+        raise ValueError("latent refinement codes one rate point: use it with a quality, not a bitrate")
+    stream, refined = StreamState(), DecoderState()
     key_starts: list[int] = []
     for window, continues in chunks:
         if not continues:
@@ -393,7 +398,10 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
         elif not stream.started:
             raise ValueError("a chunk can continue only a chunk that ends on a whole latent frame")
         if rate is None:
-            tokens = tok.encode_window(window, levels, bits, progress, stream)
+            if refine:
+                tokens = encode_refined(tok, window, levels, bits, stream, refined, refine, progress)
+            else:
+                tokens = tok.encode_window(window, levels, bits, progress, stream)
             w.write_chunk(tokens, len(window), continues=continues)
             chunk_bits = bits
         else:

@@ -228,7 +228,8 @@ class Tokenizer:
 
     @torch.inference_mode()
     def encode_window(self, frames: np.ndarray, levels: int, bits: int | None = None,
-                      progress: Callable[[int], None] | None = None, stream: StreamState | None = None) -> np.ndarray:
+                      progress: Callable[[int], None] | None = None, stream: StreamState | None = None,
+                      latent: np.ndarray | None = None) -> np.ndarray:
         """frames uint8 (n, H, W, 3) -> tokens uint32 (levels, config.latent_frames(n, continues),
         *config.latent_size(H, W)): the first ``levels`` token planes, each holding the low ``bits`` bits (default
         all). ``stream``: the causal state of the stream the window belongs to; when it holds the state of the
@@ -240,7 +241,9 @@ class Tokenizer:
         first frame, then groups of ``temporal_factor``), each tile its own stream: the same tokens, with memory
         for one latent frame of one tile. Smaller frames run as one piece (streaming small pieces costs ~1.5-2x
         the time on a CPU).
-        ``progress(k)`` is called after each piece with the number of the window's frames it took."""
+        ``progress(k)`` is called after each piece with the number of the window's frames it took. ``latent``: a
+        float32 array ``(config.channels, T', *config.latent_size(H, W))`` to fill with the encoder's latent (in
+        (-1, 1), before quantization), e.g. for :mod:`vcodec.refine`."""
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
             raise ValueError(f"expected uint8 frames (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}")
         if not 1 <= levels <= self.max_levels:
@@ -264,9 +267,12 @@ class Tokenizer:
             x = frames_to_model(torch.from_numpy(piece[:, rows][:, :, cols]).to(self.device).unsqueeze(0))
             with torch.inference_mode(), streaming(net) as run_stream:
                 run_stream.load(states[i])
-                idx = self.model.encode_indices(x, levels, bits, first=first, encoder=net)
+                z = net(x, first=first)
                 states[i] = run_stream.state()
-            out[:, l0:l1, y0:y1, x0:x1] = idx[0, :, :, y0 - a0:y1 - a0, x0 - b0:x1 - b0].cpu().numpy()
+            core = (0, slice(None), slice(None), slice(y0 - a0, y1 - a0), slice(x0 - b0, x1 - b0))
+            out[:, l0:l1, y0:y1, x0:x1] = self.model.latent_indices(z, levels, bits)[core].cpu().numpy()
+            if latent is not None:
+                latent[:, l0:l1, y0:y1, x0:x1] = z[core].float().cpu().numpy()
 
         # big frames' tiles one after another (memory for one tile), with every thread on each operation
         with _PieceRunner(self.model.encoder, len(tiles), strips, self.device, deterministic=False) as runner:

@@ -47,7 +47,11 @@ class VideoTokenizer(nn.Module):
         """video (B, 3, T, H, W) in [-1, 1] -> token planes (B, planes, T', H/8, W/8) int64 holding the low
         ``bits`` bits (default all). ``first=False`` continues a stream (see :func:`vcodec.model.layers.streaming`);
         ``encoder``: a copy of :attr:`encoder` holding another stream's state (default: this one's)."""
-        z = (encoder or self.encoder)(video, first=first)
+        return self.latent_indices((encoder or self.encoder)(video, first=first), planes, bits)
+
+    def latent_indices(self, z: torch.Tensor, planes: int, bits: int | None = None) -> torch.Tensor:
+        """The encoder's latent z (B, C, T', h, w) in (-1, 1) -> its token planes (B, planes, T', h, w) int64
+        holding the low ``bits`` bits (default all): each channel's signs, level by level (nearest in the latent)."""
         _, signs = self.quantizer.quantize(z, self.cfg.max_levels)
         idx = self.quantizer.signs_to_indices(signs)[:, :planes]
         bits = self.cfg.token_bits if bits is None else bits

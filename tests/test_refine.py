@@ -65,6 +65,8 @@ def test_cli_refine(tok, tmp_path):
     r = runner.invoke(main, ["encode", str(tmp_path / "in.mkv"), "--model", model, "--refine", "2", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["refine"] == 2
+    r = runner.invoke(main, ["encode", str(tmp_path / "in.mkv"), "--model", model, "--refine", "1", "-y"])
+    assert r.exit_code == 0 and "quality 3, refined (1 step a latent frame)" in r.output, r.output
     assert runner.invoke(main, ["decode", str(tmp_path / "in.vcb"), "-o", str(tmp_path / "out.mkv"),
                                 "--model", model]).exit_code == 0
     for args, msg in ((["--refine", "2", "--bitrate", "9k"], "--refine works with --quality"),

@@ -381,7 +381,7 @@ def encode(input, output, quality, bitrate, keyint, scenecut, refine, model, dev
         return
     audio = f", audio {human_bytes(res.audio_bytes)}" if res.audio_tracks else ""
     if res.bitrate_target is None:
-        rate = f"quality {res.quality}"
+        rate = f"quality {res.quality}" + (f", refined ({_n(res.refine, 'step')} a latent frame)" if res.refine else "")
     else:
         from vcodec.ratecontrol import bitrate_text
         rate = f"--bitrate {bitrate_text(res.bitrate_target)}: {_qualities_text(res.chunk_qualities)}"

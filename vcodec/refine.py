@@ -26,10 +26,13 @@ from .model.layers import streaming
 from .model.lfq import plane_mask
 from .model.pixels import frames_to_model
 from .stream import StreamState
-from .tokenizer import Tokenizer
+from .tokenizer import Tokenizer, check_memory
 
 LEARNING_RATE = 0.02  # Adam's step on the latent, in (-1, 1) units
-MAX_PIXELS = 1920 * 1088  # frames refined whole, one latent frame at a time: ~2 GB of activations at 1080p
+MAX_PIXELS = 1920 * 1088  # frames are refined whole (untiled), one latent frame at a time
+# what the decoder's forward and backward pass over one latent frame holds, per pixel of the frame: measured 3.2 GB
+# peak for a 1920x1080 encode with --refine against 0.76 GB without (`/usr/bin/time -v vcodec encode`)
+BYTES_PER_PIXEL = 1200
 _EDGE = 0.999  # the latent is kept inside (-1, 1), the encoder's tanh range
 
 
@@ -74,6 +77,7 @@ def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: 
     net, quantizer = tok.model, tok.model.quantizer
     n, height, width, _ = frames.shape
     check_size(width, height)
+    check_memory(BYTES_PER_PIXEL * width * height, f"refining {width}x{height} frames")
     if not continues:
         state.reset()
     _, T, h, w = latent.shape

@@ -83,8 +83,14 @@ class VCodec(Codec):
             "torch": torch.__version__,
             "input": "RGB uint8, full range",
             # only when used: the settings (and so the cache keys) of unrefined runs stay as they were
-            **({"refine": self.refine} if self.refine else {}),
+            **({"refine": self.refine, "refine_passes": self._refine_precision()} if self.refine else {}),
         }
+
+    def _refine_precision(self) -> str:
+        """The number format of the refinement's decoder passes on this device (vcodec.refine)."""
+        from vcodec.models import bf16_is_fast
+
+        return "bf16" if bf16_is_fast(self.device) else "fp32"
 
     def _coder(self) -> dict:
         """Per token width the rate points code: the entropy coder version and tables (hash prefix) it uses."""

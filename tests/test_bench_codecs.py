@@ -110,4 +110,5 @@ def test_vcodec_refine_is_a_setting_only_when_used():
     tok = tiny_tokenizer()
     plain, refined = VCodec(model=tok), VCodec(model=tok, refine=3)
     assert "refine" not in plain.settings(2) and "--refine" not in plain.command_line(2)
-    assert refined.settings(2) == {**plain.settings(2), "refine": 3} and refined.command_line(2).endswith("--refine 3")
+    assert refined.command_line(2).endswith("--refine 3")
+    assert refined.settings(2) == {**plain.settings(2), "refine": 3, "refine_passes": refined._refine_precision()}

@@ -159,7 +159,8 @@ def _conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: 
     """``F.conv3d``, stride 1. Inference on a CPU goes to oneDNN directly: torch's own choice sends small inputs
     (batch 1 and fewer than ~20k (C, T, H) rows, e.g. one latent frame of a 720p strip, or 1x1 kernels on one
     thread) to a slower unfold-and-multiply path (measured 1.4-1.8x slower on those layers, never faster)."""
-    if _MKLDNN and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled():
+    if (_MKLDNN and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+            and not torch.is_autocast_enabled("cpu")):   # (autocast does not see the direct call)
         return torch.mkldnn_convolution(x, weight, bias, padding, (1, 1, 1), (1, 1, 1), 1)
     return F.conv3d(x, weight, bias, padding=padding)
 

@@ -33,7 +33,8 @@ from .tokenizer import Tokenizer, check_memory
 LEARNING_RATE = 0.02  # Adam's step on the latent, in (-1, 1) units
 MAX_PIXELS = 1920 * 1088  # frames are refined whole (untiled), one latent frame at a time
 # what the decoder's forward and backward pass over one latent frame holds, per pixel of the frame: measured 3.2 GB
-# peak for a 1920x1080 encode with --refine against 0.76 GB without (`/usr/bin/time -v vcodec encode`)
+# peak for a 1920x1080 encode with --refine in float32 passes (2.9 GB in bfloat16) against 0.76 GB without
+# (`/usr/bin/time -v vcodec encode`)
 BYTES_PER_PIXEL = 1200
 _EDGE = 0.999  # the latent is kept inside (-1, 1), the encoder's tanh range
 

@@ -59,6 +59,11 @@ def _steps_precision(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16_is_fast(device) else contextlib.nullcontext()
 
 
+def _distortion(video: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """What refinement minimises: the pixel MSE of (1, 3, k, H, W) in [-1, 1]."""
+    return (video - target).pow(2).mean()
+
+
 class DecoderState:
     """The decoder's causal state as the real decoder will have it after the chunks refined so far (one stream:
     reset at every keyframe chunk)."""
@@ -106,7 +111,7 @@ def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: 
                 with torch.set_grad_enabled(step < steps), _steps_precision(tok.device):
                     stream.load(state.history)
                     video = decoder(quantizer(z.clamp(-_EDGE, _EDGE), mask).quantized, first=first).float()
-                    loss = (video[:, :, :real, :height, :width].clamp(-1, 1) - target).pow(2).mean()
+                    loss = _distortion(video[:, :, :real, :height, :width].clamp(-1, 1), target)
                 if loss.item() < best[0]:
                     best = (loss.item(), z.detach().clone())
                 if step < steps:

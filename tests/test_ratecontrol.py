@@ -313,3 +313,26 @@ def test_a_chunk_is_budgeted_by_its_latent_frames():
     rc.used, rc.beyond = Counter(), {-1: 0, 1: 0}
     point, data = rc.code(None, 1, False)
     assert (rc._units(50, False), point.label, len(data)) == (56, "2", 350)
+
+
+@pytest.mark.parametrize("keyint, units", [(None, 56), (129, 56), (17, 60), (5, 80), (1, 200)])
+def test_a_streams_latent_frames_follow_its_keyframe_periods(keyint, units):
+    """The latent frames a 50-frame stream holds (what its chunks' budgets are normalised over): every keyframe
+    period's first frame is a latent frame of its own (periods of 17: 20 + 20 + 20, the last 16 frames padded to
+    17's layout; of 1 frame: 50 x 4)."""
+    from vcodec.model.config import TokenizerConfig
+    from vcodec.ratecontrol import RateController
+
+    rc = object.__new__(RateController)
+    rc.config = TokenizerConfig()
+    assert rc._planned_units(50, keyint) == units
+
+
+def test_bitrate_with_a_keyframe_at_every_frame(tok, frames, ladder_kbps):
+    """--keyint 1 (every chunk one lone frame, a whole latent frame each) lands its target too: each chunk's budget
+    is one frame's share of the stream (a budget of a latent frame's 4 frames overshot by 13-41%)."""
+    single = {q: _kbps(vcodec.compress(frames[:24], tokenizer=tok, quality=q, keyint=1, frame_rate=FPS), 24)
+              for q in (2, 3)}
+    target = (single[2] + single[3]) / 2
+    got = _kbps(vcodec.compress(frames[:24], tokenizer=tok, bitrate=round(target * 1000), keyint=1, frame_rate=FPS), 24)
+    assert abs(got / target - 1) < 0.05, (got, target, single)

@@ -91,3 +91,11 @@ def test_refinement_raises_the_shipped_models_psnr():
         data = vcodec.compress(frames, tokenizer=shipped, quality=5, refine=steps)
         out[steps] = (len(data), psnr_y_bt709_limited(frames, vcodec.decompress(data, tokenizer=shipped)))
     assert out[5][1] - out[0][1] > 0.3 and out[5][0] < 1.25 * out[0][0], out
+
+
+def test_refinement_inside_inference_mode(tok):
+    """A caller's torch.inference_mode() does not stop the refinement's gradients: the same bytes as outside it."""
+    frames = pattern_frames(10, 16, 24)
+    data = vcodec.compress(frames, tokenizer=tok, quality=3, refine=2)
+    with torch.inference_mode():
+        assert vcodec.compress(frames, tokenizer=tok, quality=3, refine=2) == data

@@ -278,7 +278,8 @@ def encode_video(
             chunks = stream_chunks(source.windows(tok.window_frames), tok, keyint, first, count,
                                    end_pieces=end_pieces(bitrate, si.frame_rate, tok.window_frames - 1),
                                    scenecut=scenecut)
-            rate = rate_controller(tok, w, bitrate, si.frame_rate, total_frames=expected, audio_bytes=audio_stream_bytes)
+            rate = rate_controller(tok, w, bitrate, si.frame_rate, total_frames=expected, audio_bytes=audio_stream_bytes,
+                                   keyint=keyint)
             key_starts = encode_windows(w, tok, chunks, bits, levels, after_window, coded if psnr else None, bar.update,
                                         rate, refine)
             if w.num_frames == 0:
@@ -526,10 +527,10 @@ def _check_refine(refine, bitrate) -> None:
 
 
 def _check_refine_size(width: int, height: int) -> None:
-    from vcodec.refine import check_size
+    from vcodec.refine import check_frames
 
     try:
-        check_size(width, height)
+        check_frames(width, height)
     except ValueError as e:
         raise InputError(str(e)) from None
 
@@ -611,7 +612,8 @@ def compress(
     with VcbWriter(buf, header, tables=writer_tables(tok, header)) as w:
         encode_windows(w, tok, stream_chunks([frames], tok, keyint, scenecut=scenecut,
                                              end_pieces=end_pieces(bitrate, rate, tok.window_frames - 1)),
-                       bits, levels, rate=rate_controller(tok, w, bitrate, rate, total_frames=T), refine=refine)
+                       bits, levels, rate=rate_controller(tok, w, bitrate, rate, total_frames=T, keyint=keyint),
+                       refine=refine)
     return buf.getvalue()
 
 

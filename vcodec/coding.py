@@ -59,16 +59,18 @@ def coding_plan(tok: Tokenizer, quality: int | None, bitrate: float | None
 
 
 def rate_controller(tok: Tokenizer, w: VcbWriter, bitrate: float | None, frame_rate: Fraction,
-                    total_frames: int | None = None, audio_bytes: int = 0) -> RateController | None:
+                    total_frames: int | None = None, audio_bytes: int = 0,
+                    keyint: int | None = None) -> RateController | None:
     """The rate controller of a stream whose header and tracks ``w`` has written (None without a ``bitrate``);
     ``total_frames``: the stream's length if known beforehand (see :class:`vcodec.ratecontrol.RateController`);
-    ``audio_bytes``: what of the bytes written so far is audio (its track records), not counted as video."""
+    ``audio_bytes``: what of the bytes written so far is audio (its track records), not counted as video;
+    ``keyint``: the stream's keyframe period (its chunks' budgets follow their latent frames)."""
     if bitrate is None:
         return None
     from vcodec.ratecontrol import RateController
 
     return RateController(tok, w.header, writer_tables(tok, w.header), bitrate, frame_rate,
-                          w.bytes_written - audio_bytes, total_frames)
+                          w.bytes_written - audio_bytes, total_frames, keyint)
 
 
 def stream_header(tok: Tokenizer, bits: int, levels: int, quality: int | None, width: int, height: int,

@@ -163,7 +163,7 @@ class RateController:
     stream's length when known beforehand (None: make up every deviation in the next chunk)."""
 
     def __init__(self, tok: Tokenizer, header: StreamHeader, tables: dict, bitrate: float, frame_rate: Fraction,
-                 header_bytes: int, total_frames: int | None = None):
+                 header_bytes: int, total_frames: int | None = None, keyint: int | None = None):
         self.points = ladder(tok)
         self.config = tok.config
         self.header, self.tables = header, tables
@@ -176,8 +176,9 @@ class RateController:
         self.used: Counter[int] = Counter()  # chunks per rung (index into the ladder)
         self.beyond = {-1: 0, 1: 0}  # chunks that wanted less than the lowest point gave (-1), more than the highest (1)
         # a chunk's budget follows what it costs at one rate point, its latent frames (the first frame of a
-        # keyframe chunk and a padded last one each cost a whole latent frame), normalised over the stream
-        self.frames_per_unit = 1.0 if total_frames is None else total_frames / self._units(total_frames, False)
+        # keyframe chunk and a padded last one each cost a whole latent frame), normalised over the stream's
+        # keyframe periods (``keyint``; scene cuts add a few that the budget then makes up)
+        self.frames_per_unit = 1.0 if total_frames is None else total_frames / self._planned_units(total_frames, keyint)
         target_bpp = bitrate / float(frame_rate) / (header.width * header.height)
         known = [i for i, p in enumerate(self.points) if p.bpp]
         self._at = min(known, key=lambda i: abs(self.points[i].bpp - target_bpp)) if known else 0
@@ -214,6 +215,16 @@ class RateController:
         frames x ``temporal_factor`` (a lone first frame or a padded last one counts as a whole latent frame)."""
         return self.config.latent_frames(num_frames, continues) * self.config.temporal_factor
 
+    def _planned_units(self, total_frames: int, keyint: int | None) -> int:
+        """:meth:`_units` of a stream of ``total_frames`` in keyframe periods of ``keyint`` frames (one period if
+        None), as :func:`vcodec.stream.chunk_plan` lays them out."""
+        from vcodec.stream import keyframe_period
+
+        period = total_frames if keyint is None else keyframe_period(keyint, self.config.window_frames,
+                                                                     self.config.temporal_factor)
+        whole, rest = divmod(total_frames, period)
+        return whole * self._units(period, False) + (self._units(rest, False) if rest else 0)
+
     def _share(self, num_frames: int) -> float:
         """The part of the deviation so far that a chunk of ``num_frames`` makes up: its share of the frames left
         within :data:`HORIZON` chunks of its size (all of it when the length is unknown, or this is the last)."""
@@ -237,7 +248,7 @@ class RateController:
         rungs, scaled to their latent frames; exact when ``left`` is 0). Codes the chunk at ``k``'s neighbours as needed
         (kept in ``tried``)."""
         size = {}
-        for j in range(max(0, k - 1), min(len(self.points), k + 2)):
+        for j in range(max(0, k - 1), min(len(self.points), k + 2)) if left else (k,):
             if j not in tried:
                 tried[j] = self._code(j, tokens, num_frames, continues)
             size[j] = len(tried[j][0])

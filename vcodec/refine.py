@@ -75,12 +75,34 @@ class DecoderState:
         self.history = None
 
 
-def check_size(width: int, height: int) -> None:
-    """ValueError (one line) for frames too large to refine (the decoder's backward pass runs untiled)."""
+def check_frames(width: int, height: int) -> None:
+    """ValueError (one line) for frames too large to refine (the decoder's backward pass runs untiled), ResourceError
+    where the machine has not the memory for it; before any work."""
     if width * height > MAX_PIXELS:
         raise ValueError(f"--refine works on frames of up to 1920x1080 pixels; this video is {width}x{height}")
+    check_memory(BYTES_PER_PIXEL * width * height, f"refining {width}x{height} frames")
 
 
+class _Adam:
+    """Adam (Kingma & Ba) on one tensor, step for step as ``torch.optim.Adam``'s single-tensor update with its
+    defaults (betas 0.9 / 0.999, eps 1e-8): written out, since torch.optim's first use imports torch._dynamo (~1 s
+    of every refined encode)."""
+
+    def __init__(self, param: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.param, self.lr, self.betas, self.eps, self.t = param, lr, betas, eps, 0
+        self.avg, self.avg_sq = torch.zeros_like(param), torch.zeros_like(param)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        (b1, b2), grad = self.betas, self.param.grad
+        self.t += 1
+        self.avg.lerp_(grad, 1 - b1)
+        self.avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom = (self.avg_sq.sqrt() / (1 - b2 ** self.t) ** 0.5).add_(self.eps)
+        self.param.addcdiv_(self.avg, denom, value=-self.lr / (1 - b1 ** self.t))
+
+
+@torch.inference_mode(False)
 def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: int, planes: int, steps: int,
                   state: DecoderState, continues: bool, progress: Callable[[int], None] | None = None,
                   lr: float | None = None) -> np.ndarray:
@@ -91,8 +113,7 @@ def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: 
     latent frame (``k`` frames)."""
     net, quantizer = tok.model, tok.model.quantizer
     n, height, width, _ = frames.shape
-    check_size(width, height)
-    check_memory(BYTES_PER_PIXEL * width * height, f"refining {width}x{height} frames")
+    check_frames(width, height)
     if not continues:
         state.reset()
     _, T, h, w = latent.shape
@@ -105,19 +126,19 @@ def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: 
             real = min(f1, n) - f0   # frames of the piece that are not padding
             target = frames_to_model(torch.from_numpy(frames[f0:f0 + real]).unsqueeze(0).to(tok.device))
             z = torch.from_numpy(latent[None, :, l0:l1]).to(tok.device).clone().requires_grad_(True)
-            opt = torch.optim.Adam([z], lr=LEARNING_RATE if lr is None else lr)
-            best = (float("inf"), None)   # the latent whose signs decoded closest so far (the encoder's first)
+            adam = _Adam(z, LEARNING_RATE if lr is None else lr)
+            best = (float("inf"), z.detach().clone())   # the latent whose signs decoded closest (the encoder's first)
             for step in range(steps + 1):
                 with torch.set_grad_enabled(step < steps), _steps_precision(tok.device):
                     stream.load(state.history)
                     video = decoder(quantizer(z.clamp(-_EDGE, _EDGE), mask).quantized, first=first).float()
                     loss = _distortion(video[:, :, :real, :height, :width].clamp(-1, 1), target)
-                if loss.item() < best[0]:
+                if loss.item() < best[0]:   # (a NaN loss never replaces it)
                     best = (loss.item(), z.detach().clone())
                 if step < steps:
-                    opt.zero_grad()
+                    z.grad = None
                     loss.backward()
-                    opt.step()
+                    adam.step()
             with torch.no_grad():
                 z = best[1].clamp(-_EDGE, _EDGE)
                 stream.load(state.history)

@@ -482,7 +482,7 @@ def _decoded_items(reader: VcbReader, tok, salvage: bool, first: int, count: int
 
 
 MAX_KEYINT = 10**7  # frames: a keyframe period as long as the longest stream the format holds
-MAX_REFINE = 1000  # refinement steps per latent frame: beyond this a typo (10 take ~3-30x the encode time)
+MAX_REFINE = 1000  # refinement steps per latent frame: beyond this a typo (10 steps take 17x the encode time)
 
 
 def _coding_extra(tok: Tokenizer, keyint: int, bitrate: float | None) -> dict:

@@ -386,12 +386,12 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
     most 4). With ``rate``, a target outside what the model's rate points spend on this video is a VcodecWarning
     (:meth:`RateController.out_of_range`). ``refine``: steps of encoder-side latent refinement per latent frame
     (:mod:`vcodec.refine`; fixed rate points only). Returns the first frame of every keyframe chunk."""
-    from vcodec.refine import DecoderState, encode_refined
+    from vcodec.refine import encode_refined
     from vcodec.tokenizer import token_prefix
 
     if refine and rate is not None:
         raise ValueError("latent refinement codes one rate point: use it with a quality, not a bitrate")
-    stream, refined = StreamState(), DecoderState()
+    stream, refined = StreamState(), StreamState()  # the encoder's, and (refine) the decoder's
     key_starts: list[int] = []
     for window, continues in chunks:
         if not continues:

@@ -51,6 +51,7 @@ import numpy as np
 
 from bitstream import CoderContext, StreamHeader, encode_chunk
 from bitstream.header import CHUNK_HEADER, END_RECORD_SIZE, INDEX_ENTRY, INDEX_HEADER, RECORD_HEADER
+from vcodec.stream import keyframe_period
 
 if TYPE_CHECKING:
     from vcodec.tokenizer import Tokenizer
@@ -218,8 +219,6 @@ class RateController:
     def _planned_units(self, total_frames: int, keyint: int | None) -> int:
         """:meth:`_units` of a stream of ``total_frames`` in keyframe periods of ``keyint`` frames (one period if
         None), as :func:`vcodec.stream.chunk_plan` lays them out."""
-        from vcodec.stream import keyframe_period
-
         period = total_frames if keyint is None else keyframe_period(keyint, self.config.window_frames,
                                                                      self.config.temporal_factor)
         whole, rest = divmod(total_frames, period)

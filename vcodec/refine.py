@@ -64,17 +64,6 @@ def _distortion(video: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (video - target).pow(2).mean()
 
 
-class DecoderState:
-    """The decoder's causal state as the real decoder will have it after the chunks refined so far (one stream:
-    reset at every keyframe chunk)."""
-
-    def __init__(self):
-        self.history: list | None = None
-
-    def reset(self) -> None:
-        self.history = None
-
-
 def check_frames(width: int, height: int) -> None:
     """ValueError (one line) for frames too large to refine (the decoder's backward pass runs untiled), ResourceError
     where the machine has not the memory for it; before any work."""
@@ -104,18 +93,20 @@ class _Adam:
 
 @torch.inference_mode(False)
 def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: int, planes: int, steps: int,
-                  state: DecoderState, continues: bool, progress: Callable[[int], None] | None = None,
+                  state: StreamState, continues: bool, progress: Callable[[int], None] | None = None,
                   lr: float | None = None) -> np.ndarray:
     """One chunk's tokens, refined: ``frames`` uint8 (n, H, W, 3); ``latent`` float32 (C, T', h, w) the encoder's
     (``Tokenizer.encode_window(..., latent=)``) -> uint32 (planes, T', h, w) holding ``bits`` bits, as
-    ``encode_window`` gives them but from the refined latent. ``state``: the stream's decoder state, advanced past
-    this chunk (reset first when the chunk does not ``continue`` the one before). ``progress(k)`` after each
+    ``encode_window`` gives them but from the refined latent. ``state``: the decoder's :class:`StreamState` as the
+    real decoder will have it (one untiled piece), advanced past this chunk (reset first when the chunk does not
+    ``continue`` the one before). ``progress(k)`` after each
     latent frame (``k`` frames)."""
     net, quantizer = tok.model, tok.model.quantizer
     n, height, width, _ = frames.shape
     check_frames(width, height)
     if not continues:
         state.reset()
+    history = state.take(1, (height, width))[0] if state.started else None
     _, T, h, w = latent.shape
     mask = plane_mask(bits, planes, quantizer.planes, quantizer.token_bits, 1, device=tok.device)
     out = np.empty((planes, T, h, w), np.uint32)
@@ -130,7 +121,7 @@ def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: 
             best = (float("inf"), z.detach().clone())   # the latent whose signs decoded closest (the encoder's first)
             for step in range(steps + 1):
                 with torch.set_grad_enabled(step < steps), _steps_precision(tok.device):
-                    stream.load(state.history)
+                    stream.load(history)
                     video = decoder(quantizer(z.clamp(-_EDGE, _EDGE), mask).quantized, first=first).float()
                     loss = _distortion(video[:, :, :real, :height, :width].clamp(-1, 1), target)
                 if loss.item() < best[0]:   # (a NaN loss never replaces it)
@@ -141,17 +132,18 @@ def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: 
                     adam.step()
             with torch.no_grad():
                 z = best[1].clamp(-_EDGE, _EDGE)
-                stream.load(state.history)
+                stream.load(history)
                 decoder(quantizer(z, mask).quantized, first=first)   # the real decoder's state after this frame
-                state.history = stream.state()
+                history = stream.state()
                 out[:, l0:l1] = net.latent_indices(z, planes, bits)[0].cpu().numpy()
             if progress is not None and real > 0:
                 progress(real)
+    state.keep([history], (height, width), tok.config.padded_frames(n, continues) == n)
     return out
 
 
 def encode_refined(tok: Tokenizer, frames: np.ndarray, planes: int, bits: int, stream: StreamState,
-                   state: DecoderState, steps: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
+                   state: StreamState, steps: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
     """``Tokenizer.encode_window(frames, planes, bits, stream=stream)``, its latent refined by ``steps`` steps
     (:func:`refine_tokens`; ``state``: the stream's decoder state): uint32 (planes, T', h, w)."""
     cfg, continues = tok.config, stream.started

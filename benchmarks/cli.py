@@ -17,6 +17,12 @@ def _split_codecs(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _vcodec_options(refine: int, colour: bool | None) -> dict:
+    """The codec options of vcodec's settings that differ from its defaults (so the cache keys stay as they were)."""
+    options = {**({"refine": refine} if refine else {}), **({"colour": colour} if colour is not None else {})}
+    return {"vcodec": options} if options else {}
+
+
 @click.command("bench")
 @click.option("--suite", default="smoke", show_default=True,
               help="smoke, standard, long, a folder of videos / raw .yuv, or one such file.")
@@ -35,6 +41,8 @@ def _split_codecs(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--model", default=None, help="vcodec model name or path (default: the first installed model).")
 @click.option("--refine", type=click.IntRange(0, 1000), default=0, show_default=True, metavar="STEPS",
               help="vcodec's encoder-side latent refinement steps (`vcodec encode --refine`).")
+@click.option("--colour-correct/--no-colour-correct", "colour", default=None,
+              help="vcodec's per-chunk colour corrections (`vcodec encode --colour-correct`; default: with --refine).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Parallel jobs (processes); one job = one (sequence, codec, rate point). Default: cores.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, hidden=True, help="Old name of --jobs.")
@@ -52,7 +60,7 @@ def _split_codecs(values: tuple[str, ...]) -> tuple[str, ...]:
                    "codec build and settings fill the cache, so that only changed codecs run.")
 @click.option("--force", is_flag=True, help="Recompute every job (ignore the cache) and overwrite RESULTS_DIR.")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Results folder.")
-def bench(suite, codecs, conditions, frames, size, fps, pix_fmt, anchors, device, model, refine, jobs, workers, shard,
+def bench(suite, codecs, conditions, frames, size, fps, pix_fmt, anchors, device, model, refine, colour, jobs, workers, shard,
           dask, cache_dir, keep_streams, no_plots, resume, seed_from, force, out_dir):  # fmt: skip
     """Rate-distortion benchmark: JSON + CSV results, RD plots and BD-rate tables in RESULTS_DIR.
 
@@ -73,7 +81,7 @@ def bench(suite, codecs, conditions, frames, size, fps, pix_fmt, anchors, device
         out_dir=out_dir, suite=suite, codecs=names, frames=frames, device=device, model=model,
         jobs=jobs or workers, keep_streams=keep_streams, force=force, resume=resume, conditions=conditions,
         shard=shard, dask=dask, cache_dir=cache_dir, plots=not no_plots, raw=raw, anchors=anchor_names, command_line=_command_line(sys.argv),
-        seed_from=seed_from, codec_options={"vcodec": {"refine": refine}} if refine else {},
+        seed_from=seed_from, codec_options=_vcodec_options(refine, colour),
     )  # fmt: skip
     try:
         results = run(config, progress=lambda msg: click.echo(msg, err=True))

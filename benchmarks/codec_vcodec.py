@@ -19,13 +19,15 @@ class VCodec(Codec):
     name = "vcodec"
     extension = ".vcb"
 
-    def __init__(self, model=None, device: str = "cpu", points=None, keyint: int | None = None, refine: int = 0):
+    def __init__(self, model=None, device: str = "cpu", points=None, keyint: int | None = None, refine: int = 0,
+                 colour: bool | None = None):
         from vcodec.stream import DEFAULT_KEYINT
 
         self.model_arg = model
         self.device = device
         self.keyint = DEFAULT_KEYINT if keyint is None else keyint  # frames per keyframe period, as `vcodec encode`
         self.refine = refine  # encoder-side latent refinement steps (`vcodec encode --refine`; 0: none)
+        self.colour = bool(refine) if colour is None else colour  # per-chunk colour corrections (--colour-correct)
         self._points = list(points) if points is not None else None
 
     @functools.cached_property
@@ -77,13 +79,14 @@ class VCodec(Codec):
             "window_frames": getattr(tok, "window_frames", None),
             "keyint": self.keyint,
             "scenecut": True,  # keyframe periods also start at scene cuts (vcodec.scenecut; the encoder's default)
-            "format_version": bitstream.FORMAT_VERSION,
+            "format_version": bitstream.COLOUR_VERSION if self.colour else bitstream.FORMAT_VERSION,
             "coder": self._coder(),
             "device": self.device,
             "torch": torch.__version__,
             "input": "RGB uint8, full range",
             # only when used: the settings (and so the cache keys) of unrefined runs stay as they were
             **({"refine": self.refine, "refine_passes": self._refine_precision()} if self.refine else {}),
+            **({"colour": True} if self.colour else {}),
         }
 
     def _refine_precision(self) -> str:
@@ -104,14 +107,16 @@ class VCodec(Codec):
     def command_line(self, point) -> str:
         model = self.model_arg if isinstance(self.model_arg, (str, os.PathLike)) else getattr(self.tokenizer, "name", "?")
         return (f"vcodec encode IN -o OUT.vcb --model {model or 'default'} --quality {point} --keyint {self.keyint} "
-                f"--device {self.device}" + (f" --refine {self.refine}" if self.refine else ""))
+                f"--device {self.device}" + (f" --refine {self.refine}" if self.refine else "")
+                + (" --no-colour-correct" if self.refine and not self.colour else "")
+                + (" --colour-correct" if self.colour and not self.refine else ""))
 
     def encode(self, clip: Clip, point, path: str) -> Encoded:
         import vcodec
 
         data = vcodec.compress(
             clip.rgb, quality=point, tokenizer=self.tokenizer, device=self.device, frame_rate=clip.fps, keyint=self.keyint,
-            refine=self.refine,
+            refine=self.refine, colour=self.colour,
         )
         with open(path, "wb") as f:
             f.write(data)
@@ -122,7 +127,8 @@ class VCodec(Codec):
         import bitstream
 
         with bitstream.VcbReader(encoded.path) as reader:  # counts the coded bytes; decodes nothing
-            return sum(len(c.data) for c in reader.coded_chunks())
+            return sum(len(c.data) + (bitstream.COLOUR_PARAMS.size if c.colour is not None else 0)
+                       for c in reader.coded_chunks())
 
     def decode(self, encoded: Encoded, clip: Clip) -> Decoded:
         import vcodec

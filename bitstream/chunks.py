@@ -28,6 +28,7 @@ class Chunk:
     first_frame: int = 0
     continues: bool = False
     bits: int | None = None  # the token width of a version-3 chunk (None: the header's token_bits)
+    colour: tuple[int, ...] | None = None  # version 4: the chunk's colour correction (FORMAT.md 4.2.1)
 
 
 def stream_tables_hash(tables, header: StreamHeader) -> str | None:
@@ -137,4 +138,4 @@ def decode_chunk(header: StreamHeader, chunk: CodedChunk, tables: CoderTables, c
     except CorruptDataError as e:
         raise CorruptDataError(f"{chunk.name}: {e}") from None
     return Chunk(index=chunk.index, num_frames=chunk.num_frames, tokens=tokens, first_frame=chunk.first_frame,
-                 continues=chunk.continues, bits=chunk.bits)
+                 continues=chunk.continues, bits=chunk.bits, colour=chunk.colour)

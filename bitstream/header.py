@@ -33,7 +33,8 @@ from .errors import (
 MAGIC = b"\x89VCB"
 FORMAT_VERSION = 2  # what the writer writes, but for streams whose chunks choose their token width (version 3)
 RATE_VERSION = 3  # version 2 + a token width per chunk (``chunk_bits``; FORMAT.md 4.2, section 8)
-READABLE_VERSIONS = (1, 2, 3)  # version 1 = version 2 without continuing chunks (FORMAT.md section 8)
+COLOUR_VERSION = 4  # version 3 + a colour correction a chunk may carry (CHUNK flags bit 1; FORMAT.md 4.2.1)
+READABLE_VERSIONS = (1, 2, 3, 4)  # version 1 = version 2 without continuing chunks (FORMAT.md section 8)
 SYNC = b"\xd6VCR"
 
 FILE_HEADER = struct.Struct("<4sBBHII")  # magic, version, flags, reserved, json_len, header_crc
@@ -41,6 +42,8 @@ RECORD_HEADER = struct.Struct("<4sBBHIII")  # sync, type, flags, reserved, lengt
 CHUNK_HEADER = struct.Struct("<IIQBBHIII")  # index, num_frames, first_frame, levels, flags, bits, t_lat, h_lat, w_lat
 # (bits: the chunk's token width in version 3, reserved (0) before)
 CHUNK_CONTINUES = 1  # CHUNK flags bit 0: the chunk continues the previous one (no keyframe; FORMAT.md 4.2)
+CHUNK_COLOUR = 2  # CHUNK flags bit 1 (version 4): a colour correction follows the chunk header (FORMAT.md 4.2.1)
+COLOUR_PARAMS = struct.Struct("<12h")  # the colour correction: 3 rows of 4 signed coefficients, in 1/4096
 TRACK_HEADER = struct.Struct("<HHI")  # track_id, reserved, json_len
 PACKET_HEADER = struct.Struct("<HBBqqq")  # track_id, flags, reserved, pts, dts, duration
 INDEX_HEADER = struct.Struct("<II")  # count, reserved
@@ -137,6 +140,7 @@ class StreamHeader:
     tables_hash: str | None = None  # sha256 of the coder tables; the writer fills it in
     chunk_bits: tuple[int, ...] | None = None  # version 3: the token widths chunks may use (ascending, last = token_bits)
     extra: dict = field(default_factory=dict)  # JSON-able, for the application
+    chunk_colour: bool = False  # version 4: chunks may carry a colour correction (needs chunk_bits; not in the JSON)
     format_version: int = FORMAT_VERSION  # of the stream read (not in the JSON); version 1 has no continuing chunks
 
     def __post_init__(self):
@@ -152,7 +156,10 @@ class StreamHeader:
 
     @property
     def written_version(self) -> int:
-        """The format version a writer gives this header: 3 when chunks choose their width, else 2."""
+        """The format version a writer gives this header: 4 when chunks may carry a colour correction, 3 when they
+        choose their width, else 2."""
+        if self.chunk_colour:
+            return COLOUR_VERSION
         return RATE_VERSION if self.chunk_bits is not None else FORMAT_VERSION
 
     @property
@@ -314,6 +321,8 @@ class StreamHeader:
                     or list(cb) != sorted(set(cb)) or cb[0] < 1 or cb[-1] != self.token_bits):
                 raise HeaderError("header field tokens.chunk_bits must list ascending token widths ending with "
                                   "token_bits")
+        if self.chunk_colour is not False and (self.chunk_colour is not True or self.chunk_bits is None):
+            raise HeaderError("chunk_colour (format version 4) must be a bool, true only with tokens.chunk_bits")
         if self.tables_hash is not None and (not isinstance(self.tables_hash, str) or not _HEX64.match(self.tables_hash)):
             raise HeaderError("tables hash must be null or 64 lowercase hex digits")
         if not isinstance(self.extra, dict):
@@ -326,7 +335,8 @@ class StreamHeader:
     def max_chunk_payload(self) -> int:
         """Largest CHUNK payload this header allows (checked before a payload is read)."""
         grid = self.max_levels * self.latent_frames(self.window_frames) * self.latent_height * self.latent_width
-        return min(MAX_CHUNK_PAYLOAD, CHUNK_HEADER.size + coder.max_coded_bytes(grid, self.token_bits))
+        colour = COLOUR_PARAMS.size if self.chunk_colour else 0
+        return min(MAX_CHUNK_PAYLOAD, CHUNK_HEADER.size + colour + coder.max_coded_bytes(grid, self.token_bits))
 
 
 @dataclass(frozen=True)
@@ -394,7 +404,8 @@ def read_file_header(src) -> StreamHeader:
     if crc(head[:12], raw) != header_crc:
         raise ChecksumError("stream header fails CRC32", offset=0)
     header = StreamHeader.from_json(parse_json(raw, "stream header", HeaderError))
-    if (version == RATE_VERSION) != (header.chunk_bits is not None):
-        raise HeaderError(f"format version {version} stream {'without' if version == RATE_VERSION else 'with'} "
-                          "tokens.chunk_bits (version 3 streams, and only they, list their chunks' token widths)")
-    return dataclasses.replace(header, format_version=version)
+    widths = version >= RATE_VERSION
+    if widths != (header.chunk_bits is not None):
+        raise HeaderError(f"format version {version} stream {'without' if widths else 'with'} tokens.chunk_bits "
+                          "(version 3 and 4 streams, and only they, list their chunks' token widths)")
+    return dataclasses.replace(header, format_version=version, chunk_colour=version == COLOUR_VERSION)

@@ -16,8 +16,10 @@ import numpy as np
 
 from .errors import BitstreamError, ChecksumError, CorruptDataError, TruncatedError
 from .header import (
+    CHUNK_COLOUR,
     CHUNK_CONTINUES,
     CHUNK_HEADER,
+    COLOUR_PARAMS,
     END_PAYLOAD,
     INDEX_ENTRY,
     INDEX_HEADER,
@@ -81,6 +83,7 @@ class CodedChunk:
     offset: int | None = None
     continues: bool = False  # decodes only after the previous chunk (no keyframe); FORMAT.md 4.2
     bits: int | None = None  # the token width of a version-3 chunk (None: the header's token_bits)
+    colour: tuple[int, ...] | None = None  # version 4: the chunk's colour correction, 12 ints (FORMAT.md 4.2.1)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -160,9 +163,10 @@ def track_payload(track_id: int, info: TrackInfo) -> bytes:
 
 
 def chunk_payload(chunk: CodedChunk) -> bytes:
-    flags = CHUNK_CONTINUES if chunk.continues else 0
+    flags = (CHUNK_CONTINUES if chunk.continues else 0) | (CHUNK_COLOUR if chunk.colour is not None else 0)
+    colour = b"" if chunk.colour is None else COLOUR_PARAMS.pack(*chunk.colour)
     return CHUNK_HEADER.pack(chunk.index, chunk.num_frames, chunk.first_frame, chunk.levels, flags, chunk.bits or 0,
-                             *chunk.grid) + chunk.data
+                             *chunk.grid) + colour + chunk.data
 
 
 def packet_payload(track_id: int, data: bytes, pts: int | None, dts: int | None, duration: int,
@@ -307,15 +311,22 @@ def parse_chunk(rec: Record, header: StreamHeader) -> CodedChunk:
         raise CorruptDataError(f"{name}: latent grid {(t_lat, h_lat, w_lat)} does not match the header {want}")
     if first + nframes > MAX_FRAMES:
         raise CorruptDataError(f"{name}: frame position {first} is implausible")
+    start, colour = CHUNK_HEADER.size, None
+    if flags & CHUNK_COLOUR:
+        if len(p) < start + COLOUR_PARAMS.size:
+            raise CorruptDataError(f"{name}: too short for its colour correction")
+        colour, start = COLOUR_PARAMS.unpack_from(p, start), start + COLOUR_PARAMS.size
     return CodedChunk(index=index, num_frames=nframes, first_frame=first, levels=levels, grid=want,
-                      data=bytes(memoryview(p)[CHUNK_HEADER.size :]), offset=rec.offset, continues=continues,
-                      bits=bits or None)
+                      data=bytes(memoryview(p)[start:]), offset=rec.offset, continues=continues,
+                      bits=bits or None, colour=colour)
 
 
 def check_chunk_flags(flags: int, bits: int, index: int, header: StreamHeader, name: str) -> None:
-    """CorruptDataError unless a CHUNK's flags are possible (only bit 0, continues, never on chunk 0 nor in a
-    version-1 stream) and its bits field too: one of ``chunk_bits`` in version 3, 0 (reserved) before."""
-    if flags & ~CHUNK_CONTINUES:
+    """CorruptDataError unless a CHUNK's flags are possible (bit 0, continues, never on chunk 0 nor in a
+    version-1 stream; bit 1, colour correction, in version 4 only) and its bits field too: one of ``chunk_bits``
+    from version 3, 0 (reserved) before."""
+    known = CHUNK_CONTINUES | (CHUNK_COLOUR if header.chunk_colour else 0)
+    if flags & ~known:
         raise CorruptDataError(f"{name}: unknown flags {flags:#x}")
     if header.chunk_bits is None and bits:
         raise CorruptDataError(f"{name}: reserved field is {bits:#x}, not 0")

@@ -109,21 +109,24 @@ class VcbWriter:
         if len(self._entries) >= 2**32 - 1:
             raise ValueError("too many chunks")
 
-    def write_chunk(self, tokens: np.ndarray, num_frames: int, continues: bool = False, bits: int | None = None) -> int:
+    def write_chunk(self, tokens: np.ndarray, num_frames: int, continues: bool = False, bits: int | None = None,
+                    colour=None) -> int:
         """Code one temporal window of ``num_frames`` video frames; returns the chunk index.
 
         ``tokens``: uint32 ``(L, T_lat, H_lat, W_lat)`` with ``1 <= L <= max_levels``,
         ``T_lat = header.latent_frames(num_frames, continues)`` and the header's latent height/width.
         ``continues``: the window continues the previous chunk's stream (no keyframe): its coder contexts go on
         from where the previous chunk's ended, and a decoder needs that chunk first (FORMAT.md 4.2).
-        ``bits``: the tokens' width, one of ``header.chunk_bits`` (None: ``token_bits``).
+        ``bits``: the tokens' width, one of ``header.chunk_bits`` (None: ``token_bits``). ``colour``: the
+        chunk's colour correction (see :meth:`write_coded_chunk`), or None.
         """
         arr = check_chunk_tokens(self.header, tokens, num_frames, continues)
         width = chunk_width(self.header, bits)
+        colour = self._check_colour(colour)
         self._check_room(num_frames)
         self._check_continues(len(arr), continues)
         data = encode_chunk(self.header, arr, num_frames, self._tables[width], self._context, continues, width)
-        return self._append(data, num_frames, len(arr), continues, width)
+        return self._append(data, num_frames, len(arr), continues, width, colour)
 
     def _check_continues(self, levels: int, continues: bool) -> None:
         if not continues:
@@ -135,16 +138,30 @@ class VcbWriter:
             raise ValueError(f"chunk {len(self._entries)} cannot continue chunk {len(self._entries) - 1}: {problem}")
 
     def write_coded_chunk(self, data: bytes, num_frames: int, levels: int, continues: bool = False,
-                          bits: int | None = None) -> int:
+                          bits: int | None = None, colour=None) -> int:
         """Append one window whose ``levels``-level grid of ``bits``-bit tokens (None: ``token_bits``) is
         entropy-coded already (``data``, e.g. from :func:`bitstream.encode_chunk` with this writer's tables, and a
         context of its own for ``continues`` chunks); returns the chunk index. The writer's own coder context no
-        longer follows the stream, so a :meth:`write_chunk` that continues this chunk is refused."""
+        longer follows the stream, so a :meth:`write_chunk` that continues this chunk is refused. ``colour``: the
+        chunk's colour correction, 12 ints in -32768..32767 (FORMAT.md 4.2.1; streams whose header has
+        ``chunk_colour`` only), or None."""
         width = chunk_width(self.header, bits)
+        colour = self._check_colour(colour)
         self._context.reset()
-        return self._append(data, num_frames, levels, continues, width)
+        return self._append(data, num_frames, levels, continues, width, colour)
 
-    def _append(self, data: bytes, num_frames: int, levels: int, continues: bool, bits: int) -> int:
+    def _check_colour(self, colour) -> tuple[int, ...] | None:
+        if colour is None:
+            return None
+        if not self.header.chunk_colour:
+            raise ValueError("a colour correction needs a stream whose header has chunk_colour (format version 4)")
+        values = tuple(colour)
+        if len(values) != 12 or not all(is_int(v) and -(2**15) <= v < 2**15 for v in values):
+            raise ValueError("a colour correction is 12 ints in -32768..32767")
+        return tuple(int(v) for v in values)
+
+    def _append(self, data: bytes, num_frames: int, levels: int, continues: bool, bits: int,
+                colour: tuple[int, ...] | None = None) -> int:
         h = self.header
         if not is_int(num_frames) or not 1 <= num_frames <= h.window_frames:
             raise ValueError(f"num_frames must lie in 1..{h.window_frames}, got {num_frames!r}")
@@ -154,7 +171,8 @@ class VcbWriter:
         self._check_continues(levels, continues)
         chunk = CodedChunk(index=len(self._entries), num_frames=num_frames, first_frame=self._frames, levels=levels,
                            grid=(h.latent_frames(num_frames, continues), h.latent_height, h.latent_width),
-                           data=bytes(data), continues=continues, bits=bits if h.chunk_bits is not None else None)
+                           data=bytes(data), continues=continues, bits=bits if h.chunk_bits is not None else None,
+                           colour=colour)
         payload = chunk_payload(chunk)
         if len(payload) > h.max_chunk_payload:
             raise ValueError(f"coded chunk is {len(payload)} bytes, over the format limit")

@@ -49,6 +49,7 @@ from vcodec.coding import (
     writer_tables,
 )
 from vcodec.compare import Quality
+from vcodec.correction import COLOUR_BYTES
 from vcodec.errors import ArgumentError, InputError, OutputError, VcodecWarning, raises_stream_errors
 from vcodec.io.audio import trim_audio
 from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
@@ -196,6 +197,7 @@ def encode_video(
     bitrate: float | None = None,
     scenecut: bool = True,
     refine: int = 0,
+    colour: bool | None = None,
 ) -> EncodeResult:
     """Encode a video into a ``.vcb``.
 
@@ -216,7 +218,9 @@ def encode_video(
     instead of a fixed ``quality``: each chunk gets the rate point that keeps the stream on target
     (:mod:`vcodec.ratecontrol`; the result's ``video_kbps`` says what it got). ``refine``: steps of encoder-side
     latent refinement per latent frame (:mod:`vcodec.refine`: better pictures for a few more bytes, encoding many
-    times slower; with a ``quality`` only, frames of up to 1920x1080).
+    times slower; with a ``quality`` only, frames of up to 1920x1080). ``colour``: fit each chunk a colour correction
+    (:mod:`vcodec.correction`, format version 4): the encoder decodes what it codes (about twice the encoding time
+    without ``refine``, nothing more with it); None: with ``refine`` only.
     """
     inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
     _refuse_video_output(out)
@@ -225,6 +229,7 @@ def encode_video(
     _check_scenecut(scenecut)
     _check_bitrate(bitrate)
     _check_refine(refine, bitrate)
+    colour = _colour_fit(colour, refine)
     notes = _Warnings()
     with notes.collect(), VideoSource(inp) as source:
         t0 = time.perf_counter()
@@ -239,7 +244,8 @@ def encode_video(
         t_end = None if count is None else Fraction(first + count) / si.frame_rate
         measured = Quality() if psnr else None
         header = stream_header(tok, bits, levels, q, si.width, si.height, si.frame_rate,
-                               {"source": si.to_json(), **_coding_extra(tok, keyint, bitrate)}, chunk_bits=chunk_bits)
+                               {"source": si.to_json(), **_coding_extra(tok, keyint, bitrate)}, chunk_bits=chunk_bits,
+                               colour=colour)
         tok.check_encode_memory(tok.window_frames, si.height, si.width, frames_held=False)  # before reading frames
         if refine:
             _check_refine_size(si.width, si.height)
@@ -267,10 +273,10 @@ def encode_video(
 
             decoder_stream = StreamState()
 
-            def coded(window, tokens, continues, chunk_bits) -> None:
+            def coded(window, tokens, continues, chunk_bits, colour) -> None:
                 if not continues:
                     decoder_stream.reset()
-                rec = tok.decode_window(tokens, len(window), si.height, si.width, chunk_bits, decoder_stream)
+                rec = tok.decode_window(tokens, len(window), si.height, si.width, chunk_bits, decoder_stream, colour)
                 measured.add(window, to_gray(rec) if si.gray else rec)
 
             hint = count if count is not None else (si.frame_count_hint - first if si.frame_count_hint else None)
@@ -317,6 +323,7 @@ def encode_video(
         scene_cut_keyframes=early_keyframes(key_starts, keyframe_period(keyint, tok.window_frames,
                                                                         tok.config.temporal_factor)),
         refine=refine,
+        colour=colour,
         quality_metrics=measured.to_json() if measured is not None else None,
     )
 
@@ -526,6 +533,14 @@ def _check_refine(refine, bitrate) -> None:
                             "several rate points; refinement codes one)")
 
 
+def _colour_fit(colour, refine: int) -> bool:
+    """Whether the encoder fits colour corrections: ``colour`` (True / False), or None: when it refines (it decodes
+    then anyway)."""
+    if colour is not None and not isinstance(colour, bool):
+        raise ArgumentError(f"colour must be True, False or None, got {colour!r}")
+    return bool(refine) if colour is None else colour
+
+
 def _check_refine_size(width: int, height: int) -> None:
     from vcodec.refine import check_frames
 
@@ -590,13 +605,15 @@ def compress(
     bitrate: float | None = None,
     scenecut: bool = True,
     refine: int = 0,
+    colour: bool | None = None,
 ) -> bytes:
     """Encode ``frames`` (``uint8`` ``(T, H, W, 3)`` RGB, T >= 1) into the bytes of a ``.vcb`` stream
-    (``keyint``, ``scenecut``, ``bitrate`` and ``refine`` as for :func:`encode_video`)."""
+    (``keyint``, ``scenecut``, ``bitrate``, ``refine`` and ``colour`` as for :func:`encode_video`)."""
     _check_keyint(keyint)
     _check_scenecut(scenecut)
     _check_bitrate(bitrate)
     _check_refine(refine, bitrate)
+    colour = _colour_fit(colour, refine)
     rate = _frame_rate(frame_rate)
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape) < 1:
@@ -607,7 +624,7 @@ def compress(
     tok = encoder_tokenizer(tokenizer, model, device)
     q, bits, levels, chunk_bits = coding_plan(tok, quality, bitrate)
     header = stream_header(tok, bits, levels, q, W, H, rate, _coding_extra(tok, keyint, bitrate), num_frames=T,
-                           chunk_bits=chunk_bits)
+                           chunk_bits=chunk_bits, colour=colour)
     buf = io.BytesIO()
     with VcbWriter(buf, header, tables=writer_tables(tok, header)) as w:
         encode_windows(w, tok, stream_chunks([frames], tok, keyint, scenecut=scenecut,
@@ -679,6 +696,7 @@ def info(src, *, verify: bool = False) -> dict:
         stream_size = size if size is not None else stream_bytes  # a pipe's: what was read, to the end record
         audio_bytes = checked.pop("audio_bytes")
         chunk_rates = checked.pop("chunk_rates")
+        colour_chunks = checked.pop("colour_chunks")
         audio_stream_bytes = checked.pop("audio_stream_bytes") + sum(
             track_record_size(tid, t) for tid, t in reader.tracks.items())
         return {
@@ -712,6 +730,7 @@ def info(src, *, verify: bool = False) -> dict:
             "bitrate_target": h.extra.get("bitrate") if _rate_controlled(h) else None,
             "chunk_rates": chunk_rates,
             "chunk_qualities": _chunk_qualities(h.extra.get("qualities"), chunk_rates),
+            "colour_chunks": colour_chunks,  # chunks that carry a colour correction (format version 4)
             "video_bytes": checked.pop("video_bytes"),
             "audio_bytes": audio_bytes,
             **video_rate(stream_size, audio_stream_bytes, total, h.width, h.height, rate),
@@ -742,14 +761,15 @@ def _verify(reader: VcbReader) -> dict:
 
     intact = intact_frames = frames = next_index = packets = damaged_chunks = video_bytes = audio_bytes = 0
     audio_stream_bytes = 0
-    keyframes = 0
+    keyframes = colour_chunks = 0
     key_starts: list[int] = []  # first frames of the keyframe chunks (intact ones)
     period = _keyframe_period(reader.header)
     gaps: list[list[int]] = []
     rates: dict[str, int] = {}
     for item in reader.records(salvage=True, decode=False):
         if isinstance(item, CodedChunk):
-            video_bytes += len(item.data)
+            video_bytes += len(item.data) + (COLOUR_BYTES if item.colour is not None else 0)
+            colour_chunks += item.colour is not None
             rate = rate_key(item.levels, item.bits or reader.header.token_bits)
             rates[rate] = rates.get(rate, 0) + 1
             if not item.continues:
@@ -786,4 +806,5 @@ def _verify(reader: VcbReader) -> dict:
         "keyframe_chunks": keyframes,
         "early_keyframes": None if period is None else early_keyframes(key_starts, period),
         "chunk_rates": rates,
+        "colour_chunks": colour_chunks,
     }

@@ -16,8 +16,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bitstream import Chunk, ModelMismatchError, Packet, StreamHeader, TrackInfo, VcbReader, VcbWriter, cut_tables
+from bitstream import (
+    Chunk,
+    CoderContext,
+    ModelMismatchError,
+    Packet,
+    StreamHeader,
+    TrackInfo,
+    VcbReader,
+    VcbWriter,
+    cut_tables,
+    encode_chunk,
+)
 from bitstream.header import MAX_RATE
+from vcodec.correction import COLOUR_BYTES, fit_colour
 from vcodec.errors import ArgumentError, ModelError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack
 from vcodec.models import stream_tokenizer
@@ -75,11 +87,14 @@ def rate_controller(tok: Tokenizer, w: VcbWriter, bitrate: float | None, frame_r
 
 def stream_header(tok: Tokenizer, bits: int, levels: int, quality: int | None, width: int, height: int,
                   rate: Fraction, extra: dict, num_frames: int | None = None,
-                  chunk_bits: tuple[int, ...] | None = None) -> StreamHeader:
+                  chunk_bits: tuple[int, ...] | None = None, colour: bool = False) -> StreamHeader:
     """The header of a stream that ``tok`` codes with ``levels`` token planes of ``bits`` bits, or (rate control)
     with chunks of any width in ``chunk_bits`` (ascending, ending with ``bits``); the geometry comes from
     ``tok.config``, the entropy coder's version from the tables ``tok`` has (write with :func:`writer_tables`).
-    ``quality`` None: chosen per chunk."""
+    ``quality`` None: chosen per chunk. ``colour``: chunks may carry a colour correction (format version 4, which
+    lists the chunks' widths: ``(bits,)`` for one rate point)."""
+    if colour and chunk_bits is None:
+        chunk_bits = (bits,)
     if rate.numerator > MAX_RATE or rate.denominator > MAX_RATE:
         approx = rate.limit_denominator(1001)
         warnings.warn(f"frame rate {rate} stored as {approx}", VcodecWarning, stacklevel=3)
@@ -100,6 +115,7 @@ def stream_header(tok: Tokenizer, bits: int, levels: int, quality: int | None, w
         num_frames=num_frames,
         coder_version=_coder_version(tok, chunk_bits or (bits,)),
         chunk_bits=chunk_bits,
+        chunk_colour=colour,
         extra={"encoder": f"vcodec {_version()}", "quality": quality, **extra},
     )
 
@@ -375,46 +391,63 @@ def split_end(chunks: Iterable[tuple[np.ndarray, bool]], temporal_factor: int,
 
 def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarray, bool]], bits: int, levels: int,
                    after: Callable[[int], None] | None = None,
-                   coded: Callable[[np.ndarray, np.ndarray, bool, int], None] | None = None,
+                   coded: Callable[[np.ndarray, np.ndarray, bool, int, tuple | None], None] | None = None,
                    progress: Callable[[int], None] | None = None, rate: RateController | None = None,
                    refine: int = 0) -> list[int]:
     """The window-encode core: each ``(window, continues)`` of :func:`stream_chunks` (window ``uint8 (n, H, W,
     3)``) becomes one chunk of ``levels`` token planes of ``bits`` bits (with ``rate``: of the rate point it
     chooses for the chunk), continuing the previous chunk's stream (model state and coder contexts) when
-    ``continues``; ``after(n)`` runs after each (to interleave audio), ``coded(window, tokens, continues, bits)``
-    before it (to measure what a decoder will see), ``progress(k)`` after each latent frame (``k`` frames, at
+    ``continues``; ``after(n)`` runs after each (to interleave audio), ``coded(window, tokens, continues, bits,
+    colour)`` before it (to measure what a decoder will see), ``progress(k)`` after each latent frame (``k`` frames, at
     most 4). With ``rate``, a target outside what the model's rate points spend on this video is a VcodecWarning
     (:meth:`RateController.out_of_range`). ``refine``: steps of encoder-side latent refinement per latent frame
-    (:mod:`vcodec.refine`; fixed rate points only). Returns the first frame of every keyframe chunk."""
+    (:mod:`vcodec.refine`; fixed rate points only). Where the writer's header has ``chunk_colour``, each chunk
+    gets the colour correction that pays for itself (:mod:`vcodec.correction`; the encoder decodes what it codes to
+    fit it). Returns the first frame of every keyframe chunk."""
     from vcodec.refine import encode_refined
     from vcodec.tokenizer import token_prefix
 
     if refine and rate is not None:
         raise ValueError("latent refinement codes one rate point: use it with a quality, not a bitrate")
-    stream, refined = StreamState(), StreamState()  # the encoder's, and (refine) the decoder's
+    fit = w.header.chunk_colour
+    stream, decoder = StreamState(), StreamState()  # the encoder's, and (refine, colour) the decoder's
+    coder = CoderContext()                          # (colour, fixed rate point) the coder's, as the writer keeps it
+    tables = writer_tables(tok, w.header) if fit and rate is None else None
     key_starts: list[int] = []
     for window, continues in chunks:
         if not continues:
             key_starts.append(w.num_frames)
             stream.reset()
+            decoder.reset()
         elif not stream.started:
             raise ValueError("a chunk can continue only a chunk that ends on a whole latent frame")
+        seen = np.empty_like(window) if refine and fit else None   # what the decoder makes of the chunk
         if rate is None:
             if refine:
-                tokens = encode_refined(tok, window, levels, bits, stream, refined, refine, progress)
+                tokens = encode_refined(tok, window, levels, bits, stream, decoder, refine, progress, seen)
             else:
                 tokens = tok.encode_window(window, levels, bits, progress, stream)
-            w.write_chunk(tokens, len(window), continues=continues)
-            chunk_bits = bits
+            chunk_bits, chunk_levels = bits, levels
+            data = encode_chunk(w.header, tokens, len(window), tables[bits], coder, continues, bits) if fit else None
         else:
             full_bits, full_levels = rate.full_grid
             full = tok.encode_window(window, full_levels, full_bits, progress, stream)
             point, data = rate.code(full, len(window), continues)
-            w.write_coded_chunk(data, len(window), point.levels, continues, point.bits)
-            chunk_bits = point.bits
-            tokens = token_prefix(full, point.bits, point.levels) if coded is not None else None
+            chunk_bits, chunk_levels = point.bits, point.levels
+            tokens = token_prefix(full, point.bits, point.levels) if coded is not None or fit else None
+        colour = None
+        if fit:
+            if seen is None:
+                seen = tok.decode_window(tokens, len(window), *window.shape[1:3], chunk_bits, decoder)
+            colour = fit_colour(window, seen, len(data))
+            if colour is not None and rate is not None:
+                rate.spend(COLOUR_BYTES)
+        if data is None:
+            w.write_chunk(tokens, len(window), continues=continues)
+        else:
+            w.write_coded_chunk(data, len(window), chunk_levels, continues, chunk_bits, colour)
         if coded is not None:
-            coded(window, tokens, continues, chunk_bits)
+            coded(window, tokens, continues, chunk_bits, colour)
         if after is not None:
             after(len(window))
     note = None if rate is None else rate.out_of_range(tok.name)
@@ -450,7 +483,7 @@ def decoded(reader: VcbReader, tok: Tokenizer, *, salvage: bool = False) -> Iter
             if not item.continues:
                 stream.reset()
             for out in tok.decode_pieces(item.tokens, item.num_frames, h.height, h.width, item.bits or h.token_bits,
-                                         stream):
+                                         stream, item.colour):
                 out = to_gray(out) if gray else out
                 last = out[-1]
                 yield out
@@ -491,7 +524,8 @@ def decoded_range(reader: VcbReader, tok: Tokenizer, first: int, count: int | No
     for chunk in reader.read_chunks(held[0], held[-1] + 1):
         if not chunk.continues:
             stream.reset()
-        out = tok.decode_window(chunk.tokens, chunk.num_frames, h.height, h.width, chunk.bits or h.token_bits, stream)
+        out = tok.decode_window(chunk.tokens, chunk.num_frames, h.height, h.width, chunk.bits or h.token_bits, stream,
+                                chunk.colour)
         if chunk.index < held[0]:
             continue  # decoded for the stream state only
         out = to_gray(out) if gray else out

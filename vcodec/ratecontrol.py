@@ -282,6 +282,10 @@ class RateController:
             return min(landing, key=miss)
         return min(range(points[max(0, pos - 1)], points[min(len(points) - 1, pos + 1)] + 1), key=end_miss)
 
+    def spend(self, extra: int) -> None:
+        """Count ``extra`` bytes the last chunk carries besides its coded tokens (a colour correction)."""
+        self.spent += extra
+
     def code(self, tokens: np.ndarray, num_frames: int, continues: bool) -> tuple[Rung, bytes]:
         """Choose the rate point of one chunk (``tokens``: the whole grid, ``uint32 (levels, T, H, W)`` of
         :attr:`full_grid`) and code it: ``(point, coded bytes)``; the caller writes exactly that chunk next."""

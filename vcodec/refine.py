@@ -25,7 +25,7 @@ import torch
 
 from .model.layers import streaming
 from .model.lfq import plane_mask
-from .model.pixels import frames_to_model
+from .model.pixels import frames_to_model, model_to_frames
 from .models import bf16_is_fast
 from .stream import StreamState
 from .tokenizer import Tokenizer, check_memory
@@ -94,13 +94,14 @@ class _Adam:
 @torch.inference_mode(False)
 def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: int, planes: int, steps: int,
                   state: StreamState, continues: bool, progress: Callable[[int], None] | None = None,
-                  lr: float | None = None) -> np.ndarray:
+                  lr: float | None = None, decoded: np.ndarray | None = None) -> np.ndarray:
     """One chunk's tokens, refined: ``frames`` uint8 (n, H, W, 3); ``latent`` float32 (C, T', h, w) the encoder's
     (``Tokenizer.encode_window(..., latent=)``) -> uint32 (planes, T', h, w) holding ``bits`` bits, as
     ``encode_window`` gives them but from the refined latent. ``state``: the decoder's :class:`StreamState` as the
     real decoder will have it (one untiled piece), advanced past this chunk (reset first when the chunk does not
     ``continue`` the one before). ``progress(k)`` after each
-    latent frame (``k`` frames)."""
+    latent frame (``k`` frames). ``decoded``: a uint8 (n, H, W, 3) array to fill with what that decoder makes of
+    the refined tokens (e.g. to fit a colour correction to)."""
     net, quantizer = tok.model, tok.model.quantizer
     n, height, width, _ = frames.shape
     check_frames(width, height)
@@ -133,8 +134,10 @@ def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: 
             with torch.no_grad():
                 z = best[1].clamp(-_EDGE, _EDGE)
                 stream.load(history)
-                decoder(quantizer(z, mask).quantized, first=first)   # the real decoder's state after this frame
+                video = decoder(quantizer(z, mask).quantized, first=first)   # the real decoder's state after it
                 history = stream.state()
+                if decoded is not None:
+                    decoded[f0:f0 + real] = model_to_frames(video[:, :, :real, :height, :width])[0].cpu().numpy()
                 out[:, l0:l1] = net.latent_indices(z, planes, bits)[0].cpu().numpy()
             if progress is not None and real > 0:
                 progress(real)
@@ -143,11 +146,13 @@ def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: 
 
 
 def encode_refined(tok: Tokenizer, frames: np.ndarray, planes: int, bits: int, stream: StreamState,
-                   state: StreamState, steps: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
+                   state: StreamState, steps: int, progress: Callable[[int], None] | None = None,
+                   decoded: np.ndarray | None = None) -> np.ndarray:
     """``Tokenizer.encode_window(frames, planes, bits, stream=stream)``, its latent refined by ``steps`` steps
-    (:func:`refine_tokens`; ``state``: the stream's decoder state): uint32 (planes, T', h, w)."""
+    (:func:`refine_tokens`; ``state``: the stream's decoder state; ``decoded``: filled with the decoder's frames):
+    uint32 (planes, T', h, w)."""
     cfg, continues = tok.config, stream.started
     latent = np.empty((cfg.channels, cfg.latent_frames(len(frames), continues), *cfg.latent_size(*frames.shape[1:3])),
                       np.float32)
     tok.encode_window(frames, planes, bits, None, stream, latent=latent)
-    return refine_tokens(tok, frames, latent, bits, planes, steps, state, continues, progress)
+    return refine_tokens(tok, frames, latent, bits, planes, steps, state, continues, progress, decoded=decoded)

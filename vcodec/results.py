@@ -39,6 +39,7 @@ class EncodeResult:
     scenecut: bool | None = None  # whether scene cuts started keyframe periods too
     scene_cut_keyframes: int | None = None  # keyframe periods started early, at scene cuts
     refine: int = 0  # encoder-side latent refinement steps per latent frame (vcodec.refine; 0 = none)
+    colour: bool = False  # chunks carry colour corrections where they pay (vcodec.correction; format version 4)
     # with psnr=True: the decoded result against the source (vcodec.compare.Quality.to_json: per-frame mean
     # PSNR-Y/PSNR-YUV, global PSNR-Y, MS-SSIM)
     quality_metrics: dict | None = None

@@ -1,0 +1,104 @@
+"""Format version 4: a chunk may carry a colour correction (CHUNK flags bit 1, 12 int16 after the chunk header)."""
+
+import dataclasses
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from bitstream import CodedChunk, CorruptDataError, HeaderError, StreamHeader, VcbReader, VcbWriter
+from bitstream.header import CHUNK_HEADER, COLOUR_PARAMS, REC_CHUNK, encode_file_header
+from tests.test_bitstream import GOLDEN_HEADER, _check_golden, _golden_tokens, records
+from tests.test_bitstream_rate import WIDTHS, _patch_version, _rate_tables
+
+# (num_frames, continues, levels, bits, salt, colour): a keyframe chunk with a correction, a continuing one without,
+# one with the extreme values, then a keyframe chunk of another width without
+COLOUR_CHUNKS = (
+    (9, False, 2, 10, 1, (41, -7, 3, -12, 0, -900, 55, 2, -1, 30, -1200, 7)),
+    (8, True, 2, 10, 2, None),
+    (8, True, 3, 4, 3, (-32768, 32767, 0, 1, -1, 0, 0, 0, 0, 0, 0, 4095)),
+    (5, False, 1, 7, 5, None),
+)
+
+
+def _colour_stream() -> tuple[bytes, list[np.ndarray], dict]:
+    h = StreamHeader(**GOLDEN_HEADER, chunk_bits=WIDTHS, coder_version=3, chunk_colour=True,
+                     extra={"note": "golden v4"})
+    tables = _rate_tables(3)
+    grids = [_golden_tokens(lv, h.latent_frames(n, c), 3, 4, b, salt=s) for n, c, lv, b, s, _ in COLOUR_CHUNKS]
+    buf = io.BytesIO()
+    with VcbWriter(buf, h, tables) as w:
+        for (n, c, _, b, _, colour), g in zip(COLOUR_CHUNKS, grids):
+            w.write_chunk(g, n, continues=c, bits=b, colour=colour)
+    return buf.getvalue(), grids, tables
+
+
+def test_golden_colour_stream_bytes():
+    data, grids, tables = _colour_stream()
+    _check_golden("small_v4_coder3.vcb", data)
+    assert data[4] == 4
+    r = VcbReader(io.BytesIO(data), tables)
+    assert r.header.format_version == 4 and r.header.chunk_colour and r.header.chunk_bits == WIDTHS
+    chunks = list(r.chunks())
+    assert [c.colour for c in chunks] == [spec[-1] for spec in COLOUR_CHUNKS]
+    for c, g in zip(chunks, grids):
+        np.testing.assert_array_equal(c.tokens, g)
+    for i in (2, 0, 3):  # random access: the same tokens and corrections
+        got = r.read_chunk(i)
+        np.testing.assert_array_equal(got.tokens, grids[i])
+        assert got.colour == COLOUR_CHUNKS[i][-1]
+
+
+def test_colour_sits_between_the_chunk_header_and_the_coded_tokens():
+    data, _, tables = _colour_stream()
+    (off, _, length), *_ = [r for r in records(data) if r[1] == REC_CHUNK]
+    payload = data[off + 20: off + 20 + length]
+    assert payload[17] == 2  # flags: bit 1 (colour), not continuing
+    assert COLOUR_PARAMS.unpack_from(payload, CHUNK_HEADER.size) == COLOUR_CHUNKS[0][-1]
+    coded = next(c for c in VcbReader(io.BytesIO(data), tables).records(decode=False) if isinstance(c, CodedChunk))
+    assert coded.data == payload[CHUNK_HEADER.size + COLOUR_PARAMS.size:]
+
+
+def _set_flags(data: bytes, flags: int, cut: int = 0) -> bytes:
+    """The stream with its first chunk's flags replaced (and its payload cut short by ``cut`` bytes)."""
+    off, _, length = next(r for r in records(data) if r[1] == REC_CHUNK)
+    rec = bytearray(data[off:off + 20 + length - cut])
+    rec[20 + 17] = flags
+    struct.pack_into("<I", rec, 8, length - cut)
+    struct.pack_into("<I", rec, 12, zlib.crc32(bytes(rec[20:])))
+    struct.pack_into("<I", rec, 16, zlib.crc32(bytes(rec[:16])))
+    return data[:off] + bytes(rec) + data[off + 20 + length:]
+
+
+def test_colour_flag_is_refused_before_version_4():
+    data, _, tables = _colour_stream()
+    v3 = _patch_version(data, 3)
+    with pytest.raises(CorruptDataError, match="unknown flags"):
+        VcbReader(io.BytesIO(v3), tables).read_chunk(0)
+    assert VcbReader(io.BytesIO(_set_flags(v3, 0)), tables).header.chunk_colour is False
+
+
+def test_short_colour_payload_is_refused():
+    data, _, tables = _colour_stream()
+    off, _, length = next(r for r in records(data) if r[1] == REC_CHUNK)
+    short = _set_flags(data, 2, cut=length - CHUNK_HEADER.size - 5)
+    with pytest.raises(CorruptDataError, match="colour correction"):
+        VcbReader(io.BytesIO(short), tables).read_chunk(0)
+
+
+def test_header_and_writer_checks():
+    with pytest.raises(HeaderError, match="chunk_colour"):
+        StreamHeader(**GOLDEN_HEADER, chunk_colour=True).validate()  # version 4 lists its widths
+    plain = StreamHeader(**GOLDEN_HEADER, chunk_bits=WIDTHS, coder_version=3)
+    with pytest.raises(HeaderError, match="chunk_bits"):   # a version-4 stream must list them too
+        VcbReader(io.BytesIO(_patch_version(encode_file_header(dataclasses.replace(plain, chunk_bits=None)), 4)))
+    tables = _rate_tables(3)
+    grid = _golden_tokens(2, 3, 3, 4, 10, salt=1)
+    with VcbWriter(io.BytesIO(), plain, tables) as w, pytest.raises(ValueError, match="chunk_colour"):
+        w.write_chunk(grid, 9, bits=10, colour=(0,) * 12)
+    h = dataclasses.replace(plain, chunk_colour=True)
+    for bad in ((0,) * 11, (0,) * 11 + (2**15,), (0.5,) + (0,) * 11):
+        with VcbWriter(io.BytesIO(), h, tables) as w, pytest.raises(ValueError, match="12 ints"):
+            w.write_chunk(grid, 9, bits=10, colour=bad)

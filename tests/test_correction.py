@@ -1,0 +1,149 @@
+"""Per-chunk colour correction (vcodec.correction, ``--colour-correct``, format version 4)."""
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import bitstream
+import vcodec
+from vcodec.cli import main
+from vcodec.colour import rgb_to_yuv420
+from vcodec.correction import SCALE, _apply_u8, apply_to_video, fit_colour, rgb_affine
+from vcodec.errors import ArgumentError
+from vcodec.io.synthetic import pattern_frames, write_clip
+from vcodec.metrics import psnr_frames, psnr_yuv_611
+from vcodec.testing import save_tokenizer, tiny_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer()
+
+
+def _tinted(frames: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``frames`` as a decoder with a colour fault might give them: chroma pulled towards grey and shifted, luma
+    darker and flatter, plus noise; uint8."""
+    rng = np.random.default_rng(seed)
+    x = frames.astype(np.float64)
+    grey = x.mean(axis=-1, keepdims=True)
+    out = 0.9 * (grey + 0.6 * (x - grey)) + np.array([9.0, -4.0, 14.0]) + rng.normal(0, 3, x.shape)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _psnr_yuv(ref: np.ndarray, test: np.ndarray) -> float:
+    return psnr_yuv_611(rgb_to_yuv420(ref), rgb_to_yuv420(test))["psnr_yuv"]
+
+
+def test_the_zero_correction_is_the_identity():
+    np.testing.assert_allclose(rgb_affine((0,) * 12), np.concatenate([np.eye(3), np.zeros((3, 1))], axis=1),
+                               atol=1e-12)
+    video = torch.rand(1, 3, 2, 4, 5) * 2 - 1
+    torch.testing.assert_close(apply_to_video(video, (0,) * 12), video)
+
+
+def test_a_luma_offset_lifts_every_channel():
+    """E'y + 0.1 (c[3] = 0.1 * 4096) is +0.1 on R', G' and B' (0..1), +0.2 on the model's [-1, 1] scale."""
+    colour = (0, 0, 0, round(0.1 * SCALE)) + (0,) * 8
+    np.testing.assert_allclose(rgb_affine(colour)[:, 3], [0.1] * 3, atol=1e-4)
+    video = torch.zeros(1, 3, 1, 2, 2)
+    torch.testing.assert_close(apply_to_video(video, colour), torch.full_like(video, 0.2), atol=2e-4, rtol=0)
+
+
+def test_decoder_and_fit_round_the_same_way():
+    """The decoder's float map (apply_to_video, then the tokenizer's rounding) and the fit's own model of it agree
+    to a level."""
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    colour = tuple(int(v) for v in rng.integers(-600, 600, 12))
+    video = torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    decoded = ((apply_to_video(video, colour) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 3, 0)
+    assert np.abs(decoded.numpy().astype(int) - _apply_u8(frames, colour)).max() <= 1
+
+
+def test_fit_undoes_a_colour_fault():
+    frames = pattern_frames(6, 40, 48)
+    decoded = _tinted(frames)
+    colour = fit_colour(frames, decoded, coded_bytes=2000)
+    assert colour is not None and len(colour) == 12 and all(-(2**15) <= c < 2**15 for c in colour)
+    fixed = _apply_u8(decoded, colour)
+    assert _psnr_yuv(frames, fixed) > _psnr_yuv(frames, decoded) + 3
+    signed = (fixed.astype(float) - frames).mean(axis=(0, 1, 2))
+    assert np.abs(signed).max() < 1.0, signed   # the channels' mean shifts are gone
+
+
+def test_fit_sends_nothing_that_does_not_pay():
+    frames = pattern_frames(4, 32, 32)
+    assert fit_colour(frames, frames, coded_bytes=500) is None                 # nothing to correct
+    noise = np.random.default_rng(2).normal(0, 3, frames.shape) + [2, 0, 0]      # noise and a slight red cast...
+    slight = np.clip(np.rint(frames + noise), 0, 255).astype(np.uint8)
+    assert fit_colour(frames, slight, coded_bytes=10**6) is not None           # ...pays in a big chunk
+    assert fit_colour(frames, slight, coded_bytes=20) is None                  # not where 24 bytes double it
+    with pytest.raises(ValueError, match="coded_bytes"):
+        fit_colour(frames, slight, coded_bytes=0)
+    with pytest.raises(ValueError, match="must both be"):
+        fit_colour(frames, slight[:, :16], coded_bytes=100)
+
+
+def test_fit_keeps_the_frames_mean_psnr():
+    """A chunk whose first frames decode nearly perfectly and whose last have a fault (a scene cut): the fit may
+    not buy the faulty frames' error with the good frames' PSNR-Y (frames weighted by their errors)."""
+    frames = pattern_frames(8, 32, 40)
+    decoded = np.concatenate([np.clip(frames[:5].astype(int) + 1, 0, 255).astype(np.uint8), _tinted(frames[5:])])
+    colour = fit_colour(frames, decoded, coded_bytes=5000)
+    assert colour is not None
+    fixed = _apply_u8(decoded, colour)
+    y_ref, y_dec, y_fix = (rgb_to_yuv420(f).y for f in (frames, decoded, fixed))
+    assert psnr_frames(y_ref, y_fix).mean() >= psnr_frames(y_ref, y_dec).mean() - 0.005
+
+
+def test_compress_with_colour_correction(tok):
+    """``colour=True``: a version-4 stream whose chunks carry the corrections that pay, decoded closer to the
+    source in PSNR-YUV (the tiny random model's colours are far off); the same chunks, tokens and decoded frames
+    by random access; the default is off without refinement and on with it."""
+    frames = pattern_frames(21, 24, 40)
+    plain = vcodec.compress(frames, tokenizer=tok, quality=3, keyint=25)
+    data = vcodec.compress(frames, tokenizer=tok, quality=3, keyint=25, colour=True)
+    reader = bitstream.VcbReader(io.BytesIO(data))
+    assert data[4] == 4 and reader.header.chunk_colour and reader.header.chunk_bits == (reader.header.token_bits,)
+    chunks = list(reader.chunks())
+    plain_chunks = list(bitstream.VcbReader(io.BytesIO(plain)).chunks())
+    assert [c.continues for c in chunks] == [c.continues for c in plain_chunks] == [False, True, True]
+    for c, p in zip(chunks, plain_chunks):
+        np.testing.assert_array_equal(c.tokens, p.tokens)
+    assert any(c.colour is not None for c in chunks)
+    out = vcodec.decompress(data, tokenizer=tok)
+    assert _psnr_yuv(frames, out) > _psnr_yuv(frames, vcodec.decompress(plain, tokenizer=tok)) + 0.5
+    from vcodec.coding import decoded_range
+    part = np.concatenate(list(decoded_range(bitstream.VcbReader(io.BytesIO(data), tok.tables_for(
+        reader.header.token_bits, reader.header.coder_version)), tok, 12, 6)))
+    np.testing.assert_array_equal(part, out[12:18])
+    assert vcodec.info(data)["colour_chunks"] == sum(c.colour is not None for c in chunks)
+    assert vcodec.compress(frames, tokenizer=tok, quality=3, refine=1)[4] == 4
+    assert vcodec.compress(frames, tokenizer=tok, quality=3, refine=1, colour=False)[4] == 2
+    with pytest.raises(ArgumentError, match="colour must be"):
+        vcodec.compress(frames, tokenizer=tok, colour="yes")
+
+
+def test_rate_control_counts_the_corrections(tok):
+    frames = pattern_frames(40, 24, 40)
+    data = vcodec.compress(frames, tokenizer=tok, bitrate=60_000, colour=True)
+    assert data[4] == 4 and vcodec.decompress(data, tokenizer=tok).shape == frames.shape
+    assert vcodec.info(data)["colour_chunks"] >= 1
+
+
+def test_cli_colour_correct(tok, tmp_path):
+    model = save_tokenizer(tok, tmp_path / "tiny.pt")
+    write_clip(tmp_path / "in.mkv", width=48, height=32, num_frames=10, codec="ffv1", rate=25)
+    runner = CliRunner()
+    r = runner.invoke(main, ["encode", str(tmp_path / "in.mkv"), "--model", model, "--colour-correct", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["colour"] is True
+    r = runner.invoke(main, ["encode", str(tmp_path / "in.mkv"), "--model", model, "--colour-correct", "-y"])
+    assert r.exit_code == 0 and "colour-corrected" in r.output, r.output
+    r = runner.invoke(main, ["info", str(tmp_path / "in.vcb")])
+    assert r.exit_code == 0 and "colour-corrected" in r.output and "format version 4" in r.output, r.output
+    assert runner.invoke(main, ["decode", str(tmp_path / "in.vcb"), "-o", str(tmp_path / "out.mkv"),
+                                "--model", model]).exit_code == 0

@@ -123,12 +123,12 @@ class VCodec(Codec):
         return Encoded(path, len(data))
 
     def payload_bytes(self, encoded: Encoded) -> int:
-        """Range-coded token bytes; the .vcb header, record/chunk headers, index and trailer are the overhead."""
+        """Range-coded token bytes and colour corrections; the .vcb header, record/chunk headers, index and trailer
+        are the overhead."""
         import bitstream
 
         with bitstream.VcbReader(encoded.path) as reader:  # counts the coded bytes; decodes nothing
-            return sum(len(c.data) + (bitstream.COLOUR_PARAMS.size if c.colour is not None else 0)
-                       for c in reader.coded_chunks())
+            return sum(len(c.data) + c.colour_bytes for c in reader.coded_chunks())
 
     def decode(self, encoded: Encoded, clip: Clip) -> Decoded:
         import vcodec

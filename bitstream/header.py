@@ -43,7 +43,8 @@ CHUNK_HEADER = struct.Struct("<IIQBBHIII")  # index, num_frames, first_frame, le
 # (bits: the chunk's token width in version 3, reserved (0) before)
 CHUNK_CONTINUES = 1  # CHUNK flags bit 0: the chunk continues the previous one (no keyframe; FORMAT.md 4.2)
 CHUNK_COLOUR = 2  # CHUNK flags bit 1 (version 4): a colour correction follows the chunk header (FORMAT.md 4.2.1)
-COLOUR_PARAMS = struct.Struct("<12h")  # the colour correction: 3 rows of 4 signed coefficients, in 1/4096
+COLOUR_HEAD = struct.Struct("<HH")  # the colour correction's terms per row (COLOUR_TERMS), reserved; then 3 x terms i16
+COLOUR_TERMS = (4, 10)  # affine, quadratic (FORMAT.md 4.2.1)
 TRACK_HEADER = struct.Struct("<HHI")  # track_id, reserved, json_len
 PACKET_HEADER = struct.Struct("<HBBqqq")  # track_id, flags, reserved, pts, dts, duration
 INDEX_HEADER = struct.Struct("<II")  # count, reserved
@@ -335,7 +336,7 @@ class StreamHeader:
     def max_chunk_payload(self) -> int:
         """Largest CHUNK payload this header allows (checked before a payload is read)."""
         grid = self.max_levels * self.latent_frames(self.window_frames) * self.latent_height * self.latent_width
-        colour = COLOUR_PARAMS.size if self.chunk_colour else 0
+        colour = COLOUR_HEAD.size + 2 * 3 * max(COLOUR_TERMS) if self.chunk_colour else 0
         return min(MAX_CHUNK_PAYLOAD, CHUNK_HEADER.size + colour + coder.max_coded_bytes(grid, self.token_bits))
 
 

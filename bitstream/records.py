@@ -19,7 +19,8 @@ from .header import (
     CHUNK_COLOUR,
     CHUNK_CONTINUES,
     CHUNK_HEADER,
-    COLOUR_PARAMS,
+    COLOUR_HEAD,
+    COLOUR_TERMS,
     END_PAYLOAD,
     INDEX_ENTRY,
     INDEX_HEADER,
@@ -83,7 +84,12 @@ class CodedChunk:
     offset: int | None = None
     continues: bool = False  # decodes only after the previous chunk (no keyframe); FORMAT.md 4.2
     bits: int | None = None  # the token width of a version-3 chunk (None: the header's token_bits)
-    colour: tuple[int, ...] | None = None  # version 4: the chunk's colour correction, 12 ints (FORMAT.md 4.2.1)
+    colour: tuple[int, ...] | None = None  # version 4: the chunk's colour correction, 12 or 30 ints (FORMAT.md 4.2.1)
+
+    @property
+    def colour_bytes(self) -> int:
+        """What the colour correction takes of the payload (0 without one)."""
+        return 0 if self.colour is None else COLOUR_HEAD.size + 2 * len(self.colour)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -164,9 +170,15 @@ def track_payload(track_id: int, info: TrackInfo) -> bytes:
 
 def chunk_payload(chunk: CodedChunk) -> bytes:
     flags = (CHUNK_CONTINUES if chunk.continues else 0) | (CHUNK_COLOUR if chunk.colour is not None else 0)
-    colour = b"" if chunk.colour is None else COLOUR_PARAMS.pack(*chunk.colour)
+    colour = b"" if chunk.colour is None else colour_bytes(chunk.colour)
     return CHUNK_HEADER.pack(chunk.index, chunk.num_frames, chunk.first_frame, chunk.levels, flags, chunk.bits or 0,
                              *chunk.grid) + colour + chunk.data
+
+
+def colour_bytes(colour: tuple[int, ...]) -> bytes:
+    """A colour correction's bytes in a CHUNK payload (FORMAT.md 4.2.1): its terms per row, 0, the coefficients."""
+    terms = len(colour) // 3
+    return COLOUR_HEAD.pack(terms, 0) + struct.pack(f"<{3 * terms}h", *colour)
 
 
 def packet_payload(track_id: int, data: bytes, pts: int | None, dts: int | None, duration: int,
@@ -313,9 +325,16 @@ def parse_chunk(rec: Record, header: StreamHeader) -> CodedChunk:
         raise CorruptDataError(f"{name}: frame position {first} is implausible")
     start, colour = CHUNK_HEADER.size, None
     if flags & CHUNK_COLOUR:
-        if len(p) < start + COLOUR_PARAMS.size:
+        if len(p) < start + COLOUR_HEAD.size:
             raise CorruptDataError(f"{name}: too short for its colour correction")
-        colour, start = COLOUR_PARAMS.unpack_from(p, start), start + COLOUR_PARAMS.size
+        terms, reserved = COLOUR_HEAD.unpack_from(p, start)
+        if terms not in COLOUR_TERMS or reserved:
+            raise CorruptDataError(f"{name}: colour correction of {terms} terms a row (reserved {reserved}); "
+                                   f"readers know {' or '.join(map(str, COLOUR_TERMS))} (reserved 0)")
+        start += COLOUR_HEAD.size
+        if len(p) < start + 6 * terms:
+            raise CorruptDataError(f"{name}: too short for its colour correction")
+        colour, start = struct.unpack_from(f"<{3 * terms}h", p, start), start + 6 * terms
     return CodedChunk(index=index, num_frames=nframes, first_frame=first, levels=levels, grid=want,
                       data=bytes(memoryview(p)[start:]), offset=rec.offset, continues=continues,
                       bits=bits or None, colour=colour)

@@ -16,6 +16,7 @@ from .coder import CODER_ID, CODER_VERSIONS, CoderContext, check_tables
 from .errors import UnknownCoderError, UnsupportedVersionError
 from .header import (
     CHUNK_CONTINUES,
+    COLOUR_TERMS,
     END_PAYLOAD,
     MAX_FRAMES,
     MAX_TRACKS,
@@ -143,8 +144,8 @@ class VcbWriter:
         entropy-coded already (``data``, e.g. from :func:`bitstream.encode_chunk` with this writer's tables, and a
         context of its own for ``continues`` chunks); returns the chunk index. The writer's own coder context no
         longer follows the stream, so a :meth:`write_chunk` that continues this chunk is refused. ``colour``: the
-        chunk's colour correction, 12 ints in -32768..32767 (FORMAT.md 4.2.1; streams whose header has
-        ``chunk_colour`` only), or None."""
+        chunk's colour correction, 3 rows of 4 or 10 ints in -32768..32767 (12 or 30; FORMAT.md 4.2.1; streams
+        whose header has ``chunk_colour`` only), or None."""
         width = chunk_width(self.header, bits)
         colour = self._check_colour(colour)
         self._context.reset()
@@ -156,8 +157,9 @@ class VcbWriter:
         if not self.header.chunk_colour:
             raise ValueError("a colour correction needs a stream whose header has chunk_colour (format version 4)")
         values = tuple(colour)
-        if len(values) != 12 or not all(is_int(v) and -(2**15) <= v < 2**15 for v in values):
-            raise ValueError("a colour correction is 12 ints in -32768..32767")
+        if len(values) not in [3 * t for t in COLOUR_TERMS] or not all(is_int(v) and -(2**15) <= v < 2**15
+                                                                        for v in values):
+            raise ValueError("a colour correction is 12 or 30 ints in -32768..32767")
         return tuple(int(v) for v in values)
 
     def _append(self, data: bytes, num_frames: int, levels: int, continues: bool, bits: int,

@@ -1,4 +1,5 @@
-"""Format version 4: a chunk may carry a colour correction (CHUNK flags bit 1, 12 int16 after the chunk header)."""
+"""Format version 4: a chunk may carry a colour correction (CHUNK flags bit 1; after the chunk header: its terms per
+row, 4 or 10, a reserved u16, then 3 x terms i16)."""
 
 import dataclasses
 import io
@@ -9,16 +10,16 @@ import numpy as np
 import pytest
 
 from bitstream import CodedChunk, CorruptDataError, HeaderError, StreamHeader, VcbReader, VcbWriter
-from bitstream.header import CHUNK_HEADER, COLOUR_PARAMS, REC_CHUNK, encode_file_header
+from bitstream.header import CHUNK_HEADER, REC_CHUNK, encode_file_header
 from tests.test_bitstream import GOLDEN_HEADER, _check_golden, _golden_tokens, records
 from tests.test_bitstream_rate import WIDTHS, _patch_version, _rate_tables
 
-# (num_frames, continues, levels, bits, salt, colour): a keyframe chunk with a correction, a continuing one without,
-# one with the extreme values, then a keyframe chunk of another width without
+# (num_frames, continues, levels, bits, salt, colour): a keyframe chunk with an affine correction, a continuing one
+# without, one with a quadratic correction and the extreme values, then a keyframe chunk of another width without
 COLOUR_CHUNKS = (
     (9, False, 2, 10, 1, (41, -7, 3, -12, 0, -900, 55, 2, -1, 30, -1200, 7)),
     (8, True, 2, 10, 2, None),
-    (8, True, 3, 4, 3, (-32768, 32767, 0, 1, -1, 0, 0, 0, 0, 0, 0, 4095)),
+    (8, True, 3, 4, 3, (-32768, 32767) + tuple(range(-14, 14))),
     (5, False, 1, 7, 5, None),
 )
 
@@ -56,9 +57,9 @@ def test_colour_sits_between_the_chunk_header_and_the_coded_tokens():
     (off, _, length), *_ = [r for r in records(data) if r[1] == REC_CHUNK]
     payload = data[off + 20: off + 20 + length]
     assert payload[17] == 2  # flags: bit 1 (colour), not continuing
-    assert COLOUR_PARAMS.unpack_from(payload, CHUNK_HEADER.size) == COLOUR_CHUNKS[0][-1]
+    assert struct.unpack_from("<HH12h", payload, CHUNK_HEADER.size) == (4, 0, *COLOUR_CHUNKS[0][-1])
     coded = next(c for c in VcbReader(io.BytesIO(data), tables).records(decode=False) if isinstance(c, CodedChunk))
-    assert coded.data == payload[CHUNK_HEADER.size + COLOUR_PARAMS.size:]
+    assert coded.data == payload[CHUNK_HEADER.size + 28:] and coded.colour_bytes == 28
 
 
 def _set_flags(data: bytes, flags: int, cut: int = 0) -> bytes:
@@ -88,6 +89,18 @@ def test_short_colour_payload_is_refused():
         VcbReader(io.BytesIO(short), tables).read_chunk(0)
 
 
+@pytest.mark.parametrize("terms, reserved", [(5, 0), (0, 0), (4, 1)])
+def test_unknown_colour_terms_are_refused(terms, reserved):
+    data, _, tables = _colour_stream()
+    off, _, length = next(r for r in records(data) if r[1] == REC_CHUNK)
+    rec = bytearray(data[off:off + 20 + length])
+    struct.pack_into("<HH", rec, 20 + CHUNK_HEADER.size, terms, reserved)
+    struct.pack_into("<I", rec, 12, zlib.crc32(bytes(rec[20:])))
+    struct.pack_into("<I", rec, 16, zlib.crc32(bytes(rec[:16])))
+    with pytest.raises(CorruptDataError, match="colour correction of"):
+        VcbReader(io.BytesIO(data[:off] + bytes(rec) + data[off + 20 + length:]), tables).read_chunk(0)
+
+
 def test_header_and_writer_checks():
     with pytest.raises(HeaderError, match="chunk_colour"):
         StreamHeader(**GOLDEN_HEADER, chunk_colour=True).validate()  # version 4 lists its widths
@@ -99,6 +112,6 @@ def test_header_and_writer_checks():
     with VcbWriter(io.BytesIO(), plain, tables) as w, pytest.raises(ValueError, match="chunk_colour"):
         w.write_chunk(grid, 9, bits=10, colour=(0,) * 12)
     h = dataclasses.replace(plain, chunk_colour=True)
-    for bad in ((0,) * 11, (0,) * 11 + (2**15,), (0.5,) + (0,) * 11):
-        with VcbWriter(io.BytesIO(), h, tables) as w, pytest.raises(ValueError, match="12 ints"):
+    for bad in ((0,) * 11, (0,) * 13, (0,) * 11 + (2**15,), (0.5,) + (0,) * 11):
+        with VcbWriter(io.BytesIO(), h, tables) as w, pytest.raises(ValueError, match="12 or 30 ints"):
             w.write_chunk(grid, 9, bits=10, colour=bad)

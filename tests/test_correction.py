@@ -11,7 +11,7 @@ import bitstream
 import vcodec
 from vcodec.cli import main
 from vcodec.colour import rgb_to_yuv420
-from vcodec.correction import SCALE, _apply_u8, apply_to_video, fit_colour, rgb_affine
+from vcodec.correction import SCALE, apply_to_frames, apply_to_video, correction_bytes, fit_colour
 from vcodec.errors import ArgumentError
 from vcodec.io.synthetic import pattern_frames, write_clip
 from vcodec.metrics import psnr_frames, psnr_yuv_611
@@ -37,19 +37,26 @@ def _psnr_yuv(ref: np.ndarray, test: np.ndarray) -> float:
     return psnr_yuv_611(rgb_to_yuv420(ref), rgb_to_yuv420(test))["psnr_yuv"]
 
 
-def test_the_zero_correction_is_the_identity():
-    np.testing.assert_allclose(rgb_affine((0,) * 12), np.concatenate([np.eye(3), np.zeros((3, 1))], axis=1),
-                               atol=1e-12)
+@pytest.mark.parametrize("terms", [4, 10])
+def test_the_zero_correction_is_the_identity(terms):
     video = torch.rand(1, 3, 2, 4, 5) * 2 - 1
-    torch.testing.assert_close(apply_to_video(video, (0,) * 12), video)
+    torch.testing.assert_close(apply_to_video(video, (0,) * (3 * terms)), video, atol=1e-6, rtol=0)
+    frames = np.random.default_rng(0).integers(0, 256, (2, 4, 5, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(apply_to_frames(frames, (0,) * (3 * terms)), frames)
+    assert correction_bytes((0,) * (3 * terms)) == 4 + 6 * terms
+    with pytest.raises(ValueError, match="3 x 4 or 10"):
+        apply_to_frames(frames, (0,) * 13)
 
 
 def test_a_luma_offset_lifts_every_channel():
-    """E'y + 0.1 (c[3] = 0.1 * 4096) is +0.1 on R', G' and B' (0..1), +0.2 on the model's [-1, 1] scale."""
+    """E'y + 0.1 (its constant term, 0.1 * 4096) is +0.1 on R', G' and B' (0..1), +0.2 on the model's [-1, 1]
+    scale; E'y^2 (the quadratic map's fifth term) adds E'y^2 to each."""
     colour = (0, 0, 0, round(0.1 * SCALE)) + (0,) * 8
-    np.testing.assert_allclose(rgb_affine(colour)[:, 3], [0.1] * 3, atol=1e-4)
     video = torch.zeros(1, 3, 1, 2, 2)
     torch.testing.assert_close(apply_to_video(video, colour), torch.full_like(video, 0.2), atol=2e-4, rtol=0)
+    square = (0, 0, 0, 0, SCALE) + (0,) * 25
+    grey = torch.full((1, 3, 1, 2, 2), 0.0)    # mid grey: E'y = 0.5, corrected to 0.75
+    torch.testing.assert_close(apply_to_video(grey, square), torch.full_like(grey, 0.5), atol=1e-5, rtol=0)
 
 
 def test_decoder_and_fit_round_the_same_way():
@@ -57,18 +64,18 @@ def test_decoder_and_fit_round_the_same_way():
     to a level."""
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
-    colour = tuple(int(v) for v in rng.integers(-600, 600, 12))
+    colour = tuple(int(v) for v in rng.integers(-600, 600, 30))
     video = torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
     decoded = ((apply_to_video(video, colour) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 3, 0)
-    assert np.abs(decoded.numpy().astype(int) - _apply_u8(frames, colour)).max() <= 1
+    assert np.abs(decoded.numpy().astype(int) - apply_to_frames(frames, colour)).max() <= 1
 
 
 def test_fit_undoes_a_colour_fault():
     frames = pattern_frames(6, 40, 48)
     decoded = _tinted(frames)
     colour = fit_colour(frames, decoded, coded_bytes=2000)
-    assert colour is not None and len(colour) == 12 and all(-(2**15) <= c < 2**15 for c in colour)
-    fixed = _apply_u8(decoded, colour)
+    assert colour is not None and len(colour) in (12, 30) and all(-(2**15) <= c < 2**15 for c in colour)
+    fixed = apply_to_frames(decoded, colour)
     assert _psnr_yuv(frames, fixed) > _psnr_yuv(frames, decoded) + 3
     signed = (fixed.astype(float) - frames).mean(axis=(0, 1, 2))
     assert np.abs(signed).max() < 1.0, signed   # the channels' mean shifts are gone
@@ -94,7 +101,7 @@ def test_fit_keeps_the_frames_mean_psnr():
     decoded = np.concatenate([np.clip(frames[:5].astype(int) + 1, 0, 255).astype(np.uint8), _tinted(frames[5:])])
     colour = fit_colour(frames, decoded, coded_bytes=5000)
     assert colour is not None
-    fixed = _apply_u8(decoded, colour)
+    fixed = apply_to_frames(decoded, colour)
     y_ref, y_dec, y_fix = (rgb_to_yuv420(f).y for f in (frames, decoded, fixed))
     assert psnr_frames(y_ref, y_fix).mean() >= psnr_frames(y_ref, y_dec).mean() - 0.005
 

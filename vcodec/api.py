@@ -49,7 +49,6 @@ from vcodec.coding import (
     writer_tables,
 )
 from vcodec.compare import Quality
-from vcodec.correction import COLOUR_BYTES
 from vcodec.errors import ArgumentError, InputError, OutputError, VcodecWarning, raises_stream_errors
 from vcodec.io.audio import trim_audio
 from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
@@ -768,7 +767,7 @@ def _verify(reader: VcbReader) -> dict:
     rates: dict[str, int] = {}
     for item in reader.records(salvage=True, decode=False):
         if isinstance(item, CodedChunk):
-            video_bytes += len(item.data) + (COLOUR_BYTES if item.colour is not None else 0)
+            video_bytes += len(item.data) + item.colour_bytes
             colour_chunks += item.colour is not None
             rate = rate_key(item.levels, item.bits or reader.header.token_bits)
             rates[rate] = rates.get(rate, 0) + 1

@@ -29,7 +29,7 @@ from bitstream import (
     encode_chunk,
 )
 from bitstream.header import MAX_RATE
-from vcodec.correction import COLOUR_BYTES, fit_colour
+from vcodec.correction import correction_bytes, fit_colour
 from vcodec.errors import ArgumentError, ModelError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack
 from vcodec.models import stream_tokenizer
@@ -441,7 +441,7 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
                 seen = tok.decode_window(tokens, len(window), *window.shape[1:3], chunk_bits, decoder)
             colour = fit_colour(window, seen, len(data))
             if colour is not None and rate is not None:
-                rate.spend(COLOUR_BYTES)
+                rate.spend(correction_bytes(colour))
         if data is None:
             w.write_chunk(tokens, len(window), continues=continues)
         else:

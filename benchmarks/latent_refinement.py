@@ -6,8 +6,9 @@
 
 Clips: the held-out clips of :mod:`benchmarks.keyint` (none of it in the training corpus), their first
 ``--frames`` frames (33: a keyframe chunk and a continuing one, as a stream has them), coded through the public
-array API (``vcodec.compress(..., refine=STEPS)`` / ``vcodec.decompress``; bytes are the whole ``.vcb``) at every
-quality and step count. Per clip and step count: the RD points (bpp; PSNR-Y and PSNR-YUV 6:1:1, BT.709 limited
+array API (``vcodec.compress(..., refine=STEPS, colour=False)`` / ``vcodec.decompress``; bytes are the whole
+``.vcb``) at every quality and step count: refinement alone, without the colour correction ``--refine`` also turns on
+(:mod:`vcodec.correction`; the suites measure the two together). Per clip and step count: the RD points (bpp; PSNR-Y and PSNR-YUV 6:1:1, BT.709 limited
 range, means over frames), the BD-rate against 0 steps (negative = fewer bytes at equal quality) and the encode
 time (2 threads, wall clock, the machine otherwise idle).
 """
@@ -34,7 +35,7 @@ def code(tok, frames: np.ndarray, quality: int, steps: int) -> dict:
     import vcodec
 
     t0 = time.perf_counter()
-    data = vcodec.compress(frames, quality=quality, tokenizer=tok, refine=steps)
+    data = vcodec.compress(frames, quality=quality, tokenizer=tok, refine=steps, colour=False)
     seconds = time.perf_counter() - t0
     out = vcodec.decompress(data, tokenizer=tok)
     psnr = psnr_yuv_611(rgb_to_yuv420(frames), rgb_to_yuv420(out))

@@ -68,6 +68,8 @@ def test_decoder_and_fit_round_the_same_way():
     video = torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
     decoded = ((apply_to_video(video, colour) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 3, 0)
     assert np.abs(decoded.numpy().astype(int) - apply_to_frames(frames, colour)).max() <= 1
+    batch = torch.cat([video, video.flip(2)])            # (2, 3, T, H, W): each item corrected on its own
+    torch.testing.assert_close(apply_to_video(batch, colour)[1:], apply_to_video(video.flip(2), colour))
 
 
 def test_fit_undoes_a_colour_fault():

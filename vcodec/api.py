@@ -49,6 +49,7 @@ from vcodec.coding import (
     writer_tables,
 )
 from vcodec.compare import Quality
+from vcodec.correction import colour_map
 from vcodec.errors import ArgumentError, InputError, OutputError, VcodecWarning, raises_stream_errors
 from vcodec.io.audio import trim_audio
 from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
@@ -275,7 +276,8 @@ def encode_video(
             def coded(window, tokens, continues, chunk_bits, colour) -> None:
                 if not continues:
                     decoder_stream.reset()
-                rec = tok.decode_window(tokens, len(window), si.height, si.width, chunk_bits, decoder_stream, colour)
+                rec = tok.decode_window(tokens, len(window), si.height, si.width, chunk_bits, decoder_stream,
+                                        colour_map(colour))
                 measured.add(window, to_gray(rec) if si.gray else rec)
 
             hint = count if count is not None else (si.frame_count_hint - first if si.frame_count_hint else None)

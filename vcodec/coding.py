@@ -29,7 +29,7 @@ from bitstream import (
     encode_chunk,
 )
 from bitstream.header import MAX_RATE
-from vcodec.correction import correction_bytes, fit_colour
+from vcodec.correction import colour_map, correction_bytes, fit_colour
 from vcodec.errors import ArgumentError, ModelError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack
 from vcodec.models import stream_tokenizer
@@ -483,7 +483,7 @@ def decoded(reader: VcbReader, tok: Tokenizer, *, salvage: bool = False) -> Iter
             if not item.continues:
                 stream.reset()
             for out in tok.decode_pieces(item.tokens, item.num_frames, h.height, h.width, item.bits or h.token_bits,
-                                         stream, item.colour):
+                                         stream, colour_map(item.colour)):
                 out = to_gray(out) if gray else out
                 last = out[-1]
                 yield out
@@ -525,7 +525,7 @@ def decoded_range(reader: VcbReader, tok: Tokenizer, first: int, count: int | No
         if not chunk.continues:
             stream.reset()
         out = tok.decode_window(chunk.tokens, chunk.num_frames, h.height, h.width, chunk.bits or h.token_bits, stream,
-                                chunk.colour)
+                                colour_map(chunk.colour))
         if chunk.index < held[0]:
             continue  # decoded for the stream state only
         out = to_gray(out) if gray else out

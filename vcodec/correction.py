@@ -15,7 +15,9 @@ the terms ``t`` = (E'y, E'cb, E'cr, 1, E'y^2, E'y E'cb, E'y E'cr, E'cb^2, E'cb E
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -38,6 +40,7 @@ _TO_YCC = np.array([[KR, KG, KB],
 _FROM_YCC = np.linalg.inv(_TO_YCC)
 _WEIGHTS_611 = np.array([6.0, 1.0, 1.0]) / 8.0  # PSNR-YUV's weights (vcodec.metrics.psnr_yuv_611)
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))  # the quadratic terms' factors
+_BLOCK = 1 << 17  # pixels apply_to_video corrects at a time
 
 
 def correction_bytes(colour) -> int:
@@ -63,14 +66,36 @@ def _matrix(colour) -> np.ndarray:
 
 def apply_to_video(video: torch.Tensor, colour) -> torch.Tensor:
     """The decoder's float video ``(B, 3, T, H, W)`` on the model's [-1, 1] scale, corrected by ``colour`` (FORMAT.md
-    4.2.1), same layout and scale, unclipped (float32 arithmetic)."""
-    a = torch.as_tensor(_matrix(colour), dtype=torch.float32, device=video.device)
-    to_ycc = torch.as_tensor(_TO_YCC, dtype=torch.float32, device=video.device)
-    from_ycc = torch.as_tensor(_FROM_YCC, dtype=torch.float32, device=video.device)
-    rgb = (video.float().movedim(1, -1) + 1.0) * 0.5                         # (B, T, H, W, 3), 0..1
-    ycc = rgb @ to_ycc.T
-    ycc = ycc + _terms(ycc, a.shape[1]) @ a.T
-    return (ycc @ from_ycc.T * 2.0 - 1.0).movedim(-1, 1)
+    4.2.1), same layout and scale, unclipped (float32 arithmetic).
+
+    With v = 2 R'G'B' - 1 and C the R'G'B' -> Y'CbCr matrix: x = C (v + 1) / 2 and the corrected v' = v + 2 C^-1 A t(x),
+    computed in blocks of _BLOCK pixels that stay in the CPU's cache (4x as fast as whole-frame operations: about
+    1 ms a 640x360 frame on 2 cores)."""
+    a = _matrix(colour)
+    k = a.shape[1]
+    dev = video.device
+    to_ycc = torch.as_tensor(_TO_YCC * 0.5, dtype=torch.float32, device=dev)
+    offset = torch.as_tensor(_TO_YCC.sum(axis=1, keepdims=True) * 0.5, dtype=torch.float32, device=dev)
+    weights = torch.as_tensor(2.0 * _FROM_YCC @ a, dtype=torch.float32, device=dev)      # (3, k)
+    x = video.float().movedim(1, 0).reshape(3, -1)                                       # (3, pixels)
+    out = torch.empty_like(x)
+    terms = torch.empty(k, min(_BLOCK, x.shape[1]), device=dev)
+    for start in range(0, x.shape[1], _BLOCK):
+        xs = x[:, start:start + _BLOCK]
+        t = terms[:, :xs.shape[1]]
+        torch.addmm(offset, to_ycc, xs, out=t[:3])                                        # E'y, E'cb, E'cr
+        t[3].fill_(1.0)
+        for r, (i, j) in enumerate(_PAIRS[:k - 4]):
+            torch.mul(t[i], t[j], out=t[4 + r])
+        torch.addmm(xs, weights, t, out=out[:, start:start + xs.shape[1]])
+    shape = video.shape
+    return out.reshape(3, shape[0], *shape[2:]).movedim(0, 1)
+
+
+def colour_map(colour) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The decoder's output map of a chunk whose colour correction is ``colour`` (None: none), for
+    ``Tokenizer.decode_pieces(post=)``."""
+    return None if colour is None else functools.partial(apply_to_video, colour=colour)
 
 
 def apply_to_frames(frames: np.ndarray, colour) -> np.ndarray:

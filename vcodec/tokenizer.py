@@ -20,7 +20,6 @@ import torch
 
 import bitstream
 
-from .correction import apply_to_video
 from .errors import ModelError, QualityError, ResourceError
 from .model.autoencoder import VideoTokenizer
 from .model.checkpoint import (
@@ -289,14 +288,15 @@ class Tokenizer:
     @torch.inference_mode()
     def decode_pieces(self, tokens: np.ndarray, num_frames: int, height: int, width: int,
                       bits: int | None = None, stream: StreamState | None = None,
-                      colour: tuple[int, ...] | None = None) -> Iterator[np.ndarray]:
+                      post: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Iterator[np.ndarray]:
         """tokens uint32 (L, T', h, w) with ``bits`` coded bits each -> the window's frames uint8 (k, height,
         width, 3), in pieces that together make ``num_frames``. Frames of more than :attr:`TILE_ABOVE` pixels are
         decoded in overlapping tiles, several at a time, and from :attr:`STREAM_FROM` pixels the causal decoder runs
         as a stream (each tile its own): one latent frame per piece (the first frame, then ``temporal_factor``
         frames), with memory for one latent frame. Smaller frames come as one piece (see :meth:`encode_window`). ``stream`` as for
-        :meth:`encode_window`: a started one makes this window continue the one before. ``colour``: the chunk's
-        colour correction (:mod:`vcodec.correction`), applied to the output pixels (not to the stream's state)."""
+        :meth:`encode_window`: a started one makes this window continue the one before. ``post``: a map of the
+        decoder's float video ``(1, 3, k, h, w)`` on its [-1, 1] scale before rounding (a chunk's colour correction,
+        :func:`vcodec.correction.colour_map`); it does not enter the stream's state."""
         L, Tl, h, w = tokens.shape
         if not 1 <= L <= self.max_levels:
             raise ValueError(f"token grid has {L} levels; model {self.name} has at most {self.max_levels}")
@@ -325,8 +325,8 @@ class Tokenizer:
             py1, px1 = min(y1 * sf, height), min(x1 * sf, width)
             oy, ox = (y0 - a0) * sf, (x0 - b0) * sf
             part = video[:, :, :f1 - f0, oy:oy + py1 - y0 * sf, ox:ox + px1 - x0 * sf]
-            if colour is not None:
-                part = apply_to_video(part.float(), colour)
+            if post is not None:
+                part = post(part)
             out[:, y0 * sf:py1, x0 * sf:px1] = model_to_frames(part)[0].cpu().numpy()
 
         with runner:
@@ -342,10 +342,10 @@ class Tokenizer:
 
     def decode_window(self, tokens: np.ndarray, num_frames: int, height: int, width: int,
                       bits: int | None = None, stream: StreamState | None = None,
-                      colour: tuple[int, ...] | None = None) -> np.ndarray:
+                      post: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
         """tokens uint32 (L, T', h, w) with ``bits`` coded bits each -> frames uint8 (num_frames, height, width, 3)
         (:meth:`decode_pieces`, joined)."""
-        return np.concatenate(list(self.decode_pieces(tokens, num_frames, height, width, bits, stream, colour)))
+        return np.concatenate(list(self.decode_pieces(tokens, num_frames, height, width, bits, stream, post)))
 
     def check_encode_memory(self, num_frames: int, height: int, width: int, frames_held: bool = True) -> None:
         """Refuse (:class:`ResourceError`) to encode a window that would not fit in the memory available; with

@@ -1,6 +1,6 @@
 """Rate control: how close ``--bitrate`` lands to its target, and what mixing rate points costs in quality.
 
-    python -m benchmarks.ratecontrol [--lengths 0 50] [--targets 5] [--model default]
+    python -m benchmarks.ratecontrol [--lengths 0 50] [--targets 5] [--model default] [--refine STEPS]
                                      [-o benchmarks/results/ratecontrol.json] [--md benchmarks/results/ratecontrol.md]
 
 Clips: the held-out clips of ``benchmarks.keyint`` (97-129 frames, 416x240 or 176x144, none of it in the training
@@ -12,7 +12,8 @@ bitrate and its error against the target, PSNR-Y (BT.709 limited range, mean ove
 fixed ladder's two points around that rate: PSNR-Y interpolated linearly in rate (what splitting the frames between
 the two points in the right proportion gives, if switching were free) and in log-rate (the BD-rate convention,
 higher: the curve between two points is not reachable by mixing them), the chunks per quality, and encode time
-against the fixed point just above.
+against the fixed point just above. ``--refine STEPS`` codes the targets with ``refine=STEPS`` (and so with colour
+correction) while the ladder stays the plain encoder's: the PSNR-Y columns then show what refinement adds.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def main(argv=None) -> None:
     ap.add_argument("--model", default="default")
     ap.add_argument("-o", "--output", default="bench-out/ratecontrol.json")
     ap.add_argument("--md", default=None, help="also write the markdown table here")
+    ap.add_argument("--refine", type=int, default=0, metavar="STEPS", help="refinement steps for the targets' streams")
     ap.add_argument("--ladders-from", default=None, metavar="JSON",
                     help="take the fixed-quality ladders from an earlier run's results (same model: checked)")
     args = ap.parse_args(argv)
@@ -113,7 +115,7 @@ def main(argv=None) -> None:
             ladders[key] = fixed
             lo, hi = fixed[0]["kbps"], fixed[-1]["kbps"]
             for t in np.exp(np.linspace(np.log(lo), np.log(hi), args.targets + 2)[1:-1]):
-                r = code(tok, frames, bitrate=float(t) * 1000)
+                r = code(tok, frames, bitrate=float(t) * 1000, refine=args.refine)
                 above = min((f for f in fixed if f["kbps"] >= r["kbps"]), key=lambda f: f["kbps"], default=fixed[-1])
                 qualities = {}
                 for rate, n in r.pop("chunk_rates").items():

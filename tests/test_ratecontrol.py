@@ -229,7 +229,7 @@ def _decision_only(sizes: list[int], between: list[bool]):
     rc.points = [Rung(str(k), 1, 8, None, between=b) for k, b in enumerate(between)]
     rc.config = TokenizerConfig()
     rc._code = lambda k, tokens, n, continues: (bytes(sizes[k]), None)
-    rc.bytes_per_frame, rc.total_frames, rc.frames = 100.0, 100, 88
+    rc.bytes_per_frame, rc.total_frames, rc.frames, rc.scale, rc.context = 100.0, 100, 88, 1.0, None
     return rc
 
 
@@ -293,7 +293,7 @@ def test_the_end_choice_does_not_count_on_starving_the_last_frames():
     rc = RateController.__new__(RateController)
     rc.points = [Rung(str(q), 1, 32, None) for q in range(1, 10)]
     rc.config = TokenizerConfig()
-    rc.bytes_per_frame, rc.total_frames, rc.spent = 300.0, 48, 5300
+    rc.bytes_per_frame, rc.total_frames, rc.spent, rc.scale = 300.0, 48, 5300, 1.0
     rc._code = lambda k, tokens, n, continues: (b"x" * sizes[k], None)
     # quality 6 stays (the old prediction chose 7)
     assert rc._end_choice(5, None, 16, True, 15, {}, lambda k: abs(sizes[k] - 4800)) == 5
@@ -336,3 +336,38 @@ def test_bitrate_with_a_keyframe_at_every_frame(tok, frames, ladder_kbps):
     target = (single[2] + single[3]) / 2
     got = _kbps(vcodec.compress(frames[:24], tokenizer=tok, bitrate=round(target * 1000), keyint=1, frame_rate=FPS), 24)
     assert abs(got / target - 1) < 0.05, (got, target, single)
+
+
+def test_refined_chunks_keep_the_stream_on_target(tok, frames, ladder_kbps):
+    """--bitrate with --refine: each chunk is refined at the rate point chosen on the encoder's tokens, coded again
+    (other tokens, other bytes) and counted as written; later choices scale the encoder's sizes by what refinement
+    added so far, so the stream stays about as close to its target as without refinement."""
+    lo, hi = ladder_kbps[2], ladder_kbps[3]
+    target = (lo + hi) / 2
+    plain = vcodec.compress(frames, tokenizer=tok, bitrate=target * 1000, frame_rate=FPS)
+    refined = vcodec.compress(frames, tokenizer=tok, bitrate=target * 1000, frame_rate=FPS, refine=2, colour=False)
+    assert refined != plain and vcodec.info(refined)["format_version"] == 3
+    assert abs(_kbps(refined, len(frames)) - target) <= 0.25 * (hi - lo), (_kbps(refined, len(frames)), target)
+    out = vcodec.decompress(refined, tokenizer=tok)
+    assert out.shape == frames.shape
+
+
+def test_recode_replaces_the_last_chunk_in_the_account(tok):
+    from fractions import Fraction
+
+    from bitstream import CoderContext
+    from vcodec.coding import stream_header, writer_tables
+    from vcodec.ratecontrol import RateController, full_grid, ladder, rate_widths
+
+    bits, levels = full_grid(ladder(tok))
+    header = stream_header(tok, bits, levels, None, 32, 32, Fraction(FPS), {}, chunk_bits=rate_widths(tok))
+    rc = RateController(tok, header, writer_tables(tok, header), 100_000, Fraction(FPS), 0, 9)
+    grid = tok.encode_window(pattern_frames(9, 32, 32), levels, bits)
+    point, data = rc.code(grid, 9, False)
+    spent = rc.spent
+    other = np.zeros_like(tok.encode_window(pattern_frames(9, 32, 32), point.levels, point.bits))
+    again = rc.recode(other, 9, False)
+    assert rc.spent == spent - len(data) + len(again) and rc.scale == len(again) / len(data)
+    assert not isinstance(rc.context, CoderContext) or not rc.context.empty
+    with pytest.raises(ValueError, match="recode follows code"):
+        rc.recode(other, 9, False)

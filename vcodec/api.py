@@ -218,7 +218,7 @@ def encode_video(
     instead of a fixed ``quality``: each chunk gets the rate point that keeps the stream on target
     (:mod:`vcodec.ratecontrol`; the result's ``video_kbps`` says what it got). ``refine``: steps of encoder-side
     latent refinement per latent frame (:mod:`vcodec.refine`: better pictures for a few more bytes, encoding many
-    times slower; with a ``quality`` only, frames of up to 1920x1080). ``colour``: fit each chunk a colour correction
+    times slower; frames of up to 1920x1080; with a ``bitrate``, at the rate points rate control chooses). ``colour``: fit each chunk a colour correction
     (:mod:`vcodec.correction`, format version 4): the encoder decodes what it codes (about twice the encoding time
     without ``refine``, nothing more with it); None: with ``refine`` only.
     """
@@ -228,7 +228,7 @@ def encode_video(
     _check_keyint(keyint)
     _check_scenecut(scenecut)
     _check_bitrate(bitrate)
-    _check_refine(refine, bitrate)
+    _check_refine(refine)
     colour = _colour_fit(colour, refine)
     notes = _Warnings()
     with notes.collect(), VideoSource(inp) as source:
@@ -526,12 +526,9 @@ def _check_bitrate(bitrate) -> None:
                             f"got {bitrate!r}")
 
 
-def _check_refine(refine, bitrate) -> None:
+def _check_refine(refine) -> None:
     if isinstance(refine, bool) or not isinstance(refine, int) or not 0 <= refine <= MAX_REFINE:
         raise ArgumentError(f"refine must be a whole number of steps in 0..{MAX_REFINE}, got {refine!r}")
-    if refine and bitrate is not None:
-        raise ArgumentError("refine works with a quality, not with a bitrate (rate control compares the sizes of "
-                            "several rate points; refinement codes one)")
 
 
 def _colour_fit(colour, refine: int) -> bool:
@@ -613,7 +610,7 @@ def compress(
     _check_keyint(keyint)
     _check_scenecut(scenecut)
     _check_bitrate(bitrate)
-    _check_refine(refine, bitrate)
+    _check_refine(refine)
     colour = _colour_fit(colour, refine)
     rate = _frame_rate(frame_rate)
     frames = np.asarray(frames)

@@ -333,8 +333,7 @@ def _default_output(input: str, ext: str) -> str:
               help="also start a keyframe period where a new shot begins")
 @click.option("--refine", type=click.IntRange(0, 1000), default=0, show_default=True, metavar="STEPS",
               help="encoder-side latent refinement: STEPS optimisation steps per latent frame against the decoder; "
-                   "better pictures for a few more bytes, encoding many times slower (e.g. 10; with --quality, "
-                   "up to 1920x1080)")
+                   "better pictures for a few more bytes, encoding many times slower (e.g. 10; up to 1920x1080)")
 @click.option("--colour-correct/--no-colour-correct", "colour", default=None,
               help="fit each chunk a colour correction where it pays (24 bytes; truer colours, higher PSNR-YUV): the "
                    "encoder decodes what it codes, about 2x the encoding time; default: on with --refine only")
@@ -364,8 +363,6 @@ def encode(input, output, quality, bitrate, keyint, scenecut, refine, colour, mo
 
         if quality is not None:
             raise click.UsageError("--quality and --bitrate exclude each other")
-        if refine:
-            raise click.UsageError("--refine works with --quality, not with --bitrate")
         try:
             bitrate = parse_bitrate(bitrate)
         except ValueError as e:
@@ -385,10 +382,11 @@ def encode(input, output, quality, bitrate, keyint, scenecut, refine, colour, mo
         return
     audio = f", audio {human_bytes(res.audio_bytes)}" if res.audio_tracks else ""
     if res.bitrate_target is None:
-        rate = f"quality {res.quality}" + (f", refined ({_n(res.refine, 'step')} a latent frame)" if res.refine else "")
+        rate = f"quality {res.quality}"
     else:
         from vcodec.ratecontrol import bitrate_text
         rate = f"--bitrate {bitrate_text(res.bitrate_target)}: {_qualities_text(res.chunk_qualities)}"
+    rate += f", refined ({_n(res.refine, 'step')} a latent frame)" if res.refine else ""
     rate += ", colour-corrected" if res.colour else ""
     click.echo(
         f"{_summary_head(res)}, {human_bytes(res.bytes)} ({_video_rate(res.to_json())}, {res.video_bpp:.4f} bpp{audio}), "

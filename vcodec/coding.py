@@ -401,14 +401,13 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
     colour)`` before it (to measure what a decoder will see), ``progress(k)`` after each latent frame (``k`` frames, at
     most 4). With ``rate``, a target outside what the model's rate points spend on this video is a VcodecWarning
     (:meth:`RateController.out_of_range`). ``refine``: steps of encoder-side latent refinement per latent frame
-    (:mod:`vcodec.refine`; fixed rate points only). Where the writer's header has ``chunk_colour``, each chunk
+    (:mod:`vcodec.refine`; with ``rate``, at the rate point chosen on the encoder's own tokens, whose sizes the
+    controller then scales by what refinement has added so far). Where the writer's header has ``chunk_colour``, each chunk
     gets the colour correction that pays for itself (:mod:`vcodec.correction`; the encoder decodes what it codes to
     fit it). Returns the first frame of every keyframe chunk."""
-    from vcodec.refine import encode_refined
+    from vcodec.refine import encode_refined, latent_buffer, refine_tokens
     from vcodec.tokenizer import token_prefix
 
-    if refine and rate is not None:
-        raise ValueError("latent refinement codes one rate point: use it with a quality, not a bitrate")
     fit = w.header.chunk_colour
     stream, decoder = StreamState(), StreamState()  # the encoder's, and (refine, colour) the decoder's
     coder = CoderContext()                          # (colour, fixed rate point) the coder's, as the writer keeps it
@@ -431,10 +430,16 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
             data = encode_chunk(w.header, tokens, len(window), tables[bits], coder, continues, bits) if fit else None
         else:
             full_bits, full_levels = rate.full_grid
-            full = tok.encode_window(window, full_levels, full_bits, progress, stream)
-            point, data = rate.code(full, len(window), continues)
+            latent = latent_buffer(tok, window, continues) if refine else None
+            full = tok.encode_window(window, full_levels, full_bits, None if refine else progress, stream, latent=latent)
+            point, data = rate.code(full, len(window), continues)   # the rate point, chosen on the encoder's tokens
             chunk_bits, chunk_levels = point.bits, point.levels
-            tokens = token_prefix(full, point.bits, point.levels) if coded is not None or fit else None
+            if refine:
+                tokens = refine_tokens(tok, window, latent, point.bits, point.levels, refine, decoder, continues,
+                                       progress, decoded=seen)
+                data = rate.recode(tokens, len(window), continues)
+            else:
+                tokens = token_prefix(full, point.bits, point.levels) if coded is not None or fit else None
         colour = None
         if fit:
             if seen is None:

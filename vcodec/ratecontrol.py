@@ -174,6 +174,10 @@ class RateController:
         self.spent = header_bytes + STREAM_OVERHEAD
         self.frames = 0
         self.context = CoderContext()  # the coder state of the chunks written so far
+        # refined chunks (vcodec.refine): what they cost against the encoder's own tokens at the same rate point
+        self.scale = 1.0  # the running ratio, which the choice of rate point applies to the encoder's sizes
+        self._sizes = [0, 0]  # bytes of the refined chunks, and of the encoder's tokens at their rate points
+        self._last: tuple[int, int, CoderContext] | None = None  # (rung, coded bytes, context before) of the last
         self.used: Counter[int] = Counter()  # chunks per rung (index into the ladder)
         self.beyond = {-1: 0, 1: 0}  # chunks that wanted less than the lowest point gave (-1), more than the highest (1)
         # a chunk's budget follows what it costs at one rate point, its latent frames (the first frame of a
@@ -250,7 +254,7 @@ class RateController:
         for j in range(max(0, k - 1), min(len(self.points), k + 2)) if left else (k,):
             if j not in tried:
                 tried[j] = self._code(j, tokens, num_frames, continues)
-            size[j] = len(tried[j][0])
+            size[j] = len(tried[j][0]) * self.scale
         after = self.spent + size[k] + CHUNK_OVERHEAD
         if not left:
             return abs(after - self.bytes_per_frame * self.total_frames)
@@ -299,7 +303,7 @@ class RateController:
         def miss(i: int) -> float:
             if i not in tried:
                 tried[i] = self._code(i, tokens, num_frames, continues)
-            return abs(len(tried[i][0]) - want)
+            return abs(len(tried[i][0]) * self.scale - want)
 
         points = [k for k, r in enumerate(self.points) if not r.between]  # the model's rate points
         pos = min(range(len(points)), key=lambda k: abs(points[k] - self._at))
@@ -309,6 +313,7 @@ class RateController:
         i = points[pos]
         if left is not None and left <= num_frames:  # this chunk or the next is the stream's last
             i = self._end_choice(i, tokens, num_frames, continues, left, tried, miss)
+        self._last = (i, len(tried[i][0]), self.context)
         data, self.context = tried[i]
         self._at = i
         if i == 0 and len(data) > want:
@@ -319,6 +324,23 @@ class RateController:
         self.frames += num_frames
         self.used[i] += 1
         return self.points[i], data
+
+    def recode(self, tokens: np.ndarray, num_frames: int, continues: bool) -> bytes:
+        """Code the last chunk :meth:`code` chose again, from other ``tokens`` at its rate point (``uint32 (levels,
+        T, H, W)`` of that point's levels and bits: refined ones) in place of the encoder's: the coded bytes, which
+        the caller writes instead. The stream's account and coder state follow, and so does :attr:`scale`, the
+        ratio of such chunks' sizes to the encoder's that later choices apply."""
+        if self._last is None:
+            raise ValueError("recode follows code")
+        i, plain, before = self._last
+        p = self.points[i]
+        context = before.copy()
+        data = encode_chunk(self.header, tokens, num_frames, self.tables[p.bits], context, continues, p.bits)
+        self.context, self._last = context, None
+        self.spent += len(data) - plain
+        self._sizes = [self._sizes[0] + len(data), self._sizes[1] + plain]
+        self.scale = self._sizes[0] / max(self._sizes[1], 1)
+        return data
 
     def chunk_counts(self) -> dict[str, int]:
         """Chunks coded at each rung so far, by label, in ladder order (``{"2": 3, "2+": 1}``)."""

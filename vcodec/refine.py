@@ -151,8 +151,15 @@ def encode_refined(tok: Tokenizer, frames: np.ndarray, planes: int, bits: int, s
     """``Tokenizer.encode_window(frames, planes, bits, stream=stream)``, its latent refined by ``steps`` steps
     (:func:`refine_tokens`; ``state``: the stream's decoder state; ``decoded``: filled with the decoder's frames):
     uint32 (planes, T', h, w)."""
-    cfg, continues = tok.config, stream.started
-    latent = np.empty((cfg.channels, cfg.latent_frames(len(frames), continues), *cfg.latent_size(*frames.shape[1:3])),
-                      np.float32)
+    continues = stream.started
+    latent = latent_buffer(tok, frames, continues)
     tok.encode_window(frames, planes, bits, None, stream, latent=latent)
     return refine_tokens(tok, frames, latent, bits, planes, steps, state, continues, progress, decoded=decoded)
+
+
+def latent_buffer(tok: Tokenizer, frames: np.ndarray, continues: bool) -> np.ndarray:
+    """An array for ``Tokenizer.encode_window(frames, ..., latent=)`` of a window that ``continues`` a stream or not:
+    float32 (C, T', h, w)."""
+    cfg = tok.config
+    return np.empty((cfg.channels, cfg.latent_frames(len(frames), continues), *cfg.latent_size(*frames.shape[1:3])),
+                    np.float32)

@@ -108,7 +108,12 @@ def test_vcodec_refine_is_a_setting_only_when_used():
     from vcodec.testing import tiny_tokenizer
 
     tok = tiny_tokenizer()
-    plain, refined = VCodec(model=tok), VCodec(model=tok, refine=3)
+    plain, refined = VCodec(model=tok), VCodec(model=tok, refine=3, colour=False)
     assert "refine" not in plain.settings(2) and "--refine" not in plain.command_line(2)
-    assert refined.command_line(2).endswith("--refine 3")
+    assert refined.command_line(2).endswith("--refine 3 --no-colour-correct")
     assert refined.settings(2) == {**plain.settings(2), "refine": 3, "refine_passes": refined._refine_precision()}
+    # refinement turns the colour correction on, a setting of its own (format version 4), as --colour-correct does
+    both, colour = VCodec(model=tok, refine=3), VCodec(model=tok, colour=True)
+    assert both.settings(2) == {**refined.settings(2), "colour": True, "format_version": 4}
+    assert colour.settings(2) == {**plain.settings(2), "colour": True, "format_version": 4}
+    assert both.command_line(2).endswith("--refine 3") and colour.command_line(2).endswith("--colour-correct")

@@ -170,12 +170,12 @@ def track_payload(track_id: int, info: TrackInfo) -> bytes:
 
 def chunk_payload(chunk: CodedChunk) -> bytes:
     flags = (CHUNK_CONTINUES if chunk.continues else 0) | (CHUNK_COLOUR if chunk.colour is not None else 0)
-    colour = b"" if chunk.colour is None else colour_bytes(chunk.colour)
+    colour = b"" if chunk.colour is None else colour_payload(chunk.colour)
     return CHUNK_HEADER.pack(chunk.index, chunk.num_frames, chunk.first_frame, chunk.levels, flags, chunk.bits or 0,
                              *chunk.grid) + colour + chunk.data
 
 
-def colour_bytes(colour: tuple[int, ...]) -> bytes:
+def colour_payload(colour: tuple[int, ...]) -> bytes:
     """A colour correction's bytes in a CHUNK payload (FORMAT.md 4.2.1): its terms per row, 0, the coefficients."""
     terms = len(colour) // 3
     return COLOUR_HEAD.pack(terms, 0) + struct.pack(f"<{3 * terms}h", *colour)

@@ -65,6 +65,7 @@ class VcbWriter:
         self._entries: list[tuple[int, int, int, int, int]] = []  # (offset, first_frame, num_frames, flags, index)
         self._last: tuple[int, int, bool] | None = None  # (levels, num_frames, continues) of the last chunk
         self._frames = 0
+        self._colour_chunks = 0
         self._tracks: dict[int, TrackInfo] = {}
         self._started = False
         self._closed = False
@@ -83,6 +84,11 @@ class VcbWriter:
     @property
     def num_frames(self) -> int:
         return self._frames
+
+    @property
+    def colour_chunks(self) -> int:
+        """Chunks written with a colour correction."""
+        return self._colour_chunks
 
     @property
     def bytes_written(self) -> int:
@@ -156,7 +162,7 @@ class VcbWriter:
             return None
         if not self.header.chunk_colour:
             raise ValueError("a colour correction needs a stream whose header has chunk_colour (format version 4)")
-        values = tuple(colour)
+        values = tuple(int(v) if isinstance(v, np.integer) else v for v in colour)   # numpy ints welcome
         if len(values) not in [3 * t for t in COLOUR_TERMS] or not all(is_int(v) and -(2**15) <= v < 2**15
                                                                         for v in values):
             raise ValueError("a colour correction is 12 or 30 ints in -32768..32767")
@@ -184,6 +190,7 @@ class VcbWriter:
         self._entries.append((offset, self._frames, num_frames, CHUNK_CONTINUES if continues else 0, chunk.index))
         self._last = (levels, num_frames, continues)
         self._frames += num_frames
+        self._colour_chunks += colour is not None
         return chunk.index
 
     def write_packet(

@@ -112,6 +112,10 @@ def test_header_and_writer_checks():
     with VcbWriter(io.BytesIO(), plain, tables) as w, pytest.raises(ValueError, match="chunk_colour"):
         w.write_chunk(grid, 9, bits=10, colour=(0,) * 12)
     h = dataclasses.replace(plain, chunk_colour=True)
+    with VcbWriter(io.BytesIO(), h, tables) as w:   # numpy integers are ints; the writer counts corrected chunks
+        w.write_chunk(grid, 9, bits=10, colour=np.arange(-6, 6, dtype=np.int16))
+        w.write_chunk(grid[:, :2], 5, bits=10)
+        assert (w.num_chunks, w.colour_chunks) == (2, 1)
     for bad in ((0,) * 11, (0,) * 13, (0,) * 11 + (2**15,), (0.5,) + (0,) * 11):
         with VcbWriter(io.BytesIO(), h, tables) as w, pytest.raises(ValueError, match="12 or 30 ints"):
             w.write_chunk(grid, 9, bits=10, colour=bad)

@@ -11,7 +11,7 @@ import bitstream
 import vcodec
 from vcodec.cli import main
 from vcodec.colour import rgb_to_yuv420
-from vcodec.correction import SCALE, apply_to_frames, apply_to_video, correction_bytes, fit_colour
+from vcodec.correction import _TO_YCC, SCALE, apply_to_frames, apply_to_video, correction_bytes, fit_colour
 from vcodec.errors import ArgumentError
 from vcodec.io.synthetic import pattern_frames, write_clip
 from vcodec.metrics import psnr_frames, psnr_yuv_611
@@ -89,7 +89,7 @@ def test_fit_sends_nothing_that_does_not_pay():
     noise = np.random.default_rng(2).normal(0, 3, frames.shape) + [2, 0, 0]      # noise and a slight red cast...
     slight = np.clip(np.rint(frames + noise), 0, 255).astype(np.uint8)
     assert fit_colour(frames, slight, coded_bytes=10**6) is not None           # ...pays in a big chunk
-    assert fit_colour(frames, slight, coded_bytes=20) is None                  # not where 24 bytes double it
+    assert fit_colour(frames, slight, coded_bytes=20) is None                  # not where 28 bytes double it
     with pytest.raises(ValueError, match="coded_bytes"):
         fit_colour(frames, slight, coded_bytes=0)
     with pytest.raises(ValueError, match="must both be"):
@@ -137,10 +137,27 @@ def test_compress_with_colour_correction(tok):
 
 
 def test_rate_control_counts_the_corrections(tok):
+    """--bitrate with colour corrections: a target between two of the tiny model's points (measured with the
+    corrections) is met about as well as without them; the corrections' bytes are counted as written."""
     frames = pattern_frames(40, 24, 40)
-    data = vcodec.compress(frames, tokenizer=tok, bitrate=60_000, colour=True)
+    lo, hi = (len(vcodec.compress(frames, tokenizer=tok, quality=q, colour=True)) * 8 / (40 / 25) for q in (2, 3))
+    target = (lo + hi) / 2
+    data = vcodec.compress(frames, tokenizer=tok, bitrate=target, colour=True)
     assert data[4] == 4 and vcodec.decompress(data, tokenizer=tok).shape == frames.shape
     assert vcodec.info(data)["colour_chunks"] >= 1
+    assert abs(len(data) * 8 / (40 / 25) - target) <= 0.25 * (hi - lo)
+
+
+def test_a_gray_source_is_judged_by_its_luma():
+    """The decoder makes a gray source's output gray: a correction that only mends chroma buys nothing there."""
+    frames = np.repeat(64 + pattern_frames(4, 32, 32)[..., :1] // 2, 3, axis=-1)    # mid-range: nothing clips
+    ycc = frames.astype(np.float64) / 255.0 @ np.array(_TO_YCC).T
+    ycc[..., 1:] += np.random.default_rng(3).normal(0, 0.02, ycc[..., 1:].shape) + 0.02
+    decoded = np.clip(np.rint(ycc @ np.linalg.inv(_TO_YCC).T * 255.0), 0, 255).astype(np.uint8)
+    assert fit_colour(frames, decoded, coded_bytes=2000) is None
+    coloured = frames.copy()
+    coloured[:, :8, :8] = (200, 40, 40)          # the same with a red corner: chroma counts, and pays
+    assert fit_colour(coloured, decoded, coded_bytes=2000) is not None
 
 
 def test_cli_colour_correct(tok, tmp_path):
@@ -149,9 +166,10 @@ def test_cli_colour_correct(tok, tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["encode", str(tmp_path / "in.mkv"), "--model", model, "--colour-correct", "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["colour"] is True
+    summary = json.loads(r.stdout)
+    assert summary["colour"] is True and summary["colour_chunks"] == vcodec.info(str(tmp_path / "in.vcb"))["colour_chunks"]
     r = runner.invoke(main, ["encode", str(tmp_path / "in.mkv"), "--model", model, "--colour-correct", "-y"])
-    assert r.exit_code == 0 and "colour-corrected" in r.output, r.output
+    assert r.exit_code == 0 and "colour-corrected (" in r.output, r.output
     r = runner.invoke(main, ["info", str(tmp_path / "in.vcb")])
     assert r.exit_code == 0 and "colour-corrected" in r.output and "format version 4" in r.output, r.output
     assert runner.invoke(main, ["decode", str(tmp_path / "in.vcb"), "-o", str(tmp_path / "out.mkv"),

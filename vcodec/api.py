@@ -294,7 +294,7 @@ def encode_video(
             _warn_short_range(inp.name, "video", w.num_frames, count)
             write_taken_audio()
         seconds = time.perf_counter() - t0
-    size, frames = out.written(target), w.num_frames
+    size, frames, colour_chunks = out.written(target), w.num_frames, w.colour_chunks
     return EncodeResult(
         input=inp.name,
         output=out.name,
@@ -325,6 +325,7 @@ def encode_video(
                                                                         tok.config.temporal_factor)),
         refine=refine,
         colour=colour,
+        colour_chunks=colour_chunks,
         quality_metrics=measured.to_json() if measured is not None else None,
     )
 

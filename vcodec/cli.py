@@ -335,8 +335,8 @@ def _default_output(input: str, ext: str) -> str:
               help="encoder-side latent refinement: STEPS optimisation steps per latent frame against the decoder; "
                    "better pictures for a few more bytes, encoding many times slower (e.g. 10; up to 1920x1080)")
 @click.option("--colour-correct/--no-colour-correct", "colour", default=None,
-              help="fit each chunk a colour correction where it pays (24 bytes; truer colours, higher PSNR-YUV): the "
-                   "encoder decodes what it codes, about 2x the encoding time; default: on with --refine only")
+              help="fit each chunk a colour correction where it pays (28 or 64 bytes; truer colours, higher PSNR-YUV): "
+                   "the encoder decodes what it codes, about 2x the encoding time; default: on with --refine only")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, metavar="NAME|PATH",
               help="shipped model name or a .pt checkpoint")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -387,7 +387,7 @@ def encode(input, output, quality, bitrate, keyint, scenecut, refine, colour, mo
         from vcodec.ratecontrol import bitrate_text
         rate = f"--bitrate {bitrate_text(res.bitrate_target)}: {_qualities_text(res.chunk_qualities)}"
     rate += f", refined ({_n(res.refine, 'step')} a latent frame)" if res.refine else ""
-    rate += ", colour-corrected" if res.colour else ""
+    rate += f", colour-corrected ({_n(res.colour_chunks, 'chunk')})" if res.colour else ""
     click.echo(
         f"{_summary_head(res)}, {human_bytes(res.bytes)} ({_video_rate(res.to_json())}, {res.video_bpp:.4f} bpp{audio}), "
         f"{res.seconds:.2f} s ({res.fps:.1f} frames/s), model {res.model} {rate}"

@@ -24,12 +24,12 @@ import torch
 
 from bitstream import COLOUR_TERMS
 from vcodec.colour import KB, KG, KR
-from vcodec.metrics import PSNR_CAP_DB
 
 SCALE = 4096  # a coefficient's unit: 1/4096
 SAMPLES_PER_FRAME = 1 << 14  # pixels of each frame the fit looks at (a regular grid of them)
 DB_PER_DOUBLING = 1.5  # what doubling the bytes buys in PSNR-YUV at the low rate points (model card); prices the bytes
 LUMA_SLACK_DB = 0.005  # a correction may not lower the frames' mean PSNR-Y by more than this
+DECISION_CAP_DB = 60.0  # a frame's PSNR counts up to this in the decision (a frame made exact must not outvote the rest)
 _EPS_MSE = 0.25 / 255.0**2  # keeps the weight of a near-perfect frame finite (a quarter of a level, squared)
 _RIDGE = 1e-7  # (relative) keeps the coefficients of terms the chunk hardly varies in (one flat colour) small
 
@@ -120,9 +120,9 @@ def _frame_mse(ref: np.ndarray, test: np.ndarray) -> np.ndarray:
 
 
 def _psnr(mse: np.ndarray) -> np.ndarray:
-    # mean squared errors on the 0..1 scale -> PSNR (dB), capped as vcodec.metrics caps it
+    # mean squared errors on the 0..1 scale -> PSNR (dB), capped at DECISION_CAP_DB
     with np.errstate(divide="ignore"):
-        return np.minimum(-10.0 * np.log10(mse), PSNR_CAP_DB)
+        return np.minimum(-10.0 * np.log10(mse), DECISION_CAP_DB)
 
 
 def _normal_equations(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -154,12 +154,15 @@ def fit_colour(source: np.ndarray, decoded: np.ndarray, coded_bytes: int) -> tup
 
     Both maps, affine and quadratic, are fitted (:func:`_normal_equations`) and the one whose gain in mean PSNR-YUV
     (6:1:1, rounded as the decoder will round) most exceeds what its bytes would buy at DB_PER_DOUBLING is kept,
-    provided it does not lower mean PSNR-Y."""
+    provided it does not lower mean PSNR-Y. A gray source (R = G = B: the decoder's output is made gray) is judged
+    by its PSNR-Y alone."""
     if source.shape != decoded.shape or source.ndim != 4 or source.shape[-1] != 3:
         raise ValueError(f"source {source.shape} and decoded {decoded.shape} must both be (n, H, W, 3)")
     if not coded_bytes > 0:
         raise ValueError(f"coded_bytes must be positive, got {coded_bytes!r}")
     src_px, dec_px = _sample(source), _sample(decoded)
+    gray = bool((src_px[..., :1] == src_px).all())
+    judge = np.array([1.0, 0.0, 0.0]) if gray else _WEIGHTS_611
     y, x = (px.astype(np.float64) / 255.0 @ _TO_YCC.T for px in (src_px, dec_px))
     psnr_before = _psnr(_frame_mse(y, x))
     equations = _normal_equations(y, x)
@@ -171,7 +174,7 @@ def fit_colour(source: np.ndarray, decoded: np.ndarray, coded_bytes: int) -> tup
         corrected = apply_to_frames(dec_px, colour).astype(np.float64) / 255.0 @ _TO_YCC.T
         gain = (_psnr(_frame_mse(y, corrected)) - psnr_before).mean(axis=0)        # (3,) mean dB per component
         price = DB_PER_DOUBLING * math.log2(1.0 + correction_bytes(colour) / coded_bytes)
-        net = float(gain @ _WEIGHTS_611) - price
+        net = float(gain @ judge) - price
         if net > best_net and gain[0] >= -LUMA_SLACK_DB:
             best, best_net = colour, net
     return best

@@ -40,6 +40,7 @@ class EncodeResult:
     scene_cut_keyframes: int | None = None  # keyframe periods started early, at scene cuts
     refine: int = 0  # encoder-side latent refinement steps per latent frame (vcodec.refine; 0 = none)
     colour: bool = False  # chunks carry colour corrections where they pay (vcodec.correction; format version 4)
+    colour_chunks: int = 0  # how many of them do
     # with psnr=True: the decoded result against the source (vcodec.compare.Quality.to_json: per-frame mean
     # PSNR-Y/PSNR-YUV, global PSNR-Y, MS-SSIM)
     quality_metrics: dict | None = None

@@ -229,7 +229,7 @@ def _decision_only(sizes: list[int], between: list[bool]):
     rc.points = [Rung(str(k), 1, 8, None, between=b) for k, b in enumerate(between)]
     rc.config = TokenizerConfig()
     rc._code = lambda k, tokens, n, continues: (bytes(sizes[k]), None)
-    rc.bytes_per_frame, rc.total_frames, rc.frames, rc.scale, rc.context = 100.0, 100, 88, 1.0, None
+    rc.bytes_per_frame, rc.total_frames, rc.frames, rc.scale, rc.context, rc._sizes = 100.0, 100, 88, 1.0, None, [0, 0]
     return rc
 
 
@@ -368,6 +368,8 @@ def test_recode_replaces_the_last_chunk_in_the_account(tok):
     other = np.zeros_like(tok.encode_window(pattern_frames(9, 32, 32), point.levels, point.bits))
     again = rc.recode(other, 9, False)
     assert rc.spent == spent - len(data) + len(again) and rc.scale == len(again) / len(data)
+    rc.spend(10)   # a colour correction: counted as written, and in the ratio later choices apply
+    assert rc.spent == spent - len(data) + len(again) + 10 and rc.scale == (len(again) + 10) / len(data)
     assert not isinstance(rc.context, CoderContext) or not rc.context.empty
     with pytest.raises(ValueError, match="recode follows code"):
         rc.recode(other, 9, False)

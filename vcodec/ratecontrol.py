@@ -174,9 +174,10 @@ class RateController:
         self.spent = header_bytes + STREAM_OVERHEAD
         self.frames = 0
         self.context = CoderContext()  # the coder state of the chunks written so far
-        # refined chunks (vcodec.refine): what they cost against the encoder's own tokens at the same rate point
-        self.scale = 1.0  # the running ratio, which the choice of rate point applies to the encoder's sizes
-        self._sizes = [0, 0]  # bytes of the refined chunks, and of the encoder's tokens at their rate points
+        # what chunks cost as written (refined tokens, vcodec.refine; colour corrections) against the encoder's own
+        # tokens at the same rate points: the running ratio, which the choice of rate point applies to the sizes
+        self.scale = 1.0
+        self._sizes = [0, 0]  # bytes of the chunks as written, and of the encoder's tokens at their rate points
         self._last: tuple[int, int, CoderContext] | None = None  # (rung, coded bytes, context before) of the last
         self.used: Counter[int] = Counter()  # chunks per rung (index into the ladder)
         self.beyond = {-1: 0, 1: 0}  # chunks that wanted less than the lowest point gave (-1), more than the highest (1)
@@ -289,6 +290,12 @@ class RateController:
     def spend(self, extra: int) -> None:
         """Count ``extra`` bytes the last chunk carries besides its coded tokens (a colour correction)."""
         self.spent += extra
+        self._written(extra, 0)
+
+    def _written(self, actual: int, tokens: int) -> None:
+        # the last chunk's bytes as written and as the encoder's tokens code (see scale)
+        self._sizes = [self._sizes[0] + actual, self._sizes[1] + tokens]
+        self.scale = self._sizes[0] / max(self._sizes[1], 1)
 
     def code(self, tokens: np.ndarray, num_frames: int, continues: bool) -> tuple[Rung, bytes]:
         """Choose the rate point of one chunk (``tokens``: the whole grid, ``uint32 (levels, T, H, W)`` of
@@ -321,6 +328,7 @@ class RateController:
         elif i == len(self.points) - 1 and len(data) < want:
             self.beyond[1] += 1
         self.spent += len(data) + CHUNK_OVERHEAD
+        self._written(len(data), len(data))
         self.frames += num_frames
         self.used[i] += 1
         return self.points[i], data
@@ -329,7 +337,7 @@ class RateController:
         """Code the last chunk :meth:`code` chose again, from other ``tokens`` at its rate point (``uint32 (levels,
         T, H, W)`` of that point's levels and bits: refined ones) in place of the encoder's: the coded bytes, which
         the caller writes instead. The stream's account and coder state follow, and so does :attr:`scale`, the
-        ratio of such chunks' sizes to the encoder's that later choices apply."""
+        ratio of the chunks' sizes as written to the encoder's that later choices apply."""
         if self._last is None:
             raise ValueError("recode follows code")
         i, plain, before = self._last
@@ -338,8 +346,7 @@ class RateController:
         data = encode_chunk(self.header, tokens, num_frames, self.tables[p.bits], context, continues, p.bits)
         self.context, self._last = context, None
         self.spent += len(data) - plain
-        self._sizes = [self._sizes[0] + len(data), self._sizes[1] + plain]
-        self.scale = self._sizes[0] / max(self._sizes[1], 1)
+        self._written(len(data) - plain, 0)
         return data
 
     def chunk_counts(self) -> dict[str, int]:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from bitstream import COLOUR_TERMS
-from vcodec.colour import KB, KG, KR
+from vcodec.colour import rgb_to_ycbcr
 
 SCALE = 4096  # a coefficient's unit: 1/4096
 SAMPLES_PER_FRAME = 1 << 14  # pixels of each frame the fit looks at (a regular grid of them)
@@ -33,10 +33,8 @@ DECISION_CAP_DB = 60.0  # a frame's PSNR counts up to this in the decision (a fr
 _EPS_MSE = 0.25 / 255.0**2  # keeps the weight of a near-perfect frame finite (a quarter of a level, squared)
 _RIDGE = 1e-7  # (relative) keeps the coefficients of terms the chunk hardly varies in (one flat colour) small
 
-# R'G'B' -> E'y E'cb E'cr on the same scale (vcodec.colour.rgb_to_ycbcr as a matrix)
-_TO_YCC = np.array([[KR, KG, KB],
-                    [-KR / (2 * (1 - KB)), -KG / (2 * (1 - KB)), 0.5],
-                    [0.5, -KG / (2 * (1 - KR)), -KB / (2 * (1 - KR))]])
+# R'G'B' -> E'y E'cb E'cr on the same scale: vcodec.colour.rgb_to_ycbcr as a matrix (of the three primaries)
+_TO_YCC = np.stack(rgb_to_ycbcr(np.eye(3)))
 _FROM_YCC = np.linalg.inv(_TO_YCC)
 _WEIGHTS_611 = np.array([6.0, 1.0, 1.0]) / 8.0  # PSNR-YUV's weights (vcodec.metrics.psnr_yuv_611)
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))  # the quadratic terms' factors
@@ -48,13 +46,12 @@ def correction_bytes(colour) -> int:
     return 4 + 2 * len(colour)
 
 
-def _terms(x, k: int):
-    """The first ``k`` terms of Y'CbCr ``x`` (..., 3): (..., k); numpy or torch alike."""
-    cat = torch.cat if isinstance(x, torch.Tensor) else np.concatenate
-    parts = [x, x[..., :1] * 0 + 1]
+def _terms(x: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` terms of Y'CbCr ``x`` (..., 3): (..., k)."""
+    parts = [x, np.ones_like(x[..., :1])]
     if k > 4:
         parts += [x[..., i:i + 1] * x[..., j:j + 1] for i, j in _PAIRS]
-    return cat(parts, -1)
+    return np.concatenate(parts, -1)
 
 
 def _matrix(colour) -> np.ndarray:

@@ -89,7 +89,7 @@ class CodedChunk:
     @property
     def colour_bytes(self) -> int:
         """What the colour correction takes of the payload (0 without one)."""
-        return 0 if self.colour is None else COLOUR_HEAD.size + 2 * len(self.colour)
+        return 0 if self.colour is None else colour_size(self.colour)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -173,6 +173,11 @@ def chunk_payload(chunk: CodedChunk) -> bytes:
     colour = b"" if chunk.colour is None else colour_payload(chunk.colour)
     return CHUNK_HEADER.pack(chunk.index, chunk.num_frames, chunk.first_frame, chunk.levels, flags, chunk.bits or 0,
                              *chunk.grid) + colour + chunk.data
+
+
+def colour_size(colour) -> int:
+    """The bytes a colour correction of ``len(colour)`` coefficients takes in a CHUNK payload (FORMAT.md 4.2.1)."""
+    return COLOUR_HEAD.size + 2 * len(colour)
 
 
 def colour_payload(colour: tuple[int, ...]) -> bytes:

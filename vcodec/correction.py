@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from bitstream import COLOUR_TERMS
+from bitstream import COLOUR_TERMS, colour_size
 from vcodec.colour import rgb_to_ycbcr
 
 SCALE = 4096  # a coefficient's unit: 1/4096
@@ -42,8 +42,8 @@ _BLOCK = 1 << 17  # pixels apply_to_video corrects at a time
 
 
 def correction_bytes(colour) -> int:
-    """What a correction adds to its chunk: 4 bytes of head, 2 a coefficient (FORMAT.md 4.2.1)."""
-    return 4 + 2 * len(colour)
+    """What a correction adds to its chunk (FORMAT.md 4.2.1: 4 bytes of head, 2 a coefficient)."""
+    return colour_size(colour)
 
 
 def _terms(x: np.ndarray, k: int) -> np.ndarray:

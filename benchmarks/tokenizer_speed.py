@@ -1,13 +1,14 @@
 """Tokenizer speed: encode and decode frames/s and peak memory at 640x360 and 1280x720.
 
     python -m benchmarks.tokenizer_speed [--model default] [--device cpu] [--threads N] [--frames 17] [--clip F]
-                                         [--stream] [--precision fp32|bf16]
+                                         [--stream [--colour-correct]] [--precision fp32|bf16]
 
 Default: the networks alone on one keyframe window (``--frames`` frames, the first a latent frame of its own).
 ``--stream``: the whole codec as ``vcodec encode`` / ``decode`` run it, :func:`vcodec.compress` /
 :func:`vcodec.decompress` of one default keyframe period (129 frames: a keyframe window, then windows that continue
 it), at the top rate point: networks, token coder and container, no file I/O. ``--precision bf16`` times decoding
 with the decoder network in bfloat16 (the encoder is float32 either way, so only decoding is timed).
+``--colour-correct`` (with ``--stream``): the stream fitted and carrying colour corrections (``colour=True``).
 
 Each (size, direction) runs in a fresh subprocess so that its peak RSS (ru_maxrss) is its own.
 Speed is the median of ``--repeats`` timed runs after one warm-up run; input is real footage
@@ -74,8 +75,8 @@ def _worker(args) -> dict:
     levels = tok.rate_points[-1].levels  # the top rate point's planes
     if args.stream:
         import vcodec
-        data = vcodec.compress(frames, tokenizer=tok)
-        run = {"encode": lambda: vcodec.compress(frames, tokenizer=tok),
+        data = vcodec.compress(frames, tokenizer=tok, colour=args.colour)
+        run = {"encode": lambda: vcodec.compress(frames, tokenizer=tok, colour=args.colour),
                "decode": lambda: vcodec.decompress(data, tokenizer=tok)}[args.direction]
     else:
         tokens = tok.encode_window(frames, levels)
@@ -98,7 +99,8 @@ def _worker(args) -> dict:
     out = {"direction": args.direction, "width": args.width, "height": args.height, "frames": args.frames,
            "fps": args.frames / med, "seconds_median": med, "peak_rss_mb": peak_mb, "levels": levels,
            "threads": torch.get_num_threads(), "device": args.device, "model": tok.name, "precision": args.precision,
-           "parameters": tok.parameters, "what": "codec, one keyframe period" if args.stream else "networks, one window"}
+           "parameters": tok.parameters, "what": "codec, one keyframe period" if args.stream else "networks, one window",
+           **({"colour": True} if args.colour else {})}
     if args.device.startswith("cuda"):
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return out
@@ -118,12 +120,16 @@ def main(argv=None) -> None:
                     help="the decoder network's number format (bf16: decoding only)")
     ap.add_argument("--clip", default=None, help="video file, or corpus .npz (its first held-out segment), to time "
                     "on (default: the shipped sample clip)")
+    ap.add_argument("--colour-correct", dest="colour", action="store_true",
+                    help="with --stream: fit and carry colour corrections (vcodec encode --colour-correct)")
     ap.add_argument("--json", dest="json_out", default=None, help="also write the rows to this file")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--width", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--height", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--direction", default="encode", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.colour and not args.stream:
+        ap.error("--colour-correct times the codec: use it with --stream")
     if args.frames is None:
         from vcodec.stream import DEFAULT_KEYINT
         args.frames = DEFAULT_KEYINT if args.stream else 17
@@ -137,13 +143,13 @@ def main(argv=None) -> None:
                    "--device", args.device, "--threads", str(args.threads), "--frames", str(args.frames),
                    "--precision", args.precision,
                    "--repeats", str(args.repeats), *(["--clip", args.clip] if args.clip else []),
-                   *(["--stream"] if args.stream else []), "--width", str(w), "--height", str(h), "--direction", direction]
+                   *(["--stream"] if args.stream else []), *(["--colour-correct"] if args.colour else []), "--width", str(w), "--height", str(h), "--direction", direction]
             res = subprocess.run(cmd, capture_output=True, text=True, check=True)
             row = json.loads(res.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"{direction:6s} {w}x{h}: {row['fps']:6.1f} frames/s  peak RSS {row['peak_rss_mb']:7.0f} MB  "
                   f"({row['threads']} threads, {row['device']} {row['precision']}, {row['levels']} levels; {row['what']}, "
-                  f"{row['frames']} frames)", flush=True)
+                  f"{row['frames']} frames{', colour-corrected' if args.colour else ''})", flush=True)
     meta = {"machine": platform.processor() or platform.machine(), "python": platform.python_version()}
     if args.json_out:
         with open(args.json_out, "w") as f:

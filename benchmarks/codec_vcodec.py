@@ -21,13 +21,14 @@ class VCodec(Codec):
 
     def __init__(self, model=None, device: str = "cpu", points=None, keyint: int | None = None, refine: int = 0,
                  colour: bool | None = None):
+        from vcodec.correction import fits_colour
         from vcodec.stream import DEFAULT_KEYINT
 
         self.model_arg = model
         self.device = device
         self.keyint = DEFAULT_KEYINT if keyint is None else keyint  # frames per keyframe period, as `vcodec encode`
         self.refine = refine  # encoder-side latent refinement steps (`vcodec encode --refine`; 0: none)
-        self.colour = bool(refine) if colour is None else colour  # per-chunk colour corrections (--colour-correct)
+        self.colour = fits_colour(colour, refine)  # per-chunk colour corrections (--colour-correct)
         self._points = list(points) if points is not None else None
 
     @functools.cached_property

@@ -166,7 +166,7 @@ class VcbWriter:
         if len(values) not in [3 * t for t in COLOUR_TERMS] or not all(is_int(v) and -(2**15) <= v < 2**15
                                                                         for v in values):
             raise ValueError("a colour correction is 12 or 30 ints in -32768..32767")
-        return tuple(int(v) for v in values)
+        return values
 
     def _append(self, data: bytes, num_frames: int, levels: int, continues: bool, bits: int,
                 colour: tuple[int, ...] | None = None) -> int:

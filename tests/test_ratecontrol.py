@@ -229,7 +229,7 @@ def _decision_only(sizes: list[int], between: list[bool]):
     rc.points = [Rung(str(k), 1, 8, None, between=b) for k, b in enumerate(between)]
     rc.config = TokenizerConfig()
     rc._code = lambda k, tokens, n, continues: (bytes(sizes[k]), None)
-    rc.bytes_per_frame, rc.total_frames, rc.frames, rc.scale, rc.context, rc._sizes = 100.0, 100, 88, 1.0, None, [0, 0]
+    rc.bytes_per_frame, rc.total_frames, rc.frames, rc.context, rc._sizes = 100.0, 100, 88, None, [0, 0]
     return rc
 
 
@@ -293,7 +293,7 @@ def test_the_end_choice_does_not_count_on_starving_the_last_frames():
     rc = RateController.__new__(RateController)
     rc.points = [Rung(str(q), 1, 32, None) for q in range(1, 10)]
     rc.config = TokenizerConfig()
-    rc.bytes_per_frame, rc.total_frames, rc.spent, rc.scale = 300.0, 48, 5300, 1.0
+    rc.bytes_per_frame, rc.total_frames, rc.spent, rc._sizes = 300.0, 48, 5300, [0, 0]
     rc._code = lambda k, tokens, n, continues: (b"x" * sizes[k], None)
     # quality 6 stays (the old prediction chose 7)
     assert rc._end_choice(5, None, 16, True, 15, {}, lambda k: abs(sizes[k] - 4800)) == 5

@@ -49,7 +49,7 @@ from vcodec.coding import (
     writer_tables,
 )
 from vcodec.compare import Quality
-from vcodec.correction import colour_map
+from vcodec.correction import colour_map, fits_colour
 from vcodec.errors import ArgumentError, InputError, OutputError, VcodecWarning, raises_stream_errors
 from vcodec.io.audio import trim_audio
 from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
@@ -533,11 +533,10 @@ def _check_refine(refine) -> None:
 
 
 def _colour_fit(colour, refine: int) -> bool:
-    """Whether the encoder fits colour corrections: ``colour`` (True / False), or None: when it refines (it decodes
-    then anyway)."""
+    """``colour`` checked (True, False or None), then :func:`vcodec.correction.fits_colour`."""
     if colour is not None and not isinstance(colour, bool):
         raise ArgumentError(f"colour must be True, False or None, got {colour!r}")
-    return bool(refine) if colour is None else colour
+    return fits_colour(colour, refine)
 
 
 def _check_refine_size(width: int, height: int) -> None:

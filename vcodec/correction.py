@@ -89,6 +89,12 @@ def apply_to_video(video: torch.Tensor, colour) -> torch.Tensor:
     return out.reshape(3, shape[0], *shape[2:]).movedim(0, 1)
 
 
+def fits_colour(colour: bool | None, refine: int) -> bool:
+    """Whether an encoder fits colour corrections: as asked (``colour`` True / False), or by default (None) when it
+    refines (``refine`` steps > 0), since it decodes what it codes then anyway."""
+    return bool(refine) if colour is None else colour
+
+
 def colour_map(colour) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The decoder's output map of a chunk whose colour correction is ``colour`` (None: none), for
     ``Tokenizer.decode_pieces(post=)``."""
@@ -122,16 +128,17 @@ def _psnr(mse: np.ndarray) -> np.ndarray:
         return np.minimum(-10.0 * np.log10(mse), DECISION_CAP_DB)
 
 
-def _normal_equations(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _normal_equations(y: np.ndarray, x: np.ndarray, mse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per frame, the least-squares normal equations of the quadratic correction of decoded Y'CbCr ``x`` towards
-    the source's ``y`` (both (n, h, w, 3)): ``(grams (n, 10, 10), rhs (n, 10, 3), weights (n, 3))``. The affine
+    the source's ``y`` (both (n, h, w, 3); ``mse``: their :func:`_frame_mse`): ``(grams (n, 10, 10), rhs (n, 10,
+    3), weights (n, 3))``. The affine
     map's are their first 4 rows and columns. Each output component gets its own least squares, each frame weighted
     by 1 / that component's error in it (PSNR is a mean of log errors: the fit raises the frames' mean PSNR rather
     than pleasing the worst frame at the others' cost, e.g. across a scene cut inside a chunk)."""
     n, k = len(x), max(COLOUR_TERMS)
     t = _terms(x, k).reshape(n, -1, k)
     t_t = t.transpose(0, 2, 1)
-    return t_t @ t, t_t @ (y - x).reshape(n, -1, 3), 1.0 / (_frame_mse(y, x) + _EPS_MSE)
+    return t_t @ t, t_t @ (y - x).reshape(n, -1, 3), 1.0 / (mse + _EPS_MSE)
 
 
 def _solve(grams: np.ndarray, rhs: np.ndarray, weight: np.ndarray, k: int) -> tuple[int, ...]:
@@ -161,8 +168,9 @@ def fit_colour(source: np.ndarray, decoded: np.ndarray, coded_bytes: int) -> tup
     gray = bool((src_px[..., :1] == src_px).all())
     judge = np.array([1.0, 0.0, 0.0]) if gray else _WEIGHTS_611
     y, x = (px.astype(np.float64) / 255.0 @ _TO_YCC.T for px in (src_px, dec_px))
-    psnr_before = _psnr(_frame_mse(y, x))
-    equations = _normal_equations(y, x)
+    mse_before = _frame_mse(y, x)
+    psnr_before = _psnr(mse_before)
+    equations = _normal_equations(y, x, mse_before)
     best, best_net = None, 0.0
     for k in COLOUR_TERMS:
         colour = _solve(*equations, k)

@@ -174,10 +174,7 @@ class RateController:
         self.spent = header_bytes + STREAM_OVERHEAD
         self.frames = 0
         self.context = CoderContext()  # the coder state of the chunks written so far
-        # what chunks cost as written (refined tokens, vcodec.refine; colour corrections) against the encoder's own
-        # tokens at the same rate points: the running ratio, which the choice of rate point applies to the sizes
-        self.scale = 1.0
-        self._sizes = [0, 0]  # bytes of the chunks as written, and of the encoder's tokens at their rate points
+        self._sizes = [0, 0]  # bytes of the chunks as written, and of the encoder's tokens at their rate points (scale)
         self._last: tuple[int, int, CoderContext] | None = None  # (rung, coded bytes, context before) of the last
         self.used: Counter[int] = Counter()  # chunks per rung (index into the ladder)
         self.beyond = {-1: 0, 1: 0}  # chunks that wanted less than the lowest point gave (-1), more than the highest (1)
@@ -295,7 +292,13 @@ class RateController:
     def _written(self, actual: int, tokens: int) -> None:
         # the last chunk's bytes as written and as the encoder's tokens code (see scale)
         self._sizes = [self._sizes[0] + actual, self._sizes[1] + tokens]
-        self.scale = self._sizes[0] / max(self._sizes[1], 1)
+
+    @property
+    def scale(self) -> float:
+        """What chunks cost as written (refined tokens, vcodec.refine; colour corrections) against the encoder's own
+        tokens at the same rate points, so far: the ratio the choice of a rate point applies to the sizes (1 before
+        the first chunk)."""
+        return self._sizes[0] / self._sizes[1] if self._sizes[1] else 1.0
 
     def code(self, tokens: np.ndarray, num_frames: int, continues: bool) -> tuple[Rung, bytes]:
         """Choose the rate point of one chunk (``tokens``: the whole grid, ``uint32 (levels, T, H, W)`` of

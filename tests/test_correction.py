@@ -11,7 +11,21 @@ import bitstream
 import vcodec
 from vcodec.cli import main
 from vcodec.colour import rgb_to_yuv420
-from vcodec.correction import _TO_YCC, SCALE, apply_to_frames, apply_to_video, correction_bytes, fit_colour
+from vcodec.correction import (
+    _FROM_YCC,
+    _TO_YCC,
+    SCALE,
+    _clipped_target,
+    _frame_mse,
+    _normal_equations,
+    _refit_clipped,
+    _solve,
+    _terms,
+    apply_to_frames,
+    apply_to_video,
+    correction_bytes,
+    fit_colour,
+)
 from vcodec.errors import ArgumentError
 from vcodec.io.synthetic import pattern_frames, write_clip
 from vcodec.metrics import psnr_frames, psnr_yuv_611
@@ -106,6 +120,81 @@ def test_fit_keeps_the_frames_mean_psnr():
     fixed = apply_to_frames(decoded, colour)
     y_ref, y_dec, y_fix = (rgb_to_yuv420(f).y for f in (frames, decoded, fixed))
     assert psnr_frames(y_ref, y_fix).mean() >= psnr_frames(y_ref, y_dec).mean() - 0.005
+
+
+def _noisy_bars(seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Saturated colour bars (channels at 0 and 191) and a decoding of them with chroma pulled towards grey and
+    noise on both sides of 0, clipped: (source, decoded) uint8 (4, 16, 64, 3)."""
+    from benchmarks.diagnostics import colour_bars
+    source = colour_bars(4, 16, 64)
+    x = source.astype(np.float64)
+    grey = x.mean(axis=-1, keepdims=True)
+    noisy = grey + 0.8 * (x - grey) + np.random.default_rng(seed).normal(0, 8, x.shape)
+    return source, np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+
+
+def _ycc(frames: np.ndarray) -> np.ndarray:
+    return frames.astype(np.float64) / 255.0 @ _TO_YCC.T
+
+
+def test_the_clipping_aware_step_is_the_least_squares_of_the_clipped_output():
+    """_clipped_target's normal equations (patterns of clipped channels, corrections to the unclipped sums) give
+    the same map as a plain least-squares solve over every pixel's output components, with the channels that clip
+    held at their bound."""
+    source, decoded = _noisy_bars()
+    y, x = _ycc(source), _ycc(decoded)
+    grams, rhs, weight = _normal_equations(y, x, _frame_mse(y, x))
+    k = 4
+    a = np.random.default_rng(5).normal(0, 0.05, (3, k))
+    yf, xf, t = y.reshape(-1, 3), x.reshape(-1, 3), _terms(x.reshape(-1, 3), k)
+    pixel_weight = np.repeat(weight, 16 * 64, axis=0)
+    plain = (np.zeros((3 * k, 3 * k)), np.einsum("fi,fki->ik", weight, rhs[:, :k]))
+    for i in range(3):
+        plain[0][i * k:(i + 1) * k, i * k:(i + 1) * k] = np.einsum("f,fkl->kl", weight[:, i], grams[:, :k, :k])
+    target = _clipped_target(yf, xf, t, a, pixel_weight, plain)
+    # by hand: output = C clip(F (x + A t)); linearised with the clipped channels held, row per (pixel, component)
+    rgb = (xf + t @ a.T) @ _FROM_YCC.T
+    inside = (rgb >= 0) & (rgb <= 1)
+    assert 0.05 < (~inside).any(axis=1).mean() < 0.95        # some pixels clip, most of them not
+    m = (_TO_YCC[None] * inside[:, None, :]) @ _FROM_YCC                              # (pixels, 3, 3)
+    held = np.clip(rgb, 0, 1) * ~inside @ _TO_YCC.T
+    design = (m[:, :, :, None] * t[:, None, None, :]).reshape(-1, 3, 3 * k)           # d out_c / d A[i][kk]
+    root = np.sqrt(pixel_weight)[..., None]
+    rows = (design * root).reshape(-1, 3 * k)
+    goal = ((yf - np.einsum("pij,pj->pi", m, xf) - held) * root[..., 0]).ravel()
+    expected = np.linalg.lstsq(rows, goal, rcond=None)[0].reshape(3, k)
+    np.testing.assert_allclose(target, expected, atol=2e-4)
+    assert _clipped_target(yf, xf, t, np.zeros((3, k)), pixel_weight, plain) is not None
+    mid = (64 + decoded // 2).reshape(-1, 3)                # nothing clips: no step
+    xm = _ycc(mid)
+    assert _clipped_target(xm, xm, _terms(xm, k), np.zeros((3, k)), pixel_weight, plain) is None
+
+
+@pytest.mark.parametrize("terms", [4, 10])
+def test_the_refit_mends_clipped_colours(terms):
+    """On saturated colours the least-squares map leaves the clipped channels biased upwards (noise below 0 is
+    cut off); the clipping-aware refit lowers the clipped output's error and that bias."""
+    source, decoded = _noisy_bars()
+    y, x = _ycc(source), _ycc(decoded)
+    equations = _normal_equations(y, x, _frame_mse(y, x))
+    plain = _solve(*equations, terms)
+    refit = _refit_clipped(y, x, equations, plain)
+    assert refit != plain and len(refit) == len(plain)
+    before, after = (apply_to_frames(decoded, c) for c in (plain, refit))
+    assert _psnr_yuv(source, after) > _psnr_yuv(source, before) + 0.3
+    zero = source == 0
+    bias_before, bias_after = ((out.astype(float) - source)[zero].mean() for out in (before, after))
+    assert bias_after < bias_before - 0.5, (bias_before, bias_after)
+
+
+def test_the_refit_leaves_a_fit_where_nothing_clips():
+    frames = 64 + pattern_frames(4, 32, 32) // 2                     # 64..191: nothing near the bounds
+    decoded = _tinted(frames)
+    y, x = _ycc(frames), _ycc(decoded)
+    equations = _normal_equations(y, x, _frame_mse(y, x))
+    for terms in (4, 10):
+        plain = _solve(*equations, terms)
+        assert _refit_clipped(y, x, equations, plain) == plain
 
 
 def test_compress_with_colour_correction(tok):

@@ -12,7 +12,8 @@ Measures, on the held-out segments of ``data/manifest.json`` (``make data``; 17 
 3. how often token bits change between consecutive latent frames where the picture does not change (8x8 blocks
    whose luma moves by at most 2 levels over both 4-frame groups), per token plane;
 4. the mean signed error per RGB channel (decoded - source, in 8-bit levels) on a 75% colour-bar clip at the
-   highest quality;
+   highest quality: the model's own (one window, as 1-3), and through the codec with each encoder setting that
+   changes colours (``--colour-correct``, ``--refine``);
 5. with ``--x265-intra``: x265 with every frame intra (keyint 1) against the committed standard-suite x265 rows
    (intra period 16), as BD-rate in PSNR-YUV: how much of x265's lead is inter prediction.
 
@@ -181,6 +182,38 @@ def colour_error(tok: Tokenizer) -> dict:
                            | {"worst_bar": _worst_bar(v["per_bar_error_rgb"])} for k, v in by_quality.items()}}
 
 
+ENCODER_SETTINGS = (("default", {}), ("--colour-correct", {"colour": True}), ("--refine 5", {"refine": 5}),
+                    ("--refine 10", {"refine": 10}))
+
+
+def colour_through_codec(tok: Tokenizer, bars: np.ndarray | None = None) -> dict:
+    """The colour bars (default :func:`colour_bars`) coded by ``vcodec.compress`` at the highest quality with each
+    of ENCODER_SETTINGS: coded bytes, PSNR-YUV (6:1:1), the mean and mean absolute error per RGB channel, and the
+    worst bar (away from the edges)."""
+    import vcodec
+    from vcodec.colour import rgb_to_yuv420
+    from vcodec.metrics import psnr_yuv_611
+    bars = colour_bars() if bars is None else bars
+    w = bars.shape[2]
+    margin = min(8, w // len(BARS_75) // 4)
+    quality = len(tok.rate_points)
+    out = {"quality": quality, "settings": {}}
+    for label, kwargs in ENCODER_SETTINGS:
+        data = vcodec.compress(bars, quality=quality, tokenizer=tok, **kwargs)
+        decoded = vcodec.decompress(data, tokenizer=tok)
+        err = decoded.astype(np.float64) - bars
+        per_bar = [err[:, :, i * w // len(BARS_75) + margin:(i + 1) * w // len(BARS_75) - margin].mean(axis=(0, 1, 2))
+                   .tolist()
+                   for i in range(len(BARS_75))]
+        out["settings"][label] = {
+            "bytes": len(data),
+            "psnr_yuv": round(psnr_yuv_611(rgb_to_yuv420(bars), rgb_to_yuv420(decoded))["psnr_yuv"], 2),
+            "mean_error_rgb": [round(float(v), 2) for v in err.mean(axis=(0, 1, 2))],
+            "mean_abs_error_rgb": [round(float(v), 2) for v in np.abs(err).mean(axis=(0, 1, 2))],
+            "worst_bar": _worst_bar([[round(v, 2) for v in bar] for bar in per_bar])}
+    return out
+
+
 def _worst_bar(per_bar: list[list[float]]) -> dict:
     """The bar and channel whose mean error is largest in size: ``{"bar", "channel", "error"}`` (signed)."""
     _, bar, channel = max((abs(e), i, c) for i, errors in enumerate(per_bar) for c, e in enumerate(errors))
@@ -278,6 +311,16 @@ def markdown(reports: list[dict]) -> str:
                 wb = v["worst_bar"]
                 out.append(f"| {q} | {v['mean_error_rgb']} | {v['mean_abs_error_rgb']} | {c['bars'][wb['bar']]} in "
                            f"{'RGB'[wb['channel']]}: {wb['error']:+.1f} levels |")
+        if r.get("colour_codec"):
+            cc = r["colour_codec"]
+            out += ["", f"Through the codec (`vcodec.compress`, quality {cc['quality']}), by encoder setting:", "",
+                    "| setting | bytes | PSNR-YUV (dB) | mean error R, G, B | mean absolute error R, G, B | worst bar |",
+                    "|---|---:|---:|---|---|---|"]
+            for label, v in cc["settings"].items():
+                wb = v["worst_bar"]
+                out.append(f"| {label} | {v['bytes']} | {v['psnr_yuv']:.2f} | {v['mean_error_rgb']} | "
+                           f"{v['mean_abs_error_rgb']} | {c['bars'][wb['bar']]} in {'RGB'[wb['channel']]}: "
+                           f"{wb['error']:+.1f} levels |")
         if "x265_intra" in r:
             xi = r["x265_intra"]
             out += ["", "### 5. How much of x265's lead is inter prediction", "",
@@ -291,7 +334,8 @@ def markdown(reports: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-SECTIONS = ("frame_positions", "stream_positions", "rate_points", "static_bit_flips", "colour", "x265_intra")
+SECTIONS = ("frame_positions", "stream_positions", "rate_points", "static_bit_flips", "colour", "colour_codec",
+            "x265_intra")
 
 
 def main(argv=None) -> None:
@@ -336,6 +380,7 @@ def main(argv=None) -> None:
         ("rate_points", lambda: rate_points(tok, segments)),
         ("static_bit_flips", lambda: [static_bit_flips(tok, segments, 1), static_bit_flips(tok, segments, top)]),
         ("colour", lambda: colour_error(tok)),
+        ("colour_codec", lambda: colour_through_codec(tok)),
     ]
     if args.x265_intra:
         sections.append(("x265_intra", lambda: x265_intra(args.results)))

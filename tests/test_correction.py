@@ -263,3 +263,20 @@ def test_cli_colour_correct(tok, tmp_path):
     assert r.exit_code == 0 and "colour-corrected" in r.output and "format version 4" in r.output, r.output
     assert runner.invoke(main, ["decode", str(tmp_path / "in.vcb"), "-o", str(tmp_path / "out.mkv"),
                                 "--model", model]).exit_code == 0
+
+
+def test_diagnostics_colour_through_the_codec(tok):
+    """benchmarks.diagnostics' colour section through the codec: every encoder setting measured on (small) bars
+    and rendered; the settings with a correction send one."""
+    from benchmarks.diagnostics import ENCODER_SETTINGS, colour_bars, colour_through_codec, markdown
+    bars = colour_bars(5, 16, 64)
+    report = colour_through_codec(tok, bars)
+    assert report["quality"] == len(tok.rate_points) and list(report["settings"]) == [s for s, _ in ENCODER_SETTINGS]
+    default, corrected = report["settings"]["default"], report["settings"]["--colour-correct"]
+    assert corrected["bytes"] > default["bytes"] and corrected["psnr_yuv"] > default["psnr_yuv"]
+    assert all(len(v["mean_error_rgb"]) == 3 and 0 <= v["worst_bar"]["bar"] < 8 for v in report["settings"].values())
+    colour = {"quality": 3, "mean_error_rgb": [0, 0, 0], "mean_abs_error_rgb": [0, 0, 0], "bars": colour_bars(1, 1, 8)[0, 0].tolist(),
+              "per_bar_error_rgb": [[0, 0, 0]] * 8}
+    text = markdown([{"model": "tiny", "weights_hash": "0" * 12, "command": "x", "frame_positions": [],
+                      "rate_points": [], "static_bit_flips": [], "colour": colour, "colour_codec": report}])
+    assert "| --refine 10 |" in text and "Through the codec" in text

@@ -210,8 +210,10 @@ def _refit_clipped(y: np.ndarray, x: np.ndarray, equations, colour: tuple[int, .
 
     Why: saturated colours (a source at 0 or 255 in a channel) decode with noise on both sides of the bound; the
     plain fit centres the unclipped values on it, so clipping leaves a bias (+1-2 levels a channel on colour bars)
-    and error that this removes (+0.7-7 dB PSNR-YUV on colour bars, 0-0.03 dB on natural footage). ``y``, ``x``:
-    Y'CbCr (n, h, w, 3) on the 0..1 scale; ``equations``: their :func:`_normal_equations`."""
+    and error that this removes (measured against the plain fit: +6.5-6.9 dB PSNR-YUV on 75% colour bars at qualities
+    5 and 9, 0-0.035 dB on the standard clips).
+
+    ``y``, ``x``: Y'CbCr (n, h, w, 3) on the 0..1 scale; ``equations``: their :func:`_normal_equations`."""
     a = _matrix(colour)
     k = a.shape[1]
     grams, rhs, weight = equations

@@ -297,6 +297,41 @@ def test_mix_rate_proxy_sees_what_the_coder_sees():
     assert b.grad.abs().sum() > 0
 
 
+def test_mix_rate_proxy_from_tables_is_the_coders_logistic_stage():
+    """MixRateModel.from_tables: every bit's logit is the one the coder's logistic stage forms from the same tables
+    (the integer sum of weights x inputs, in units of 2^-8), bit for bit, over frames, planes and both groups."""
+    import bitstream
+    from bitstream.coder import _mix_walk
+    from bitstream.coder_mix import lower_mask
+    from vcodec.model.rate import MixRateModel
+    rng = np.random.default_rng(0)
+    k, planes, frames, h, w = 8, 2, 3, 5, 6
+    smooth = rng.integers(0, 2, (planes, 1, h, w, k)) ^ (rng.random((planes, frames, h, w, k)) < 0.2)
+    grid = (smooth.astype(np.uint32) << np.arange(k, dtype=np.uint32)).sum(-1).astype(np.uint32)
+    tables = bitstream.fit_tables([grid], k, version=3)
+    weights = np.asarray(tables.weights)
+    proxy = MixRateModel.from_tables(weights, version=3)
+    bits = torch.from_numpy(((grid[..., None] >> np.arange(k)) & 1).astype(np.float32)).permute(0, 4, 1, 2, 3)
+    logits = proxy.logits(bits[None], torch.ones(1, planes, k))[0]           # (P, K, T, h, w)
+    mask = lower_mask(k, 2)                                                   # version 3's blocks of 2 bits
+    seen = []
+
+    def check(level, group, model, group_bits):
+        x, nbprev = model.inputs
+        signs = (2 * group_bits.astype(np.int64) - 1)
+        wt = weights[level, group]
+        z = signs @ (wt[:, :k] * mask).T + x.astype(np.int64) @ wt[:, k:4 * k].T + nbprev * wt[:, 4 * k] \
+            + wt[:, 4 * k + 1]
+        t = len(seen) // (2 * planes)
+        expect = logits[level, :, t].reshape(k, -1)[:, model.groups[group][0]].T.numpy()
+        np.testing.assert_allclose(expect, z / 256.0, atol=1e-4)
+        seen.append((level, group))
+
+    for _ in _mix_walk(grid, k, None, 3, check):
+        pass
+    assert len(seen) == frames * planes * 2
+
+
 def test_v2_config_round_trips_and_orders_rate_points():
     cfg = TokenizerConfig.v2()
     assert TokenizerConfig.from_dict(cfg.to_dict()) == cfg

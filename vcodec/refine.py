@@ -1,23 +1,26 @@
 """Encoder-side latent refinement (``vcodec encode --refine STEPS``): better signs for the same decoder.
 
 The encoder maps a chunk to a latent ``z`` and the quantizer takes each channel's sign level by level, nearest in
-the latent; the decoder is no exact inverse of the encoder, so other signs can decode closer to the source. With
-``STEPS`` > 0 the encoder takes that many Adam steps on ``z`` against the pixel MSE of the decoded chunk at the
-stream's rate point (signs straight-through, as in training; the network's weights fixed), one latent frame at a
-time, the decoder carrying its causal state from the frames before as the real decoder will (closed loop: the
-state comes from decoding the refined tokens), and keeps the latent whose signs decoded closest (the encoder's own
-when no step beat it: at 2-bit tokens a step can flip signs too far). Only the encoder changes: the stream is an
-ordinary one, any decoder decodes it, the format is unchanged.
+the latent; the decoder is no exact inverse of the encoder, so other signs can decode closer to the source, and
+some signs cost the entropy coder fewer bits than others. With ``STEPS`` > 0 the encoder takes that many Adam steps
+on ``z`` against the pixel MSE of the decoded chunk at the stream's rate point plus the bits the coder's learned
+logistic stage gives its signs (:func:`_frame_rate`, weighted by RD_SLOPE: a rate-distortion optimisation of the
+signs, as RDOQ is for a classic codec's coefficients), signs straight-through as in training, the network's weights
+fixed; one latent frame at a time, the decoder carrying its causal state from the frames before as the real decoder
+will (closed loop: the state comes from decoding the refined tokens). It keeps the latent whose signs scored best
+(the encoder's own when no step beat it: at 2-bit tokens a step can flip signs too far). Only the encoder changes:
+the stream is an ordinary one, any decoder decodes it, the format is unchanged.
 
 Measured (``python -m benchmarks.latent_refinement``, ``benchmarks/results/latent_refinement.md``: four held-out
-clips, 33 frames each, as streams): 5 steps -15.8% BD-rate PSNR-Y and -21.0% PSNR-YUV against none, for 10x the
-encode time on this project's 2 CPU cores (bfloat16 passes); 10 steps -18.6% / -26.0% for 17x. Each step is a
-decoder forward and backward pass.
+clips, 33 frames each, as streams; session 20, with the rate term): see that file; 5 steps gave -19.8% BD-rate
+PSNR-Y and -24.9% PSNR-YUV against none (-15.8% / -21.0% without the rate term), for about 10x the encode time on
+this project's 2 CPU cores (bfloat16 passes). Each step is a decoder forward and backward pass.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -31,6 +34,12 @@ from .stream import StreamState
 from .tokenizer import Tokenizer, check_memory
 
 LEARNING_RATE = 0.02  # Adam's step on the latent, in (-1, 1) units
+# the slope of the codec's rate-distortion curve that the refinement trades at, in dB per doubling of the bits: a
+# latent frame's objective is D / D0 + RD_SLOPE * ln(10) / (10 ln(2)) * R / R0 (D0, R0: the pixel MSE and the
+# coder's bits for the encoder's own latent), which is D + lambda R with lambda = -dD/dR where the curve has that
+# slope; 0 = distortion only. Measured (benchmarks.latent_refinement, 5 steps, BD-rate PSNR-Y / PSNR-YUV against no
+# refinement): 0 -> -15.8% / -21.0%, 0.5 -> -19.4 / -24.5, 1 -> -19.8 / -24.9, 2 -> -19.4 / -24.3
+RD_SLOPE = 1.0
 MAX_PIXELS = 1920 * 1088  # frames are refined whole (untiled), one latent frame at a time
 # what the decoder's forward and backward pass over one latent frame holds, per pixel of the frame: measured 3.2 GB
 # peak for a 1920x1080 encode with --refine in float32 passes (2.9 GB in bfloat16) against 0.76 GB without
@@ -62,6 +71,30 @@ def _steps_precision(device: torch.device):
 def _distortion(video: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """What refinement minimises: the pixel MSE of (1, 3, k, H, W) in [-1, 1]."""
     return (video - target).pow(2).mean()
+
+
+_LAMBDA_PER_DB = math.log(10) / (10 * math.log(2))  # -dD/dR x R/D at a slope of 1 dB per doubling
+
+
+def _rate_proxy(tok: Tokenizer, bits: int, planes: int):
+    """The coder's learned logistic stage for ``bits``-bit tokens (:meth:`MixRateModel.from_tables`), or None where
+    the model has no learned coder tables at that width."""
+    from .model.rate import MixRateModel
+    version = tok.coder_version(bits)
+    tables = tok.tables_for(bits, version) if version >= 2 else None
+    if tables is None:
+        return None
+    return MixRateModel.from_tables(np.asarray(tables.weights)[:planes], version).to(tok.device)
+
+
+def _frame_rate(proxy, bits: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+    """Bits (under ``proxy``) of the last latent frame of ``bits`` (1, P, K, T, h, w) straight-through, the latent
+    frame before it ``prev`` (1, P, K, 1, h, w; None: absent, a keyframe's first)."""
+    x = bits if prev is None else torch.cat([prev, bits], dim=3)
+    from .model.rate import coded_bits
+    logit = proxy.logits(x, torch.ones(x.shape[:3], device=x.device))
+    t = bits.shape[3]
+    return coded_bits(logit[:, :, :, -t:], bits, torch.ones(bits.shape[:3], device=bits.device)).sum()
 
 
 def check_frames(width: int, height: int) -> None:
@@ -105,6 +138,8 @@ def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: 
     net, quantizer = tok.model, tok.model.quantizer
     n, height, width, _ = frames.shape
     check_frames(width, height)
+    proxy = _rate_proxy(tok, bits, planes) if RD_SLOPE else None
+    prev_bits = None
     if not continues:
         state.reset()
     history = state.take(1, (height, width))[0] if state.started else None
@@ -119,12 +154,19 @@ def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: 
             target = frames_to_model(torch.from_numpy(frames[f0:f0 + real]).unsqueeze(0).to(tok.device))
             z = torch.from_numpy(latent[None, :, l0:l1]).to(tok.device).clone().requires_grad_(True)
             adam = _Adam(z, LEARNING_RATE if lr is None else lr)
-            best = (float("inf"), z.detach().clone())   # the latent whose signs decoded closest (the encoder's first)
+            best = (float("inf"), z.detach().clone())   # the latent whose signs scored best (the encoder's first)
+            scale = None
             for step in range(steps + 1):
                 with torch.set_grad_enabled(step < steps), _steps_precision(tok.device):
                     stream.load(history)
-                    video = decoder(quantizer(z.clamp(-_EDGE, _EDGE), mask).quantized, first=first).float()
+                    q = quantizer(z.clamp(-_EDGE, _EDGE), mask)
+                    video = decoder(q.quantized, first=first).float()
                     loss = _distortion(video[:, :, :real, :height, :width].clamp(-1, 1), target)
+                    if proxy is not None:
+                        rate = _frame_rate(proxy, q.bits[:, :planes, :bits].float(), prev_bits)
+                        if scale is None:   # D0, R0: the encoder's own latent
+                            scale = (max(loss.item(), 1e-12), max(rate.item(), 1.0))
+                        loss = loss / scale[0] + RD_SLOPE * _LAMBDA_PER_DB * rate / scale[1]
                 if loss.item() < best[0]:   # (a NaN loss never replaces it)
                     best = (loss.item(), z.detach().clone())
                 if step < steps:
@@ -139,6 +181,8 @@ def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: 
                 if decoded is not None:
                     decoded[f0:f0 + real] = model_to_frames(video[:, :, :real, :height, :width])[0].cpu().numpy()
                 out[:, l0:l1] = net.latent_indices(z, planes, bits)[0].cpu().numpy()
+                if proxy is not None:
+                    prev_bits = quantizer(z, mask).bits[:, :planes, :bits, -1:].float()
             if progress is not None and real > 0:
                 progress(real)
     state.keep([history], (height, width), tok.config.padded_frames(n, continues) == n)

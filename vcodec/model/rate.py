@@ -134,6 +134,21 @@ class MixRateModel(nn.Module):
         """bits (B, P, K, T, H, W) straight-through {0,1}; mask (B, P, K) of coded bits -> bits per sample (B,)."""
         return coded_bits(self.logits(bits, mask), bits, mask)
 
+    @classmethod
+    def from_tables(cls, weights, version: int = 3) -> "MixRateModel":
+        """The logistic stage of a coder's learned tables (``bitstream.MixTables.weights``, integers (P, 2, K, 4K + 2)
+        in units of 2^-8 logit: lower, prev, coarse, nbcur bits, then nbprev and the bias), as this proxy: what the
+        coder will spend before its counts adapt."""
+        w = torch.as_tensor(weights, dtype=torch.float32) / (1 << 8)
+        planes, _, k, _ = w.shape
+        model = cls(planes, k, version)
+        with torch.no_grad():
+            for i, name in enumerate(("lower", "prev", "coarse", "nbcur")):
+                getattr(model, name).copy_(w[..., i * k:(i + 1) * k])
+            model.nbprev.copy_(w[..., 4 * k])
+            model.bias.copy_(w[..., 4 * k + 1])
+        return model.requires_grad_(False)
+
 
 RATE_MODELS = {"contexts": ContextRateModel, "mix": MixRateModel}
 

@@ -12,9 +12,9 @@ will (closed loop: the state comes from decoding the refined tokens). It keeps t
 the stream is an ordinary one, any decoder decodes it, the format is unchanged.
 
 Measured (``python -m benchmarks.latent_refinement``, ``benchmarks/results/latent_refinement.md``: four held-out
-clips, 33 frames each, as streams; session 20, with the rate term): see that file; 5 steps gave -19.8% BD-rate
-PSNR-Y and -24.9% PSNR-YUV against none (-15.8% / -21.0% without the rate term), for about 10x the encode time on
-this project's 2 CPU cores (bfloat16 passes). Each step is a decoder forward and backward pass.
+clips, 33 frames each, as streams; session 20, with the rate term): 5 steps -19.8% BD-rate PSNR-Y and -24.9%
+PSNR-YUV against none (-15.8% / -21.0% without the rate term) for 12x the encode time on this project's 2 CPU
+cores (bfloat16 passes), 10 steps -25.2% / -32.4% for 20x. Each step is a decoder forward and backward pass.
 """
 
 from __future__ import annotations

@@ -72,11 +72,13 @@ def _worker(args) -> dict:
         torch.set_num_threads(args.threads)
     tok = load_tokenizer(args.model, device=args.device, precision=args.precision)
     frames = _frames(args.width, args.height, args.frames, args.clip)
-    levels = tok.rate_points[-1].levels  # the top rate point's planes
+    # the networks alone: the top rate point's planes; the codec: the quality a stream gets by default
+    quality = tok.default_quality if args.stream else tok.rate_points[-1].quality
+    levels = tok.quality_point(quality)[1]
     if args.stream:
         import vcodec
-        data = vcodec.compress(frames, tokenizer=tok, colour=args.colour)
-        run = {"encode": lambda: vcodec.compress(frames, tokenizer=tok, colour=args.colour),
+        data = vcodec.compress(frames, tokenizer=tok, quality=quality, colour=args.colour)
+        run = {"encode": lambda: vcodec.compress(frames, tokenizer=tok, quality=quality, colour=args.colour),
                "decode": lambda: vcodec.decompress(data, tokenizer=tok)}[args.direction]
     else:
         tokens = tok.encode_window(frames, levels)
@@ -98,6 +100,7 @@ def _worker(args) -> dict:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {"direction": args.direction, "width": args.width, "height": args.height, "frames": args.frames,
            "fps": args.frames / med, "seconds_median": med, "peak_rss_mb": peak_mb, "levels": levels,
+           "quality": quality,
            "threads": torch.get_num_threads(), "device": args.device, "model": tok.name, "precision": args.precision,
            "parameters": tok.parameters, "what": "codec, one keyframe period" if args.stream else "networks, one window",
            **({"colour": True} if args.colour else {})}
@@ -148,7 +151,8 @@ def main(argv=None) -> None:
             row = json.loads(res.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"{direction:6s} {w}x{h}: {row['fps']:6.1f} frames/s  peak RSS {row['peak_rss_mb']:7.0f} MB  "
-                  f"({row['threads']} threads, {row['device']} {row['precision']}, {row['levels']} levels; {row['what']}, "
+                  f"({row['threads']} threads, {row['device']} {row['precision']}, quality {row['quality']}, "
+                  f"{row['levels']} planes; {row['what']}, "
                   f"{row['frames']} frames{', colour-corrected' if args.colour else ''})", flush=True)
     meta = {"machine": platform.processor() or platform.machine(), "python": platform.python_version()}
     if args.json_out:

@@ -29,6 +29,7 @@ import torch
 from .model.layers import streaming
 from .model.lfq import plane_mask
 from .model.pixels import frames_to_model, model_to_frames
+from .model.rate import MixRateModel, coded_bits
 from .models import bf16_is_fast
 from .stream import StreamState
 from .tokenizer import Tokenizer, check_memory
@@ -79,7 +80,6 @@ _LAMBDA_PER_DB = math.log(10) / (10 * math.log(2))  # -dD/dR x R/D at a slope of
 def _rate_proxy(tok: Tokenizer, bits: int, planes: int):
     """The coder's learned logistic stage for ``bits``-bit tokens (:meth:`MixRateModel.from_tables`), or None where
     the model has no learned coder tables at that width."""
-    from .model.rate import MixRateModel
     version = tok.coder_version(bits)
     tables = tok.tables_for(bits, version) if version >= 2 else None
     if tables is None:
@@ -91,7 +91,6 @@ def _frame_rate(proxy, bits: torch.Tensor, prev: torch.Tensor | None) -> torch.T
     """Bits (under ``proxy``) of the last latent frame of ``bits`` (1, P, K, T, h, w) straight-through, the latent
     frame before it ``prev`` (1, P, K, 1, h, w; None: absent, a keyframe's first)."""
     x = bits if prev is None else torch.cat([prev, bits], dim=3)
-    from .model.rate import coded_bits
     logit = proxy.logits(x, torch.ones(x.shape[:3], device=x.device))
     t = bits.shape[3]
     return coded_bits(logit[:, :, :, -t:], bits, torch.ones(bits.shape[:3], device=bits.device)).sum()

@@ -115,3 +115,18 @@ def test_the_rate_term_spends_fewer_bits(monkeypatch):
         out[slope] = (len(data), _mse(vcodec.decompress(data, tokenizer=tok), frames))
     assert out[4.0][0] < out[0.0][0] and out[4.0][1] < 1.5 * out[0.0][1], out
     assert refine._rate_proxy(tiny_tokenizer(), bits, planes) is None
+
+
+def test_token_bits_are_the_quantizers_bits():
+    """The rate term reads the chunk before's last latent frame from its tokens: the same bits, in the same layout,
+    as the quantizer gives for the latent they came from."""
+    from vcodec.model.lfq import plane_mask
+    from vcodec.refine import token_bits
+    tok = tiny_tokenizer()
+    net = tok.model
+    z = torch.rand(1, tok.config.channels, 2, 3, 4) * 2 - 1
+    for bits, planes in (tok.quality_point(q) for q in (1, len(tok.rate_points))):
+        mask = plane_mask(bits, planes, net.quantizer.planes, net.quantizer.token_bits, 1)
+        expect = net.quantizer(z, mask).bits[:, :planes, :bits]
+        tokens = net.latent_indices(z, planes, bits)[0].numpy()
+        torch.testing.assert_close(token_bits(tokens, bits, "cpu"), expect.float())

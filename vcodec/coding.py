@@ -413,6 +413,7 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
     coder = CoderContext()                          # (colour, fixed rate point) the coder's, as the writer keeps it
     tables = writer_tables(tok, w.header) if fit and rate is None else None
     key_starts: list[int] = []
+    before = None                                   # (refine) the last chunk's tokens and bits, for the rate term
     for window, continues in chunks:
         if not continues:
             key_starts.append(w.num_frames)
@@ -423,7 +424,7 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
         seen = np.empty_like(window) if refine and fit else None   # what the decoder makes of the chunk
         if rate is None:
             if refine:
-                tokens = encode_refined(tok, window, levels, bits, stream, decoder, refine, progress, seen)
+                tokens = encode_refined(tok, window, levels, bits, stream, decoder, refine, progress, seen, before)
             else:
                 tokens = tok.encode_window(window, levels, bits, progress, stream)
             chunk_bits, chunk_levels = bits, levels
@@ -436,7 +437,7 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
             chunk_bits, chunk_levels = point.bits, point.levels
             if refine:
                 tokens = refine_tokens(tok, window, latent, point.bits, point.levels, refine, decoder, continues,
-                                       progress, decoded=seen)
+                                       progress, decoded=seen, before=before)
                 data = rate.recode(tokens, len(window), continues)
             else:
                 tokens = token_prefix(full, point.bits, point.levels) if coded is not None or fit else None
@@ -453,6 +454,8 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
             w.write_coded_chunk(data, len(window), chunk_levels, continues, chunk_bits, colour)
         if coded is not None:
             coded(window, tokens, continues, chunk_bits, colour)
+        if refine:
+            before = (tokens, chunk_bits)
         if after is not None:
             after(len(window))
     note = None if rate is None else rate.out_of_range(tok.name)

@@ -87,6 +87,14 @@ def _rate_proxy(tok: Tokenizer, bits: int, planes: int):
     return MixRateModel.from_tables(np.asarray(tables.weights)[:planes], version).to(tok.device)
 
 
+def token_bits(tokens: np.ndarray, bits: int, device) -> torch.Tensor:
+    """uint32 tokens (P, T, h, w) -> their low ``bits`` bits as float (1, P, bits, T, h, w), the layout of the
+    quantizer's ``bits`` (bit k of a token = its channel k's sign)."""
+    x = torch.from_numpy(tokens.astype(np.int64)).to(device)
+    shifts = torch.arange(bits, device=device).view(1, -1, 1, 1, 1)
+    return ((x.unsqueeze(1) >> shifts) & 1).float().unsqueeze(0)
+
+
 def _frame_rate(proxy, bits: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
     """Bits (under ``proxy``) of the last latent frame of ``bits`` (1, P, K, T, h, w) straight-through, the latent
     frame before it ``prev`` (1, P, K, 1, h, w; None: absent, a keyframe's first)."""
@@ -126,19 +134,24 @@ class _Adam:
 @torch.inference_mode(False)
 def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: int, planes: int, steps: int,
                   state: StreamState, continues: bool, progress: Callable[[int], None] | None = None,
-                  lr: float | None = None, decoded: np.ndarray | None = None) -> np.ndarray:
+                  lr: float | None = None, decoded: np.ndarray | None = None,
+                  before: tuple[np.ndarray, int] | None = None) -> np.ndarray:
     """One chunk's tokens, refined: ``frames`` uint8 (n, H, W, 3); ``latent`` float32 (C, T', h, w) the encoder's
     (``Tokenizer.encode_window(..., latent=)``) -> uint32 (planes, T', h, w) holding ``bits`` bits, as
     ``encode_window`` gives them but from the refined latent. ``state``: the decoder's :class:`StreamState` as the
     real decoder will have it (one untiled piece), advanced past this chunk (reset first when the chunk does not
     ``continue`` the one before). ``progress(k)`` after each
     latent frame (``k`` frames). ``decoded``: a uint8 (n, H, W, 3) array to fill with what that decoder makes of
-    the refined tokens (e.g. to fit a colour correction to)."""
+    the refined tokens (e.g. to fit a colour correction to). ``before``: the chunk before's tokens (planes, T'', h,
+    w) and their bits per token, whose last latent frame the rate term's coder sees as this chunk's previous frame
+    when the chunk continues it at the same rate point."""
     net, quantizer = tok.model, tok.model.quantizer
     n, height, width, _ = frames.shape
     check_frames(width, height)
     proxy = _rate_proxy(tok, bits, planes) if RD_SLOPE else None
     prev_bits = None
+    if proxy is not None and continues and before is not None and before[1] == bits and len(before[0]) == planes:
+        prev_bits = token_bits(before[0][:, -1:], bits, tok.device)
     if not continues:
         state.reset()
     history = state.take(1, (height, width))[0] if state.started else None
@@ -190,14 +203,15 @@ def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: 
 
 def encode_refined(tok: Tokenizer, frames: np.ndarray, planes: int, bits: int, stream: StreamState,
                    state: StreamState, steps: int, progress: Callable[[int], None] | None = None,
-                   decoded: np.ndarray | None = None) -> np.ndarray:
+                   decoded: np.ndarray | None = None, before: tuple[np.ndarray, int] | None = None) -> np.ndarray:
     """``Tokenizer.encode_window(frames, planes, bits, stream=stream)``, its latent refined by ``steps`` steps
-    (:func:`refine_tokens`; ``state``: the stream's decoder state; ``decoded``: filled with the decoder's frames):
-    uint32 (planes, T', h, w)."""
+    (:func:`refine_tokens`; ``state``: the stream's decoder state; ``decoded``: filled with the decoder's frames;
+    ``before``: the chunk before's tokens and bits): uint32 (planes, T', h, w)."""
     continues = stream.started
     latent = latent_buffer(tok, frames, continues)
     tok.encode_window(frames, planes, bits, None, stream, latent=latent)
-    return refine_tokens(tok, frames, latent, bits, planes, steps, state, continues, progress, decoded=decoded)
+    return refine_tokens(tok, frames, latent, bits, planes, steps, state, continues, progress, decoded=decoded,
+                         before=before)
 
 
 def latent_buffer(tok: Tokenizer, frames: np.ndarray, continues: bool) -> np.ndarray:

@@ -12,9 +12,9 @@ will (closed loop: the state comes from decoding the refined tokens). It keeps t
 the stream is an ordinary one, any decoder decodes it, the format is unchanged.
 
 Measured (``python -m benchmarks.latent_refinement``, ``benchmarks/results/latent_refinement.md``: four held-out
-clips, 33 frames each, as streams; session 20, with the rate term): 5 steps -19.8% BD-rate PSNR-Y and -24.9%
-PSNR-YUV against none (-15.8% / -21.0% without the rate term) for 12x the encode time on this project's 2 CPU
-cores (bfloat16 passes), 10 steps -25.2% / -32.4% for 20x. Each step is a decoder forward and backward pass.
+clips, 33 frames each, as streams; session 20, with the rate term): 5 steps -20.6% BD-rate PSNR-Y and -25.7%
+PSNR-YUV against none (-15.8% / -21.0% without the rate term) for 10x the encode time on this project's 2 CPU
+cores (bfloat16 passes), 10 steps -26.3% / -33.4% for 19x. Each step is a decoder forward and backward pass.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ LEARNING_RATE = 0.02  # Adam's step on the latent, in (-1, 1) units
 # latent frame's objective is D / D0 + RD_SLOPE * ln(10) / (10 ln(2)) * R / R0 (D0, R0: the pixel MSE and the
 # coder's bits for the encoder's own latent), which is D + lambda R with lambda = -dD/dR where the curve has that
 # slope; 0 = distortion only. Measured (benchmarks.latent_refinement, 5 steps, BD-rate PSNR-Y / PSNR-YUV against no
-# refinement): 0 -> -15.8% / -21.0%, 0.5 -> -19.4 / -24.5, 1 -> -19.8 / -24.9, 2 -> -19.4 / -24.3
+# refinement, before the rate term saw the chunk before): 0 -> -15.8% / -21.0%, 0.5 -> -19.4 / -24.5, 1 -> -19.8 /
+# -24.9, 2 -> -19.4 / -24.3
 RD_SLOPE = 1.0
 MAX_PIXELS = 1920 * 1088  # frames are refined whole (untiled), one latent frame at a time
 # what the decoder's forward and backward pass over one latent frame holds, per pixel of the frame: measured 3.2 GB

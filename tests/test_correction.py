@@ -147,8 +147,9 @@ def test_the_clipping_aware_step_is_the_least_squares_of_the_clipped_output():
     k = 4
     a = np.random.default_rng(5).normal(0, 0.05, (3, k))
     yf, xf, t = y.reshape(-1, 3), x.reshape(-1, 3), _terms(x.reshape(-1, 3), k)
-    pixel_weight = np.repeat(1.0 / _frame_mse(y, x), 16 * 64, axis=0)
-    plain = _weighted_equations(yf, xf, t, pixel_weight)
+    equations = _normal_equations(y, x, _frame_mse(y, x))
+    pixel_weight = np.repeat(equations[2], 16 * 64, axis=0)
+    plain = _weighted_equations(equations, equations[2], k)
     target = _clipped_target(yf, xf, t, a, pixel_weight, plain)
     # by hand: output = C clip(F (x + A t)); linearised with the clipped channels held, row per (pixel, component)
     rgb = (xf + t @ a.T) @ _FROM_YCC.T
@@ -176,7 +177,7 @@ def test_the_refit_mends_clipped_colours(terms):
     y, x = _ycc(source), _ycc(decoded)
     equations = _normal_equations(y, x, _frame_mse(y, x))
     plain = _solve(*equations, terms)
-    refit = _refit_clipped(y, x, equations[2], plain)
+    refit = _refit_clipped(y, x, equations, plain)
     assert refit != plain and len(refit) == len(plain)
     before, after = (apply_to_frames(decoded, c) for c in (plain, refit))
     assert _psnr_yuv(source, after) > _psnr_yuv(source, before) + 0.3
@@ -192,7 +193,7 @@ def test_the_refit_leaves_a_fit_where_nothing_clips():
     equations = _normal_equations(y, x, _frame_mse(y, x))
     for terms in (4, 10):
         plain = _solve(*equations, terms)
-        assert _refit_clipped(y, x, equations[2], plain) == plain
+        assert _refit_clipped(y, x, equations, plain) == plain
 
 
 def test_compress_with_colour_correction(tok):

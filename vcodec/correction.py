@@ -173,7 +173,7 @@ def _clipped_target(y: np.ndarray, x: np.ndarray, t: np.ndarray, a: np.ndarray, 
     """One Gauss-Newton step of :func:`_clipped_error` from the map ``a`` (3, k): the map (3, k) that minimises the
     weighted squared Y'CbCr error with every channel that ``a`` clips held at its bound (the output no longer
     depends on the map there), or None where nothing clips. ``y``, ``x``, ``weight`` (pixels, 3), ``t`` (pixels,
-    k); ``plain``: their :func:`_weighted_equations`, which this corrects for the pixels that clip."""
+    k); ``plain``: :func:`_weighted_equations` of the same pixels, which this corrects for the pixels that clip."""
     k = t.shape[1]
     rgb = x @ _FROM_YCC.T + t @ (a.T @ _FROM_YCC.T)
     inside = (rgb >= 0.0) & (rgb <= 1.0)
@@ -208,21 +208,22 @@ def _clipped_target(y: np.ndarray, x: np.ndarray, t: np.ndarray, a: np.ndarray, 
     return np.linalg.solve(hessian, rhs.ravel()).reshape(3, k)
 
 
-def _weighted_equations(y: np.ndarray, x: np.ndarray, t: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _weighted_equations(equations, weight: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The normal equations (hessian (3k, 3k), rhs (3, k)) of the map A (3, k), parameters A[i][kk] in i-major order,
-    that minimises sum over pixels and components of ``weight`` x (y - x - A t)^2, as if nothing clipped; ``y``,
-    ``x``, ``weight`` (pixels, 3), ``t`` (pixels, k)."""
-    k = t.shape[1]
+    that minimises the sum over frames, pixels and components of ``weight`` (n, 3) x (y - x - A t)^2, as if nothing
+    clipped: the per-frame sums of ``equations`` (:func:`_normal_equations`) weighted and added up."""
+    grams, rhs, _ = equations
+    blocks = np.einsum("fi,fkl->ikl", weight, grams[:, :k, :k])                # per output component
     hessian = np.zeros((3 * k, 3 * k))
     for i in range(3):
-        hessian[i * k:(i + 1) * k, i * k:(i + 1) * k] = (t * weight[:, i:i + 1]).T @ t
-    return hessian, (weight * (y - x)).T @ t
+        hessian[i * k:(i + 1) * k, i * k:(i + 1) * k] = blocks[i]
+    return hessian, np.einsum("fi,fki->ik", weight, rhs[:, :k])
 
 
-def _refit_clipped(y: np.ndarray, x: np.ndarray, frame_weight: np.ndarray, colour: tuple[int, ...]) -> tuple[int, ...]:
+def _refit_clipped(y: np.ndarray, x: np.ndarray, equations, colour: tuple[int, ...]) -> tuple[int, ...]:
     """``colour`` (a least-squares fit, which ignores that the decoder clips R'G'B' to 0..1) improved for the
-    clipped output: Gauss-Newton steps (:func:`_clipped_target`) on :func:`_clipped_error`, weighted per frame by
-    ``frame_weight`` (n, 3) and as PSNR-YUV weighs the components, each step halved until the error falls; at most
+    clipped output: Gauss-Newton steps (:func:`_clipped_target`) on :func:`_clipped_error`, weighted per frame as
+    ``equations`` (their :func:`_normal_equations`) weigh it and as PSNR-YUV weighs the components, each step halved until the error falls; at most
     CLIP_STEPS, until a step gains less than CLIP_GAIN. Unchanged where nothing clips.
 
     Why: saturated colours (a source at 0 or 255 in a channel) decode with noise on both sides of the bound; the
@@ -234,10 +235,11 @@ def _refit_clipped(y: np.ndarray, x: np.ndarray, frame_weight: np.ndarray, colou
     clip (a test pattern), a few ms where few do."""
     a = _matrix(colour)
     k = a.shape[1]
-    weight = np.repeat(frame_weight * _WEIGHTS_611, x[0].size // 3, axis=0)             # (pixels, 3)
+    frame_weight = equations[2] * _WEIGHTS_611
+    plain = _weighted_equations(equations, frame_weight, k)
+    weight = np.repeat(frame_weight, x[0].size // 3, axis=0)                               # (pixels, 3)
     y, x = y.reshape(-1, 3), x.reshape(-1, 3)
     t = _terms(x, k)
-    plain = _weighted_equations(y, x, t, weight)
     best = _clipped_error(y, x, t, a, weight)
     for _ in range(CLIP_STEPS):
         target = _clipped_target(y, x, t, a, weight, plain)
@@ -291,7 +293,7 @@ def fit_colour(source: np.ndarray, decoded: np.ndarray, coded_bytes: int) -> tup
 
     plain = [(worth(c), c) for c in (_solve(*equations, k) for k in COLOUR_TERMS)]
     net, colour = max(plain, key=lambda nc: nc[0]) if max(n for n, _ in plain) > 0 else plain[-1]
-    refit = _refit_clipped(y, x, equations[2], colour)
+    refit = _refit_clipped(y, x, equations, colour)
     if refit != colour and (refit_net := worth(refit)) > net:
         net, colour = refit_net, refit
     return colour if net > 0 else None

@@ -195,7 +195,7 @@ def refine_tokens(tok: Tokenizer, frames: np.ndarray, latent: np.ndarray, bits: 
                     decoded[f0:f0 + real] = model_to_frames(video[:, :, :real, :height, :width])[0].cpu().numpy()
                 out[:, l0:l1] = net.latent_indices(z, planes, bits)[0].cpu().numpy()
                 if proxy is not None:
-                    prev_bits = quantizer(z, mask).bits[:, :planes, :bits, -1:].float()
+                    prev_bits = token_bits(out[:, l1 - 1:l1], bits, tok.device)
             if progress is not None and real > 0:
                 progress(real)
     state.keep([history], (height, width), tok.config.padded_frames(n, continues) == n)

@@ -42,7 +42,8 @@ def _vcodec_options(refine: int, colour: bool | None) -> dict:
 @click.option("--refine", type=click.IntRange(0, 1000), default=0, show_default=True, metavar="STEPS",
               help="vcodec's encoder-side latent refinement steps (`vcodec encode --refine`).")
 @click.option("--colour-correct/--no-colour-correct", "colour", default=None,
-              help="vcodec's per-chunk colour corrections (`vcodec encode --colour-correct`; default: with --refine).")
+              help="vcodec's colour corrections: fitted to every chunk (`vcodec encode --colour-correct`), or none; default: "
+                   "the encoder's (every chunk with --refine, else the keyframe chunks').")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Parallel jobs (processes); one job = one (sequence, codec, rate point). Default: cores.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, hidden=True, help="Old name of --jobs.")

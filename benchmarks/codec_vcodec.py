@@ -28,7 +28,8 @@ class VCodec(Codec):
         self.device = device
         self.keyint = DEFAULT_KEYINT if keyint is None else keyint  # frames per keyframe period, as `vcodec encode`
         self.refine = refine  # encoder-side latent refinement steps (`vcodec encode --refine`; 0: none)
-        self.colour = fits_colour(colour, refine)  # per-chunk colour corrections (--colour-correct)
+        self.colour_arg = colour  # vcodec.compress's colour: True --colour-correct, False --no-colour-correct
+        self.colour = fits_colour(colour, refine)  # how chunks get colour corrections (vcodec.correction)
         self._points = list(points) if points is not None else None
 
     @functools.cached_property
@@ -64,6 +65,7 @@ class VCodec(Codec):
 
         import bitstream
         import vcodec
+        from vcodec.correction import EVERY_CHUNK, NO_CORRECTION
 
         tok = self.tokenizer
         return {
@@ -80,14 +82,15 @@ class VCodec(Codec):
             "window_frames": getattr(tok, "window_frames", None),
             "keyint": self.keyint,
             "scenecut": True,  # keyframe periods also start at scene cuts (vcodec.scenecut; the encoder's default)
-            "format_version": bitstream.COLOUR_VERSION if self.colour else bitstream.FORMAT_VERSION,
+            "format_version": bitstream.FORMAT_VERSION if self.colour == NO_CORRECTION else bitstream.REPEAT_VERSION,
             "coder": self._coder(),
             "device": self.device,
             "torch": torch.__version__,
             "input": "RGB uint8, full range",
             # only when used: the settings (and so the cache keys) of unrefined runs stay as they were
             **({"refine": self.refine, "refine_passes": self._refine_precision()} if self.refine else {}),
-            **({"colour": True} if self.colour else {}),
+            # every chunk fitted: True, as the runs before keyframe-chunk fits (session 21) were recorded
+            **({"colour": True if self.colour == EVERY_CHUNK else self.colour} if self.colour != NO_CORRECTION else {}),
         }
 
     def _refine_precision(self) -> str:
@@ -106,18 +109,20 @@ class VCodec(Codec):
                         f"{(bitstream.tables_hash(tok.tables_for(b)) or 'uniform prior')[:16]}" for b in widths}
 
     def command_line(self, point) -> str:
+        from vcodec.correction import EVERY_CHUNK, NO_CORRECTION
+
         model = self.model_arg if isinstance(self.model_arg, (str, os.PathLike)) else getattr(self.tokenizer, "name", "?")
         return (f"vcodec encode IN -o OUT.vcb --model {model or 'default'} --quality {point} --keyint {self.keyint} "
                 f"--device {self.device}" + (f" --refine {self.refine}" if self.refine else "")
-                + (" --no-colour-correct" if self.refine and not self.colour else "")
-                + (" --colour-correct" if self.colour and not self.refine else ""))
+                + (" --no-colour-correct" if self.colour == NO_CORRECTION else "")
+                + (" --colour-correct" if self.colour == EVERY_CHUNK and not self.refine else ""))
 
     def encode(self, clip: Clip, point, path: str) -> Encoded:
         import vcodec
 
         data = vcodec.compress(
             clip.rgb, quality=point, tokenizer=self.tokenizer, device=self.device, frame_rate=clip.fps, keyint=self.keyint,
-            refine=self.refine, colour=self.colour,
+            refine=self.refine, colour=self.colour_arg,
         )
         with open(path, "wb") as f:
             f.write(data)

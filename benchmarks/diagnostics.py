@@ -182,8 +182,9 @@ def colour_error(tok: Tokenizer) -> dict:
                            | {"worst_bar": _worst_bar(v["per_bar_error_rgb"])} for k, v in by_quality.items()}}
 
 
-ENCODER_SETTINGS = (("default", {}), ("--colour-correct", {"colour": True}), ("--refine 5", {"refine": 5}),
-                    ("--refine 10", {"refine": 10}))
+# (the bars are one keyframe chunk: the default encoder's keyframe-chunk correction is --colour-correct's there)
+ENCODER_SETTINGS = (("--no-colour-correct", {"colour": False}), ("default", {}), ("--colour-correct", {"colour": True}),
+                    ("--refine 5", {"refine": 5}), ("--refine 10", {"refine": 10}))
 
 
 def colour_through_codec(tok: Tokenizer, bars: np.ndarray | None = None) -> dict:

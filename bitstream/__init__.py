@@ -43,7 +43,7 @@ from .errors import (
     UnknownCoderError,
     UnsupportedVersionError,
 )
-from .header import COLOUR_TERMS, COLOUR_VERSION, FORMAT_VERSION, MAGIC, StreamHeader, TrackInfo
+from .header import COLOUR_TERMS, COLOUR_VERSION, FORMAT_VERSION, MAGIC, REPEAT_VERSION, StreamHeader, TrackInfo
 from .reader import VcbReader
 from .records import CodedChunk, Damage, IndexEntry, Packet, colour_size, packet_record_size, track_record_size
 from .writer import VcbWriter
@@ -52,7 +52,7 @@ __vcodec_format__ = FORMAT_VERSION  # marker: this is vcodec's bitstream, VCB fo
 __version__ = "0.1.0"
 
 __all__ = [
-    "CODER_ID", "CODER_VERSION", "CODER_VERSIONS", "NUM_CONTEXTS", "CoderContext", "MixTables", "tables_version", "pad_tables", "cut_tables", "narrow_tables", "FORMAT_VERSION", "COLOUR_VERSION", "COLOUR_TERMS", "colour_size", "MAGIC",
+    "CODER_ID", "CODER_VERSION", "CODER_VERSIONS", "NUM_CONTEXTS", "CoderContext", "MixTables", "tables_version", "pad_tables", "cut_tables", "narrow_tables", "FORMAT_VERSION", "COLOUR_VERSION", "REPEAT_VERSION", "COLOUR_TERMS", "colour_size", "MAGIC",
     "encode_tokens", "decode_tokens", "fit_tables", "check_tables", "tables_hash",
     "encode_chunk", "decode_chunk", "CoderTables",
     "StreamHeader", "TrackInfo", "Packet", "packet_record_size", "track_record_size", "Chunk", "CodedChunk", "IndexEntry", "Damage", "VcbWriter", "VcbReader",

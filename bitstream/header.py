@@ -34,7 +34,8 @@ MAGIC = b"\x89VCB"
 FORMAT_VERSION = 2  # what the writer writes, but for streams whose chunks choose their token width (version 3)
 RATE_VERSION = 3  # version 2 + a token width per chunk (``chunk_bits``; FORMAT.md 4.2, section 8)
 COLOUR_VERSION = 4  # version 3 + a colour correction a chunk may carry (CHUNK flags bit 1; FORMAT.md 4.2.1)
-READABLE_VERSIONS = (1, 2, 3, 4)  # version 1 = version 2 without continuing chunks (FORMAT.md section 8)
+REPEAT_VERSION = 5  # version 4 + a continuing chunk may carry its previous chunk's correction in 4 bytes (4.2.1)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)  # version 1 = version 2 without continuing chunks (FORMAT.md section 8)
 SYNC = b"\xd6VCR"
 
 FILE_HEADER = struct.Struct("<4sBBHII")  # magic, version, flags, reserved, json_len, header_crc
@@ -43,6 +44,7 @@ CHUNK_HEADER = struct.Struct("<IIQBBHIII")  # index, num_frames, first_frame, le
 # (bits: the chunk's token width in version 3, reserved (0) before)
 CHUNK_CONTINUES = 1  # CHUNK flags bit 0: the chunk continues the previous one (no keyframe; FORMAT.md 4.2)
 CHUNK_COLOUR = 2  # CHUNK flags bit 1 (version 4): a colour correction follows the chunk header (FORMAT.md 4.2.1)
+REPEAT_TERMS = 0  # (version 5) a correction of 0 terms a row: the previous chunk's, which a continuing chunk carries on
 COLOUR_HEAD = struct.Struct("<HH")  # the colour correction's terms per row (COLOUR_TERMS), reserved; then 3 x terms i16
 COLOUR_TERMS = (4, 10)  # affine, quadratic (FORMAT.md 4.2.1)
 TRACK_HEADER = struct.Struct("<HHI")  # track_id, reserved, json_len
@@ -157,10 +159,10 @@ class StreamHeader:
 
     @property
     def written_version(self) -> int:
-        """The format version a writer gives this header: 4 when chunks may carry a colour correction, 3 when they
-        choose their width, else 2."""
+        """The format version a writer gives this header: 5 when chunks may carry a colour correction (version 4
+        without the 4-byte repeat of the previous chunk's, FORMAT.md 4.2.1), 3 when they choose their width, else 2."""
         if self.chunk_colour:
-            return COLOUR_VERSION
+            return REPEAT_VERSION
         return RATE_VERSION if self.chunk_bits is not None else FORMAT_VERSION
 
     @property
@@ -323,7 +325,7 @@ class StreamHeader:
                 raise HeaderError("header field tokens.chunk_bits must list ascending token widths ending with "
                                   "token_bits")
         if self.chunk_colour is not False and (self.chunk_colour is not True or self.chunk_bits is None):
-            raise HeaderError("chunk_colour (format version 4) must be a bool, true only with tokens.chunk_bits")
+            raise HeaderError("chunk_colour (format version 4 and 5) must be a bool, true only with tokens.chunk_bits")
         if self.tables_hash is not None and (not isinstance(self.tables_hash, str) or not _HEX64.match(self.tables_hash)):
             raise HeaderError("tables hash must be null or 64 lowercase hex digits")
         if not isinstance(self.extra, dict):
@@ -408,5 +410,5 @@ def read_file_header(src) -> StreamHeader:
     widths = version >= RATE_VERSION
     if widths != (header.chunk_bits is not None):
         raise HeaderError(f"format version {version} stream {'without' if widths else 'with'} tokens.chunk_bits "
-                          "(version 3 and 4 streams, and only they, list their chunks' token widths)")
-    return dataclasses.replace(header, format_version=version, chunk_colour=version == COLOUR_VERSION)
+                          "(streams of version 3 and later, and only they, list their chunks' token widths)")
+    return dataclasses.replace(header, format_version=version, chunk_colour=version >= COLOUR_VERSION)

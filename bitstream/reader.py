@@ -9,6 +9,7 @@ never need them).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
 
@@ -106,17 +107,23 @@ class VcbReader:
             self.set_tables(self._tables_from(self.header) if self._tables_from is not None else None)
         return decode_chunk(self.header, chunk, self._tables, context)
 
-    def _check_continues(self, chunk: CodedChunk, last: tuple[int, int, int, bool] | None) -> None:
-        """CorruptDataError unless a continuing chunk follows, intact, a chunk it can continue (FORMAT.md 4.2);
-        ``last`` = (index, levels, num_frames, continues) of the last intact chunk before it, None after damage."""
+    def _continued(self, chunk: CodedChunk, last: CodedChunk | None) -> CodedChunk:
+        """``chunk``, with the colour correction it repeats filled in (FORMAT.md 4.2.1); CorruptDataError unless a
+        continuing chunk follows, intact, a chunk it can continue (4.2). ``last``: the last intact chunk before it,
+        None after damage."""
         if not chunk.continues:
-            return
-        if last is None or last[0] != chunk.index - 1:
+            return chunk
+        if last is None or last.index != chunk.index - 1:
             raise CorruptDataError(f"{chunk.name}: continues chunk {chunk.index - 1}, which was lost: skipped up to "
                                    "the next keyframe chunk")
-        problem = self.header.continuation_problem(chunk.levels, last[1:])
+        problem = self.header.continuation_problem(chunk.levels, (last.levels, last.num_frames, last.continues))
         if problem is not None:
             raise CorruptDataError(f"{chunk.name}: cannot continue chunk {chunk.index - 1}: {problem}")
+        if not chunk.colour_repeated:
+            return chunk
+        if last.colour is None:
+            raise CorruptDataError(f"{chunk.name}: repeats the colour correction of chunk {last.index}, which has none")
+        return dataclasses.replace(chunk, colour=last.colour)
 
     # -- context manager -----------------------------------------------------------------------
 
@@ -162,7 +169,7 @@ class VcbReader:
         src = self._src
         next_index, frames, seen = 0, 0, []
         index_seen: tuple[int, list[IndexEntry]] | None = None
-        context, last = CoderContext(), None  # coder state and (index, levels, frames, continues) of the last chunk
+        context, last = CoderContext(), None  # coder state and the last intact chunk (coded)
         while True:
             off = src.pos
             if salvage:
@@ -173,8 +180,7 @@ class VcbReader:
                     raise TruncatedError(f"stream ends at offset {off} without an end-of-stream record")
                 if rec.type == REC_CHUNK:
                     prev, last = last, None  # None until this chunk proves intact: what continues it is lost
-                    coded = parse_chunk(rec, self.header)
-                    self._check_continues(coded, prev)
+                    coded = self._continued(parse_chunk(rec, self.header), prev)
                     chunk = self.decode(coded, context) if decode else coded
                     if chunk.index != next_index or chunk.first_frame != frames:
                         if not salvage or chunk.index < next_index or chunk.first_frame < frames:
@@ -183,7 +189,7 @@ class VcbReader:
                                 f"(expected chunk {next_index} starting at frame {frames})"
                             )
                     next_index, frames = chunk.index + 1, chunk.first_frame + chunk.num_frames
-                    last = (coded.index, coded.levels, coded.num_frames, coded.continues)
+                    last = coded
                     seen.append((off, coded.continues))
                     yield chunk
                 elif rec.type == REC_PACKET:
@@ -350,7 +356,8 @@ class VcbReader:
         chunk's tokens decode only after the chunks before it from the last keyframe chunk: those are decoded
         too (see :meth:`read_chunks`)."""
         if not decode:
-            return self._read_coded(i)
+            coded = self._read_coded(i)
+            return self._continued(coded, self.read_chunk(i - 1, decode=False)) if coded.colour_repeated else coded
         *_, chunk = self.read_chunks(i, i + 1)
         return chunk
 
@@ -376,9 +383,9 @@ class VcbReader:
             if coded.continues != entries[i].continues:
                 raise CorruptDataError(f"{coded.name}: its continues flag ({coded.continues}) is not the index's "
                                        f"({entries[i].continues})")
-            self._check_continues(coded, last)
+            coded = self._continued(coded, last)
             chunk = self.decode(coded, context)
-            last = (coded.index, coded.levels, coded.num_frames, coded.continues)
+            last = coded
             yield chunk
 
     def _read_coded(self, i: int) -> CodedChunk:

@@ -41,6 +41,8 @@ from .header import (
     REC_SKIPPABLE,
     REC_TRACK,
     RECORD_HEADER,
+    REPEAT_TERMS,
+    REPEAT_VERSION,
     SYNC,
     TRACK_HEADER,
     StreamHeader,
@@ -85,10 +87,13 @@ class CodedChunk:
     continues: bool = False  # decodes only after the previous chunk (no keyframe); FORMAT.md 4.2
     bits: int | None = None  # the token width of a version-3 chunk (None: the header's token_bits)
     colour: tuple[int, ...] | None = None  # version 4: the chunk's colour correction, 12 or 30 ints (FORMAT.md 4.2.1)
+    colour_repeated: bool = False  # version 5: sent as "the previous chunk's" (4 bytes; the reader fills ``colour`` in)
 
     @property
     def colour_bytes(self) -> int:
         """What the colour correction takes of the payload (0 without one)."""
+        if self.colour_repeated:
+            return COLOUR_HEAD.size
         return 0 if self.colour is None else colour_size(self.colour)
 
     @property
@@ -170,7 +175,10 @@ def track_payload(track_id: int, info: TrackInfo) -> bytes:
 
 def chunk_payload(chunk: CodedChunk) -> bytes:
     flags = (CHUNK_CONTINUES if chunk.continues else 0) | (CHUNK_COLOUR if chunk.colour is not None else 0)
-    colour = b"" if chunk.colour is None else colour_payload(chunk.colour)
+    if chunk.colour is None:
+        colour = b""
+    else:
+        colour = COLOUR_HEAD.pack(REPEAT_TERMS, 0) if chunk.colour_repeated else colour_payload(chunk.colour)
     return CHUNK_HEADER.pack(chunk.index, chunk.num_frames, chunk.first_frame, chunk.levels, flags, chunk.bits or 0,
                              *chunk.grid) + colour + chunk.data
 
@@ -328,26 +336,31 @@ def parse_chunk(rec: Record, header: StreamHeader) -> CodedChunk:
         raise CorruptDataError(f"{name}: latent grid {(t_lat, h_lat, w_lat)} does not match the header {want}")
     if first + nframes > MAX_FRAMES:
         raise CorruptDataError(f"{name}: frame position {first} is implausible")
-    start, colour = CHUNK_HEADER.size, None
+    start, colour, repeated = CHUNK_HEADER.size, None, False
     if flags & CHUNK_COLOUR:
         if len(p) < start + COLOUR_HEAD.size:
             raise CorruptDataError(f"{name}: too short for its colour correction")
         terms, reserved = COLOUR_HEAD.unpack_from(p, start)
-        if terms not in COLOUR_TERMS or reserved:
-            raise CorruptDataError(f"{name}: colour correction of {terms} terms a row (reserved {reserved}); "
-                                   f"readers know {' or '.join(map(str, COLOUR_TERMS))} (reserved 0)")
         start += COLOUR_HEAD.size
-        if len(p) < start + 6 * terms:
-            raise CorruptDataError(f"{name}: too short for its colour correction")
-        colour, start = struct.unpack_from(f"<{3 * terms}h", p, start), start + 6 * terms
+        repeated = terms == REPEAT_TERMS and not reserved and h.format_version >= REPEAT_VERSION
+        if repeated and not continues:
+            raise CorruptDataError(f"{name}: a keyframe chunk cannot repeat the colour correction of the chunk "
+                                   "before it")
+        if not repeated:
+            if terms not in COLOUR_TERMS or reserved:
+                raise CorruptDataError(f"{name}: colour correction of {terms} terms a row (reserved {reserved}); "
+                                       f"readers know {' or '.join(map(str, COLOUR_TERMS))} (reserved 0)")
+            if len(p) < start + 6 * terms:
+                raise CorruptDataError(f"{name}: too short for its colour correction")
+            colour, start = struct.unpack_from(f"<{3 * terms}h", p, start), start + 6 * terms
     return CodedChunk(index=index, num_frames=nframes, first_frame=first, levels=levels, grid=want,
                       data=bytes(memoryview(p)[start:]), offset=rec.offset, continues=continues,
-                      bits=bits or None, colour=colour)
+                      bits=bits or None, colour=colour, colour_repeated=repeated)
 
 
 def check_chunk_flags(flags: int, bits: int, index: int, header: StreamHeader, name: str) -> None:
     """CorruptDataError unless a CHUNK's flags are possible (bit 0, continues, never on chunk 0 nor in a
-    version-1 stream; bit 1, colour correction, in version 4 only) and its bits field too: one of ``chunk_bits``
+    version-1 stream; bit 1, colour correction, from version 4 only) and its bits field too: one of ``chunk_bits``
     from version 3, 0 (reserved) before."""
     known = CHUNK_CONTINUES | (CHUNK_COLOUR if header.chunk_colour else 0)
     if flags & ~known:

@@ -66,6 +66,8 @@ class VcbWriter:
         self._last: tuple[int, int, bool] | None = None  # (levels, num_frames, continues) of the last chunk
         self._frames = 0
         self._colour_chunks = 0
+        self._colour_bytes = 0
+        self._last_colour: tuple[int, ...] | None = None  # the last chunk's colour correction
         self._tracks: dict[int, TrackInfo] = {}
         self._started = False
         self._closed = False
@@ -89,6 +91,11 @@ class VcbWriter:
     def colour_chunks(self) -> int:
         """Chunks written with a colour correction."""
         return self._colour_chunks
+
+    @property
+    def colour_bytes(self) -> int:
+        """Bytes the colour corrections written so far take (a repeat of the previous chunk's: 4)."""
+        return self._colour_bytes
 
     @property
     def bytes_written(self) -> int:
@@ -177,10 +184,11 @@ class VcbWriter:
             raise ValueError(f"levels must lie in 1..{h.max_levels}, got {levels!r}")
         self._check_room(num_frames)
         self._check_continues(levels, continues)
+        repeated = continues and colour is not None and colour == self._last_colour    # 4 bytes, FORMAT.md 4.2.1
         chunk = CodedChunk(index=len(self._entries), num_frames=num_frames, first_frame=self._frames, levels=levels,
                            grid=(h.latent_frames(num_frames, continues), h.latent_height, h.latent_width),
                            data=bytes(data), continues=continues, bits=bits if h.chunk_bits is not None else None,
-                           colour=colour)
+                           colour=colour, colour_repeated=repeated)
         payload = chunk_payload(chunk)
         if len(payload) > h.max_chunk_payload:
             raise ValueError(f"coded chunk is {len(payload)} bytes, over the format limit")
@@ -191,6 +199,8 @@ class VcbWriter:
         self._last = (levels, num_frames, continues)
         self._frames += num_frames
         self._colour_chunks += colour is not None
+        self._colour_bytes += chunk.colour_bytes
+        self._last_colour = colour
         return chunk.index
 
     def write_packet(

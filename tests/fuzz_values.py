@@ -104,19 +104,20 @@ def tiny():
 
 def base_streams(tok, workdir: str) -> list[bytes]:
     """Valid streams of ``tok``: one with an AAC track and an index, one of two chunks (the second continuing the
-    first), and one of three chunks made by rate control (format version 3)."""
+    first), one of three chunks made by rate control (format version 3), all three without colour corrections, and
+    the default encoder's of 25 frames (format version 5: a period's map carried on in 4 bytes)."""
     import vcodec
     from vcodec.io.synthetic import write_clip
 
     out = []
-    for i, (w, h, n, audio, bitrate) in enumerate([(24, 16, 5, "aac", None), (20, 12, 12, None, None),
-                                                  (20, 12, 25, None, 9000)]):
+    for i, (w, h, n, audio, bitrate, colour) in enumerate([(24, 16, 5, "aac", None, False), (20, 12, 12, None, None, False),
+                                                          (20, 12, 25, None, 9000, False), (20, 12, 25, None, None, None)]):
         src = os.path.join(workdir, f"base{i}.mkv")
         write_clip(src, width=w, height=h, num_frames=n, codec="ffv1", pix_fmt="yuv420p", audio=audio)
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            vcodec.encode_video(src, buf, tokenizer=tok, bitrate=bitrate)
+            vcodec.encode_video(src, buf, tokenizer=tok, bitrate=bitrate, colour=colour)
         out.append(buf.getvalue())
     return out
 

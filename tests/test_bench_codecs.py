@@ -102,18 +102,23 @@ def test_codec_names_and_aliases():
 
 
 def test_vcodec_refine_is_a_setting_only_when_used():
-    """`--refine` (vcodec's encoder-side refinement) keys the result cache and shows in the command line; an
-    unrefined vcodec's settings are what they were before the option existed (earlier caches stay valid)."""
+    """`--refine` (vcodec's encoder-side refinement) keys the result cache and shows in the command line; a vcodec
+    without refinement and colour corrections has the settings it had before either existed (earlier caches stay
+    valid); the default encoder's keyframe-chunk corrections and --colour-correct's are settings of their own."""
     from benchmarks.codec_vcodec import VCodec
+    from bitstream.header import REPEAT_VERSION
     from vcodec.testing import tiny_tokenizer
 
     tok = tiny_tokenizer()
-    plain, refined = VCodec(model=tok), VCodec(model=tok, refine=3, colour=False)
+    plain, refined = VCodec(model=tok, colour=False), VCodec(model=tok, refine=3, colour=False)
     assert "refine" not in plain.settings(2) and "--refine" not in plain.command_line(2)
+    assert plain.command_line(2).endswith("--device cpu --no-colour-correct")
     assert refined.command_line(2).endswith("--refine 3 --no-colour-correct")
     assert refined.settings(2) == {**plain.settings(2), "refine": 3, "refine_passes": refined._refine_precision()}
-    # refinement turns the colour correction on, a setting of its own (format version 4), as --colour-correct does
-    both, colour = VCodec(model=tok, refine=3), VCodec(model=tok, colour=True)
-    assert both.settings(2) == {**refined.settings(2), "colour": True, "format_version": 4}
-    assert colour.settings(2) == {**plain.settings(2), "colour": True, "format_version": 4}
+    # refinement turns the colour correction on for every chunk, as --colour-correct does (format version 5)
+    both, colour, default = VCodec(model=tok, refine=3), VCodec(model=tok, colour=True), VCodec(model=tok)
+    assert both.settings(2) == {**refined.settings(2), "colour": True, "format_version": REPEAT_VERSION}
+    assert colour.settings(2) == {**plain.settings(2), "colour": True, "format_version": REPEAT_VERSION}
+    assert default.settings(2) == {**plain.settings(2), "colour": "key", "format_version": REPEAT_VERSION}
     assert both.command_line(2).endswith("--refine 3") and colour.command_line(2).endswith("--colour-correct")
+    assert default.command_line(2).endswith("--device cpu")

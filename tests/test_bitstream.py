@@ -570,10 +570,10 @@ def test_bad_magic(good):
 
 def test_unsupported_version(good):
     data = bytearray(good[0])
-    data[4] = 5
+    data[4] = 6
     with pytest.raises(UnsupportedVersionError) as e:
         VcbReader(io.BytesIO(bytes(data)))
-    assert "version 5" in one_line(e.value)
+    assert "version 6" in one_line(e.value)
 
 
 def test_header_checksum(good):

@@ -1,5 +1,6 @@
-"""Format version 4: a chunk may carry a colour correction (CHUNK flags bit 1; after the chunk header: its terms per
-row, 4 or 10, a reserved u16, then 3 x terms i16)."""
+"""Format versions 4 and 5: a chunk may carry a colour correction (CHUNK flags bit 1; after the chunk header: its terms
+per row, 4 or 10, a reserved u16, then 3 x terms i16); from version 5 a continuing chunk may carry its previous chunk's
+as 0 terms (4 bytes)."""
 
 import dataclasses
 import io
@@ -24,22 +25,34 @@ COLOUR_CHUNKS = (
 )
 
 
-def _colour_stream() -> tuple[bytes, list[np.ndarray], dict]:
-    h = StreamHeader(**GOLDEN_HEADER, chunk_bits=WIDTHS, coder_version=3, chunk_colour=True,
-                     extra={"note": "golden v4"})
+# version 5: the same with repeats: chunk 1 carries chunk 0's correction on, chunk 3 chunk 2's
+REPEAT_CHUNKS = (
+    COLOUR_CHUNKS[0],
+    (8, True, 2, 10, 2, COLOUR_CHUNKS[0][-1]),
+    COLOUR_CHUNKS[2],
+    (8, True, 3, 4, 4, COLOUR_CHUNKS[2][-1]),
+    COLOUR_CHUNKS[3],
+)
+
+
+def _colour_stream(specs=COLOUR_CHUNKS, note="golden v4") -> tuple[bytes, list[np.ndarray], dict]:
+    h = StreamHeader(**GOLDEN_HEADER, chunk_bits=WIDTHS, coder_version=3, chunk_colour=True, extra={"note": note})
     tables = _rate_tables(3)
-    grids = [_golden_tokens(lv, h.latent_frames(n, c), 3, 4, b, salt=s) for n, c, lv, b, s, _ in COLOUR_CHUNKS]
+    grids = [_golden_tokens(lv, h.latent_frames(n, c), 3, 4, b, salt=s) for n, c, lv, b, s, _ in specs]
     buf = io.BytesIO()
     with VcbWriter(buf, h, tables) as w:
-        for (n, c, _, b, _, colour), g in zip(COLOUR_CHUNKS, grids):
+        for (n, c, _, b, _, colour), g in zip(specs, grids):
             w.write_chunk(g, n, continues=c, bits=b, colour=colour)
     return buf.getvalue(), grids, tables
 
 
 def test_golden_colour_stream_bytes():
+    """Written today as version 5, the stream without repeats is the version-4 golden file but for its version
+    byte; that file reads as it always did."""
     data, grids, tables = _colour_stream()
-    _check_golden("small_v4_coder3.vcb", data)
-    assert data[4] == 4
+    assert data[4] == 5
+    _check_golden("small_v4_coder3.vcb", _patch_version(data, 4))
+    data = _patch_version(data, 4)
     r = VcbReader(io.BytesIO(data), tables)
     assert r.header.format_version == 4 and r.header.chunk_colour and r.header.chunk_bits == WIDTHS
     chunks = list(r.chunks())
@@ -89,7 +102,7 @@ def test_short_colour_payload_is_refused():
         VcbReader(io.BytesIO(short), tables).read_chunk(0)
 
 
-@pytest.mark.parametrize("terms, reserved", [(5, 0), (0, 0), (4, 1)])
+@pytest.mark.parametrize("terms, reserved", [(5, 0), (4, 1)])
 def test_unknown_colour_terms_are_refused(terms, reserved):
     data, _, tables = _colour_stream()
     off, _, length = next(r for r in records(data) if r[1] == REC_CHUNK)
@@ -119,3 +132,61 @@ def test_header_and_writer_checks():
     for bad in ((0,) * 11, (0,) * 13, (0,) * 11 + (2**15,), (0.5,) + (0,) * 11):
         with VcbWriter(io.BytesIO(), h, tables) as w, pytest.raises(ValueError, match="12 or 30 ints"):
             w.write_chunk(grid, 9, bits=10, colour=bad)
+
+
+def _repeat_payloads(data: bytes) -> list[bytes]:
+    return [data[off + 20: off + 20 + length] for off, kind, length in records(data) if kind == REC_CHUNK]
+
+
+def test_golden_repeat_stream_bytes():
+    """Version 5: a continuing chunk whose correction is its previous chunk's writes 0 terms and nothing more (4
+    bytes); readers fill the correction in, in a pass, by random access and undecoded; the writer counts its bytes."""
+    data, grids, tables = _colour_stream(REPEAT_CHUNKS, "golden v5")
+    _check_golden("small_v5_coder3.vcb", data)
+    assert data[4] == 5
+    payloads = _repeat_payloads(data)
+    for i in (1, 3):
+        assert payloads[i][17] == 3 and payloads[i][CHUNK_HEADER.size:CHUNK_HEADER.size + 4] == bytes(4)
+    r = VcbReader(io.BytesIO(data), tables)
+    chunks = list(r.chunks())
+    assert [c.colour for c in chunks] == [spec[-1] for spec in REPEAT_CHUNKS]
+    for c, g in zip(chunks, grids):
+        np.testing.assert_array_equal(c.tokens, g)
+    coded = list(r.coded_chunks())
+    assert [c.colour_bytes for c in coded] == [28, 4, 64, 4, 0] and [c.colour_repeated for c in coded] == [
+        False, True, False, True, False]
+    for i in (3, 1):
+        assert r.read_chunk(i).colour == REPEAT_CHUNKS[i][-1]
+        assert r.read_chunk(i, decode=False).colour == REPEAT_CHUNKS[i][-1]
+    h = StreamHeader(**GOLDEN_HEADER, chunk_bits=WIDTHS, coder_version=3, chunk_colour=True)
+    with VcbWriter(io.BytesIO(), h, tables) as w:
+        for (n, c, _, b, _, colour), g in zip(REPEAT_CHUNKS, grids):
+            w.write_chunk(g, n, continues=c, bits=b, colour=colour)
+        assert (w.colour_chunks, w.colour_bytes) == (4, 28 + 4 + 64 + 4)
+
+
+def _with_payload(data: bytes, i: int, payload: bytes) -> bytes:
+    """The stream with chunk ``i``'s payload replaced (CRCs mended)."""
+    off, _, length = [r for r in records(data) if r[1] == REC_CHUNK][i]
+    rec = bytearray(data[off:off + 20]) + payload
+    struct.pack_into("<I", rec, 8, len(payload))
+    struct.pack_into("<I", rec, 12, zlib.crc32(payload))
+    struct.pack_into("<I", rec, 16, zlib.crc32(bytes(rec[:16])))
+    return data[:off] + bytes(rec) + data[off + 20 + length:]
+
+
+def test_repeats_are_refused_where_they_cannot_be():
+    """0 terms: before version 5 an unknown correction; in a keyframe chunk, or after a chunk without a correction,
+    corrupt."""
+    data, _, tables = _colour_stream(REPEAT_CHUNKS, "golden v5")
+    with pytest.raises(CorruptDataError, match="colour correction of 0 terms"):
+        list(VcbReader(io.BytesIO(_patch_version(data, 4)), tables).chunks())
+    key = _repeat_payloads(data)[0]
+    key = key[:CHUNK_HEADER.size] + bytes(4) + key[CHUNK_HEADER.size + 28:]
+    with pytest.raises(CorruptDataError, match="keyframe chunk cannot repeat"):
+        VcbReader(io.BytesIO(_with_payload(data, 0, key)), tables).read_chunk(0)
+    bare = bytearray(_repeat_payloads(data)[0])          # chunk 0 without its correction: chunk 1 repeats nothing
+    bare[17] = 0
+    bare = bytes(bare[:CHUNK_HEADER.size]) + bytes(bare[CHUNK_HEADER.size + 28:])
+    with pytest.raises(CorruptDataError, match="which has none"):
+        list(VcbReader(io.BytesIO(_with_payload(data, 0, bare)), tables).chunks())

@@ -199,12 +199,13 @@ def test_the_refit_leaves_a_fit_where_nothing_clips():
 def test_compress_with_colour_correction(tok):
     """``colour=True``: a version-4 stream whose chunks carry the corrections that pay, decoded closer to the
     source in PSNR-YUV (the tiny random model's colours are far off); the same chunks, tokens and decoded frames
-    by random access; the default is off without refinement and on with it."""
+    by random access; ``colour=False`` writes none (format version 2), refinement fits them by default."""
     frames = pattern_frames(21, 24, 40)
-    plain = vcodec.compress(frames, tokenizer=tok, quality=3, keyint=25)
+    plain = vcodec.compress(frames, tokenizer=tok, quality=3, keyint=25, colour=False)
     data = vcodec.compress(frames, tokenizer=tok, quality=3, keyint=25, colour=True)
+    assert plain[4] == 2
     reader = bitstream.VcbReader(io.BytesIO(data))
-    assert data[4] == 4 and reader.header.chunk_colour and reader.header.chunk_bits == (reader.header.token_bits,)
+    assert data[4] == 5 and reader.header.chunk_colour and reader.header.chunk_bits == (reader.header.token_bits,)
     chunks = list(reader.chunks())
     plain_chunks = list(bitstream.VcbReader(io.BytesIO(plain)).chunks())
     assert [c.continues for c in chunks] == [c.continues for c in plain_chunks] == [False, True, True]
@@ -218,10 +219,32 @@ def test_compress_with_colour_correction(tok):
         reader.header.token_bits, reader.header.coder_version)), tok, 12, 6)))
     np.testing.assert_array_equal(part, out[12:18])
     assert vcodec.info(data)["colour_chunks"] == sum(c.colour is not None for c in chunks)
-    assert vcodec.compress(frames, tokenizer=tok, quality=3, refine=1)[4] == 4
+    assert vcodec.compress(frames, tokenizer=tok, quality=3, refine=1)[4] == 5
     assert vcodec.compress(frames, tokenizer=tok, quality=3, refine=1, colour=False)[4] == 2
     with pytest.raises(ArgumentError, match="colour must be"):
         vcodec.compress(frames, tokenizer=tok, colour="yes")
+
+
+def test_by_default_keyframe_chunks_are_fitted_and_their_periods_carry_the_map(tok):
+    """``colour`` None without refinement: each keyframe chunk gets the correction ``colour=True`` fits it (the
+    decoder starts afresh there, so the encoder's decoding of it is exact), the chunks continuing it carry the same
+    map (none decoded: the encoder's speed), the tokens are those of a stream without corrections."""
+    frames = pattern_frames(45, 24, 40)
+    plain, key, every = (vcodec.compress(frames, tokenizer=tok, quality=3, keyint=21, colour=c)
+                         for c in (False, None, True))
+    chunks = [list(bitstream.VcbReader(io.BytesIO(d)).chunks()) for d in (plain, key, every)]
+    assert key[4] == 5 and [c.continues for c in chunks[1]] == [c.continues for c in chunks[2]]
+    assert [c.continues for c in chunks[1]].count(False) >= 2 and any(c.continues for c in chunks[1])
+    period_map = None
+    for p, k, e in zip(*chunks):
+        np.testing.assert_array_equal(k.tokens, p.tokens)
+        if not k.continues:
+            assert k.colour == e.colour
+            period_map = k.colour
+        assert k.colour == period_map
+    assert any(c.colour is not None for c in chunks[1])
+    assert _psnr_yuv(frames, vcodec.decompress(key, tokenizer=tok)) > _psnr_yuv(
+        frames, vcodec.decompress(plain, tokenizer=tok)) + 0.5
 
 
 def test_rate_control_counts_the_corrections(tok):
@@ -231,7 +254,7 @@ def test_rate_control_counts_the_corrections(tok):
     lo, hi = (len(vcodec.compress(frames, tokenizer=tok, quality=q, colour=True)) * 8 / (40 / 25) for q in (2, 3))
     target = (lo + hi) / 2
     data = vcodec.compress(frames, tokenizer=tok, bitrate=target, colour=True)
-    assert data[4] == 4 and vcodec.decompress(data, tokenizer=tok).shape == frames.shape
+    assert data[4] == 5 and vcodec.decompress(data, tokenizer=tok).shape == frames.shape
     assert vcodec.info(data)["colour_chunks"] >= 1
     assert abs(len(data) * 8 / (40 / 25) - target) <= 0.25 * (hi - lo)
 
@@ -259,7 +282,7 @@ def test_cli_colour_correct(tok, tmp_path):
     r = runner.invoke(main, ["encode", str(tmp_path / "in.mkv"), "--model", model, "--colour-correct", "-y"])
     assert r.exit_code == 0 and "colour-corrected (" in r.output, r.output
     r = runner.invoke(main, ["info", str(tmp_path / "in.vcb")])
-    assert r.exit_code == 0 and "colour-corrected" in r.output and "format version 4" in r.output, r.output
+    assert r.exit_code == 0 and "colour-corrected" in r.output and "format version 5" in r.output, r.output
     assert runner.invoke(main, ["decode", str(tmp_path / "in.vcb"), "-o", str(tmp_path / "out.mkv"),
                                 "--model", model]).exit_code == 0
 
@@ -271,8 +294,9 @@ def test_diagnostics_colour_through_the_codec(tok):
     bars = colour_bars(5, 16, 64)
     report = colour_through_codec(tok, bars)
     assert report["quality"] == len(tok.rate_points) and list(report["settings"]) == [s for s, _ in ENCODER_SETTINGS]
-    default, corrected = report["settings"]["default"], report["settings"]["--colour-correct"]
-    assert corrected["bytes"] > default["bytes"] and corrected["psnr_yuv"] > default["psnr_yuv"]
+    plain, corrected = report["settings"]["--no-colour-correct"], report["settings"]["--colour-correct"]
+    assert corrected["bytes"] > plain["bytes"] and corrected["psnr_yuv"] > plain["psnr_yuv"]
+    assert report["settings"]["default"] == corrected                    # one chunk: its keyframe chunk's fit
     assert all(len(v["mean_error_rgb"]) == 3 and 0 <= v["worst_bar"]["bar"] < 8 for v in report["settings"].values())
     colour = {"quality": 3, "mean_error_rgb": [0, 0, 0], "mean_abs_error_rgb": [0, 0, 0], "bars": colour_bars(1, 1, 8)[0, 0].tolist(),
               "per_bar_error_rgb": [[0, 0, 0]] * 8}

@@ -80,7 +80,7 @@ def test_bitrate_between_two_points_is_met_by_mixing_them(tok, frames, ladder_kb
     data = vcodec.compress(frames, tokenizer=tok, bitrate=target * 1000, frame_rate=FPS)
     assert abs(_kbps(data, len(frames)) - target) <= 0.25 * (hi - lo)
     d = vcodec.info(data)
-    assert d["format_version"] == 3 and d["bitrate_target"] == round(target * 1000) and d["quality"] is None
+    assert d["format_version"] == 5 and d["bitrate_target"] == round(target * 1000) and d["quality"] is None
     assert d["levels"] is None  # chosen per chunk: chunk_rates says which
     assert len(d["chunk_rates"]) >= 2 and sum(d["chunk_rates"].values()) == d["chunks"] == CHUNKS
     names = rung_names(tok)  # the header's labels: each chunk's quality, as encode reported it
@@ -147,7 +147,7 @@ def test_cli_bitrate(tok, tmp_path):
     assert res["video_kbps"] == pytest.approx(res["bytes"] * 8 / (80 / FPS) / 1000)
     info = runner.invoke(main, ["info", str(tmp_path / "in.vcb")])
     counts = ", ".join(f"{q} x{n}" for q, n in res["chunk_qualities"].items())
-    assert info.exit_code == 0 and "format version 3" in info.stdout
+    assert info.exit_code == 0 and "format version 5" in info.stdout
     assert f"--bitrate 9k; qualities {counts} (chunks)" in info.stdout  # info names them as encode did
     assert runner.invoke(main, ["decode", str(tmp_path / "in.vcb"), "-o", str(tmp_path / "out.mkv"), "--model",
                                 model]).exit_code == 0

@@ -33,7 +33,7 @@ def test_refined_stream_is_an_ordinary_one_closer_to_the_source(tok):
     Odd sizes, keyframe chunks and continuing chunks (the tiny model's window is 9 frames; keyint 25: 9 + 8 + 8,
     then a new period)."""
     frames = pattern_frames(30, 21, 27)
-    plain = vcodec.compress(frames, tokenizer=tok, quality=3, keyint=25)
+    plain = vcodec.compress(frames, tokenizer=tok, quality=3, keyint=25, colour=False)
     errors, tokens = [], []
     for steps in (0, 3, 12):
         data = vcodec.compress(frames, tokenizer=tok, quality=3, keyint=25, refine=steps, colour=False)

@@ -43,9 +43,10 @@ PREVIOUS_DEFAULTS = {"v1": V1_WEIGHTS_HASH,
 RETIRED_DEFAULTS = {"v2-step1569": "af77f13331a183f8e817297aa4e186a2846febfced0ded99cf4d69690cfde59a",
                     "v2-step23482": "bbc4c2afe4c3a1971f9c5c39a75d5cdb1a6ce144c836929bec92b9af6f9a43ec"}
 REGEN = os.environ.get("VCODEC_REGEN_GOLDEN") == "1"
-# Whole sample clip (17 frames, 640x272) through compress/decompress, measured on 2026-11-27 (x86_64, torch 2.14.1):
+# Whole sample clip (17 frames, 640x272) through compress/decompress, measured on 2026-11-27 (x86_64, torch 2.14.1;
+# the default encoder's colour correction, session 21: without it 0.00541 / 31.12 and 0.14589 / 39.86):
 # quality -> (bpp, PSNR-Y BT.709 limited). A broken model lands far outside (random weights: < 15 dB).
-SAMPLE_BANDS = {1: (0.00541, 31.12), 8: (0.14589, 39.86)}
+SAMPLE_BANDS = {1: (0.00563, 31.19), 8: (0.14611, 39.91)}
 
 torch.set_num_threads(1)
 
@@ -149,7 +150,9 @@ def _assert_recorded_frames(decoded: np.ndarray, expected: dict) -> None:
 
 def test_golden_stream_of_the_shipped_model(tok, sample):
     src = _golden_source(sample)
-    data = vcodec.compress(src, quality=2, tokenizer=tok, frame_rate=25)
+    # without colour corrections: the bytes are the tokens' (a correction is fitted to decoded floats, whose last bit
+    # may differ between instruction sets; test_correction covers the default encoder's corrections)
+    data = vcodec.compress(src, quality=2, tokenizer=tok, frame_rate=25, colour=False)
     frames = vcodec.decompress(data, tokenizer=tok)
     facts = {"weights_hash": tok.weights_hash, "psnr_y_bt709_limited": round(psnr_y_bt709_limited(src, frames), 4),
              "shape": list(frames.shape), "block_sums": _block_sums(frames)}

@@ -49,7 +49,7 @@ from vcodec.coding import (
     writer_tables,
 )
 from vcodec.compare import Quality
-from vcodec.correction import colour_map, fits_colour
+from vcodec.correction import NO_CORRECTION, colour_map, fits_colour
 from vcodec.errors import ArgumentError, InputError, OutputError, VcodecWarning, raises_stream_errors
 from vcodec.io.audio import trim_audio
 from vcodec.io.files import Endpoint, reading, resolve_input, resolve_output
@@ -218,9 +218,10 @@ def encode_video(
     instead of a fixed ``quality``: each chunk gets the rate point that keeps the stream on target
     (:mod:`vcodec.ratecontrol`; the result's ``video_kbps`` says what it got). ``refine``: steps of encoder-side
     latent refinement per latent frame (:mod:`vcodec.refine`: better pictures for a few more bytes, encoding many
-    times slower; frames of up to 1920x1080; with a ``bitrate``, at the rate points rate control chooses). ``colour``: fit each chunk a colour correction
-    (:mod:`vcodec.correction`, format version 4): the encoder decodes what it codes (about twice the encoding time
-    without ``refine``, nothing more with it); None: with ``refine`` only.
+    times slower; frames of up to 1920x1080; with a ``bitrate``, at the rate points rate control chooses). ``colour``: colour corrections
+    (:mod:`vcodec.correction`, format version 5): True fits every chunk its own (the encoder decodes all it codes: about
+    twice the encoding time without ``refine``, nothing more with it), False none; None (default): every chunk with
+    ``refine``, else each keyframe period's first chunk, whose map the period's other chunks carry on.
     """
     inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
     _refuse_video_output(out)
@@ -288,7 +289,7 @@ def encode_video(
             rate = rate_controller(tok, w, bitrate, si.frame_rate, total_frames=expected, audio_bytes=audio_stream_bytes,
                                    keyint=keyint)
             key_starts = encode_windows(w, tok, chunks, bits, levels, after_window, coded if psnr else None, bar.update,
-                                        rate, refine)
+                                        rate, refine, colour)
             if w.num_frames == 0:
                 raise InputError(f"{inp.name}: no frames in the range asked for (the video has {source.frames_read})")
             _warn_short_range(inp.name, "video", w.num_frames, count)
@@ -324,7 +325,7 @@ def encode_video(
         scene_cut_keyframes=early_keyframes(key_starts, keyframe_period(keyint, tok.window_frames,
                                                                         tok.config.temporal_factor)),
         refine=refine,
-        colour=colour,
+        colour=colour != NO_CORRECTION,
         colour_chunks=colour_chunks,
         quality_metrics=measured.to_json() if measured is not None else None,
     )
@@ -532,7 +533,7 @@ def _check_refine(refine) -> None:
         raise ArgumentError(f"refine must be a whole number of steps in 0..{MAX_REFINE}, got {refine!r}")
 
 
-def _colour_fit(colour, refine: int) -> bool:
+def _colour_fit(colour, refine: int) -> str:
     """``colour`` checked (True, False or None), then :func:`vcodec.correction.fits_colour`."""
     if colour is not None and not isinstance(colour, bool):
         raise ArgumentError(f"colour must be True, False or None, got {colour!r}")
@@ -628,7 +629,7 @@ def compress(
         encode_windows(w, tok, stream_chunks([frames], tok, keyint, scenecut=scenecut,
                                              end_pieces=end_pieces(bitrate, rate, tok.window_frames - 1)),
                        bits, levels, rate=rate_controller(tok, w, bitrate, rate, total_frames=T, keyint=keyint),
-                       refine=refine)
+                       refine=refine, colour=colour)
     return buf.getvalue()
 
 

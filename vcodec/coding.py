@@ -29,7 +29,7 @@ from bitstream import (
     encode_chunk,
 )
 from bitstream.header import MAX_RATE
-from vcodec.correction import colour_map, correction_bytes, fit_colour
+from vcodec.correction import EVERY_CHUNK, NO_CORRECTION, colour_map, fit_colour
 from vcodec.errors import ArgumentError, ModelError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack
 from vcodec.models import stream_tokenizer
@@ -87,12 +87,14 @@ def rate_controller(tok: Tokenizer, w: VcbWriter, bitrate: float | None, frame_r
 
 def stream_header(tok: Tokenizer, bits: int, levels: int, quality: int | None, width: int, height: int,
                   rate: Fraction, extra: dict, num_frames: int | None = None,
-                  chunk_bits: tuple[int, ...] | None = None, colour: bool = False) -> StreamHeader:
+                  chunk_bits: tuple[int, ...] | None = None, colour: str = NO_CORRECTION) -> StreamHeader:
     """The header of a stream that ``tok`` codes with ``levels`` token planes of ``bits`` bits, or (rate control)
     with chunks of any width in ``chunk_bits`` (ascending, ending with ``bits``); the geometry comes from
     ``tok.config``, the entropy coder's version from the tables ``tok`` has (write with :func:`writer_tables`).
-    ``quality`` None: chosen per chunk. ``colour``: chunks may carry a colour correction (format version 4, which
+    ``quality`` None: chosen per chunk. ``colour``: how the encoder fits colour corrections
+    (:func:`vcodec.correction.fits_colour`); unless NO_CORRECTION, chunks may carry one (format version 4, which
     lists the chunks' widths: ``(bits,)`` for one rate point)."""
+    colour = colour != NO_CORRECTION
     if colour and chunk_bits is None:
         chunk_bits = (bits,)
     if rate.numerator > MAX_RATE or rate.denominator > MAX_RATE:
@@ -393,7 +395,7 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
                    after: Callable[[int], None] | None = None,
                    coded: Callable[[np.ndarray, np.ndarray, bool, int, tuple | None], None] | None = None,
                    progress: Callable[[int], None] | None = None, rate: RateController | None = None,
-                   refine: int = 0) -> list[int]:
+                   refine: int = 0, colour: str = EVERY_CHUNK) -> list[int]:
     """The window-encode core: each ``(window, continues)`` of :func:`stream_chunks` (window ``uint8 (n, H, W,
     3)``) becomes one chunk of ``levels`` token planes of ``bits`` bits (with ``rate``: of the rate point it
     chooses for the chunk), continuing the previous chunk's stream (model state and coder contexts) when
@@ -402,13 +404,16 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
     most 4). With ``rate``, a target outside what the model's rate points spend on this video is a VcodecWarning
     (:meth:`RateController.out_of_range`). ``refine``: steps of encoder-side latent refinement per latent frame
     (:mod:`vcodec.refine`; with ``rate``, at the rate point chosen on the encoder's own tokens, whose sizes the
-    controller then scales by what refinement has added so far). Where the writer's header has ``chunk_colour``, each chunk
-    gets the colour correction that pays for itself (:mod:`vcodec.correction`; the encoder decodes what it codes to
-    fit it). Returns the first frame of every keyframe chunk."""
+    controller then scales by what refinement has added so far). Where the writer's header has ``chunk_colour``, chunks
+    get the colour correction that pays for itself (:mod:`vcodec.correction`; the encoder decodes what it codes to
+    fit it): ``colour`` EVERY_CHUNK fits each chunk, KEY_CHUNKS (:func:`vcodec.correction.fits_colour`) only the
+    keyframe chunks, whose map the chunks that continue them carry. Returns the first frame of every keyframe chunk."""
     from vcodec.refine import encode_refined, latent_buffer, refine_tokens
     from vcodec.tokenizer import token_prefix
 
     fit = w.header.chunk_colour
+    fit_every = colour == EVERY_CHUNK or refine     # else a keyframe chunk's map serves its whole period
+    period_colour = None
     stream, decoder = StreamState(), StreamState()  # the encoder's, and (refine, colour) the decoder's
     coder = CoderContext()                          # (colour, fixed rate point) the coder's, as the writer keeps it
     tables = writer_tables(tok, w.header) if fit and rate is None else None
@@ -441,19 +446,23 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
                 data = rate.recode(tokens, len(window), continues)
             else:
                 tokens = token_prefix(full, point.bits, point.levels) if coded is not None or fit else None
-        colour = None
+        chunk_colour = None
         if fit:
-            if seen is None:
-                seen = tok.decode_window(tokens, len(window), *window.shape[1:3], chunk_bits, decoder)
-            colour = fit_colour(window, seen, len(data))
-            if colour is not None and rate is not None:
-                rate.spend(correction_bytes(colour))
+            if continues and not fit_every:
+                chunk_colour = period_colour
+            else:
+                if seen is None:
+                    seen = tok.decode_window(tokens, len(window), *window.shape[1:3], chunk_bits, decoder)
+                chunk_colour = period_colour = fit_colour(window, seen, len(data))
+        colour_bytes = w.colour_bytes
         if data is None:
             w.write_chunk(tokens, len(window), continues=continues)
         else:
-            w.write_coded_chunk(data, len(window), chunk_levels, continues, chunk_bits, colour)
+            w.write_coded_chunk(data, len(window), chunk_levels, continues, chunk_bits, chunk_colour)
+        if rate is not None and w.colour_bytes > colour_bytes:
+            rate.spend(w.colour_bytes - colour_bytes)
         if coded is not None:
-            coded(window, tokens, continues, chunk_bits, colour)
+            coded(window, tokens, continues, chunk_bits, chunk_colour)
         if refine:
             before = (tokens, chunk_bits)
         if after is not None:

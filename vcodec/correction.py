@@ -91,10 +91,18 @@ def apply_to_video(video: torch.Tensor, colour) -> torch.Tensor:
     return out.reshape(3, shape[0], *shape[2:]).movedim(0, 1)
 
 
-def fits_colour(colour: bool | None, refine: int) -> bool:
-    """Whether an encoder fits colour corrections: as asked (``colour`` True / False), or by default (None) when it
-    refines (``refine`` steps > 0), since it decodes what it codes then anyway."""
-    return bool(refine) if colour is None else colour
+EVERY_CHUNK, KEY_CHUNKS, NO_CORRECTION = "every", "key", "off"  # how an encoder fits colour corrections
+
+
+def fits_colour(colour: bool | None, refine: int) -> str:
+    """How an encoder fits colour corrections: ``colour`` True fits every chunk its own (EVERY_CHUNK: decoding all it
+    codes, about half the encoding speed), False none (NO_CORRECTION); by default (None) every chunk when it refines
+    (``refine`` steps > 0: it decodes what it codes then anyway), else KEY_CHUNKS: the keyframe chunk of each keyframe
+    period (17 frames, which decode without the chunks before them) is decoded and fitted, and the chunks that
+    continue it carry the same map (a keyframe period is one shot: the encoder starts one at each scene cut)."""
+    if colour is None:
+        return EVERY_CHUNK if refine else KEY_CHUNKS
+    return EVERY_CHUNK if colour else NO_CORRECTION
 
 
 def colour_map(colour) -> Callable[[torch.Tensor], torch.Tensor] | None:

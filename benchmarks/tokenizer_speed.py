@@ -1,14 +1,16 @@
 """Tokenizer speed: encode and decode frames/s and peak memory at 640x360 and 1280x720.
 
     python -m benchmarks.tokenizer_speed [--model default] [--device cpu] [--threads N] [--frames 17] [--clip F]
-                                         [--stream [--colour-correct]] [--precision fp32|bf16]
+                                         [--stream [--colour-correct | --no-colour-correct]]
+                                         [--precision fp32|bf16]
 
 Default: the networks alone on one keyframe window (``--frames`` frames, the first a latent frame of its own).
 ``--stream``: the whole codec as ``vcodec encode`` / ``decode`` run it, :func:`vcodec.compress` /
 :func:`vcodec.decompress` of one default keyframe period (129 frames: a keyframe window, then windows that continue
 it), at the top rate point: networks, token coder and container, no file I/O. ``--precision bf16`` times decoding
 with the decoder network in bfloat16 (the encoder is float32 either way, so only decoding is timed).
-``--colour-correct`` (with ``--stream``): the stream fitted and carrying colour corrections (``colour=True``).
+With ``--stream`` the encoder fits colour corrections as ``vcodec encode`` does by default (each keyframe period's
+first chunk, carried on); ``--colour-correct`` fits every chunk (``colour=True``), ``--no-colour-correct`` none.
 
 Each (size, direction) runs in a fresh subprocess so that its peak RSS (ru_maxrss) is its own.
 Speed is the median of ``--repeats`` timed runs after one warm-up run; input is real footage
@@ -103,10 +105,14 @@ def _worker(args) -> dict:
            "quality": quality,
            "threads": torch.get_num_threads(), "device": args.device, "model": tok.name, "precision": args.precision,
            "parameters": tok.parameters, "what": "codec, one keyframe period" if args.stream else "networks, one window",
-           **({"colour": True} if args.colour else {})}
+           **({"colour": _COLOUR_LABELS[args.colour]} if args.stream else {})}
     if args.device.startswith("cuda"):
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return out
+
+
+# --stream's colour corrections by the encoder's colour argument (vcodec.correction.fits_colour)
+_COLOUR_LABELS = {None: "keyframe chunks (default)", True: "every chunk", False: "none"}
 
 
 def main(argv=None) -> None:
@@ -123,16 +129,18 @@ def main(argv=None) -> None:
                     help="the decoder network's number format (bf16: decoding only)")
     ap.add_argument("--clip", default=None, help="video file, or corpus .npz (its first held-out segment), to time "
                     "on (default: the shipped sample clip)")
-    ap.add_argument("--colour-correct", dest="colour", action="store_true",
-                    help="with --stream: fit and carry colour corrections (vcodec encode --colour-correct)")
+    ap.add_argument("--colour-correct", dest="colour", action="store_const", const=True, default=None,
+                    help="with --stream: fit every chunk a colour correction (vcodec encode --colour-correct)")
+    ap.add_argument("--no-colour-correct", dest="colour", action="store_const", const=False,
+                    help="with --stream: no colour corrections (vcodec encode --no-colour-correct)")
     ap.add_argument("--json", dest="json_out", default=None, help="also write the rows to this file")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--width", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--height", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--direction", default="encode", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.colour and not args.stream:
-        ap.error("--colour-correct times the codec: use it with --stream")
+    if args.colour is not None and not args.stream:
+        ap.error("--colour-correct / --no-colour-correct time the codec: use them with --stream")
     if args.frames is None:
         from vcodec.stream import DEFAULT_KEYINT
         args.frames = DEFAULT_KEYINT if args.stream else 17
@@ -146,14 +154,14 @@ def main(argv=None) -> None:
                    "--device", args.device, "--threads", str(args.threads), "--frames", str(args.frames),
                    "--precision", args.precision,
                    "--repeats", str(args.repeats), *(["--clip", args.clip] if args.clip else []),
-                   *(["--stream"] if args.stream else []), *(["--colour-correct"] if args.colour else []), "--width", str(w), "--height", str(h), "--direction", direction]
+                   *(["--stream"] if args.stream else []), *({True: ["--colour-correct"], False: ["--no-colour-correct"]}.get(args.colour, [])), "--width", str(w), "--height", str(h), "--direction", direction]
             res = subprocess.run(cmd, capture_output=True, text=True, check=True)
             row = json.loads(res.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"{direction:6s} {w}x{h}: {row['fps']:6.1f} frames/s  peak RSS {row['peak_rss_mb']:7.0f} MB  "
                   f"({row['threads']} threads, {row['device']} {row['precision']}, quality {row['quality']}, "
                   f"{row['levels']} planes; {row['what']}, "
-                  f"{row['frames']} frames{', colour-corrected' if args.colour else ''})", flush=True)
+                  f"{row['frames']} frames{', colour: ' + row['colour'] if 'colour' in row else ''})", flush=True)
     meta = {"machine": platform.processor() or platform.machine(), "python": platform.python_version()}
     if args.json_out:
         with open(args.json_out, "w") as f:

@@ -335,8 +335,9 @@ def _default_output(input: str, ext: str) -> str:
               help="encoder-side latent refinement: STEPS optimisation steps per latent frame against the decoder; "
                    "better pictures for a few more bytes, encoding many times slower (e.g. 10; up to 1920x1080)")
 @click.option("--colour-correct/--no-colour-correct", "colour", default=None,
-              help="fit each chunk a colour correction where it pays (28 or 64 bytes; truer colours, higher PSNR-YUV): "
-                   "the encoder decodes what it codes, about 2x the encoding time; default: on with --refine only")
+              help="colour corrections where they pay (28 or 64 bytes; truer colours, higher PSNR-YUV): fit every "
+                   "chunk (the encoder decodes all it codes: about 2x the encoding time), or none; default: each "
+                   "keyframe period's first chunk, carried on through the period (every chunk with --refine)")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, metavar="NAME|PATH",
               help="shipped model name or a .pt checkpoint")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)

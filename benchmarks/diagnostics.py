@@ -159,23 +159,25 @@ def static_bit_flips(tok: Tokenizer, segments, quality: int, threshold: int = 2)
             "bit_change_rate_by_plane": [float(v) / (counts * bits) for v in flips]}
 
 
+def bar_errors(decoded: np.ndarray, bars: np.ndarray) -> dict:
+    """Decoded colour bars against the source (both uint8 (n, H, W, 3)), in 8-bit levels: the mean and mean absolute
+    error per RGB channel, and each bar's mean error per channel away from its edges (8 pixels, less on narrow bars)."""
+    err = decoded.astype(np.float64) - bars
+    w = bars.shape[2]
+    margin = min(8, w // len(BARS_75) // 4)
+    per_bar = []
+    for i in range(len(BARS_75)):
+        x0, x1 = i * w // len(BARS_75) + margin, (i + 1) * w // len(BARS_75) - margin
+        per_bar.append([round(float(v), 2) for v in err[:, :, x0:x1].mean(axis=(0, 1, 2))])
+    return {"mean_error_rgb": [round(float(v), 2) for v in err.mean(axis=(0, 1, 2))],
+            "mean_abs_error_rgb": [round(float(v), 2) for v in np.abs(err).mean(axis=(0, 1, 2))],
+            "per_bar_error_rgb": per_bar}
+
+
 def colour_error(tok: Tokenizer) -> dict:
     """Colour-bar errors at the highest quality (per bar), and the mean errors and the worst bar at every quality."""
     bars = colour_bars()
-    w = bars.shape[2]
-
-    def measure(q: int) -> dict:
-        rec, _, _ = code_at(tok, bars, q)
-        err = rec.astype(np.float64) - bars
-        per_bar = []
-        for i in range(len(BARS_75)):
-            x0, x1 = i * w // len(BARS_75) + 8, (i + 1) * w // len(BARS_75) - 8      # away from the edges
-            per_bar.append([round(float(v), 2) for v in err[:, :, x0:x1].mean(axis=(0, 1, 2))])
-        return {"mean_error_rgb": [round(float(v), 2) for v in err.mean(axis=(0, 1, 2))],
-                "mean_abs_error_rgb": [round(float(v), 2) for v in np.abs(err).mean(axis=(0, 1, 2))],
-                "per_bar_error_rgb": per_bar}
-
-    by_quality = {rp.quality: measure(rp.quality) for rp in tok.rate_points}
+    by_quality = {rp.quality: bar_errors(code_at(tok, bars, rp.quality)[0], bars) for rp in tok.rate_points}
     q = len(tok.rate_points)
     return {"quality": q, **by_quality[q], "bars": BARS_75.tolist(),
             "by_quality": {k: {key: v[key] for key in ("mean_error_rgb", "mean_abs_error_rgb")}
@@ -195,23 +197,17 @@ def colour_through_codec(tok: Tokenizer, bars: np.ndarray | None = None) -> dict
     from vcodec.colour import rgb_to_yuv420
     from vcodec.metrics import psnr_yuv_611
     bars = colour_bars() if bars is None else bars
-    w = bars.shape[2]
-    margin = min(8, w // len(BARS_75) // 4)
     quality = len(tok.rate_points)
     out = {"quality": quality, "settings": {}}
     for label, kwargs in ENCODER_SETTINGS:
         data = vcodec.compress(bars, quality=quality, tokenizer=tok, **kwargs)
         decoded = vcodec.decompress(data, tokenizer=tok)
-        err = decoded.astype(np.float64) - bars
-        per_bar = [err[:, :, i * w // len(BARS_75) + margin:(i + 1) * w // len(BARS_75) - margin].mean(axis=(0, 1, 2))
-                   .tolist()
-                   for i in range(len(BARS_75))]
+        errors = bar_errors(decoded, bars)
         out["settings"][label] = {
             "bytes": len(data),
             "psnr_yuv": round(psnr_yuv_611(rgb_to_yuv420(bars), rgb_to_yuv420(decoded))["psnr_yuv"], 2),
-            "mean_error_rgb": [round(float(v), 2) for v in err.mean(axis=(0, 1, 2))],
-            "mean_abs_error_rgb": [round(float(v), 2) for v in np.abs(err).mean(axis=(0, 1, 2))],
-            "worst_bar": _worst_bar([[round(v, 2) for v in bar] for bar in per_bar])}
+            "mean_error_rgb": errors["mean_error_rgb"], "mean_abs_error_rgb": errors["mean_abs_error_rgb"],
+            "worst_bar": _worst_bar(errors["per_bar_error_rgb"])}
     return out
 
 

@@ -412,7 +412,7 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
     from vcodec.tokenizer import token_prefix
 
     fit = w.header.chunk_colour
-    fit_every = colour == EVERY_CHUNK or refine     # else a keyframe chunk's map serves its whole period
+    fit_every = colour == EVERY_CHUNK               # else a keyframe chunk's map serves its whole period
     period_colour = None
     stream, decoder = StreamState(), StreamState()  # the encoder's, and (refine, colour) the decoder's
     coder = CoderContext()                          # (colour, fixed rate point) the coder's, as the writer keeps it

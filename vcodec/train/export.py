@@ -309,6 +309,8 @@ def main(argv=None) -> None:
                     help="exporting a training checkpoint: the quality a stream gets when it asks for none "
                          "(default: the highest point)")
     ap.add_argument("--train-command", default="make train")
+    ap.add_argument("--note", action="append", default=[],
+                    help="a sentence for the card's notes (repeatable): e.g. why a model is shipped with --force")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
@@ -390,7 +392,7 @@ def main(argv=None) -> None:
         "coder": f"{bitstream.CODER_ID} v" + "/".join(sorted({str(tok.coder_version(r["bits"])) for r in rows})),
         "notes": prev.get("notes", []) + ([added_level_note(rows)] if args.add_level else [])
         + ([f"A stream that asks for no quality gets quality {args.default_quality}."]
-           if args.default_quality is not None else []),
+           if args.default_quality is not None else []) + args.note,
     }
     card_md, curve_png = card_paths(args.output)
     card["curve"] = curve_png.name

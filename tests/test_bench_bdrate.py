@@ -66,3 +66,18 @@ def test_model_bdrate_compares_one_codec_across_two_results_files():
     assert summary["psnr_yuv"]["mean"] == pytest.approx(-50.0, abs=0.01) and summary["psnr_yuv"]["clips"] == 2
     assert summary["vmaf"]["mean"] is None and "n/a" in text
     assert table(results(1.0), results(1.0), "vcodec")[1]["psnr_y"]["mean"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_rate_range_checks_and_report():
+    from benchmarks.rate_range import markdown, range_checks
+    rows = [{"quality": q, "bpp": b, "psnr_y": y, "psnr_yuv": y + 1, "vmaf": v}
+            for q, b, y, v in ((1, 0.005, 25.0, 4.0), (2, 0.05, 28.0, 20.0), (3, 0.35, 31.0, 50.0))]
+    assert range_checks(rows) == {"lowest_ok": True, "highest_ok": True, "monotone": True}
+    flat = [*rows[:2], {**rows[2], "vmaf": 20.0}]                  # the top point buys no VMAF
+    assert range_checks(flat)["monotone"] is False
+    assert range_checks(rows[1:2] + rows[1:2]) == {"lowest_ok": False, "highest_ok": False, "monotone": False}
+    report = {"model": "m", "weights_hash": "0" * 64, "clip": {"name": "c", "start": 20, "frames": 33},
+              "width": 1280, "height": 720, "rows": rows, **range_checks(rows)}
+    text = markdown(report, "python -m benchmarks.rate_range")
+    assert "| 3 | 0.3500 | 31.00 | 32.00 | 50.00 |" in text and "frames 20-52 at 1280x720" in text
+    assert text.count("yes") == 3

@@ -158,10 +158,13 @@ def test_export_sets_the_quality_a_stream_gets_when_it_asks_for_none(setup):
     with pytest.raises(SystemExit) as e:                     # refused before anything is measured or written
         export.main([str(ckpt), "--data", str(data), "-o", str(out), "--default-quality", "99"])
     assert e.value.code == 2 and not out.exists()
-    export.main([str(ckpt), "--data", str(data), "-o", str(out), "--default-quality", "1"])
+    export.main([str(ckpt), "--data", str(data), "-o", str(out), "--default-quality", "1",
+                 "--note", "Shipped for a test.", "--note", "A second sentence."])
     from vcodec.tokenizer import Tokenizer
     assert torch.load(out, weights_only=False)["default_quality"] == 1 and Tokenizer.load(out).default_quality == 1
-    assert "gets quality 1." in (root / "MODEL_CARD_q.md").read_text()
+    card = (root / "MODEL_CARD_q.md").read_text()
+    assert "gets quality 1." in card and "\nShipped for a test.\n\nA second sentence.\n" in card
+    assert torch.load(out, weights_only=False)["card"]["notes"][-2:] == ["Shipped for a test.", "A second sentence."]
     with pytest.raises(SystemExit) as e:                     # a shipped model keeps its own
         export.main([str(out), "--card-only", "--data", str(data), "-o", str(out), "--default-quality", "1"])
     assert e.value.code == 2

@@ -272,6 +272,11 @@ class Record:
         self.type, self.offset, self.payload = rtype, offset, payload
 
 
+# what a damaged record is called in messages (FORMAT.md section 4)
+RECORD_NAMES = {REC_TRACK: "an audio track record", REC_CHUNK: "a video chunk", REC_PACKET: "an audio packet",
+                REC_INDEX: "the index", REC_END: "the end-of-stream record"}
+
+
 def read_record(src: Source, header: StreamHeader, chunk_hint: int | None = None) -> Record | None:
     """Next record from ``src`` with its header and payload checked, or None at a clean end of stream."""
     off = src.pos
@@ -281,7 +286,8 @@ def read_record(src: Source, header: StreamHeader, chunk_hint: int | None = None
     if len(head) < RECORD_HEADER.size:
         raise TruncatedError(f"stream truncated in a record header at offset {off}")
     rh = parse_record_header(head, off, header)
-    what = f"chunk {chunk_hint}" if rh.type == REC_CHUNK and chunk_hint is not None else f"record type 0x{rh.type:02x}"
+    what = (f"chunk {chunk_hint}" if rh.type == REC_CHUNK and chunk_hint is not None
+            else RECORD_NAMES.get(rh.type, f"record type 0x{rh.type:02x}"))
     payload = src.read_exact(rh.length, f"{what} (record at offset {off})")
     if zlib.crc32(payload) != rh.payload_crc:
         if rh.type == REC_CHUNK:

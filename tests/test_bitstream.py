@@ -583,6 +583,15 @@ def test_header_checksum(good):
         VcbReader(io.BytesIO(bytes(data)))
 
 
+def test_a_damaged_audio_packet_is_named_as_one(good):
+    data, _ = good
+    off = [o for o, t, _ in records(data) if t == 0x03][1]
+    bad = bytearray(data)
+    bad[off + 20] ^= 0x10                                   # the packet's payload
+    with pytest.raises(ChecksumError, match=f"an audio packet at offset {off} fails CRC32"):
+        list(VcbReader(io.BytesIO(bytes(bad))).packets())
+
+
 def test_chunk_checksum_names_the_chunk(good):
     data, chunks = good
     off = [o for o, t, _ in records(data) if t == 0x02][1]

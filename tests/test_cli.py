@@ -252,6 +252,15 @@ def test_salvage_decodes_the_intact_chunks(model, tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["frames"] == 40 and "vcodec: warning:" in r.stderr and "chunk 1" in r.stderr
     assert "frames 17-33 lost (17 frames): filled with repeats of the last intact frame" in r.stderr
+    r = run("info", tmp_path / "b.vcb", "--verify")
+    assert r.exit_code == 1 and "--salvage` decodes the intact chunks" in r.stdout
+    one = tmp_path / "one.vcb"                       # a one-chunk stream with its chunk damaged: nothing to salvage
+    assert run("encode", src, "-o", one, "--model", model, "--frames", "5").exit_code == 0
+    data = bytearray(one.read_bytes())
+    data[bitstream.VcbReader(str(one)).index()[0].offset + 60] ^= 0xFF
+    one.write_bytes(bytes(data))
+    r = run("info", one, "--verify")
+    assert r.exit_code == 1 and "nothing can be salvaged" in r.stdout and "--salvage" not in r.stdout
     out = _read(tmp_path / "o.mkv")[0]
     assert len(out) == 40 and (out[17:34] == out[16]).all()  # later frames keep their times
 
@@ -283,8 +292,33 @@ def test_existing_output_needs_y(sample_vcb, model, tmp_path):
     assert out.read_bytes() != b"precious"
 
 
+def test_a_bad_input_is_reported_before_an_existing_output(sample_vcb, model, tmp_path):
+    (tmp_path / "o.mkv").write_bytes(b"precious")
+    (tmp_path / "o.vcb").write_bytes(b"precious")
+    (tmp_path / "k.txt").write_text("hello")
+    assert "not a VCB stream" in _error_line(run("decode", SAMPLE, "-o", tmp_path / "o.mkv"))
+    assert "not a VCB stream" in _error_line(run("decode", tmp_path / "k.txt", "-o", tmp_path / "o.mkv"))
+    assert "not a video file" in _error_line(run("encode", tmp_path / "k.txt", "-o", tmp_path / "o.vcb"))
+    assert (tmp_path / "o.mkv").read_bytes() == (tmp_path / "o.vcb").read_bytes() == b"precious"
+
+
+def test_no_hint_that_cannot_help_when_the_file_header_is_cut(sample_vcb, tmp_path):
+    cut = tmp_path / "cut.vcb"
+    cut.write_bytes(sample_vcb.read_bytes()[:10])
+    line = _error_line(run("info", cut))
+    assert "truncated in the file header" in line and "--verify" not in line
+    assert "--salvage" not in _error_line(run("decode", cut, "-o", tmp_path / "o.mkv"))
+
+
+def test_decode_into_a_character_device(sample_vcb, model):
+    r = run("decode", "--model", model, sample_vcb, "-o", os.devnull)    # no extension: y4m, written straight in
+    assert r.exit_code == 0, r.output
+
+
 def test_unwritable_destinations(sample_vcb, model, tmp_path):
     assert "does not exist" in _error_line(run("decode", sample_vcb, "-o", tmp_path / "no" / "o.mkv"))
+    line = _error_line(run("encode", SAMPLE, "-o", f"{tmp_path / 'newdir'}{os.sep}"))
+    assert "newdir/: directory" in line and "does not exist" in line
     blocker = tmp_path / "file"
     blocker.write_bytes(b"")
     assert "not a directory" in _error_line(run("decode", sample_vcb, "-o", blocker / "o.mkv"))

@@ -223,8 +223,7 @@ def encode_video(
     twice the encoding time without ``refine``, nothing more with it), False none; None (default): every chunk with
     ``refine``, else each keyframe period's first chunk, whose map the period's other chunks carry on.
     """
-    inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
-    _refuse_video_output(out)
+    inp = resolve_input(src)
     check_range(start, frames, duration)
     _check_keyint(keyint)
     _check_scenecut(scenecut)
@@ -233,6 +232,9 @@ def encode_video(
     colour = _colour_fit(colour, refine)
     notes = _Warnings()
     with notes.collect(), VideoSource(inp) as source:
+        # the output is checked once the input has opened: a bad input is the error a user needs to see first
+        out = resolve_output(dst, overwrite=overwrite, src=src)
+        _refuse_video_output(out)
         t0 = time.perf_counter()
         _set_threads(threads)
         with _progress(progress and sys.stderr.isatty(), None, "loading model"):
@@ -365,13 +367,14 @@ def decode_video(
     README).
     """
     kind = output_kind(dst)
-    inp, out = resolve_input(src), resolve_output(dst, overwrite=overwrite, src=src)
+    inp = resolve_input(src)
     check_range(start, frames, duration)
     ranged = start is not None or frames is not None or duration is not None
     if ranged and salvage:
         raise ArgumentError("--salvage decodes the whole stream; it cannot be combined with a frame range")
     notes = _Warnings()
     with notes.collect(), _open_vcb(inp) as reader:
+        out = resolve_output(dst, overwrite=overwrite, src=src)   # (after the input: its error comes first)
         t0 = time.perf_counter()
         _set_threads(threads)
         with _progress(progress and sys.stderr.isatty(), None, "loading model"):

@@ -241,7 +241,7 @@ def _emit_json(obj, to_stderr: bool) -> None:
 
 def _with_context(name: str, salvage_hint: bool, verify_hint: bool = False):
     """Turn a bitstream error into one line that names the file (and suggests --salvage or info --verify when
-    they can help)."""
+    they can help: not when the file header itself is unreadable, which ``_open_vcb`` marks unsalvageable)."""
     from bitstream import BitstreamError, ChecksumError, CorruptDataError, TruncatedError
 
     @contextlib.contextmanager
@@ -253,7 +253,8 @@ def _with_context(name: str, salvage_hint: bool, verify_hint: bool = False):
             if salvage_hint and getattr(e, "salvageable", True) and isinstance(
                     e, (ChecksumError, CorruptDataError, TruncatedError)):
                 hint = " (use --salvage to decode the intact chunks)"
-            elif verify_hint and isinstance(e, (ChecksumError, CorruptDataError, TruncatedError)):
+            elif verify_hint and getattr(e, "salvageable", True) and isinstance(
+                    e, (ChecksumError, CorruptDataError, TruncatedError)):
                 hint = " (use `vcodec info --verify` to see what is intact)"
             raise CliError(f"{name}: {_one_line(e)}{hint}") from e
 
@@ -557,7 +558,10 @@ def _verify_text(v: dict) -> str:
     for first, n in v["gaps"]:
         lines.append(f"             frames {first}-{first + n - 1} lost ({_n(n, 'frame')})")
     lines += [f"             {m}" for m in v["damage"]]
-    lines.append("             `vcodec decode --salvage` decodes the intact chunks, filling the gaps")
+    if v["intact_chunks"]:
+        lines.append("             `vcodec decode --salvage` decodes the intact chunks, filling the gaps")
+    else:
+        lines.append("             no video chunk is intact: nothing can be salvaged")
     return "\n".join(lines)
 
 

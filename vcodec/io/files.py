@@ -71,9 +71,10 @@ def is_stream_device(path) -> bool:
 
 def output_target(dst) -> Path:
     """The file an output path names: a symbolic link is followed to its (final) target, which may not exist
-    yet. A symlink loop is :class:`OutputError`."""
+    yet, except one to a FIFO or character device, written through the link. A symlink loop is
+    :class:`OutputError`."""
     name = os.fspath(dst)
-    if not os.path.islink(name):
+    if not os.path.islink(name) or is_stream_device(name):  # (/dev/stdout's target may be "pipe:[N]": no path)
         return Path(name)
     try:
         os.stat(name)
@@ -88,6 +89,8 @@ def check_output(dst, *, overwrite: bool, src=None) -> Path:
     a missing parent directory, a block device or socket, and the input itself. Returns the path to write
     (a symlink's target). A FIFO or character device is accepted as is, ``overwrite`` or not."""
     name = os.fspath(dst)
+    if name.endswith(os.sep) and not os.path.isdir(name):  # (Path() would drop the slash that names a directory)
+        raise OutputError(f"cannot write {name}: directory {name} does not exist (and -o takes a file name)")
     path = output_target(dst)
     if path.is_dir():
         raise OutputError(f"cannot write {name}: it is a directory")

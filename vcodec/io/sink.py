@@ -38,7 +38,7 @@ from av.video.reformatter import ColorRange, Colorspace
 
 from vcodec.errors import OutputError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack, TemplateStream, to_av_packet
-from vcodec.io.files import endpoint, is_pattern
+from vcodec.io.files import endpoint, is_pattern, is_stream_device
 
 KINDS = {".y4m": "y4m", ".mkv": "mkv", ".mp4": "mp4", ".webm": "webm", ".png": "png"}
 _FORMATS = {"y4m": "yuv4mpegpipe", "mkv": "matroska", "mp4": "mp4", "webm": "webm", "png": "image2"}
@@ -53,13 +53,16 @@ _AVCOL_SPC_SMPTE170M = 6  # AVColorSpace value for BT.601 (525/625 share the mat
 
 
 def output_kind(dst) -> str:
-    """``"y4m"``, ``"mkv"``, ``"mp4"``, ``"webm"`` or ``"png"`` from the output's extension; ``"-"`` and file
-    objects are y4m. A ``.png`` output is a numbered pattern such as ``frames_%05d.png``, or a plain name for a
-    single frame (a photo; :class:`VideoSink` refuses a second one)."""
+    """``"y4m"``, ``"mkv"``, ``"mp4"``, ``"webm"`` or ``"png"`` from the output's extension; ``"-"``, file
+    objects, and a FIFO or character device without a known extension (``/dev/null``, ``/dev/stdout``) are y4m. A
+    ``.png`` output is a numbered pattern such as ``frames_%05d.png``, or a plain name for a single frame (a photo;
+    :class:`VideoSink` refuses a second one)."""
     out = endpoint(dst, output=True)
     if not out.is_path:
         return "y4m"
     ext = os.path.splitext(out.path)[1].lower()
+    if ext not in KINDS and is_stream_device(out.path):
+        return "y4m"
     try:
         kind = KINDS[ext]
     except KeyError:

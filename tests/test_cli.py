@@ -156,7 +156,11 @@ def test_size_count_and_rate_preserved(model, tmp_path, h, w, n):
 def test_audio_preserved(model, tmp_path):
     src = tmp_path / "in.mkv"
     write_clip(src, width=32, height=16, num_frames=18, codec="ffv1", pix_fmt="yuv420p", audio="aac")
-    assert run("encode", src, "-o", tmp_path / "a.vcb", "--model", model).exit_code == 0
+    r = run("encode", src, "-o", tmp_path / "a.vcb", "--model", model, "--json")
+    assert r.exit_code == 0
+    video_bpp = json.loads(r.stdout)["video_bpp"]
+    rate = next(line for line in run("info", tmp_path / "a.vcb").stdout.splitlines() if line.startswith("rate:"))
+    assert rate.split()[1:4] == [f"{video_bpp:.4f}", "bpp", "video"] and "bpp with the audio" in rate  # as encode
     for ext in ("mkv", "mp4"):
         assert run("decode", "--model", model, tmp_path / "a.vcb", "-o", tmp_path / f"o.{ext}").exit_code == 0
         assert _audio(tmp_path / f"o.{ext}") == _audio(src), ext

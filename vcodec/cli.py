@@ -496,14 +496,17 @@ def _keyint_text(d: dict) -> str:
 
 
 def _info_text(d: dict) -> str:
-    bpp = f"{d['bpp']:.4f}" if d["bpp"] is not None else "?"
+    bpp = f"{d['bpp']:.4f} bpp" if d["bpp"] is not None else "? bpp"
+    with_audio = ""
+    if d.get("tracks") and d.get("video_bpp") is not None:   # the video's own, as encode reports it, then the file's
+        bpp, with_audio = f"{d['video_bpp']:.4f} bpp video", f", {bpp} with the audio"
     lines = [
         f"file:        {d['file']} ({human_bytes(d['bytes']) if d['bytes'] is not None else 'size unknown'})",
         f"video:       {d['width']}x{d['height']} @ {human_rate(d['frame_rate'])} fps, {_n(d['frames'], 'frame')} "
         f"({d['duration']:.3f} s) in {_n(d['chunks'], 'chunk')}, {_video_rate(d)}",
         f"keyframes:   {_n(d['keyframe_chunks'], 'keyframe chunk')}"
         + _keyint_text(d) + f", format version {d['format_version']}",
-        f"rate:        {bpp} bpp ({_rate_text(d)})"
+        f"rate:        {bpp} ({_rate_text(d)}){with_audio}"
         + (f", {_n(d['colour_chunks'], 'chunk')} colour-corrected" if d.get("colour_chunks") else ""),
         f"model:       {d['model']} (weights sha256 {d['weights_hash'][:16]}...)",
         f"coder:       {d['coder']}",

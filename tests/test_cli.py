@@ -314,6 +314,12 @@ def test_no_hint_that_cannot_help_when_the_file_header_is_cut(sample_vcb, tmp_pa
     assert "--salvage" not in _error_line(run("decode", cut, "-o", tmp_path / "o.mkv"))
 
 
+def test_a_vcb_given_as_a_video_says_to_decode_it_first(sample_vcb, tmp_path):
+    for args in (("encode", sample_vcb, "-o", tmp_path / "z.vcb"), ("compare", SAMPLE, sample_vcb)):
+        line = _error_line(run(*args))
+        assert "it is a .vcb stream: decode it first" in line and f"vcodec decode {sample_vcb}" in line
+
+
 def test_decode_into_a_character_device(sample_vcb, model):
     r = run("decode", "--model", model, sample_vcb, "-o", os.devnull)    # no extension: y4m, written straight in
     assert r.exit_code == 0, r.output

@@ -40,6 +40,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from bitstream.header import MAGIC as VCB_MAGIC
 from vcodec import stopping
 from vcodec.errors import InputError, VcodecWarning
 from vcodec.io.audio import AudioPacket, AudioTrack, track_from_stream
@@ -481,6 +482,8 @@ def _open_reason(inp, e: BaseException) -> str:
                 head = f.read(MAX_Y4M_HEADER + 1)
         except OSError:
             head = b""
+    if head.startswith(VCB_MAGIC):
+        return f"it is a .vcb stream: decode it first, e.g. vcodec decode {inp.name} -o NAME.mkv"
     if not head.startswith(Y4M_MAGIC):
         if getattr(e, "errno", None) == errno.EBUSY:
             return "FFmpeg cannot use its stream parameters"

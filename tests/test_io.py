@@ -428,7 +428,8 @@ def _remux(src, dst, **kw):
     return packets
 
 
-@pytest.mark.parametrize("codec, out", [("aac", "mkv"), ("aac", "mp4"), ("flac", "mkv"), ("pcm_s16le", "mp4")])
+@pytest.mark.parametrize("codec, out", [("aac", "mkv"), ("aac", "mp4"), ("flac", "mkv"), ("flac", "mp4"),
+                                        ("pcm_s16le", "mkv")])
 def test_audio_packets_copied_unchanged(tmp_path, codec, out):
     src = tmp_path / "a.mkv"
     write_clip(src, width=16, height=8, num_frames=10, codec="ffv1", pix_fmt="yuv420p", audio=codec)
@@ -437,9 +438,10 @@ def test_audio_packets_copied_unchanged(tmp_path, codec, out):
     assert _audio_packets(tmp_path / f"o.{out}") == _audio_packets(src)
 
 
-def test_audio_reencoded_to_aac_when_the_container_refuses_it(tmp_path):
+@pytest.mark.parametrize("codec", ["pcm_u8", "pcm_s16le"])
+def test_audio_reencoded_to_aac_when_the_container_refuses_it_or_browsers_would_not_play_it(tmp_path, codec):
     src = tmp_path / "a.mkv"
-    write_clip(src, width=16, height=8, num_frames=10, codec="ffv1", pix_fmt="yuv420p", audio="pcm_u8")
+    write_clip(src, width=16, height=8, num_frames=10, codec="ffv1", pix_fmt="yuv420p", audio=codec)
     with pytest.warns(VcodecWarning, match="re-encoded to AAC"):
         _remux(src, tmp_path / "o.mp4")
     with av.open(str(tmp_path / "o.mp4")) as c:

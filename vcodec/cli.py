@@ -433,7 +433,7 @@ def decode(input, output, overwrite, salvage, model, device, pix_fmt, precision,
       .mkv  FFV1 RGB, lossless; audio tracks copied
       .mp4  H.264 yuv420p (x264 crf 12), faststart: a lossy re-encode that
             browsers play (odd sizes padded by one edge row/column, or
-            --pix-fmt yuv444p); audio copied, or AAC where MP4 cannot hold it
+            --pix-fmt yuv444p); audio copied (AAC, MP3, Opus, FLAC), else AAC
       .webm VP9 (crf 24) + Opus: lossy, for the web
       NAME_%05d.png  one lossless PNG a frame, numbered from 1 (NAME.png: a one-frame stream)
       -     y4m on standard output

@@ -10,8 +10,8 @@
 ``.mp4``  H.264 (libx264, CRF 12, preset medium, fixed thread counts, BT.601 limited range, tagged), index
           first (faststart): a **lossy re-encode** that browsers play. ``yuv420p``; odd sizes are padded by
           repeating the last row/column (4:2:0 needs even sizes; warning), or ``pix_fmt="yuv444p"`` keeps the
-          size. Audio is copied when MP4 can hold its codec, else re-encoded to AAC at the nearest sample rate
-          AAC offers (warning).
+          size. Audio is copied when browsers play its codec in MP4 (AAC, MP3, Opus, FLAC), else re-encoded to
+          AAC at the nearest sample rate AAC offers (warning): PCM, which MP4 holds as ``ipcm``, no browser plays.
 ``.webm`` VP9 (libvpx-vp9, CRF 24, one thread), ``yuv420p``, BT.601: lossy, for the web. Audio copied when WebM
           can hold it (Opus, Vorbis), else re-encoded to Opus.
 ``.png``  An image sequence, the name a frame-number pattern (``frames_%05d.png``, numbered from 1): lossless
@@ -247,7 +247,7 @@ class VideoSink:
                 self._audio.append(None)
                 continue
             self._templates.append(tpl)
-            if _can_copy(self._out.format.name, tpl.stream, t):
+            if (self.kind != "mp4" or t.codec in MP4_PLAYABLE_AUDIO) and _can_copy(self._out.format.name, tpl.stream, t):
                 s = self._out.add_stream_from_template(tpl.stream)
                 _name_layout(s)
                 s.time_base = t.time_base
@@ -258,7 +258,7 @@ class VideoSink:
                 at = "" if rate == t.sample_rate else f" at {rate} Hz ({label} cannot code {t.sample_rate} Hz)"
                 warnings.warn(
                     f"{self.name}: audio track {i} ({t.codec}) re-encoded to {label}{at} ({self.kind} cannot hold "
-                    f"{t.codec})",
+                    f"{t.codec}" + (" where browsers play it)" if self.kind == "mp4" else ")"),
                     VcodecWarning,
                     stacklevel=3,
                 )
@@ -362,6 +362,10 @@ def _name_layout(stream) -> None:
     default = _DEFAULT_LAYOUTS.get(cc.channels)
     if cc.layout is not None and cc.layout.name.endswith("channels") and default:
         cc.layout = default
+
+
+# audio codecs that browsers play inside MP4 (the .mp4 output is for playback); others are re-encoded to AAC
+MP4_PLAYABLE_AUDIO = frozenset({"aac", "mp3", "opus", "flac"})
 
 
 def _can_copy(fmt: str, template_stream, track: AudioTrack) -> bool:

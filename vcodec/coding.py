@@ -407,13 +407,14 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
     controller then scales by what refinement has added so far). Where the writer's header has ``chunk_colour``, chunks
     get the colour correction that pays for itself (:mod:`vcodec.correction`; the encoder decodes what it codes to
     fit it): ``colour`` EVERY_CHUNK fits each chunk, KEY_CHUNKS (:func:`vcodec.correction.fits_colour`) only the
-    keyframe chunks, whose map the chunks that continue them carry. Returns the first frame of every keyframe chunk."""
+    keyframe chunks, whose map the chunks that continue them carry where coded at the same rate point. Returns the
+    first frame of every keyframe chunk."""
     from vcodec.refine import encode_refined, latent_buffer, refine_tokens
     from vcodec.tokenizer import token_prefix
 
     fit = w.header.chunk_colour
     fit_every = colour == EVERY_CHUNK               # else a keyframe chunk's map serves its whole period
-    period_colour = None
+    period_colour, period_point = None, None        # a keyframe chunk's map, and the rate point it was fitted at
     stream, decoder = StreamState(), StreamState()  # the encoder's, and (refine, colour) the decoder's
     coder = CoderContext()                          # (colour, fixed rate point) the coder's, as the writer keeps it
     tables = writer_tables(tok, w.header) if fit and rate is None else None
@@ -449,11 +450,14 @@ def encode_windows(w: VcbWriter, tok: Tokenizer, chunks: Iterable[tuple[np.ndarr
         chunk_colour = None
         if fit:
             if continues and not fit_every:
-                chunk_colour = period_colour
+                # a map fitted at one rate point misleads at another (rate control: 1.5 dB lost at 20 kbit/s on
+                # megamind): a chunk coded at another point than the period's fitted one carries none
+                chunk_colour = period_colour if (chunk_bits, chunk_levels) == period_point else None
             else:
                 if seen is None:
                     seen = tok.decode_window(tokens, len(window), *window.shape[1:3], chunk_bits, decoder)
                 chunk_colour = period_colour = fit_colour(window, seen, len(data))
+                period_point = (chunk_bits, chunk_levels)
         colour_bytes = w.colour_bytes
         if data is None:
             w.write_chunk(tokens, len(window), continues=continues)

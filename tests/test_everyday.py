@@ -391,6 +391,20 @@ def test_compare_per_frame_and_means(tmp_path):
     assert (tmp_path / "keep.csv").read_text().startswith("frame,")
 
 
+def test_compare_says_when_chroma_is_identical(tmp_path):
+    """A gray source decoded gray has identical chroma: its PSNR-U and -V sit at the 100 dB cap and lift PSNR-YUV
+    far above PSNR-Y; compare says so (and says nothing for a colour video)."""
+    ref_p, dist_p, ref, dist = _distorted(tmp_path)
+    d = json.loads(run("compare", ref_p, dist_p, "--json").stdout)
+    assert d["mean"]["chroma_exact"] is False and "chroma identical" not in run("compare", ref_p, dist_p).stdout
+    gray_ref, gray_dist = (np.repeat(v[..., :1], 3, axis=-1) for v in (ref, dist))
+    write_video(tmp_path / "gref.mkv", gray_ref, 25)
+    write_video(tmp_path / "gdist.mkv", gray_dist, 25)
+    d = json.loads(run("compare", tmp_path / "gref.mkv", tmp_path / "gdist.mkv", "--json").stdout)
+    assert d["mean"]["chroma_exact"] is True and d["mean"]["psnr_yuv"] > d["mean"]["psnr_y"] + 5
+    assert "chroma identical to the reference" in run("compare", tmp_path / "gref.mkv", tmp_path / "gdist.mkv").stdout
+
+
 def test_compare_warns_when_dist_is_longer_than_the_range(tmp_path):
     ref_p, dist_p, _, _ = _distorted(tmp_path)   # 6 frames each at 25 fps
     r = run("compare", ref_p, dist_p, "--start", "0.04", "--frames", "2")

@@ -37,12 +37,15 @@ _PEAK2 = 255.0 ** 2
 
 def frame_metrics(ref: np.ndarray, dist: np.ndarray) -> dict[str, list[float]]:
     """Each metric of :data:`METRICS` for each frame of ``ref``/``dist`` ``uint8 (T, H, W, 3)``; MS-SSIM is NaN
-    (reported as not available) for frames whose short side is below its window (11 px)."""
+    (reported as not available) for frames whose short side is below its window (11 px). Also ``chroma_exact``: per
+    frame, whether both chroma planes are identical (their PSNR at the cap: a gray source decoded gray)."""
     out: dict[str, list[float]] = {m: [] for m in METRICS}
     for a, b in zip(ref, dist):
         a, b = a[None], b[None]
         out["psnr_y"].append(metrics.psnr_y_bt709_limited(a, b))
-        out["psnr_yuv"].append(metrics.psnr_yuv_611(rgb_to_yuv420(a), rgb_to_yuv420(b))["psnr_yuv"])
+        yuv = metrics.psnr_yuv_611(rgb_to_yuv420(a), rgb_to_yuv420(b))
+        out["psnr_yuv"].append(yuv["psnr_yuv"])
+        out.setdefault("chroma_exact", []).append(min(yuv["psnr_u"], yuv["psnr_v"]) >= metrics.PSNR_CAP_DB)
         small = min(a.shape[1:3]) < metrics.SSIM_WINDOW
         out["ms_ssim"].append(float("nan") if small else metrics.ms_ssim_rgb(a, b)[0])
     return out
@@ -57,9 +60,12 @@ class Quality:
     """Per-frame metrics of a video against its reference, accumulated a few frames at a time."""
 
     per_frame: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METRICS})
+    chroma_exact: bool = True    # every frame's chroma identical so far (PSNR-U and -V at the cap)
 
     def add(self, ref: np.ndarray, dist: np.ndarray) -> None:
-        for k, v in frame_metrics(ref, dist).items():
+        m = frame_metrics(ref, dist)
+        self.chroma_exact &= all(m.pop("chroma_exact"))
+        for k, v in m.items():
             self.per_frame[k].extend(v)
 
     @property
@@ -78,6 +84,7 @@ class Quality:
             "psnr_y_global": 10 * math.log10(_PEAK2 / mse),
             "psnr_yuv": float(np.mean(pf["psnr_yuv"])),
             "ms_ssim": float(np.mean(pf["ms_ssim"])),
+            "chroma_exact": bool(self.frames and self.chroma_exact),
         }
 
     def to_json(self) -> dict:
@@ -97,8 +104,10 @@ def describe(s: dict) -> str:
 
     ms = s["ms_ssim"]
     ms = f"n/a (frames under {metrics.SSIM_WINDOW} px)" if ms is None or math.isnan(ms) else f"{ms:.4f}"
+    exact = (" (chroma identical to the reference, e.g. a gray source: PSNR-U and -V count at the 100 dB cap, so "
+             "judge by PSNR-Y)") if s.get("chroma_exact") else ""
     return (f"PSNR-Y {db(s['psnr_y'])} dB (per-frame mean; global {db(s['psnr_y_global'])} dB), "
-            f"PSNR-YUV {db(s['psnr_yuv'])} dB (per-frame mean), MS-SSIM {ms}")
+            f"PSNR-YUV {db(s['psnr_yuv'])} dB (per-frame mean){exact}, MS-SSIM {ms}")
 
 
 def compare_videos(ref, dist, *, batch: int = 8, vmaf: bool = False, start=None, frames: int | None = None,

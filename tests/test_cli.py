@@ -119,9 +119,16 @@ def test_encode_json_summary_and_no_bar(model, tmp_path):
     assert d["lossy"] is True and d["codec"] == "h264" and d["frames"] == 17
 
 
-def test_progress_bar_on_stderr(model, tmp_path):
+def test_progress_on_stderr_as_plain_lines_when_it_is_not_a_terminal(model, tmp_path, monkeypatch):
+    """A log gets plain progress lines (at most one every LOG_PROGRESS_S seconds: none for a short run, so a failing
+    one leaves its error line alone), never a terminal's carriage returns."""
     r = run("encode", SAMPLE, "-o", tmp_path / "a.vcb", "--model", model)
-    assert r.exit_code == 0 and "frame/s" in r.stderr and r.stdout == ""
+    assert r.exit_code == 0 and "frame/s" not in r.stderr and "\r" not in r.stderr and r.stdout == ""
+    from vcodec import api
+    monkeypatch.setattr(api, "LOG_PROGRESS_S", 0.0)
+    r = run("encode", SAMPLE, "-o", tmp_path / "b.vcb", "--model", model)
+    lines = [line for line in r.stderr.splitlines() if line.startswith("encode: ")]
+    assert r.exit_code == 0 and "\r" not in r.stderr and lines and lines[-1].startswith("encode: 17/17 frames (100%), ")
 
 
 def test_info_and_models(sample_vcb):

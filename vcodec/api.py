@@ -104,11 +104,42 @@ class _Warnings:
 
 
 def _progress(enabled: bool, total: int | None, desc: str):
-    """A progress bar on stderr (cleared when done); ``total`` None: a step with no count ("loading model")."""
+    """A progress bar on stderr (cleared when done); ``total`` None: a step with no count ("loading model"). Where
+    stderr is not a terminal (a log, a pipe), plain lines instead, at most one every ``LOG_PROGRESS_S`` seconds."""
     from tqdm import tqdm
 
+    if enabled and not sys.stderr.isatty():
+        return _LogProgress(total, desc)
     return tqdm(total=total, unit="frame", desc=desc, file=sys.stderr, disable=not enabled, leave=False,
                 dynamic_ncols=True)
+
+
+LOG_PROGRESS_S = 30.0   # a log's progress lines: a long encode says how far it is, a short one (or a failing one) nothing
+
+
+class _LogProgress:
+    """Progress written to a stderr that is not a terminal: ``encode: 120/1000 frames (12%), 4.2 frames/s``, one
+    line at most every LOG_PROGRESS_S seconds (no carriage returns, nothing to clear)."""
+
+    def __init__(self, total: int | None, desc: str):
+        self.total, self.desc, self.n = total, desc, 0
+        self.t0 = self.last = time.perf_counter()
+
+    def __enter__(self) -> "_LogProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def update(self, k: int) -> None:
+        self.n += k
+        now = time.perf_counter()
+        if now - self.last >= LOG_PROGRESS_S:
+            self.last = now
+            of = f"/{self.total}" if self.total else ""
+            pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
+            print(f"{self.desc}: {self.n}{of} frames{pct}, {self.n / (now - self.t0):.1f} frame/s",
+                  file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager

@@ -118,7 +118,7 @@ LOG_PROGRESS_S = 30.0   # a log's progress lines: a long encode says how far it 
 
 
 class _LogProgress:
-    """Progress written to a stderr that is not a terminal: ``encode: 120/1000 frames (12%), 4.2 frames/s``, one
+    """Progress written to a stderr that is not a terminal: ``encode: 120/1000 frames (12%), 4.2 frame/s``, one
     line at most every LOG_PROGRESS_S seconds (no carriage returns, nothing to clear)."""
 
     def __init__(self, total: int | None, desc: str):

@@ -24,7 +24,7 @@ import torch
 import vcodec
 from benchmarks.clips import ClipSpec, find_file, read_segment
 from benchmarks.codecs import ffmpeg_exe
-from benchmarks.metrics import vmaf
+from benchmarks.metrics import vmaf, vmaf_status
 from vcodec.colour import rgb_to_yuv420
 from vcodec.metrics import psnr_yuv_611
 from vcodec.models import load_tokenizer
@@ -36,12 +36,15 @@ LOWEST_BPP, HIGHEST_BPP = 0.01, 0.3     # the model issue's range
 def measure(model: str = "default") -> dict:
     """Per quality of ``model``: {"quality", "bpp", "psnr_y", "psnr_yuv", "vmaf", "encode_s", "decode_s"}, and the
     checks of the issue's range (``lowest_ok``, ``highest_ok``, ``monotone``)."""
+    ffmpeg = ffmpeg_exe()
+    why = vmaf_status(ffmpeg)                 # before any encoding: the report needs VMAF at every point
+    if why is not None:
+        raise SystemExit(f"rate_range: VMAF unavailable ({why})")
     tok = load_tokenizer(model)
     frames, _ = read_segment(find_file(CLIP.file), CLIP.start, CLIP.frames)
     ref = rgb_to_yuv420(frames)
-    ffmpeg = ffmpeg_exe()
     rows = []
-    for rp in tok.rate_points:
+    for rp in sorted(tok.rate_points, key=lambda rp: rp.quality):
         t0 = time.perf_counter()
         data = vcodec.compress(frames, quality=rp.quality, tokenizer=tok, frame_rate=25)
         t1 = time.perf_counter()

@@ -122,9 +122,10 @@ def test_encode_json_summary_and_no_bar(model, tmp_path):
 def test_progress_on_stderr_as_plain_lines_when_it_is_not_a_terminal(model, tmp_path, monkeypatch):
     """A log gets plain progress lines (at most one every LOG_PROGRESS_S seconds: none for a short run, so a failing
     one leaves its error line alone), never a terminal's carriage returns."""
+    from vcodec import api
+    monkeypatch.setattr(api, "LOG_PROGRESS_S", 1e9)
     r = run("encode", SAMPLE, "-o", tmp_path / "a.vcb", "--model", model)
     assert r.exit_code == 0 and "frame/s" not in r.stderr and "\r" not in r.stderr and r.stdout == ""
-    from vcodec import api
     monkeypatch.setattr(api, "LOG_PROGRESS_S", 0.0)
     r = run("encode", SAMPLE, "-o", tmp_path / "b.vcb", "--model", model)
     lines = [line for line in r.stderr.splitlines() if line.startswith("encode: ")]
@@ -330,6 +331,14 @@ def test_a_vcb_given_as_a_video_says_to_decode_it_first(sample_vcb, tmp_path):
 def test_decode_into_a_character_device(sample_vcb, model):
     r = run("decode", "--model", model, sample_vcb, "-o", os.devnull)    # no extension: y4m, written straight in
     assert r.exit_code == 0, r.output
+    import pty
+    leader, follower = pty.openpty()                                      # but never binary video onto a terminal
+    try:
+        line = _error_line(run("decode", "--model", model, sample_vcb, "-o", os.ttyname(follower)))
+        assert "refusing to write video to a terminal" in line
+    finally:
+        os.close(leader)
+        os.close(follower)
 
 
 def test_unwritable_destinations(sample_vcb, model, tmp_path):
@@ -338,6 +347,7 @@ def test_unwritable_destinations(sample_vcb, model, tmp_path):
     assert "newdir/: directory" in line and "does not exist" in line
     blocker = tmp_path / "file"
     blocker.write_bytes(b"")
+    assert "is not a directory" in _error_line(run("encode", SAMPLE, "-o", f"{blocker}{os.sep}"))
     assert "not a directory" in _error_line(run("decode", sample_vcb, "-o", blocker / "o.mkv"))
     digest = _sha(SAMPLE)
     assert "is the input" in _error_line(run("encode", SAMPLE, "-o", SAMPLE, "-y"))

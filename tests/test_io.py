@@ -429,7 +429,7 @@ def _remux(src, dst, **kw):
 
 
 @pytest.mark.parametrize("codec, out", [("aac", "mkv"), ("aac", "mp4"), ("flac", "mkv"), ("flac", "mp4"),
-                                        ("pcm_s16le", "mkv")])
+                                        ("libmp3lame", "mp4"), ("pcm_s16le", "mkv")])
 def test_audio_packets_copied_unchanged(tmp_path, codec, out):
     src = tmp_path / "a.mkv"
     write_clip(src, width=16, height=8, num_frames=10, codec="ffv1", pix_fmt="yuv420p", audio=codec)

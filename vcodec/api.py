@@ -252,7 +252,8 @@ def encode_video(
     times slower; frames of up to 1920x1080; with a ``bitrate``, at the rate points rate control chooses). ``colour``: colour corrections
     (:mod:`vcodec.correction`, format version 5): True fits every chunk its own (the encoder decodes all it codes: about
     twice the encoding time without ``refine``, nothing more with it), False none; None (default): every chunk with
-    ``refine``, else each keyframe period's first chunk, whose map the period's other chunks carry on.
+    ``refine``, else each keyframe period's first chunk, whose map the period's other chunks carry on (under
+    ``bitrate``, those coded at the same rate point as that chunk).
     """
     inp = resolve_input(src)
     check_range(start, frames, duration)
@@ -289,7 +290,8 @@ def encode_video(
         with (
             out.writing(overwrite=overwrite, src=src) as target,
             VcbWriter(target, header, tables=writer_tables(tok, header)) as w,
-            _progress(progress, count if count is not None else si.frame_count_hint, "encode") as bar,
+            _progress(progress, count if count is not None else (si.frame_count_hint - first if si.frame_count_hint
+                                                                  else None), "encode") as bar,
         ):
             ids = [w.add_track(track_info(t)) for t in source.audio_tracks]
             audio_stream_bytes = sum(track_record_size(i, track_info(t))

@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -262,8 +263,23 @@ def _with_context(name: str, salvage_hint: bool, verify_hint: bool = False):
 
 
 def _refuse_tty(path: str, what: str) -> None:
-    if path == "-" and sys.stdout.isatty():
+    """Refuse binary output to a terminal: ``-`` on one, or a path naming one (``/dev/stdout``, ``/dev/tty``)."""
+    if (path == "-" and sys.stdout.isatty()) or (path != "-" and _is_terminal(path)):
         raise CliError(f"refusing to write {what} to a terminal; redirect standard output or use -o FILE")
+
+
+def _is_terminal(path: str) -> bool:
+    """Whether ``path`` (links followed) is a terminal device; opened without becoming one's controlling terminal."""
+    try:
+        if not stat.S_ISCHR(os.stat(path).st_mode):
+            return False
+        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
 
 
 def _time(value: str) -> Fraction:

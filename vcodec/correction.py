@@ -99,7 +99,9 @@ def fits_colour(colour: bool | None, refine: int) -> str:
     codes, about half the encoding speed), False none (NO_CORRECTION); by default (None) every chunk when it refines
     (``refine`` steps > 0: it decodes what it codes then anyway), else KEY_CHUNKS: the keyframe chunk of each keyframe
     period (17 frames, which decode without the chunks before them) is decoded and fitted, and the chunks that
-    continue it carry the same map (a keyframe period is one shot: the encoder starts one at each scene cut)."""
+    continue it carry the same map (a keyframe period is one shot: the encoder starts one at each scene cut), where
+    coded at the same rate point (rate control may change it: a map fitted to one point's decoding misleads at
+    another)."""
     if colour is None:
         return EVERY_CHUNK if refine else KEY_CHUNKS
     return EVERY_CHUNK if colour else NO_CORRECTION

@@ -90,7 +90,8 @@ def check_output(dst, *, overwrite: bool, src=None) -> Path:
     (a symlink's target). A FIFO or character device is accepted as is, ``overwrite`` or not."""
     name = os.fspath(dst)
     if name.endswith(os.sep) and not os.path.isdir(name):  # (Path() would drop the slash that names a directory)
-        raise OutputError(f"cannot write {name}: directory {name} does not exist (and -o takes a file name)")
+        what = "is not a directory" if os.path.exists(name.rstrip(os.sep)) else "does not exist"
+        raise OutputError(f"cannot write {name}: directory {name} {what} (and -o takes a file name)")
     path = output_target(dst)
     if path.is_dir():
         raise OutputError(f"cannot write {name}: it is a directory")

@@ -247,7 +247,8 @@ class VideoSink:
                 self._audio.append(None)
                 continue
             self._templates.append(tpl)
-            if (self.kind != "mp4" or t.codec in MP4_PLAYABLE_AUDIO) and _can_copy(self._out.format.name, tpl.stream, t):
+            if (self.kind != "mp4" or _canonical_codec(t.codec) in MP4_PLAYABLE_AUDIO) and _can_copy(
+                    self._out.format.name, tpl.stream, t):
                 s = self._out.add_stream_from_template(tpl.stream)
                 _name_layout(s)
                 s.time_base = t.time_base
@@ -366,6 +367,14 @@ def _name_layout(stream) -> None:
 
 # audio codecs that browsers play inside MP4 (the .mp4 output is for playback); others are re-encoded to AAC
 MP4_PLAYABLE_AUDIO = frozenset({"aac", "mp3", "opus", "flac"})
+
+
+def _canonical_codec(name: str) -> str:
+    """A track's codec by FFmpeg's canonical name (a track records its decoder's: ``mp3float`` is ``mp3``)."""
+    try:
+        return av.codec.Codec(name, "r").canonical_name
+    except (ValueError, av.FFmpegError):
+        return name
 
 
 def _can_copy(fmt: str, template_stream, track: AudioTrack) -> bool:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import errno
 import re
+import shlex
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -483,7 +484,7 @@ def _open_reason(inp, e: BaseException) -> str:
         except OSError:
             head = b""
     if head.startswith(VCB_MAGIC):
-        return f"it is a .vcb stream: decode it first, e.g. vcodec decode {inp.name} -o NAME.mkv"
+        return f"it is a .vcb stream: decode it first, e.g. vcodec decode {shlex.quote(inp.name)} -o NAME.mkv"
     if not head.startswith(Y4M_MAGIC):
         if getattr(e, "errno", None) == errno.EBUSY:
             return "FFmpeg cannot use its stream parameters"

@@ -392,7 +392,7 @@ def main(argv=None) -> None:
         "coder": f"{bitstream.CODER_ID} v" + "/".join(sorted({str(tok.coder_version(r["bits"])) for r in rows})),
         "notes": prev.get("notes", []) + ([added_level_note(rows)] if args.add_level else [])
         + ([f"A stream that asks for no quality gets quality {args.default_quality}."]
-           if args.default_quality is not None else []) + args.note,
+           if args.default_quality is not None else []) + [n for n in args.note if n not in prev.get("notes", [])],
     }
     card_md, curve_png = card_paths(args.output)
     card["curve"] = curve_png.name

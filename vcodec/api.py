@@ -269,7 +269,7 @@ def encode_video(
         _refuse_video_output(out)
         t0 = time.perf_counter()
         _set_threads(threads)
-        with _progress(progress and sys.stderr.isatty(), None, "loading model"):
+        with _progress(progress, None, "loading model"):   # (a log gets nothing: no frames to count)
             tok = encoder_tokenizer(tokenizer, model, device)
         load_s = time.perf_counter() - t0
         q, bits, levels, chunk_bits = coding_plan(tok, quality, bitrate)
@@ -284,14 +284,14 @@ def encode_video(
         tok.check_encode_memory(tok.window_frames, si.height, si.width, frames_held=False)  # before reading frames
         if refine:
             _check_refine_size(si.width, si.height)
+        hint = count if count is not None else (si.frame_count_hint - first if si.frame_count_hint else None)
         audio_bytes = 0          # the audio packets' data
         audio_stream_bytes = 0   # what the audio takes in the stream: its track and packet records
         t0 = time.perf_counter()
         with (
             out.writing(overwrite=overwrite, src=src) as target,
             VcbWriter(target, header, tables=writer_tables(tok, header)) as w,
-            _progress(progress, count if count is not None else (si.frame_count_hint - first if si.frame_count_hint
-                                                                  else None), "encode") as bar,
+            _progress(progress, hint, "encode") as bar,
         ):
             ids = [w.add_track(track_info(t)) for t in source.audio_tracks]
             audio_stream_bytes = sum(track_record_size(i, track_info(t))
@@ -316,7 +316,6 @@ def encode_video(
                                         colour_map(colour))
                 measured.add(window, to_gray(rec) if si.gray else rec)
 
-            hint = count if count is not None else (si.frame_count_hint - first if si.frame_count_hint else None)
             expected = None if bitrate is None else hint  # rate control spreads deviations over the last chunks
             chunks = stream_chunks(source.windows(tok.window_frames), tok, keyint, first, count,
                                    end_pieces=end_pieces(bitrate, si.frame_rate, tok.window_frames - 1),
@@ -410,7 +409,7 @@ def decode_video(
         out = resolve_output(dst, overwrite=overwrite, src=src)   # (after the input: its error comes first)
         t0 = time.perf_counter()
         _set_threads(threads)
-        with _progress(progress and sys.stderr.isatty(), None, "loading model"):
+        with _progress(progress, None, "loading model"):   # (a log gets nothing: no frames to count)
             tok = decoder_for(reader, tokenizer=tokenizer, model=model, device=device, name=inp.name,
                               precision=precision)
         load_s = time.perf_counter() - t0
